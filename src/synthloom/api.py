@@ -1,0 +1,63 @@
+"""The Python entry point: run a recipe (YAML name/path or a built Recipe) into a run folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthloom.core.accounting import RunSummary
+from synthloom.core.executor import LocalExecutor, ProgressCallback
+from synthloom.core.recipe import Recipe
+from synthloom.core.store import RunStore
+from synthloom.llm.backends import resolve_backend
+from synthloom.llm.backends.base import Backend
+from synthloom.llm.client import LLMClient
+
+
+@dataclass
+class RunOptions:
+    backend: str | Backend | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int | None = None
+    rpm: float | None = None
+    tpm: float | None = None
+    budget_tokens: int | None = None
+    limit: int | None = None
+    batch_size: int = 32
+    overrides: dict[str, str] = field(default_factory=dict)
+    on_progress: ProgressCallback | None = None
+
+
+async def run_recipe(recipe: str | Path | Recipe, out: str | Path,
+                     options: RunOptions | None = None) -> RunSummary:
+    opts = options or RunOptions()
+    if not isinstance(recipe, Recipe):
+        recipe = Recipe.load(recipe, opts.overrides)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = RunStore(out / "run.db")
+    client: LLMClient | None = None
+    try:
+        if any(getattr(s, "uses_llm", False) for s in recipe.steps):
+            backend = opts.backend
+            if not isinstance(backend, Backend):
+                backend = resolve_backend(backend, model=opts.model, api_key_env=opts.api_key_env)
+            await backend.check()
+            client = LLMClient(backend, concurrency=opts.concurrency, rpm=opts.rpm, tpm=opts.tpm,
+                               budget_tokens=opts.budget_tokens, cache=store)
+        executor = LocalExecutor(recipe, out, llm=client, store=store, limit=opts.limit,
+                                 batch_size=opts.batch_size, on_progress=opts.on_progress)
+        return await executor.run()
+    finally:
+        if client is not None:
+            await client.aclose()
+        store.close()
+
+
+def run(recipe: str | Path | Recipe, out: str | Path, **options: Any) -> RunSummary:
+    """Synchronous wrapper: ``synthloom.api.run("quickstart", "out", limit=4)``."""
+    import asyncio
+
+    return asyncio.run(run_recipe(recipe, out, RunOptions(**options)))

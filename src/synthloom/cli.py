@@ -1,0 +1,191 @@
+"""The command line: ``synthloom run``, ``synthloom recipes``, ``synthloom --version``.
+
+Errors print as one line and a non-zero exit code; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from synthloom import __version__
+from synthloom.core.accounting import RunSummary, StepStats
+from synthloom.core.errors import SynthloomError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Verified, diverse, deduplicated synthetic training data for LLMs.")
+console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"synthloom {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """synthloom: turn documents, seeds and tools into training data."""
+
+
+def _parse_sets(values: list[str]) -> dict[str, str]:
+    overrides = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SynthloomError(f"--set {item!r}: expected key=value")
+        overrides[key.strip()] = value
+    return overrides
+
+
+@app.command()
+def run(
+    recipe: Annotated[str, typer.Argument(help="A shipped recipe name or a path to a .yaml file.")],
+    out: Annotated[Path | None, typer.Option(
+        help="Run folder (default: synthloom-runs/RECIPE). Same folder = resume.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Read at most N items per source.")] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="llamacpp (embedded default) | llamacpp:PATH.gguf | openai:BASE_URL")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name for the openai backend.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="param=value, or step.key=value (repeatable).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="LLM requests in flight.")] = None,
+    budget_tokens: Annotated[int | None, typer.Option(
+        help="Stop cleanly after this many new tokens; rerun to continue.")] = None,
+    rpm: Annotated[float | None, typer.Option(help="Requests per minute limit.")] = None,
+    tpm: Annotated[float | None, typer.Option(help="Tokens per minute limit.")] = None,
+    api_key_env: Annotated[str, typer.Option(
+        help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
+    batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 32,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+) -> None:
+    """Run a recipe; records go to OUT/data.jsonl, accounting to OUT/summary.json."""
+    from synthloom.api import RunOptions, run_recipe
+    from synthloom.core.recipe import Recipe
+
+    def go() -> RunSummary:
+        loaded = Recipe.load(recipe, _parse_sets(set_ or []))
+        folder = out or Path("synthloom-runs") / loaded.name
+        display = _Progress(enabled=not quiet and console.is_terminal)
+        options = RunOptions(
+            backend=backend, model=model, api_key_env=api_key_env, concurrency=concurrency,
+            rpm=rpm, tpm=tpm, budget_tokens=budget_tokens, limit=limit, batch_size=batch_size,
+            on_progress=display.update)
+        with display:
+            summary = asyncio.run(run_recipe(loaded, folder, options))
+        _print_summary(summary, folder)
+        return summary
+
+    summary = _guard(go, debug)
+    if summary.status == "stopped":
+        console.print(f"[yellow]stopped: {summary.stopped_reason}[/]; run the same command "
+                      "again to continue (finished items are cached)")
+        raise typer.Exit(3)
+
+
+@app.command()
+def recipes() -> None:
+    """List the recipes shipped with synthloom."""
+    from synthloom.core.recipe import packaged_recipes, recipe_summary
+
+    table = Table(show_header=True, header_style="bold", box=None)
+    table.add_column("recipe")
+    table.add_column("description")
+    for name, path in sorted(packaged_recipes().items()):
+        _, description = recipe_summary(path)
+        table.add_row(name, description)
+    Console().print(table)
+
+
+def _guard(fn: Any, debug: bool) -> Any:
+    try:
+        return fn()
+    except SynthloomError as exc:
+        if debug:
+            raise
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: rerun the same command to resume")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if debug:
+            raise
+        console.print(f"[red]error:[/] {type(exc).__name__}: {exc} "
+                      "(run with --debug for the traceback)", highlight=False)
+        raise typer.Exit(1) from None
+
+
+class _Progress:
+    """A live table per step: counts and tokens/s, refreshed at most 8 times a second."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._live: Live | None = None
+        self._began = time.perf_counter()
+        self._last = 0.0
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self._live = Live(Table(), console=console, refresh_per_second=8, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+
+    def update(self, steps: list[StepStats]) -> None:
+        now = time.perf_counter()
+        if self._live is None or now - self._last < 0.12:
+            return
+        self._last = now
+        self._live.update(_table(steps, now - self._began, live=True))
+
+
+def _table(steps: list[StepStats], elapsed: float, live: bool = False) -> Table:
+    table = Table(box=None, header_style="bold")
+    for col in ("step", "kind", "in", "out", "failed", "dropped", "cached", "llm calls",
+                "tokens", "tok/s" if live else "seconds"):
+        table.add_column(col, justify="left" if col in ("step", "kind") else "right")
+    for s in steps:
+        tokens = s.prompt_tokens + s.completion_tokens
+        last = f"{s.completion_tokens / max(elapsed, 1e-9):.1f}" if live else f"{s.seconds:.1f}"
+        mark = "" if s.done or not live else " …"
+        table.add_row(s.name + mark, s.kind, str(s.in_), str(s.out), str(s.failed),
+                      str(s.dropped), str(s.cached), str(s.llm_calls), str(tokens), last)
+    return table
+
+
+def _print_summary(summary: RunSummary, folder: Path) -> None:
+    out = Console()
+    out.print(_table(summary.steps, summary.seconds))
+    data = summary.to_json()
+    out.print(
+        f"[bold]{data['records']}[/] records -> {folder / 'data.jsonl'}  "
+        f"({data['llm_calls']} LLM calls, {data['cache_hits']} cache hits, "
+        f"{data['prompt_tokens']}+{data['completion_tokens']} tokens, {data['seconds']:.1f}s; "
+        f"failed {data['failed']}, dropped {data['dropped']})", highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit as exc:
+        sys.exit(exc.code)
+
+
+if __name__ == "__main__":
+    main()

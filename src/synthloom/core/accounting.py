@@ -1,0 +1,81 @@
+"""Per-step counts and the run summary (summary.json).
+
+For map and filter steps ``in == out + failed + dropped`` exactly. Expand steps count inputs the
+same way (``in == expanded + failed + dropped``) and report fan-out in ``out``. Global steps
+follow the map rule for their inputs; their ``out`` may differ when they merge records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class StepStats:
+    name: str
+    kind: str
+    in_: int = 0
+    out: int = 0
+    failed: int = 0
+    dropped: int = 0
+    cached: int = 0
+    llm_calls: int = 0
+    llm_cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    #: expand steps: inputs that produced at least one output
+    expanded: int = 0
+    #: global steps: inputs kept (outputs may be more or fewer when a step merges records)
+    kept: int = 0
+    done: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["in"] = data.pop("in_")
+        data.pop("done")
+        if self.kind != "expand":
+            data.pop("expanded")
+        if self.kind != "global":
+            data.pop("kept")
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+    def closes(self) -> bool:
+        """The accounting invariant of this step kind."""
+        if self.kind in ("map", "filter"):
+            return self.in_ == self.out + self.failed + self.dropped
+        if self.kind == "expand":
+            return self.in_ == self.expanded + self.failed + self.dropped
+        if self.kind == "global":
+            return self.in_ == self.kept + self.failed + self.dropped
+        return True
+
+
+@dataclass
+class RunSummary:
+    recipe: str
+    steps: list[StepStats] = field(default_factory=list)
+    records: int = 0
+    seconds: float = 0.0
+    status: str = "ok"
+    stopped_reason: str | None = None
+    llm: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "status": self.status,
+            "stopped_reason": self.stopped_reason,
+            "records": self.records,
+            "llm_calls": sum(s.llm_calls for s in self.steps),
+            "cache_hits": sum(s.cached + s.llm_cache_hits for s in self.steps),
+            "prompt_tokens": sum(s.prompt_tokens for s in self.steps),
+            "completion_tokens": sum(s.completion_tokens for s in self.steps),
+            "failed": sum(s.failed for s in self.steps),
+            "dropped": sum(s.dropped for s in self.steps),
+            "seconds": round(self.seconds, 3),
+            "llm": self.llm,
+            "steps": [s.to_json() for s in self.steps],
+        }

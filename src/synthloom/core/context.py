@@ -1,0 +1,84 @@
+"""What a step sees while it runs: the run (seed, LLM, context inputs) and the item in hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class LLMLike(Protocol):
+    """The slice of the LLM client that steps use (core does not import the llm layer)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    async def generate(self, request: Any) -> list[Any]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+class LLMCallError(Exception):
+    """Protocol for errors that carry the usage spent before failing (structured output)."""
+
+    usage: Any
+    calls: int
+
+
+@dataclass
+class RunContext:
+    run_dir: Path
+    seed: int = 0
+    llm: LLMLike | None = None
+    #: Materialised records of the nodes a step names in ``context:``.
+    context: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: Recipe file's folder (templates resolve against it first).
+    recipe_dir: Path | None = None
+
+    @property
+    def model_id(self) -> str | None:
+        return self.llm.model_id if self.llm is not None else None
+
+
+@dataclass
+class ItemContext:
+    """Per-item view: counts the LLM calls, cache hits and tokens spent on this item."""
+
+    run: RunContext
+    item_key: str
+    seed: int
+    llm_calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def context(self) -> dict[str, list[dict[str, Any]]]:
+        return self.run.context
+
+    @property
+    def llm(self) -> LLMLike:
+        if self.run.llm is None:
+            raise RuntimeError("this step needs an LLM but the run has none")
+        return self.run.llm
+
+    async def generate(self, request: Any) -> list[Any]:
+        """Generate through the run's client, charging calls and tokens to this item."""
+        try:
+            responses = await self.llm.generate(request)
+        except Exception as exc:
+            usage = getattr(exc, "usage", None)
+            if usage is not None:
+                self._charge(usage, getattr(exc, "calls", 0), cached=False)
+            raise
+        for response in responses:
+            self._charge(response.usage, 0 if response.cached else response.calls, response.cached)
+        return responses
+
+    def _charge(self, usage: Any, calls: int, cached: bool) -> None:
+        if cached:
+            self.cache_hits += 1
+            return
+        self.llm_calls += calls
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens

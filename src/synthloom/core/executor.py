@@ -1,0 +1,460 @@
+"""The local executor: streams batches through the recipe graph with bounded memory.
+
+Each node runs as an asyncio task reading batches from a bounded queue. Streaming steps keep a
+window of batches in flight (LLM calls overlap across batches and across steps) and emit them
+in input order, so output order is deterministic. CPU-bound steps run their batches in a
+process pool. Global steps are barriers: they collect all their input, then run once.
+
+Every finished item is committed to the run store at once, so a kill -9 loses at most the
+items in flight, and a rerun replays finished items from the cache without calling the LLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from synthloom.core.accounting import RunSummary, StepStats
+from synthloom.core.context import ItemContext, LLMLike, RunContext
+from synthloom.core.errors import BudgetExhausted, SynthloomError
+from synthloom.core.fingerprint import stable_hash
+from synthloom.core.recipe import Recipe
+from synthloom.core.records import META, ItemResult, Output, columns_of, make_record, rid
+from synthloom.core.steps import (
+    GlobalStep,
+    Sink,
+    SourceFailure,
+    SourceStep,
+    Step,
+    _PerItemStep,
+)
+from synthloom.core.store import RunStore
+
+_END = None  # queue sentinel: the producer is finished
+
+ProgressCallback = Callable[[list[StepStats]], None]
+
+
+@dataclass
+class _Node:
+    step: Step
+    stats: StepStats
+    consumers: list[asyncio.Queue] = field(default_factory=list)
+    inbox: asyncio.Queue | None = None
+    #: Records kept in memory because another step names this node in ``context:``.
+    collected: list[dict[str, Any]] | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def derive_seed(run_seed: int, item_key: str) -> int:
+    """A per-item seed: reproducible across runs and executors, distinct across items."""
+    return int(stable_hash("seed", run_seed, item_key, length=8), 16) & 0x7FFFFFFF
+
+
+class LocalExecutor:
+    def __init__(
+        self,
+        recipe: Recipe,
+        run_dir: str | Path,
+        *,
+        llm: LLMLike | None = None,
+        batch_size: int = 32,
+        limit: int | None = None,
+        inflight_batches: int | None = None,
+        workers: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        queue_batches: int = 4,
+        store: RunStore | None = None,
+    ) -> None:
+        self.recipe = recipe
+        self.run_dir = Path(run_dir)
+        self.llm = llm
+        self.batch_size = max(1, batch_size)
+        self.limit = limit
+        concurrency = getattr(llm, "concurrency", 8) or 8
+        # Enough batches in flight to keep the LLM busy across batch boundaries.
+        self.inflight = inflight_batches or max(2, -(-2 * concurrency // self.batch_size) + 1)
+        self.workers = workers or os.cpu_count() or 1
+        self.on_progress = on_progress
+        self.queue_batches = queue_batches
+        self.stopped_reason: str | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._given_store = store
+
+    # --- public ----------------------------------------------------------------------------------
+
+    async def run(self) -> RunSummary:
+        started = time.time()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.store = self._given_store or RunStore(self.run_dir / "run.db")
+        self.ctx = RunContext(
+            run_dir=self.run_dir, seed=self.recipe.seed, llm=self.llm,
+            recipe_dir=self.recipe.path.parent if self.recipe.path else None,
+        )
+        self._failed_out = open(self.run_dir / "failed.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self._dropped_out = open(self.run_dir / "dropped.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        summary = RunSummary(recipe=self.recipe.name)
+        try:
+            for node in self.recipe.nodes:
+                node.setup(self.ctx)
+            nodes = self._wire()
+            summary.steps = [n.stats for n in nodes.values()]
+            self._stats = summary.steps
+            sink_counts = await self._run_graph(nodes)
+            summary.records = sink_counts[0] if sink_counts else 0
+            if self.stopped_reason:
+                summary.status = "stopped"
+                summary.stopped_reason = self.stopped_reason
+        finally:
+            self._failed_out.close()
+            self._dropped_out.close()
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+            summary.seconds = time.time() - started
+            stats_fn = getattr(self.llm, "stats", None)
+            if callable(stats_fn):
+                summary.llm = stats_fn()
+            data = summary.to_json()
+            (self.run_dir / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
+            self.store.record_run(started, time.time(), self.recipe.name, summary.status, data)
+            if self._given_store is None:
+                self.store.close()
+        return summary
+
+    # --- wiring ----------------------------------------------------------------------------------
+
+    def _wire(self) -> dict[str, _Node]:
+        nodes: dict[str, _Node] = {}
+        wanted_in_context = {c for step in self.recipe.steps for c in step.config.context}
+        for step in self.recipe.nodes:
+            node = _Node(step=step, stats=StepStats(name=step.name, kind=str(step.kind)))
+            if step.name in wanted_in_context:
+                node.collected = []
+            source = self.recipe.inputs_of(step)
+            if source is not None:
+                node.inbox = asyncio.Queue(maxsize=self.queue_batches)
+                nodes[source].consumers.append(node.inbox)
+            nodes[step.name] = node
+        self._sink_inboxes: list[tuple[Sink, asyncio.Queue]] = []
+        for sink in self.recipe.sinks:
+            inbox: asyncio.Queue = asyncio.Queue(maxsize=self.queue_batches)
+            nodes[self.recipe.sink_input(sink)].consumers.append(inbox)
+            self._sink_inboxes.append((sink, inbox))
+        return nodes
+
+    async def _run_graph(self, nodes: dict[str, _Node]) -> list[int]:
+        self._nodes = nodes
+        tasks = [asyncio.create_task(self._run_node(n), name=n.step.name) for n in nodes.values()]
+        sink_tasks = [asyncio.create_task(self._run_sink(s, q)) for s, q in self._sink_inboxes]
+        try:
+            await asyncio.gather(*tasks, *sink_tasks)
+        except BaseException:
+            for task in [*tasks, *sink_tasks]:
+                task.cancel()
+            await asyncio.gather(*tasks, *sink_tasks, return_exceptions=True)
+            raise
+        return [t.result() for t in sink_tasks]
+
+    async def _run_node(self, node: _Node) -> None:
+        begun = time.perf_counter()
+        try:
+            step = node.step
+            if isinstance(step, SourceStep):
+                await self._run_source(node)
+            elif isinstance(step, GlobalStep):
+                await self._run_global(node)
+            elif isinstance(step, _PerItemStep):
+                await self._run_streaming(node)
+            else:
+                raise SynthloomError(f"step {step.name}: unsupported kind {step.kind}")
+        finally:
+            node.stats.seconds = time.perf_counter() - begun
+            node.stats.done = True
+        for queue in node.consumers:
+            await queue.put(_END)
+        node.done.set()
+        self._progress()
+
+    async def _emit(self, node: _Node, records: list[dict[str, Any]]) -> None:
+        if node.collected is not None:
+            node.collected.extend(records)
+        if records:
+            for queue in node.consumers:
+                await queue.put(records)
+        self._progress()
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self._stats)
+
+    async def _context_hash(self, step: Step) -> str:
+        """Wait for the nodes named in ``context:``; hash their record ids for cache keys."""
+        if not step.config.context:
+            return ""
+        for name in step.config.context:
+            await self._nodes[name].done.wait()
+            self.ctx.context[name] = self._nodes[name].collected or []
+        return stable_hash([[rid(r) for r in self.ctx.context[n]] for n in step.config.context])
+
+    # --- sources ---------------------------------------------------------------------------------
+
+    async def _run_source(self, node: _Node) -> None:
+        step: SourceStep = node.step  # type: ignore[assignment]
+        stats = node.stats
+        items: Iterator[Any] = iter(step.read(self.ctx))
+        seen: dict[str, int] = {}
+        emitted = 0
+        while not self.stopped_reason:
+            batch = await asyncio.to_thread(_take, items, self.batch_size)
+            if not batch:
+                break
+            out: list[dict[str, Any]] = []
+            for item in batch:
+                if self.limit is not None and emitted + len(out) >= self.limit:
+                    break
+                stats.in_ += 1
+                if isinstance(item, SourceFailure):
+                    stats.failed += 1
+                    self._write_failed(None, step.name, item.error_class,
+                                       f"{item.where}: {item.message}", {"where": item.where})
+                    continue
+                output = item if isinstance(item, Output) else Output(columns=item)
+                record = make_record(output.columns, step=step.name, extra_meta=output.meta)
+                record[META]["source"] = record[META]["id"]
+                key = rid(record)
+                if key in seen:
+                    stats.dropped += 1
+                    self._write_dropped(record, step.name,
+                                        f"identical to item #{seen[key]} of this source")
+                    continue
+                seen[key] = stats.in_
+                out.append(record)
+            stats.out += len(out)
+            emitted += len(out)
+            await self._emit(node, out)
+            if self.limit is not None and emitted >= self.limit:
+                break
+
+    # --- streaming steps (map / expand / filter) ----------------------------------------------
+
+    async def _run_streaming(self, node: _Node) -> None:
+        assert node.inbox is not None
+        context_hash = await self._context_hash(node.step)
+        fingerprint = node.step.fingerprint(self.ctx)
+        window: deque[asyncio.Task] = deque()
+        while True:
+            batch = await node.inbox.get()
+            if batch is _END:
+                break
+            window.append(asyncio.create_task(
+                self._process_batch(node, fingerprint, context_hash, batch)))
+            while window and (len(window) >= self.inflight or window[0].done()):
+                await self._emit(node, await window.popleft())
+        while window:
+            await self._emit(node, await window.popleft())
+
+    async def _process_batch(self, node: _Node, fingerprint: str, context_hash: str,
+                             batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        step: _PerItemStep = node.step  # type: ignore[assignment]
+        keys = [step.item_key(fingerprint, r, context_hash) for r in batch]
+        cached = self.store.get_items(keys)
+        results: list[ItemResult | None] = [None] * len(batch)
+        hits = [False] * len(batch)
+        misses: list[int] = []
+        for i, key in enumerate(keys):
+            if key in cached:
+                results[i] = ItemResult.from_cache(cached[key])
+                hits[i] = True
+            else:
+                misses.append(i)
+        if misses:
+            if step.cpu_bound and not step.is_async:
+                computed = await self._compute_in_pool(step, [batch[i] for i in misses],
+                                                       [keys[i] for i in misses])
+                for i, result in zip(misses, computed, strict=True):
+                    self._remember(step, keys[i], result)
+                    results[i] = result
+            else:
+                computed = await asyncio.gather(
+                    *(self._compute_one(step, batch[i], keys[i]) for i in misses))
+                for i, result in zip(misses, computed, strict=True):
+                    results[i] = result
+        return self._records_from(node, batch, results, hits)  # type: ignore[arg-type]
+
+    async def _compute_one(self, step: _PerItemStep, record: dict[str, Any],
+                           key: str) -> ItemResult:
+        ictx = ItemContext(run=self.ctx, item_key=key, seed=derive_seed(self.ctx.seed, key))
+        try:
+            if self.stopped_reason == "budget_exhausted":
+                raise BudgetExhausted("token budget spent before this item started")
+            value = step.process(record, ictx)
+            if step.is_async:
+                value = await value
+            result = step.to_result(value)
+        except BudgetExhausted as exc:
+            self.stopped_reason = "budget_exhausted"
+            result = ItemResult.failure(exc)
+        except SynthloomError:
+            raise  # fatal for the run (unreachable server, bad key): stop, don't count per item
+        except Exception as exc:  # noqa: BLE001 - a step's failure on one item is data
+            result = ItemResult.failure(exc)
+        result.llm_calls = ictx.llm_calls
+        result.cache_hits = ictx.cache_hits
+        result.prompt_tokens = ictx.prompt_tokens
+        result.completion_tokens = ictx.completion_tokens
+        self._remember(step, key, result)
+        return result
+
+    def _remember(self, step: Step, key: str, result: ItemResult) -> None:
+        if result.cacheable():
+            self.store.put_item(key, step.name, result.to_json())
+
+    async def _compute_in_pool(self, step: _PerItemStep, records: list[dict[str, Any]],
+                               keys: list[str]) -> list[ItemResult]:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver"))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, _run_sync_batch, step, records, keys, str(self.run_dir), self.ctx.seed)
+
+    # --- global steps ----------------------------------------------------------------------------
+
+    async def _run_global(self, node: _Node) -> None:
+        assert node.inbox is not None
+        step: GlobalStep = node.step  # type: ignore[assignment]
+        records: list[dict[str, Any]] = []
+        while (batch := await node.inbox.get()) is not _END:
+            records.extend(batch)
+        context_hash = await self._context_hash(step)
+        fingerprint = step.fingerprint(self.ctx)
+        key = stable_hash("global", fingerprint, context_hash,
+                          [step.item_key(fingerprint, r, "") for r in records])
+        cached = self.store.get_items([key])
+        if key in cached:
+            results = [ItemResult.from_cache(r) for r in cached[key]["results"]]
+            hits = [True] * len(records)
+        else:
+            try:
+                results = await step.process_all(records, self.ctx)
+            except SynthloomError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the whole barrier failed: every input
+                results = [ItemResult.failure(exc) for _ in records]
+            if len(results) != len(records):
+                raise SynthloomError(
+                    f"step {step.name}: returned {len(results)} results for {len(records)} inputs")
+            if not any(r.failed for r in results):
+                self.store.put_item(key, step.name, {"results": [r.to_json() for r in results]})
+            hits = [False] * len(records)
+        for start in range(0, len(records), self.batch_size):
+            end = start + self.batch_size
+            await self._emit(node, self._records_from(
+                node, records[start:end], results[start:end], hits[start:end]))
+
+    # --- turning results into records, counting, logging ------------------------------------
+
+    def _records_from(self, node: _Node, batch: list[dict[str, Any]],
+                      results: list[ItemResult], hits: list[bool]) -> list[dict[str, Any]]:
+        stats = node.stats
+        name = node.step.name
+        out: list[dict[str, Any]] = []
+        for record, result, hit in zip(batch, results, hits, strict=True):
+            stats.in_ += 1
+            stats.cached += hit
+            stats.llm_calls += result.llm_calls
+            stats.llm_cache_hits += result.cache_hits
+            stats.prompt_tokens += result.prompt_tokens
+            stats.completion_tokens += result.completion_tokens
+            if result.failed:
+                stats.failed += 1
+                self._write_failed(record, name, result.error_class or "Error",
+                                   result.error_message or "")
+                continue
+            if result.dropped is not None:
+                stats.dropped += 1
+                self._write_dropped(record, name, result.dropped)
+                continue
+            children = [self._child(record, name, o) for o in result.outputs]
+            stats.out += len(children)
+            stats.expanded += bool(children)
+            stats.kept += bool(children)
+            out.extend(children)
+        return out
+
+    @staticmethod
+    def _child(parent: dict[str, Any], step: str, output: Output) -> dict[str, Any]:
+        if not output.columns and not output.replace and not output.extra_parents:
+            return parent  # nothing changed: same record, same id
+        columns = output.columns if output.replace else {**columns_of(parent), **output.columns}
+        return make_record(
+            columns,
+            step=step,
+            parents=[rid(parent), *output.extra_parents],
+            source=parent[META].get("source"),
+            model=output.model,
+            template_hash=output.template_hash,
+            sample_index=output.sample_index,
+            usage=output.usage,
+            extra_meta=output.meta or None,
+        )
+
+    def _write_failed(self, record: dict[str, Any] | None, step: str, error_class: str,
+                      message: str, extra: dict[str, Any] | None = None) -> None:
+        row = {"id": rid(record) if record else None, "step": step, "error_class": error_class,
+               "message": message, **(extra or {}), "record": record}
+        _write_line(self._failed_out, row)
+
+    def _write_dropped(self, record: dict[str, Any], step: str, reason: str) -> None:
+        _write_line(self._dropped_out,
+                    {"id": rid(record), "step": step, "reason": reason, "record": record})
+
+    # --- sinks -----------------------------------------------------------------------------------
+
+    async def _run_sink(self, sink: Sink, inbox: asyncio.Queue) -> int:
+        sink.open(self.run_dir)
+        count = 0
+        try:
+            while (batch := await inbox.get()) is not _END:
+                sink.write(batch)
+                count += len(batch)
+        finally:
+            sink.close()
+        return count
+
+
+def _take(items: Iterator[Any], n: int) -> list[Any]:
+    out = []
+    for item in items:
+        out.append(item)
+        if len(out) >= n:
+            break
+    return out
+
+
+def _write_line(handle: IO[str], row: dict[str, Any]) -> None:
+    handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    handle.flush()
+
+
+def _run_sync_batch(step: _PerItemStep, records: list[dict[str, Any]], keys: list[str],
+                    run_dir: str, seed: int) -> list[ItemResult]:
+    """Runs in a worker process: CPU-bound steps get a context without an LLM."""
+    run = RunContext(run_dir=Path(run_dir), seed=seed)
+    results = []
+    for record, key in zip(records, keys, strict=True):
+        try:
+            ictx = ItemContext(run=run, item_key=key, seed=derive_seed(seed, key))
+            results.append(step.to_result(step.process(record, ictx)))
+        except Exception as exc:  # noqa: BLE001 - per-item failure is data
+            results.append(ItemResult.failure(exc))
+    return results

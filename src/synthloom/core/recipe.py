@@ -1,0 +1,282 @@
+"""Recipes: a graph of sources, steps and sinks, from YAML or built in Python.
+
+YAML shape::
+
+    name: quickstart
+    description: one line shown by `synthloom recipes`
+    seed: 0
+    params:
+      docs: {default: "pkg:data/quickstart", help: "folder of .txt/.md files"}
+    sources:
+      - {name: documents, type: text_files, path: "${docs}"}
+    steps:
+      - {name: instruction, type: generate, template: quickstart/instruction.jinja, ...}
+    sinks:
+      - {type: jsonl, path: data.jsonl}      # from: last step unless named
+
+``${param}`` is replaced by the parameter's value (kept typed when it is the whole string).
+``--set name=value`` overrides a parameter; ``--set step.key=value`` (dotted) overrides a key of
+a step's config.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from synthloom.core.errors import RecipeError
+from synthloom.core.registry import sink_type, step_type
+from synthloom.core.steps import Sink, SourceStep, Step, StepKind
+
+PARAM_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PACKAGE_RECIPES = "synthloom.recipes"
+
+
+class ParamSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    default: Any = None
+    help: str = ""
+
+
+class RecipeFile(BaseModel):
+    """The YAML document, validated (unknown top-level keys are errors)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    version: int = 1
+    seed: int = 0
+    params: dict[str, ParamSpec] = {}
+    sources: list[dict[str, Any]]
+    steps: list[dict[str, Any]] = []
+    sinks: list[dict[str, Any]] = []
+
+
+@dataclass
+class Recipe:
+    name: str
+    sources: list[SourceStep]
+    steps: list[Step] = field(default_factory=list)
+    sinks: list[Sink] = field(default_factory=list)
+    description: str = ""
+    seed: int = 0
+    path: Path | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.sinks:
+            self.sinks = [sink_type("jsonl")(path="data.jsonl")]
+        self.validate_graph()
+
+    @property
+    def nodes(self) -> list[Step]:
+        return [*self.sources, *self.steps]
+
+    def inputs_of(self, step: Step) -> str | None:
+        """The node a step reads from: its ``input`` or the node just before it."""
+        if step.kind is StepKind.SOURCE:
+            return None
+        if step.config.input:
+            return step.config.input
+        index = self.steps.index(step)
+        return self.steps[index - 1].name if index else self.sources[-1].name
+
+    def sink_input(self, sink: Sink) -> str:
+        return sink.config.input or self.nodes[-1].name
+
+    def validate_graph(self) -> None:
+        if not self.sources:
+            raise RecipeError(f"recipe {self.name}: needs at least one source")
+        seen: set[str] = set()
+        for node in self.nodes:
+            if node.name in seen:
+                raise RecipeError(f"recipe {self.name}: two nodes are named {node.name!r}")
+            wanted = [self.inputs_of(node), *node.config.context]
+            for name in filter(None, wanted):
+                if name not in seen:
+                    raise RecipeError(
+                        f"recipe {self.name}: step {node.name!r} reads {name!r}, which is not "
+                        "an earlier source or step"
+                    )
+            seen.add(node.name)
+        for sink in self.sinks:
+            if self.sink_input(sink) not in seen:
+                raise RecipeError(
+                    f"recipe {self.name}: sink {sink.config.path!r} reads unknown node "
+                    f"{self.sink_input(sink)!r}"
+                )
+
+    # --- loading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, name_or_path: str | Path, overrides: dict[str, str] | None = None) -> Recipe:
+        path = find_recipe(name_or_path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"recipe {path}: not valid YAML: {exc}") from None
+        return cls.from_dict(raw, path=path, overrides=overrides)
+
+    @classmethod
+    def from_dict(cls, raw: Any, *, path: Path | None = None,
+                  overrides: dict[str, str] | None = None) -> Recipe:
+        where = str(path) if path else "<dict>"
+        if not isinstance(raw, dict):
+            raise RecipeError(f"recipe {where}: expected a mapping at the top level")
+        try:
+            spec = RecipeFile.model_validate(raw)
+        except ValidationError as exc:
+            raise RecipeError(f"recipe {where}: {_describe(exc)}") from None
+        params = {k: v.default for k, v in spec.params.items()}
+        step_overrides: dict[str, dict[str, Any]] = {}
+        for key, text in (overrides or {}).items():
+            value = yaml.safe_load(text) if isinstance(text, str) else text
+            if "." in key:
+                step_name, _, dotted = key.partition(".")
+                step_overrides.setdefault(step_name, {})[dotted] = value
+            elif key in params:
+                params[key] = value
+            else:
+                known = ", ".join(sorted(params)) or "none"
+                raise RecipeError(
+                    f"recipe {where}: --set {key}: no such parameter (known: {known}; "
+                    "use step.key=value to set a step's option)"
+                )
+        sources = [_build(d, params, where, "sources", i, step_overrides, source=True)
+                   for i, d in enumerate(spec.sources)]
+        steps = [_build(d, params, where, "steps", i, step_overrides)
+                 for i, d in enumerate(spec.steps)]
+        names = {n.name for n in [*sources, *steps]}
+        unknown = set(step_overrides) - names
+        if unknown:
+            raise RecipeError(f"recipe {where}: --set names unknown step(s): {sorted(unknown)}")
+        sinks = [_build_sink(d, params, where, i) for i, d in enumerate(spec.sinks)]
+        return cls(
+            name=spec.name, sources=sources, steps=steps, sinks=sinks,
+            description=spec.description, seed=spec.seed, path=path, params=params,
+        )
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(top)"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key {loc!r}")
+        elif err["type"] == "missing":
+            parts.append(f"missing key {loc!r}")
+        else:
+            parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(parts)
+
+
+def substitute(value: Any, params: dict[str, Any]) -> Any:
+    """Replace ``${name}`` in strings (recursively); a whole-string reference keeps its type."""
+    if isinstance(value, str):
+        whole = PARAM_RE.fullmatch(value)
+        if whole:
+            return _param(whole.group(1), params)
+        return PARAM_RE.sub(lambda m: str(_param(m.group(1), params)), value)
+    if isinstance(value, list):
+        return [substitute(v, params) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, params) for k, v in value.items()}
+    return value
+
+
+def _param(name: str, params: dict[str, Any]) -> Any:
+    if name not in params:
+        raise RecipeError(f"${{{name}}} is used but not declared under params:")
+    return params[name]
+
+
+def _set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    target = config
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+        if not isinstance(target, dict):
+            raise RecipeError(f"--set: {dotted!r} goes through a non-mapping value")
+    target[keys[-1]] = value
+
+
+def _build(data: dict[str, Any], params: dict[str, Any], where: str, section: str, index: int,
+           step_overrides: dict[str, dict[str, Any]], source: bool = False) -> Any:
+    label = f"recipe {where}: {section}[{index}]"
+    if not isinstance(data, dict) or "type" not in data or "name" not in data:
+        raise RecipeError(f"{label}: each entry needs 'name' and 'type'")
+    config = substitute({k: v for k, v in data.items() if k != "type"}, params)
+    for dotted, value in step_overrides.get(config["name"], {}).items():
+        _set_dotted(config, dotted, value)
+    cls = step_type(str(data["type"]))
+    if source != (cls.kind is StepKind.SOURCE):
+        raise RecipeError(f"{label} ({config['name']}): type {data['type']!r} is a {cls.kind} step")
+    try:
+        return cls(cls.Config.model_validate(config))
+    except ValidationError as exc:
+        raise RecipeError(f"{label} ({config['name']}): {_describe(exc)}") from None
+
+
+def _build_sink(data: dict[str, Any], params: dict[str, Any], where: str, index: int) -> Sink:
+    label = f"recipe {where}: sinks[{index}]"
+    if not isinstance(data, dict) or "type" not in data:
+        raise RecipeError(f"{label}: each sink needs 'type'")
+    cls = sink_type(str(data["type"]))
+    config = substitute({k: v for k, v in data.items() if k != "type"}, params)
+    try:
+        return cls(cls.Config.model_validate(config))
+    except ValidationError as exc:
+        raise RecipeError(f"{label}: {_describe(exc)}") from None
+
+
+# --- finding recipes ------------------------------------------------------------------------------
+
+
+def packaged_recipes() -> dict[str, Path]:
+    folder = resources.files(PACKAGE_RECIPES)
+    return {
+        Path(str(entry)).stem: Path(str(entry))
+        for entry in folder.iterdir()
+        if str(entry).endswith((".yaml", ".yml"))
+    }
+
+
+def find_recipe(name_or_path: str | Path) -> Path:
+    """A path to a YAML file, or the name of a recipe shipped with the package."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise RecipeError(f"recipe file not found: {candidate}")
+        return candidate
+    shipped = packaged_recipes()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    raise RecipeError(
+        f"no recipe named {name_or_path!r} (shipped: {', '.join(sorted(shipped))}); "
+        "or give a path to a .yaml file"
+    )
+
+
+def recipe_summary(path: Path) -> tuple[str, str]:
+    """(name, description) without building the steps (fast, for `synthloom recipes`)."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return str(raw.get("name", path.stem)), str(raw.get("description", "")).strip()
+
+
+def resolve_data_path(value: str | Path, base: Path | None = None) -> Path:
+    """``pkg:rel/path`` → a file shipped in the package; other paths as given (cwd-relative)."""
+    text = str(value)
+    if text.startswith("pkg:"):
+        return Path(str(resources.files("synthloom").joinpath(text[4:])))
+    path = Path(text).expanduser()
+    if not path.is_absolute() and base is not None and not path.exists():
+        alt = base / path
+        if alt.exists():
+            return alt
+    return path

@@ -1,0 +1,39 @@
+"""The backend protocol: one call, one sample. Everything else lives once, in the client."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from synthloom.llm.types import LLMRequest, RawCompletion
+
+
+class Backend(ABC):
+    """A model endpoint. Implementations raise TransientLLMError / PermanentLLMError."""
+
+    #: Backend kind ("llamacpp", "openai", ...).
+    kind: str = "base"
+    #: The backend enforces a JSON schema itself (grammar / guided decoding).
+    supports_json_schema: bool = False
+    #: The backend accepts raw prompts (completion endpoint, no chat template).
+    supports_raw_prompt: bool = False
+    #: A sensible default for in-flight requests.
+    default_concurrency: int = 8
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str:
+        """Identifies the model in cache keys and provenance (name + file hash where local)."""
+
+    @abstractmethod
+    async def complete(self, request: LLMRequest, *, seed: int | None) -> RawCompletion:
+        """One completion for ``request`` with the given seed (``request.n`` is ignored here)."""
+
+    def count_tokens(self, text: str) -> int:
+        """Token count with the backend's tokenizer where it has one; an estimate otherwise."""
+        return max(1, len(text) // 4)
+
+    async def check(self) -> None:  # noqa: B027 - optional hook
+        """Fail fast with a BackendError naming what is wrong (unreachable URL, missing file)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections / model memory."""

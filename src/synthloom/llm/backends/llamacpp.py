@@ -1,0 +1,220 @@
+"""In-process llama.cpp (``llama-cpp-python``): the embedded default and any local GGUF file."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from synthloom.core.errors import BackendError
+from synthloom.core.fingerprint import canonical_json
+from synthloom.llm.backends.base import Backend
+from synthloom.llm.embedded import INSTALL_HINT, embedded_model_path
+from synthloom.llm.types import (
+    LLMRequest,
+    PermanentLLMError,
+    RawCompletion,
+    TransientLLMError,
+    Usage,
+)
+
+_HASH_CHUNK = 1 << 20  # 1 MiB from each end: cheap, yet changes whenever the weights do
+_MAX_GRAMMARS = 64
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise BackendError(
+            f"the llamacpp backend needs the package llama-cpp-python; run: {INSTALL_HINT}"
+        ) from exc
+    return llama_cpp
+
+
+def gguf_fingerprint(path: Path) -> str:
+    """12 hex chars over (size, first MiB, last MiB): stable and fast even for 70B files."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(_HASH_CHUNK)
+            fh.seek(max(0, size - _HASH_CHUNK))
+            tail = fh.read(_HASH_CHUNK)
+    except OSError as exc:
+        raise BackendError(f"cannot read GGUF model file {path}: {exc.strerror or exc}") from exc
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(size).encode())
+    digest.update(head)
+    digest.update(tail)
+    return digest.hexdigest()[:12]
+
+
+class LlamaCppBackend(Backend):
+    """llama.cpp in this process. Every model call runs in one dedicated worker thread, because
+    a ``Llama`` object is not thread-safe; the event loop only awaits that thread."""
+
+    kind = "llamacpp"
+    supports_json_schema = True
+    supports_raw_prompt = True
+    default_concurrency = 1
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+    ) -> None:
+        self._explicit_path = Path(model_path).expanduser() if model_path is not None else None
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self._path: Path | None = None
+        self._model_id: str | None = None
+        self._llm: Any = None
+        self._load_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        # Compiled grammars keyed by canonical schema JSON (compiling is pure Python, not free).
+        self._grammars: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        where = self._explicit_path if self._explicit_path is not None else "embedded"
+        return f"LlamaCppBackend(model_path={str(where)!r}, n_ctx={self.n_ctx})"
+
+    # --- model file and loading -------------------------------------------------------------
+
+    @property
+    def model_path(self) -> Path:
+        if self._path is None:
+            path = self._explicit_path if self._explicit_path is not None else embedded_model_path()
+            if not path.is_file():
+                raise BackendError(f"GGUF model file not found: {path}")
+            self._path = path
+        return self._path
+
+    @property
+    def model_id(self) -> str:
+        if self._model_id is None:
+            path = self.model_path
+            self._model_id = f"llamacpp:{path.name}:{gguf_fingerprint(path)}"
+        return self._model_id
+
+    def _load(self) -> Any:
+        """Load the model once; safe from any thread (count_tokens may run outside the worker)."""
+        if self._llm is not None:
+            return self._llm
+        with self._load_lock:
+            if self._llm is None:
+                llama_cpp = _import_llama_cpp()
+                path = self.model_path
+                kwargs: dict[str, Any] = {"n_ctx": self.n_ctx, "verbose": False}
+                if self.n_threads is not None:
+                    kwargs["n_threads"] = self.n_threads
+                try:
+                    self._llm = llama_cpp.Llama(model_path=str(path), **kwargs)
+                except (ValueError, RuntimeError, OSError) as exc:
+                    raise BackendError(f"cannot load GGUF model {path}: {exc}") from exc
+        return self._llm
+
+    def _worker(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
+        return self._executor
+
+    async def _in_worker(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._worker(), fn, *args)
+
+    async def check(self) -> None:
+        _ = self.model_id  # hashes the file: a missing or unreadable path fails here
+        await self._in_worker(self._load)
+
+    async def aclose(self) -> None:
+        if self._executor is None:
+            return
+        await self._in_worker(self._close_sync)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    def _close_sync(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
+
+    # --- calls ------------------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        # Tokenizing only reads the vocabulary, so it need not queue behind a generation.
+        return len(self._load().tokenize(text.encode("utf-8"), add_bos=False))
+
+    async def complete(self, request: LLMRequest, *, seed: int | None) -> RawCompletion:
+        return await self._in_worker(self._complete_sync, request, seed)
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        key = canonical_json(schema)
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            llama_cpp = _import_llama_cpp()
+            try:
+                grammar = llama_cpp.LlamaGrammar.from_json_schema(key, verbose=False)
+            except Exception:
+                # Same fallback as llama.cpp's chat path: any JSON; the client validates after.
+                grammar = llama_cpp.LlamaGrammar.from_string(
+                    llama_cpp.llama_grammar.JSON_GBNF, verbose=False
+                )
+            if len(self._grammars) >= _MAX_GRAMMARS:
+                self._grammars.clear()
+            self._grammars[key] = grammar
+        return grammar
+
+    def _complete_sync(self, request: LLMRequest, seed: int | None) -> RawCompletion:
+        llm = self._load()
+        # Forget the KV cache: reusing a cached prompt prefix evaluates only the suffix, which
+        # shifts the logits slightly, so the same seed would give a different sample.
+        llm.reset()
+        params = request.params
+        kwargs: dict[str, Any] = {
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+            "stop": list(params.stop or []),
+            "seed": seed,
+        }
+        try:
+            if request.messages is not None:
+                if request.json_schema is not None:
+                    # The chat handler compiles this into a grammar (llama-cpp-python >= 0.2.x).
+                    kwargs["response_format"] = {
+                        "type": "json_object",
+                        "schema": request.json_schema,
+                    }
+                out = llm.create_chat_completion(messages=request.messages, **kwargs)
+                choice = out["choices"][0]
+                text = choice["message"].get("content") or ""
+            else:
+                if request.json_schema is not None:
+                    kwargs["grammar"] = self._grammar(request.json_schema)
+                out = llm.create_completion(prompt=request.prompt, **kwargs)
+                choice = out["choices"][0]
+                text = choice.get("text") or ""
+        except ValueError as exc:
+            msg = str(exc)
+            if "context window" in msg:
+                raise PermanentLLMError(
+                    f"prompt too long for the model's context of {self.n_ctx} tokens ({msg}); "
+                    "shorten the input or raise n_ctx"
+                ) from exc
+            raise PermanentLLMError(f"llama.cpp rejected the request: {msg}") from exc
+        except RuntimeError as exc:
+            # llama_decode failures (e.g. no KV-cache slot) can clear on a later attempt.
+            raise TransientLLMError(f"llama.cpp decode failed: {exc}") from exc
+        usage = out.get("usage") or {}
+        return RawCompletion(
+            text=text,
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+            ),
+            model=self.model_id,
+        )

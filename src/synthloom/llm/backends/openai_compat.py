@@ -1,0 +1,364 @@
+"""Any OpenAI-compatible HTTP server: vLLM, SGLang, Ollama, llama.cpp server, hosted APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from synthloom.core.errors import BackendError
+from synthloom.llm.backends.base import Backend
+from synthloom.llm.types import (
+    LLMRequest,
+    PermanentLLMError,
+    RawCompletion,
+    TransientLLMError,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+STRUCTURED_MODES = ("auto", "json_schema", "json_object", "none")
+_TRANSIENT_STATUS = {408, 409, 425, 429}
+_MAX_MESSAGE = 300
+
+
+class _Secret:
+    """Holds the API key so that no repr, traceback local or log line can show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value or None
+
+    def get(self) -> str | None:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "_Secret(***)" if self._value else "_Secret(None)"
+
+    __str__ = __repr__
+
+
+def _public_url(url: str) -> str:
+    """The URL without user:password and query (which may carry credentials)."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def parse_retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP-date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class OpenAIBackend(Backend):
+    """POSTs to ``{base_url}/chat/completions`` or ``{base_url}/completions``; one call each."""
+
+    kind = "openai"
+    supports_raw_prompt = True
+    default_concurrency = 16
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout_s: float = 120.0,
+        structured: str = "auto",
+    ) -> None:
+        if structured not in STRUCTURED_MODES:
+            raise BackendError(
+                f"unknown structured mode {structured!r}; use one of {', '.join(STRUCTURED_MODES)}"
+            )
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BackendError(f"invalid base URL {_public_url(base_url)!r}: expected http(s)://…")
+        self.base_url = base_url.rstrip("/")
+        self.public_url = _public_url(self.base_url)
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout_s = timeout_s
+        self.structured = structured
+        # "auto" starts with json_schema (vLLM, SGLang, Ollama, llama.cpp's C++ server, OpenAI)
+        # and drops to json_object once if the server rejects it (llama-cpp-python's server).
+        self._wire_mode = "json_schema" if structured == "auto" else structured
+        self.supports_json_schema = structured != "none"
+        self._key = _Secret(os.environ.get(api_key_env))
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._tokenizer: Any = None
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAIBackend(base_url={self.public_url!r}, model={self.model!r}, "
+            f"api_key_env={self.api_key_env!r}, structured={self.structured!r})"
+        )
+
+    __str__ = __repr__
+
+    @property
+    def model_id(self) -> str:
+        if self.model is None:
+            raise BackendError(
+                f"no model chosen for {self.public_url}: pass model=… or call check() first"
+            )
+        return f"openai:{self.model}@{self.public_url}"
+
+    # --- HTTP plumbing ----------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        """One pooled client per event loop (a pool cannot outlive the loop it was made on)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop or self._client.is_closed:
+            headers = {"Accept": "application/json"}
+            key = self._key.get()
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            self._client = httpx.AsyncClient(
+                headers=headers,
+                timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0)),
+                # The client layer bounds concurrency; the pool must never be the bottleneck.
+                limits=httpx.Limits(
+                    max_connections=1024, max_keepalive_connections=256, keepalive_expiry=30.0
+                ),
+            )
+            self._client_loop = loop
+        return self._client
+
+    def _redact(self, text: str) -> str:
+        key = self._key.get()
+        if key:
+            text = text.replace(key, "***")
+        return text
+
+    def _server_message(self, response: httpx.Response) -> str:
+        """The server's own error message, truncated and with the key scrubbed."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        msg: Any = None
+        if isinstance(body, dict):
+            err = body.get("error")
+            if isinstance(err, dict):
+                msg = err.get("message") or err
+            elif err:
+                msg = err
+            else:
+                msg = body.get("detail") or body.get("message") or body
+        if msg is None:
+            msg = response.text
+        text = self._redact(str(msg).strip() or response.reason_phrase)
+        return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
+
+    def _auth_error(self) -> BackendError:
+        return BackendError(
+            f"authentication failed at {self.public_url}: check the API key in ${self.api_key_env}"
+        )
+
+    def _transport_error(self, exc: httpx.RequestError, what: str) -> Exception:
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return BackendError(f"invalid LLM server URL {self.public_url}: {exc}")
+        kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+        reason = self._redact(str(exc)) or type(exc).__name__
+        return TransientLLMError(f"{what} to {self.public_url} {kind}: {reason}")
+
+    # --- protocol ---------------------------------------------------------------------------
+
+    async def check(self) -> None:
+        try:
+            response = await self._http().get(f"{self.base_url}/models")
+        except httpx.RequestError as exc:
+            reason = self._redact(str(exc)) or type(exc).__name__
+            raise BackendError(
+                f"cannot reach the LLM server at {self.public_url}: {reason}"
+            ) from exc
+        if response.status_code in (401, 403):
+            raise self._auth_error()
+        if response.status_code == 404 and self.model is not None:
+            return  # reachable; some servers simply have no model list
+        if response.status_code != 200:
+            raise BackendError(
+                f"the LLM server at {self.public_url} answered GET /models with HTTP "
+                f"{response.status_code}: {self._server_message(response)}"
+            )
+        try:
+            data = response.json().get("data") or []
+            ids = [str(m["id"]) for m in data if isinstance(m, dict) and m.get("id")]
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise BackendError(
+                f"the LLM server at {self.public_url} sent an unreadable model list"
+            ) from exc
+        if self.model is None:
+            if not ids:
+                raise BackendError(
+                    f"the LLM server at {self.public_url} lists no models; pass model=…"
+                )
+            self.model = ids[0]
+        elif ids and self.model not in ids:
+            log.warning(
+                "model %r is not in the list served at %s (%s)",
+                self.model,
+                self.public_url,
+                ", ".join(ids[:5]),
+            )
+
+    def _body(self, request: LLMRequest, seed: int | None, mode: str) -> dict[str, Any]:
+        params = request.params
+        body: dict[str, Any] = {
+            "model": self.model,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if seed is not None:
+            body["seed"] = seed
+        if request.messages is not None:
+            body["messages"] = request.messages
+        else:
+            body["prompt"] = request.prompt
+        schema = request.json_schema
+        if schema is not None and mode == "json_schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": schema, "strict": True},
+            }
+        elif schema is not None and mode == "json_object":
+            body["response_format"] = {"type": "json_object", "schema": schema}
+        return body
+
+    async def complete(self, request: LLMRequest, *, seed: int | None) -> RawCompletion:
+        if self.model is None:
+            await self.check()
+        chat = request.messages is not None
+        url = f"{self.base_url}/{'chat/completions' if chat else 'completions'}"
+        mode = self._wire_mode
+        response = await self._post(url, self._body(request, seed, mode))
+        if (
+            self.structured == "auto"
+            and mode == "json_schema"
+            and request.json_schema is not None
+            and self._rejects_response_format(response)
+        ):
+            # Protocol negotiation, not a retry: the server does not know this request shape.
+            log.info("%s rejects json_schema response_format; using json_object", self.public_url)
+            self._wire_mode = "json_object"
+            response = await self._post(url, self._body(request, seed, "json_object"))
+        return self._parse(response, chat)
+
+    @staticmethod
+    def _rejects_response_format(response: httpx.Response) -> bool:
+        # llama-cpp-python's server reports its request-validation error as HTTP 500
+        # ("loc: body.response_format.type ... Input should be 'text' or 'json_object'").
+        if response.status_code not in (400, 422, 500):
+            return False
+        return "response_format" in response.text.lower()
+
+    async def _post(self, url: str, body: dict[str, Any]) -> httpx.Response:
+        try:
+            return await self._http().post(url, json=body)
+        except httpx.RequestError as exc:
+            raise self._transport_error(exc, "request") from exc
+
+    def _parse(self, response: httpx.Response, chat: bool) -> RawCompletion:
+        status = response.status_code
+        if status in (401, 403):
+            raise self._auth_error()
+        if status in _TRANSIENT_STATUS or status >= 500:
+            raise TransientLLMError(
+                f"HTTP {status} from {self.public_url}: {self._server_message(response)}",
+                status=status,
+                retry_after=parse_retry_after(response.headers),
+            )
+        if not 200 <= status < 300:
+            raise PermanentLLMError(
+                f"HTTP {status} from {self.public_url}: {self._server_message(response)}",
+                status=status,
+            )
+        try:
+            body = response.json()
+            choice = body["choices"][0]
+            if chat:
+                message = choice["message"]
+                text = message.get("content") or ""
+                # vLLM/SGLang reasoning parsers move the thinking out of content; put it back in
+                # the <think> form so the client's one reasoning splitter sees every backend alike.
+                reasoning = message.get("reasoning_content") or message.get("reasoning")
+                if isinstance(reasoning, str) and reasoning:
+                    text = f"<think>{reasoning}</think>{text}"
+            else:
+                text = choice.get("text") or ""
+            usage = body.get("usage") or {}
+            return RawCompletion(
+                text=str(text),
+                finish_reason=choice.get("finish_reason"),
+                usage=Usage(
+                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                    completion_tokens=int(usage.get("completion_tokens") or 0),
+                ),
+                model=str(body.get("model") or self.model),
+            )
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            snippet = self._redact(response.text[:120])
+            raise TransientLLMError(
+                f"invalid response body from {self.public_url} (HTTP {status}): {snippet!r}",
+                status=status,
+            ) from exc
+
+    def count_tokens(self, text: str) -> int:
+        if self._tokenizer is None:
+            self._tokenizer = self._load_tokenizer()
+        if self._tokenizer is False:
+            return super().count_tokens(text)
+        return len(self._tokenizer.encode(text, disallowed_special=()))
+
+    def _load_tokenizer(self) -> Any:
+        """tiktoken when installed and its encoding is available; False means 'estimate'."""
+        try:
+            import tiktoken
+        except ImportError:
+            return False
+        try:
+            return tiktoken.encoding_for_model(self.model or "")
+        except Exception:
+            try:
+                return tiktoken.get_encoding("o200k_base")
+            except Exception:
+                return False  # e.g. offline: the encoding file cannot be fetched
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and not client.is_closed:
+            # RuntimeError: made on an event loop that is already closed; nothing to release.
+            with contextlib.suppress(RuntimeError):
+                await client.aclose()

@@ -1,0 +1,218 @@
+"""The LLM client: the one place where limits, retries, structure and caching wrap a backend.
+
+Per sample: response cache → budget check → rate limit → adaptive concurrency gate → backend
+call (timeout; retries with backoff + jitter on transient errors, honouring Retry-After) →
+reasoning split → schema validation, JSON repair, and re-asking with the validation errors →
+cache write. Steps see only ``generate(request) -> [LLMResponse] * n``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import Counter
+from typing import Any, Protocol
+
+from synthloom.llm.backends.base import Backend
+from synthloom.llm.limits import AdaptiveConcurrency, RateLimiter, RetryPolicy, TokenBudget
+from synthloom.llm.structured import (
+    parse_structured,
+    repair_messages,
+    repair_prompt,
+    schema_instructions,
+    split_reasoning,
+)
+from synthloom.llm.types import (
+    LLMRequest,
+    LLMResponse,
+    RawCompletion,
+    StructuredOutputError,
+    TransientLLMError,
+    Usage,
+)
+
+
+class ResponseCache(Protocol):
+    def get_llm(self, key: str) -> dict[str, Any] | None: ...
+
+    def put_llm(self, key: str, value: dict[str, Any]) -> None: ...
+
+
+class LLMClient:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        concurrency: int | None = None,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        max_attempts: int = 6,
+        request_timeout_s: float = 600.0,
+        budget_tokens: int | None = None,
+        structured_retries: int = 2,
+        adaptive: bool = True,
+        cache: ResponseCache | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.backend = backend
+        self.concurrency = concurrency or backend.default_concurrency
+        self.gate = AdaptiveConcurrency(self.concurrency) if adaptive else None
+        self._fixed_gate = None if adaptive else asyncio.Semaphore(self.concurrency)
+        self.rate = RateLimiter(rpm=rpm, tpm=tpm)
+        self.retry = retry or RetryPolicy(max_attempts=max_attempts)
+        self.budget = TokenBudget(budget_tokens)
+        self.request_timeout_s = request_timeout_s
+        self.structured_retries = structured_retries
+        self.cache = cache
+        self._counts: Counter[str] = Counter()
+        self._causes: Counter[str] = Counter()
+        self._failures: Counter[str] = Counter()
+
+    @property
+    def model_id(self) -> str:
+        return self.backend.model_id
+
+    def count_tokens(self, text: str) -> int:
+        return self.backend.count_tokens(text)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend.kind,
+            "model": self.model_id,
+            "calls": self._counts["calls"],
+            "cache_hits": self._counts["cache_hits"],
+            "retries": self._counts["retries"],
+            "retry_causes": dict(self._causes),
+            "failed_requests": sum(self._failures.values()),
+            "failure_causes": dict(self._failures),
+            "structured_repairs": self._counts["structured_repairs"],
+            "structured_failures": self._counts["structured_failures"],
+            "concurrency_limit": self.gate.limit if self.gate else self.concurrency,
+            "budget_tokens_spent": self.budget.spent,
+        }
+
+    async def generate(self, request: LLMRequest) -> list[LLMResponse]:
+        """``request.n`` samples (each cached by its own sample index), in order."""
+        if request.n == 1:
+            return [await self._sample(request, 0)]
+        return list(await asyncio.gather(*(self._sample(request, i) for i in range(request.n))))
+
+    async def generate_many(self, requests: list[LLMRequest]) -> list[list[LLMResponse]]:
+        return list(await asyncio.gather(*(self.generate(r) for r in requests)))
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+    # --- one sample ----------------------------------------------------------------------------
+
+    async def _sample(self, request: LLMRequest, index: int) -> LLMResponse:
+        key = request.cache_key(self.model_id, index)
+        if self.cache is not None:
+            hit = self.cache.get_llm(key)
+            if hit is not None:
+                self._counts["cache_hits"] += 1
+                return LLMResponse.from_json(hit, cached=True)
+        seed = None if request.params.seed is None else request.params.seed + index
+        schema = request.json_schema
+        call_request = request
+        if schema is not None and not self.backend.supports_json_schema:
+            call_request = _with_instructions(request, schema_instructions(schema))
+        usage, calls, begun = Usage(), 0, time.perf_counter()
+        for attempt in range(self.structured_retries + 1):
+            try:
+                raw, used = await self._call(call_request, seed)
+            except Exception as exc:
+                exc.usage, exc.calls = usage, calls + getattr(exc, "calls", 0)  # type: ignore[attr-defined]
+                raise
+            calls += used
+            usage = usage + raw.usage
+            text, reasoning = split_reasoning(raw.text)
+            parsed: Any = None
+            if schema is None:
+                break
+            parsed, errors = parse_structured(text, schema)
+            if not errors:
+                break
+            if attempt == self.structured_retries:
+                self._counts["structured_failures"] += 1
+                exc = StructuredOutputError(
+                    f"output does not match the schema after {attempt + 1} attempt(s): "
+                    + "; ".join(errors[:3]))
+                exc.usage, exc.calls = usage, calls  # type: ignore[attr-defined]
+                raise exc
+            self._counts["structured_repairs"] += 1
+            call_request = _repaired(call_request, raw.text, errors, schema)
+        response = LLMResponse(
+            text=text, reasoning=reasoning, parsed=parsed, usage=usage,
+            finish_reason=raw.finish_reason, latency_s=time.perf_counter() - begun,
+            model=raw.model or self.model_id, sample_index=index, calls=calls,
+        )
+        if self.cache is not None:
+            self.cache.put_llm(key, response.to_json())
+        return response
+
+    async def _call(self, request: LLMRequest, seed: int | None) -> tuple[RawCompletion, int]:
+        """One completion with rate limits, the concurrency gate and retries. Returns the
+        completion and the number of backend calls it took."""
+        estimate = _estimate_tokens(request)
+        attempts = 0
+
+        async def attempt() -> RawCompletion:
+            nonlocal attempts
+            self.budget.check()
+            await self.rate.acquire(estimate)
+            attempts += 1
+            self._counts["calls"] += 1
+            async with self._slot():
+                raw = await asyncio.wait_for(
+                    self.backend.complete(request, seed=seed), self.request_timeout_s)
+            if self.gate is not None:
+                self.gate.on_success()
+            self.budget.add(raw.usage.prompt_tokens + raw.usage.completion_tokens)
+            return raw
+
+        def on_retry(exc: BaseException, number: int, wait: float) -> None:
+            self._counts["retries"] += 1
+            self._causes[_cause(exc)] += 1
+            if isinstance(exc, TransientLLMError) and exc.is_overload and self.gate is not None:
+                self.gate.on_overload()
+
+        try:
+            return await self.retry.call(attempt, on_retry=on_retry), attempts
+        except (TransientLLMError, TimeoutError) as exc:
+            self._failures[_cause(exc)] += 1
+            exc.calls = attempts  # type: ignore[attr-defined]
+            raise
+
+    def _slot(self) -> Any:
+        return self.gate.slot() if self.gate is not None else self._fixed_gate
+
+
+def _cause(exc: BaseException) -> str:
+    if isinstance(exc, TransientLLMError) and exc.status is not None:
+        return str(exc.status)
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return type(exc).__name__
+
+
+def _estimate_tokens(request: LLMRequest) -> int:
+    # Cheap estimate for TPM limiting: the tokenizer would cost more than it saves here.
+    chars = len(request.prompt or "") + sum(len(m.get("content", "")) for m in request.messages or [])
+    return chars // 4 + request.params.max_tokens
+
+
+def _with_instructions(request: LLMRequest, instructions: str) -> LLMRequest:
+    if request.prompt is not None:
+        return dataclasses.replace(request, prompt=f"{request.prompt}\n\n{instructions}")
+    messages = [dict(m) for m in request.messages or []]
+    messages[-1]["content"] = f"{messages[-1]['content']}\n\n{instructions}"
+    return dataclasses.replace(request, messages=messages)
+
+
+def _repaired(request: LLMRequest, bad: str, errors: list[str], schema: dict) -> LLMRequest:
+    if request.prompt is not None:
+        return dataclasses.replace(request, prompt=repair_prompt(request.prompt, bad, errors, schema))
+    return dataclasses.replace(
+        request, messages=repair_messages(request.messages or [], bad, errors, schema))

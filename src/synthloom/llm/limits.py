@@ -1,0 +1,275 @@
+"""Client-side pacing: rate limits, adaptive concurrency, retries and the token budget."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+from aiolimiter import AsyncLimiter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
+
+from synthloom.core.errors import BudgetExhausted
+from synthloom.llm.types import TransientLLMError
+
+T = TypeVar("T")
+
+# The only failures worth another attempt; everything else surfaces at once.
+RETRYABLE: tuple[type[BaseException], ...] = (TransientLLMError, TimeoutError)
+
+
+class RateLimiter:
+    """Requests-per-minute and tokens-per-minute limits (leaky buckets, bursts up to one minute)."""
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
+        for name, value in (("rpm", rpm), ("tpm", tpm)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0 (or None for no limit)")
+        self.rpm = rpm
+        self.tpm = tpm
+        # aiolimiter binds to the loop it first runs in, so the buckets are built lazily and
+        # rebuilt if the limiter is reused from another event loop (e.g. a second asyncio.run).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._requests: AsyncLimiter | None = None
+        self._tokens: AsyncLimiter | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.rpm is not None or self.tpm is not None
+
+    def _buckets(self) -> tuple[AsyncLimiter | None, AsyncLimiter | None]:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop = loop
+            self._requests = AsyncLimiter(self.rpm, 60) if self.rpm is not None else None
+            self._tokens = AsyncLimiter(self.tpm, 60) if self.tpm is not None else None
+        return self._requests, self._tokens
+
+    async def acquire(self, tokens: int) -> None:
+        """Wait until one more request carrying ``tokens`` tokens fits within both limits."""
+        if not self.enabled:
+            return
+        requests, token_bucket = self._buckets()
+        if requests is not None:
+            await requests.acquire(1)
+        if token_bucket is not None and tokens > 0:
+            # A request larger than the whole minute's allowance would wait forever (aiolimiter
+            # even refuses it), so it is charged as one full minute instead.
+            await token_bucket.acquire(min(float(tokens), token_bucket.max_rate))
+
+
+class AdaptiveConcurrency:
+    """AIMD gate: at most ``limit`` holders; halve on overload, +1 after ``limit`` successes."""
+
+    def __init__(
+        self,
+        initial: int,
+        minimum: int = 1,
+        maximum: int | None = None,
+        *,
+        cooldown_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        maximum = initial if maximum is None else maximum
+        if not 1 <= minimum <= initial <= maximum:
+            raise ValueError(
+                f"need 1 <= minimum <= initial <= maximum, got {minimum}, {initial}, {maximum}"
+            )
+        self.minimum = minimum
+        self.maximum = maximum
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._limit = initial
+        self._in_flight = 0
+        self._successes = 0
+        self._last_decrease: float | None = None
+        # FIFO of parked acquirers; a plain future list (not asyncio.Condition) so release needs
+        # no lock and works from a finally block even while the task is being cancelled.
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._wake()
+
+    async def _acquire(self) -> None:
+        # Re-check after every wake-up: the limit may have dropped, or a newcomer took the slot.
+        while self._in_flight >= self._limit:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                # Woken but cancelled before running: pass the wake-up on so no slot is lost.
+                if fut.done() and not fut.cancelled():
+                    self._wake()
+                raise
+            finally:
+                if fut in self._waiters:
+                    self._waiters.remove(fut)
+        self._in_flight += 1
+
+    def _wake(self) -> None:
+        free = self._limit - self._in_flight
+        while free > 0 and self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                free -= 1
+
+    def on_overload(self) -> bool:
+        """The server said 429/503: halve the limit. Returns whether the limit changed.
+
+        A whole wave of requests fails together, so decreases are spaced by ``cooldown_s``:
+        one burst of 429s halves once instead of collapsing the limit to the minimum.
+        """
+        now = self._clock()
+        if self._last_decrease is not None and now - self._last_decrease < self.cooldown_s:
+            return False
+        self._last_decrease = now
+        self._successes = 0
+        new = max(self.minimum, self._limit // 2)
+        changed = new != self._limit
+        self._limit = new
+        return changed
+
+    def on_success(self) -> bool:
+        """One request succeeded; after ``limit`` of them, allow one more. Returns if it grew."""
+        self._successes += 1
+        if self._successes < self._limit:
+            return False
+        self._successes = 0
+        if self._limit >= self.maximum:
+            return False
+        self._limit += 1
+        self._wake()
+        return True
+
+
+class RetryPolicy:
+    """Retries transient failures with exponential backoff, jitter and ``Retry-After``."""
+
+    def __init__(
+        self,
+        max_attempts: int = 6,
+        initial_wait: float = 0.5,
+        max_wait: float = 30.0,
+        jitter: float = 0.5,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self.max_attempts = max_attempts
+        self.initial_wait = initial_wait
+        self.max_wait = max_wait
+        self.jitter = jitter
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def wait_for(self, attempt_number: int, exc: BaseException | None) -> float:
+        """Seconds to wait after failed attempt ``attempt_number`` (1-based) raised ``exc``."""
+        base = min(self.max_wait, self.initial_wait * 2 ** (attempt_number - 1))
+        # Jitter is a random fraction of the backoff added on top, so clients that failed
+        # together (one 429 wave) come back spread out rather than in another wave.
+        wait = base + self._rng.uniform(0.0, self.jitter * base)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            # The server knows better than our backoff, but a silly Retry-After must not stall us.
+            wait = max(wait, min(float(retry_after), self.max_wait * 2))
+        return wait
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        return self.wait_for(state.attempt_number, exc)
+
+    async def call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        on_retry: Callable[[BaseException, int, float], None] | None = None,
+    ) -> T:
+        """Await ``fn()``; on a transient error wait and try again, up to ``max_attempts``.
+
+        ``on_retry(exc, attempt_number, wait_seconds)`` runs before each sleep. After the last
+        attempt the original exception is raised (not tenacity's RetryError).
+        """
+
+        def before_sleep(state: RetryCallState) -> None:
+            if on_retry is None or state.outcome is None or state.next_action is None:
+                return
+            exc = state.outcome.exception()
+            if exc is not None:
+                on_retry(exc, state.attempt_number, state.next_action.sleep)
+
+        retrying = AsyncRetrying(
+            sleep=self._sleep,
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(RETRYABLE),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return await retrying(fn)
+
+
+class TokenBudget:
+    """Caps the tokens a run may spend; callers count only new (non-cached) tokens.
+
+    Because cached responses cost nothing, rerunning with a larger budget resumes the run.
+    """
+
+    def __init__(self, max_tokens: int | None) -> None:
+        if max_tokens is not None and max_tokens < 0:
+            raise ValueError("max_tokens must be >= 0 (or None for no budget)")
+        self.max_tokens = max_tokens
+        self._spent = 0
+
+    @property
+    def spent(self) -> int:
+        return self._spent
+
+    @property
+    def remaining(self) -> int | None:
+        if self.max_tokens is None:
+            return None
+        return max(0, self.max_tokens - self._spent)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.max_tokens is not None and self._spent >= self.max_tokens
+
+    def add(self, n: int) -> None:
+        if n < 0:
+            raise ValueError("cannot add a negative number of tokens")
+        self._spent += n
+
+    def check(self) -> None:
+        """Raise BudgetExhausted once the budget is spent (call before each new request)."""
+        if self.exhausted:
+            raise BudgetExhausted(
+                f"token budget of {self.max_tokens} spent ({self._spent} used); rerun the same "
+                "command with a larger --budget-tokens to continue"
+            )

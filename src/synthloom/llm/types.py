@@ -1,0 +1,149 @@
+"""Request and response types of the one LLM interface."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from synthloom.core.fingerprint import stable_hash
+
+
+@dataclass(slots=True)
+class SamplingParams:
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 512
+    stop: list[str] | None = None
+    seed: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class LLMRequest:
+    """Chat ``messages`` or a raw ``prompt`` (exactly one), sampling params, optional schema.
+
+    ``n`` samples are drawn as separate calls with seeds ``seed + i``, each cached on its own,
+    so raising ``n`` later reuses the samples already drawn.
+    """
+
+    messages: list[dict[str, str]] | None = None
+    prompt: str | None = None
+    params: SamplingParams = field(default_factory=SamplingParams)
+    json_schema: dict[str, Any] | None = None
+    n: int = 1
+    # Free-form tags for logs (step name, record id); not part of the cache key.
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("LLMRequest needs exactly one of messages or prompt")
+        if self.n < 1:
+            raise ValueError("LLMRequest.n must be >= 1")
+
+    def content_key(self) -> dict[str, Any]:
+        """What determines the output (for cache keys): everything but tags and n."""
+        return {
+            "messages": self.messages,
+            "prompt": self.prompt,
+            "params": self.params.to_json(),
+            "json_schema": self.json_schema,
+        }
+
+    def cache_key(self, model_id: str, sample_index: int) -> str:
+        return stable_hash("llm", model_id, self.content_key(), sample_index)
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+    def to_json(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+
+
+@dataclass(slots=True)
+class RawCompletion:
+    """What a backend returns for one call, before the shared post-processing."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+
+
+@dataclass(slots=True)
+class LLMResponse:
+    """One sample: answer text, reasoning kept apart, parsed JSON (when a schema was given)."""
+
+    text: str
+    reasoning: str | None = None
+    parsed: Any = None
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    latency_s: float = 0.0
+    model: str | None = None
+    sample_index: int = 0
+    cached: bool = False
+    # How many backend calls this sample took (retries and repair rounds included).
+    calls: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "reasoning": self.reasoning,
+            "parsed": self.parsed,
+            "usage": self.usage.to_json(),
+            "finish_reason": self.finish_reason,
+            "latency_s": self.latency_s,
+            "model": self.model,
+            "sample_index": self.sample_index,
+            "calls": self.calls,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, cached: bool = False) -> LLMResponse:
+        data = dict(data)
+        data["usage"] = Usage(**data.get("usage", {}))
+        return cls(**data, cached=cached)
+
+
+# --- errors raised by backends, classified once for the retry layer -------------------------
+
+
+class LLMError(Exception):
+    """Base of backend errors."""
+
+
+class TransientLLMError(LLMError):
+    """Worth retrying: 429, 5xx, timeouts, connection resets, truncated bodies."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def is_overload(self) -> bool:
+        """429/503: the server asks us to slow down (adaptive concurrency reacts)."""
+        return self.status in (429, 503)
+
+
+class PermanentLLMError(LLMError):
+    """Not worth retrying for this request (400, 404, 422, context too long)."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class StructuredOutputError(LLMError):
+    """The model's output did not validate against the schema after repair and retries."""

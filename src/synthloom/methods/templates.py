@@ -1,0 +1,70 @@
+"""Prompt templates: Jinja files next to their method; their hash enters the cache key.
+
+A template may define ``{% block system %}`` and ``{% block user %}``; without a ``user`` block
+the whole rendered text is the user message. Undefined variables are errors (StrictUndefined),
+so a template that names a column the record lacks fails that item with a clear message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+
+from synthloom.core.errors import RecipeError
+from synthloom.core.fingerprint import text_hash
+
+METHODS_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class PromptTemplate:
+    name: str
+    source: str
+    template: jinja2.Template
+    variables: frozenset[str]
+
+    @property
+    def hash(self) -> str:
+        return text_hash(self.source)
+
+    def render_messages(self, variables: dict[str, Any]) -> list[dict[str, str]]:
+        tmpl = self.template
+        ctx = tmpl.new_context(variables)
+        messages = []
+        if "system" in tmpl.blocks:
+            system = "".join(tmpl.blocks["system"](ctx)).strip()
+            if system:
+                messages.append({"role": "system", "content": system})
+        if "user" in tmpl.blocks:
+            user = "".join(tmpl.blocks["user"](tmpl.new_context(variables))).strip()
+        else:
+            user = tmpl.render(variables).strip()
+        messages.append({"role": "user", "content": user})
+        return messages
+
+    def render_text(self, variables: dict[str, Any]) -> str:
+        return self.template.render(variables)
+
+
+def load_template(name: str, recipe_dir: Path | None = None) -> PromptTemplate:
+    """Find ``name`` relative to the recipe's folder, then under the package's methods/."""
+    search = [str(p) for p in (recipe_dir, METHODS_DIR) if p is not None]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        autoescape=False,  # prompts are plain text, not HTML
+    )
+    try:
+        source, _, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+        template = env.get_template(name)
+    except jinja2.TemplateNotFound:
+        raise RecipeError(f"template {name!r} not found in {search}") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise RecipeError(f"template {name!r} line {exc.lineno}: {exc.message}") from None
+    variables = frozenset(meta.find_undeclared_variables(env.parse(source)))
+    return PromptTemplate(name=name, source=source, template=template, variables=variables)
