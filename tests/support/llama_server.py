@@ -1,8 +1,50 @@
 """A real ``llama_cpp.server`` on loopback, serving the embedded SmolLM2-135M GGUF, for tests.
 
-FINDINGS (verified by hand against llama-cpp-python 0.3.36, ``python -m llama_cpp.server``):
+Findings, verified by hand against llama-cpp-python 0.3.36 (``llama_cpp.__version__``) serving
+``SmolLM2-135M-Instruct.Q4_1.gguf`` with ``--n_ctx 2048 --n_threads 2`` on a 2-core CPU:
 
-(filled in below after verification)
+Startup and model name
+  - Ready (``GET /v1/models`` -> 200) about 1 s after launch. ``/v1/models`` lists one model whose
+    ``id`` is the ``--model_alias`` ("smollm2"), ``owned_by`` "me".
+  - The ``model`` field of a request is not checked (one model is served): any name works and is
+    echoed back in the response's ``model``; with no ``model`` the response names the GGUF path.
+
+Concurrency
+  - Requests are served strictly one at a time (an asyncio lock around the model). Four
+    concurrent 48-token chats finish at ~1, 2, 3, 4.5 s. ``GET /v1/models`` takes the same lock,
+    so it waits for the running generation. Throughput: ~40 tokens/s generated, prompt eval fast.
+
+response_format (chat only)
+  - Accepted: ``{"type": "json_object", "schema": {...}}`` (a JSON schema compiled to a GBNF
+    grammar), ``{"type": "json_object"}`` (any JSON) and ``{"type": "text"}``.
+  - Rejected: ``{"type": "json_schema", "json_schema": {"name": ..., "schema": ...}}`` (the
+    OpenAI form) -> HTTP **500** (not 4xx) with an OpenAI-style error body whose message is a
+    pydantic literal_error ("Input should be 'text' or 'json_object'"). Treat it as permanent.
+  - The grammar fixes the shape (keys, enum values, types; "format"/"pattern" are not enforced)
+    but output is not always valid strict JSON: strings may hold raw newlines/control characters
+    (``json.loads`` fails, ``json.loads(text, strict=False)`` works), and with a small
+    ``max_tokens`` the JSON is cut off (``finish_reason`` "length"). Validate after parsing.
+  - ``/v1/completions`` ignores ``response_format`` silently; it takes a raw GBNF string in
+    ``grammar`` (also accepted on chat), e.g. ``root ::= "yes" | "no"`` works.
+
+seed
+  - Honoured on chat and completions: the same ``seed`` with temperature 0.9-1.0 gives the same
+    text, also after other requests in between; different seeds differ. Without a seed each
+    request reseeds from the previous seed (outputs differ run to run of requests).
+  - ``n`` is accepted but ignored: always one choice.
+
+/v1/completions with a raw prompt
+  - Works (no chat template applied; ``object`` "text_completion", ``choices[0].text``).
+    Its default ``max_tokens`` is 16, so always send one. Chat's default is unlimited (to n_ctx).
+
+Other behaviour
+  - Responses carry ``usage`` (prompt/completion/total tokens) and ``finish_reason``
+    ("stop" or "length"); ``stop`` strings are supported.
+  - Prompt + max_tokens over n_ctx -> HTTP 400, ``code`` "context_length_exceeded".
+  - A body that is not JSON -> HTTP 500 with a plain-text "Internal Server Error" body.
+  - Empty ``messages`` -> 200 (the template's default system prompt is used).
+  - The GGUF's chat template is ChatML (``<|im_start|>role ... <|im_end|>``) with a default
+    system prompt ("You are a helpful AI assistant named SmolLM...") when none is given.
 """
 
 from __future__ import annotations

@@ -51,7 +51,10 @@ class PromptTemplate:
 
 
 def load_template(name: str, recipe_dir: Path | None = None) -> PromptTemplate:
-    """Find ``name`` relative to the recipe's folder, then under the package's methods/."""
+    """A template file path, or ``name`` relative to the recipe's folder, then methods/."""
+    as_file = Path(name).expanduser()
+    if as_file.is_file():
+        recipe_dir, name = as_file.resolve().parent, as_file.name
     search = [str(p) for p in (recipe_dir, METHODS_DIR) if p is not None]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search),
