@@ -115,7 +115,7 @@ def _guard(fn: Any, debug: bool) -> Any:
     except SynthloomError as exc:
         if debug:
             raise
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: rerun the same command to resume")
@@ -124,7 +124,7 @@ def _guard(fn: Any, debug: bool) -> Any:
         if debug:
             raise
         console.print(f"[red]error:[/] {type(exc).__name__}: {exc} "
-                      "(run with --debug for the traceback)", highlight=False)
+                      "(run with --debug for the traceback)", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 

@@ -26,9 +26,14 @@ class ScriptedTestBackend(Backend):
     supports_raw_prompt = True
     default_concurrency = 4
 
-    def __init__(self, responder: Callable[[LLMRequest, int | None], str] | None = None, *,
-                 errors: list[BaseException] | None = None, latency_s: float = 0.0,
-                 name: str = "scripted") -> None:
+    def __init__(
+        self,
+        responder: Callable[[LLMRequest, int | None], str] | None = None,
+        *,
+        errors: list[BaseException] | None = None,
+        latency_s: float = 0.0,
+        name: str = "scripted",
+    ) -> None:
         self.responder = responder or (lambda req, seed: f"echo: {last_user_text(req)[:60]}")
         self.errors = list(errors or [])  # raised, in order, by the first calls
         self.latency_s = latency_s
@@ -56,5 +61,9 @@ class ScriptedTestBackend(Backend):
         finally:
             self.in_flight -= 1
         prompt_tokens = len(last_user_text(request).split())
-        return RawCompletion(text=text, finish_reason="stop", model=self.model_id,
-                             usage=Usage(prompt_tokens, len(text.split())))
+        return RawCompletion(
+            text=text,
+            finish_reason="stop",
+            model=self.model_id,
+            usage=Usage(prompt_tokens, len(text.split())),
+        )

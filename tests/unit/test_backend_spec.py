@@ -12,6 +12,7 @@ import email.utils
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -69,6 +70,18 @@ def test_missing_gguf_is_a_backend_error_naming_the_path(tmp_path: Path) -> None
         _ = backend.model_id
     with pytest.raises(BackendError, match="nope.gguf"):
         asyncio.run(backend.check())
+
+
+def test_missing_llama_cpp_gives_the_install_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF")
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` fail
+    backend = LlamaCppBackend(path)
+    with pytest.raises(BackendError, match=r'pip install "synthloom\[embedded\]"'):
+        asyncio.run(backend.check())
+    asyncio.run(backend.aclose())
 
 
 def test_model_id_hashes_size_and_ends_of_the_file(tmp_path: Path) -> None:

@@ -29,7 +29,8 @@ def corpus(tmp_path: Path) -> Path:
         (docs / f"{i:02d}.txt").write_text(f"Title {i}\n\nBody of document number {i}.")
     (docs / "empty.txt").write_text("   ")
     (tmp_path / "ask.jinja").write_text(
-        "{% block system %}sys{% endblock %}{% block user %}Ask about: {{ title }}{% endblock %}")
+        "{% block system %}sys{% endblock %}{% block user %}Ask about: {{ title }}{% endblock %}"
+    )
     (tmp_path / "answer.jinja").write_text("Answer: {{ q }}")
     return tmp_path
 
@@ -51,8 +52,12 @@ def make_recipe(corpus: Path, answer_tokens: int = 64) -> Recipe:
         steps=[
             Generate(name="ask", template=str(corpus / "ask.jinja"), schema=SCHEMA),
             LengthFilter(name="ask_ok", column="q", min_words=2),
-            Generate(name="answer", template=str(corpus / "answer.jinja"), output="a",
-                     max_tokens=answer_tokens),
+            Generate(
+                name="answer",
+                template=str(corpus / "answer.jinja"),
+                output="a",
+                max_tokens=answer_tokens,
+            ),
         ],
         sinks=[JsonlSink(path="data.jsonl")],
     )
@@ -82,8 +87,16 @@ def test_accounting_closes_and_files_are_written(corpus: Path, tmp_path: Path) -
     records = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert len(records) == 9
     meta = records[0]["_meta"]
-    assert set(meta) >= {"id", "parents", "source", "step", "model", "template_hash",
-                         "sample_index", "usage"}
+    assert set(meta) >= {
+        "id",
+        "parents",
+        "source",
+        "step",
+        "model",
+        "template_hash",
+        "sample_index",
+        "usage",
+    }
     assert meta["step"] == "answer" and meta["model"] == "scripted:scripted"
     assert records[0]["a_reasoning"] == "pondering"
     assert records[0]["a"].startswith("It is described in")
@@ -161,8 +174,10 @@ def test_expand_samples_process_pool_and_global_barrier(corpus: Path, tmp_path: 
             GenerateN(name="samples", template=str(corpus / "ask.jinja"), schema=SCHEMA, n=3),
             ExactDedup(name="dedup", input="upper"),
         ],
-        sinks=[JsonlSink(path="samples.jsonl", **{"from": "samples"}),
-               JsonlSink(path="dedup.jsonl", **{"from": "dedup"})],
+        sinks=[
+            JsonlSink(path="samples.jsonl", **{"from": "samples"}),
+            JsonlSink(path="dedup.jsonl", **{"from": "dedup"}),
+        ],
     )
     backend = ScriptedTestBackend(lambda r, s: json.dumps({"q": f"seed {s}"}))
     summary = run(recipe, tmp_path / "out", backend)
@@ -186,8 +201,9 @@ def test_expand_samples_process_pool_and_global_barrier(corpus: Path, tmp_path: 
 
 def test_budget_stops_cleanly_and_resume_finishes(corpus: Path, tmp_path: Path) -> None:
     first = ScriptedTestBackend(responder)
-    summary = run(make_recipe(corpus), tmp_path / "out", first, budget_tokens=40,
-                  concurrency=1, batch_size=2)
+    summary = run(
+        make_recipe(corpus), tmp_path / "out", first, budget_tokens=40, concurrency=1, batch_size=2
+    )
     assert summary["status"] == "stopped" and summary["stopped_reason"] == "budget_exhausted"
     assert summary["records"] < 9
     second = ScriptedTestBackend(responder)

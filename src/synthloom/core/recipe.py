@@ -216,7 +216,10 @@ def _build(data: dict[str, Any], params: dict[str, Any], where: str, section: st
         _set_dotted(config, dotted, value)
     cls = step_type(str(data["type"]))
     if source != (cls.kind is StepKind.SOURCE):
-        raise RecipeError(f"{label} ({config['name']}): type {data['type']!r} is a {cls.kind} step")
+        wanted = "a source" if source else "a step (not a source)"
+        raise RecipeError(
+            f"{label} ({config['name']}): type {data['type']!r} is a {cls.kind} step; "
+            f"{section} needs {wanted}")
     try:
         return cls(cls.Config.model_validate(config))
     except ValidationError as exc:
