@@ -283,8 +283,23 @@ class _BaseHandler(BaseHTTPRequestHandler):
         pass  # keep pytest output clean
 
     def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        # Clients streaming a request body send it chunked, without Content-Length.
+        parts: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                # Skip optional trailers up to the blank line.
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()  # CRLF after each chunk
 
     def _send(
         self,

@@ -102,7 +102,7 @@ def test_openai_spec(monkeypatch: pytest.MonkeyPatch) -> None:
     backend = resolve_backend("openai:http://127.0.0.1:8000/v1/", model="m", timeout_s=5)
     assert isinstance(backend, OpenAIBackend)
     assert backend.base_url == "http://127.0.0.1:8000/v1"
-    assert backend.model_id == "openai:m@http://127.0.0.1:8000/v1"
+    assert backend.model_id == "openai:m"
     assert backend.timeout_s == 5
     assert backend.supports_json_schema and backend.supports_raw_prompt
 
@@ -138,7 +138,7 @@ def test_model_id_needs_a_model() -> None:
 
 def test_model_id_drops_credentials_in_the_url() -> None:
     backend = OpenAIBackend("http://user:pw@127.0.0.1:9/v1?key=abc", model="m")
-    assert backend.model_id == "openai:m@http://127.0.0.1:9/v1"
+    assert backend.model_id == "openai:m"
     assert "pw" not in repr(backend) and "abc" not in repr(backend)
 
 
@@ -477,7 +477,7 @@ def test_check_picks_the_first_listed_model(server: ScriptedTestServer) -> None:
     backend = OpenAIBackend(server.base_url)
     _call(backend, _chat())  # complete() runs check() itself when no model was given
     assert backend.model == "served-a"
-    assert backend.model_id == f"openai:served-a@{server.base_url}"
+    assert backend.model_id == "openai:served-a"
     assert server.seen[0].path == "/v1/models"
     assert server.seen[1].body["model"] == "served-a"
 

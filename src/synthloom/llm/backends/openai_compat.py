@@ -130,7 +130,9 @@ class OpenAIBackend(Backend):
             raise BackendError(
                 f"no model chosen for {self.public_url}: pass model=… or call check() first"
             )
-        return f"openai:{self.model}@{self.public_url}"
+        # The served model's name, not the URL: the same model moved to another host or port
+        # keeps its cache.
+        return f"openai:{self.model}"
 
     # --- HTTP plumbing ----------------------------------------------------------------------
 
