@@ -236,7 +236,7 @@ def test_http_check_finds_the_served_model(http_server: Any) -> None:
     backend = resolve_backend(f"openai:{http_server.base_url}")
     asyncio.run(backend.check())
     assert backend.model == http_server.model
-    assert backend.model_id == f"openai:{http_server.model}@{http_server.base_url}"
+    assert backend.model_id == f"openai:{http_server.model}"
 
 
 def test_http_chat(http_server: Any) -> None:
