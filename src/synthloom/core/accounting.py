@@ -32,8 +32,9 @@ class StepStats:
     done: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["in"] = data.pop("in_")
+        raw = asdict(self)
+        # Key order as users read it: name, kind, in, out, ...
+        data = {"name": raw.pop("name"), "kind": raw.pop("kind"), "in": raw.pop("in_"), **raw}
         data.pop("done")
         if self.kind != "expand":
             data.pop("expanded")

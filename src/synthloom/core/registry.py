@@ -1,12 +1,15 @@
 """Step and sink types by their YAML ``type`` name.
 
-Built-in modules register on import; ``load_builtins`` imports them lazily so core stays free
-of imports from the layers above it.
+Built-in modules register on import (``@register_step``). ``load_builtins`` imports every module
+of the packages below, lazily, so core stays free of imports from the layers above it and a new
+step type needs no edit here. Modules must therefore keep heavy imports (torch, ray, vllm)
+inside functions.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any
 
 from synthloom.core.errors import RecipeError
@@ -14,12 +17,13 @@ from synthloom.core.errors import RecipeError
 _STEPS: dict[str, type[Any]] = {}
 _SINKS: dict[str, type[Any]] = {}
 
-#: Modules whose import registers the shipped step and sink types.
-BUILTIN_MODULES = [
-    "synthloom.sources.files",
-    "synthloom.methods.generate",
-    "synthloom.quality.filters",
-    "synthloom.export.sinks",
+#: Packages whose modules register the shipped step and sink types.
+BUILTIN_PACKAGES = [
+    "synthloom.sources",
+    "synthloom.methods",
+    "synthloom.quality",
+    "synthloom.verify",
+    "synthloom.export",
 ]
 _loaded = False
 
@@ -36,10 +40,16 @@ def register_sink(cls: type[Any]) -> type[Any]:
 
 def load_builtins() -> None:
     global _loaded
-    if not _loaded:
-        for module in BUILTIN_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+    if _loaded:
+        return
+    for package_name in BUILTIN_PACKAGES:
+        try:
+            package = importlib.import_module(package_name)
+        except ModuleNotFoundError:
+            continue  # a layer not built yet
+        for info in pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."):
+            importlib.import_module(info.name)
+    _loaded = True
 
 
 def step_type(name: str) -> type[Any]:
