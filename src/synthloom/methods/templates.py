@@ -18,6 +18,7 @@ from synthloom.core.errors import RecipeError
 from synthloom.core.fingerprint import text_hash
 
 METHODS_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = METHODS_DIR.parent
 
 
 @dataclass
@@ -51,11 +52,12 @@ class PromptTemplate:
 
 
 def load_template(name: str, recipe_dir: Path | None = None) -> PromptTemplate:
-    """A template file path, or ``name`` relative to the recipe's folder, then methods/."""
+    """A template file path, or ``name`` relative to the recipe's folder, then to
+    ``synthloom/methods/``, then to the package root (``quality/prompts/judge.jinja``)."""
     as_file = Path(name).expanduser()
     if as_file.is_file():
         recipe_dir, name = as_file.resolve().parent, as_file.name
-    search = [str(p) for p in (recipe_dir, METHODS_DIR) if p is not None]
+    search = [str(p) for p in (recipe_dir, METHODS_DIR, PACKAGE_DIR) if p is not None]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
