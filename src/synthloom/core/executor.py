@@ -40,6 +40,10 @@ from synthloom.core.steps import (
 from synthloom.core.store import RunStore
 
 _END = None  # queue sentinel: the producer is finished
+CORE_META = frozenset(
+    {"id", "parents", "source", "step", "model", "template_hash", "sample_index", "usage"})
+#: Meta keys that describe one step's own call, not the lineage.
+LOCAL_META = frozenset({"finish_reason"})
 
 ProgressCallback = Callable[[list[StepStats]], None]
 
@@ -405,7 +409,7 @@ class LocalExecutor:
             template_hash=output.template_hash,
             sample_index=output.sample_index,
             usage=output.usage,
-            extra_meta=output.meta or None,
+            extra_meta={**inherited_meta(parent[META]), **output.meta},
         )
 
     def _write_failed(self, record: dict[str, Any] | None, step: str, error_class: str,
@@ -430,6 +434,12 @@ class LocalExecutor:
         finally:
             sink.close()
         return count
+
+
+def inherited_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """Provenance extras (file path, chunk span, retrieved document, demo ids) pass down to
+    descendants; the core keys and step-local facts (finish_reason) do not."""
+    return {k: v for k, v in meta.items() if k not in CORE_META and k not in LOCAL_META}
 
 
 def _take(items: Iterator[Any], n: int) -> list[Any]:

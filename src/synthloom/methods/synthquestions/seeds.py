@@ -1,0 +1,92 @@
+"""RealQuestions input: real user instructions in whatever shape they come, first turn only."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from synthloom.core.context import ItemContext
+from synthloom.core.records import ItemResult, Output
+from synthloom.core.registry import register_step
+from synthloom.core.steps import MapStep, StepConfig
+
+# Alpaca-style wrappers ("Below is an instruction ... ### Instruction: ... ### Response:").
+ALPACA_RE = re.compile(
+    r"###\s*Instruction:\s*(?P<instruction>.*?)\s*(?:###\s*Input:\s*(?P<input>.*?)\s*)?"
+    r"(?:###\s*Response:.*)?$",
+    re.DOTALL,
+)
+EOS_MARKERS = ("###eos_token###", "<|endoftext|>", "</s>", "<|im_end|>")
+CANDIDATE_COLUMNS = ("instruction", "prompt", "question", "query", "text", "input")
+
+
+class SeedConfig(StepConfig):
+    #: Column with the instruction (default: the first present of instruction, prompt,
+    #: question, query, text, input; or the first user turn of messages/conversations).
+    column: str | None = None
+    min_words: int = 3
+    max_words: int = 600
+    #: Minimum share of ASCII letters among letters: a cheap English check.
+    min_ascii_letter_share: float = 0.9
+
+
+@register_step
+class SeedInstruction(MapStep):
+    """Normalises a seed into ``instruction``: unwraps templates, takes the first user turn,
+    appends a non-empty task input; drops incomplete and non-English seeds with a reason."""
+
+    type_name = "seed_instruction"
+    Config = SeedConfig
+    config: SeedConfig
+
+    def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        text = first_user_turn(record, self.config.column)
+        if text is None:
+            return ItemResult.drop("no instruction column or user turn found")
+        text = clean_instruction(text)
+        words = len(text.split())
+        if words < self.config.min_words:
+            return ItemResult.drop(f"incomplete: {words} words (< {self.config.min_words})")
+        if words > self.config.max_words:
+            return ItemResult.drop(f"too long: {words} words (> {self.config.max_words})")
+        letters = [c for c in text if c.isalpha()]
+        share = sum(c.isascii() for c in letters) / max(1, len(letters))
+        if share < self.config.min_ascii_letter_share:
+            return ItemResult.drop(f"not English: ASCII letter share {share:.2f}")
+        return Output(columns={"instruction": text}, replace=True)
+
+
+def first_user_turn(record: dict[str, Any], column: str | None) -> str | None:
+    for key in ("messages", "conversations"):
+        turns = record.get(key)
+        if column in (None, key) and isinstance(turns, list):
+            for turn in turns:
+                role = turn.get("role") or turn.get("from")
+                if role in ("user", "human"):
+                    return str(turn.get("content") or turn.get("value") or "")
+    names = [column] if column else list(CANDIDATE_COLUMNS)
+    for name in names:
+        value = record.get(name)
+        if isinstance(value, str) and value.strip():
+            extra = _first_instance_input(record)
+            return f"{value}\n\n{extra}" if extra else value
+    return None
+
+
+def _first_instance_input(record: dict[str, Any]) -> str:
+    # Self-Instruct seeds carry the task input in instances[0].input.
+    instances = record.get("instances")
+    if isinstance(instances, list) and instances and isinstance(instances[0], dict):
+        return str(instances[0].get("input") or "").strip()
+    return ""
+
+
+def clean_instruction(text: str) -> str:
+    for marker in EOS_MARKERS:
+        text = text.replace(marker, "")
+    match = ALPACA_RE.search(text)
+    if match and "### Instruction" in text:
+        text = match.group("instruction")
+        if match.group("input"):
+            text = f"{text}\n\n{match.group('input')}"
+    return text.strip()

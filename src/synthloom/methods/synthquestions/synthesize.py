@@ -1,0 +1,136 @@
+"""Bottom-up synthesis: a corpus document + random attributed demos → a new instruction.
+
+Demos (``<document><scene><query_compositions><query>``) are added in a seeded random order
+until the next one would exceed ``demo_token_budget`` (counted with the backend's tokenizer) or
+``max_demos`` is reached. The model answers with ``thought``, ``scene``,
+``query_compositions`` and ``query``; the query becomes ``instruction``.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.records import META, ItemResult, Output
+from synthloom.core.registry import register_step
+from synthloom.core.steps import MapStep, StepConfig
+from synthloom.llm.types import LLMRequest, SamplingParams
+from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.textutil import estimate_tokens, truncate_to_tokens
+
+COMPOSITIONS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "ability": {"type": "string"},
+        "knowledge": {"type": "string"},
+        "extra_information": {"type": "string"},
+        "output": {"type": "string"},
+    },
+    "required": ["ability", "knowledge", "extra_information", "output"],
+}
+SYNTHESIS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "thought": {"type": "string"},
+        "scene": {"type": "string"},
+        "query_compositions": COMPOSITIONS_SCHEMA,
+        "query": {"type": "string"},
+    },
+    "required": ["thought", "scene", "query_compositions", "query"],
+}
+
+
+class SynthesizeConfig(StepConfig):
+    #: Node (in ``context:``) holding attributed demos (instruction, document, scene,
+    #: query_compositions).
+    demos: str
+    template: str = "synthquestions/prompts/synthesize.jinja"
+    demo_template: str = "synthquestions/prompts/demo.jinja"
+    demo_token_budget: int = 1500
+    max_demos: int = 10
+    #: Each demo's document is cut to this many tokens inside the prompt.
+    demo_doc_tokens: int = 250
+    #: The target document is cut to this many tokens.
+    doc_tokens: int = 1000
+    text_column: str = "text"
+    temperature: float = 0.8
+    max_tokens: int = 700
+
+
+@register_step
+class SynthesizeInstruction(MapStep):
+    type_name = "sq_synthesize"
+    uses_llm = True
+    Config = SynthesizeConfig
+    config: SynthesizeConfig
+    _template: PromptTemplate
+    _demo_template: PromptTemplate
+
+    def setup(self, ctx: RunContext) -> None:
+        self._template = load_template(self.config.template, ctx.recipe_dir)
+        self._demo_template = load_template(self.config.demo_template, ctx.recipe_dir)
+
+    def extra_fingerprint(self, ctx: RunContext) -> Any:
+        return {"template": self._template.hash, "demo": self._demo_template.hash}
+
+    def reads(self) -> list[str]:
+        return [self.config.text_column]
+
+    def pack_demos(self, demos: list[dict[str, Any]], seed: int,
+                   count: Any) -> tuple[list[str], list[str], int]:
+        """Rendered demos, their record ids and their token total, within the budget."""
+        order = list(range(len(demos)))
+        random.Random(seed).shuffle(order)
+        rendered, ids, total = [], [], 0
+        for index in order:
+            if len(rendered) >= self.config.max_demos:
+                break
+            demo = demos[index]
+            text = self._demo_template.render_text({
+                **demo,
+                "document": truncate_to_tokens(str(demo.get("document") or ""),
+                                               self.config.demo_doc_tokens, count),
+            }).strip()
+            tokens = count(text)
+            if total + tokens > self.config.demo_token_budget:
+                continue  # a shorter demo may still fit
+            rendered.append(text)
+            ids.append(demo[META]["id"])
+            total += tokens
+        return rendered, ids, total
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        demos = ctx.context.get(self.config.demos) or []
+        count = ctx.llm.count_tokens if ctx.run.llm is not None else estimate_tokens
+        rendered, demo_ids, demo_tokens = self.pack_demos(demos, ctx.seed, count)
+        if not rendered:
+            return ItemResult.drop(
+                f"no attributed demo fits the budget ({len(demos)} demos available, "
+                f"demo_token_budget={self.config.demo_token_budget})")
+        document = truncate_to_tokens(str(record.get(self.config.text_column) or ""),
+                                      self.config.doc_tokens, count)
+        messages = self._template.render_messages({"demos": rendered, "document": document})
+        request = LLMRequest(
+            messages=messages, json_schema=SYNTHESIS_SCHEMA, tags={"step": self.name},
+            params=SamplingParams(temperature=self.config.temperature,
+                                  max_tokens=self.config.max_tokens, seed=ctx.seed))
+        [response] = await ctx.generate(request)
+        parsed = response.parsed
+        query = str(parsed.get("query") or "").strip()
+        if not query:
+            raise ValueError("the model returned an empty query")
+        return Output(
+            columns={
+                "instruction": query,
+                "scene": parsed.get("scene"),
+                "query_compositions": parsed.get("query_compositions"),
+                "synthesis_thought": parsed.get("thought"),
+                "document_id": record[META]["id"],
+            },
+            model=response.model,
+            template_hash=self._template.hash,
+            usage=response.usage.to_json(),
+            meta={"demo_ids": demo_ids, "demo_tokens": demo_tokens,
+                  "document_id": record[META]["id"], "finish_reason": response.finish_reason},
+        )
