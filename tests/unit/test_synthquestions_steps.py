@@ -104,6 +104,8 @@ def scripted(request, seed) -> str:
                            "should I plan the next steps in detail?", "query_compositions": {
                                "ability": "a", "knowledge": "k", "extra_information": "e",
                                "output": "o"}})
+    if "Hazard categories" in text:
+        return json.dumps({"rationale": "ordinary", "safe": True, "categories": []})
     return "A careful, complete answer."
 
 
@@ -122,6 +124,7 @@ def test_the_chain_with_the_scripted_backend(tmp_path: Path) -> None:
     assert set(first["query_compositions"]) == {"ability", "knowledge", "extra_information",
                                                 "output"}
     assert first["scene"] and first["response"] and first["document_id"]
+    assert first["safety"] == {"safe": True, "categories": [], "rationale": "ordinary"}
     assert first["_meta"]["demo_ids"] and first["_meta"]["document_id"] == first["document_id"]
     demos = [json.loads(x) for x in (tmp_path / "out" / "demos.jsonl").read_text().splitlines()]
     demo_ids = {d["_meta"]["id"] for d in demos}
