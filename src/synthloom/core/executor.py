@@ -12,6 +12,7 @@ items in flight, and a rerun replays finished items from the cache without calli
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import multiprocessing
 import os
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from synthloom.core import jsonio
 from synthloom.core.accounting import RunSummary, StepStats
 from synthloom.core.context import ItemContext, LLMLike, RunContext
 from synthloom.core.errors import BudgetExhausted, SynthloomError
@@ -61,7 +63,8 @@ class _Node:
 
 def derive_seed(run_seed: int, item_key: str) -> int:
     """A per-item seed: reproducible across runs and executors, distinct across items."""
-    return int(stable_hash("seed", run_seed, item_key, length=8), 16) & 0x7FFFFFFF
+    digest = hashlib.blake2b(f"seed:{run_seed}:{item_key}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
 
 
 class LocalExecutor:
@@ -104,8 +107,8 @@ class LocalExecutor:
             run_dir=self.run_dir, seed=self.recipe.seed, llm=self.llm,
             recipe_dir=self.recipe.path.parent if self.recipe.path else None,
         )
-        self._failed_out = open(self.run_dir / "failed.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-        self._dropped_out = open(self.run_dir / "dropped.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self._failed_out = open(self.run_dir / "failed.jsonl", "wb")  # noqa: SIM115
+        self._dropped_out = open(self.run_dir / "dropped.jsonl", "wb")  # noqa: SIM115
         summary = RunSummary(recipe=self.recipe.name)
         try:
             for node in self.recipe.nodes:
@@ -281,18 +284,32 @@ class LocalExecutor:
             else:
                 misses.append(i)
         if misses:
-            if step.cpu_bound and not step.is_async:
-                computed = await self._compute_in_pool(step, [batch[i] for i in misses],
-                                                       [keys[i] for i in misses])
-                for i, result in zip(misses, computed, strict=True):
-                    self._remember(step, keys[i], result)
-                    results[i] = result
-            else:
+            if step.is_async:
+                # Items finish at different times: each is committed as it finishes.
                 computed = await asyncio.gather(
                     *(self._compute_one(step, batch[i], keys[i]) for i in misses))
-                for i, result in zip(misses, computed, strict=True):
-                    results[i] = result
+            else:
+                # Sync work finishes as one batch: one transaction for all of it.
+                if step.cpu_bound:
+                    computed = await self._compute_in_pool(
+                        step, [batch[i] for i in misses], [keys[i] for i in misses])
+                else:
+                    computed = [self._compute_sync(step, batch[i], keys[i]) for i in misses]
+                self.store.put_items([(keys[i], step.name, r.to_json())
+                                      for i, r in zip(misses, computed, strict=True)
+                                      if r.cacheable()])
+            for i, result in zip(misses, computed, strict=True):
+                results[i] = result
         return self._records_from(node, batch, results, hits)  # type: ignore[arg-type]
+
+    def _compute_sync(self, step: _PerItemStep, record: dict[str, Any], key: str) -> ItemResult:
+        ictx = ItemContext(run=self.ctx, item_key=key, seed=derive_seed(self.ctx.seed, key))
+        try:
+            return step.to_result(step.process(record, ictx))
+        except SynthloomError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a step's failure on one item is data
+            return ItemResult.failure(exc)
 
     async def _compute_one(self, step: _PerItemStep, record: dict[str, Any],
                            key: str) -> ItemResult:
@@ -300,10 +317,7 @@ class LocalExecutor:
         try:
             if self.stopped_reason == "budget_exhausted":
                 raise BudgetExhausted("token budget spent before this item started")
-            value = step.process(record, ictx)
-            if step.is_async:
-                value = await value
-            result = step.to_result(value)
+            result = step.to_result(await step.process(record, ictx))
         except BudgetExhausted as exc:
             self.stopped_reason = "budget_exhausted"
             result = ItemResult.failure(exc)
@@ -451,8 +465,8 @@ def _take(items: Iterator[Any], n: int) -> list[Any]:
     return out
 
 
-def _write_line(handle: IO[str], row: dict[str, Any]) -> None:
-    handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+def _write_line(handle: IO[bytes], row: dict[str, Any]) -> None:
+    handle.write(jsonio.dumps_line(row))
     handle.flush()
 
 

@@ -7,11 +7,12 @@ the calls in flight, never a committed one).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
+
+from synthloom.core import jsonio
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS item_cache (key TEXT PRIMARY KEY, step TEXT, value TEXT NOT NULL);
@@ -46,26 +47,41 @@ class RunStore:
                     f"SELECT key, value FROM item_cache WHERE key IN ({marks})", chunk
                 )
                 for key, value in rows:
-                    found[key] = json.loads(value)
+                    found[key] = jsonio.loads(value)
         return found
 
     def put_item(self, key: str, step: str, value: dict[str, Any]) -> None:
-        text = json.dumps(value, ensure_ascii=False)
+        text = jsonio.dumps(value)
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO item_cache (key, step, value) VALUES (?, ?, ?)",
                 (key, step, text),
             )
 
+    def put_items(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Several items in one transaction (a sync batch finishes all at once)."""
+        if not rows:
+            return
+        data = [(key, step, jsonio.dumps(value)) for key, step, value in rows]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO item_cache (key, step, value) VALUES (?, ?, ?)", data)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     # --- LLM response cache --------------------------------------------------------------------
 
     def get_llm(self, key: str) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute("SELECT value FROM llm_cache WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return jsonio.loads(row[0]) if row else None
 
     def put_llm(self, key: str, value: dict[str, Any]) -> None:
-        text = json.dumps(value, ensure_ascii=False)
+        text = jsonio.dumps(value)
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO llm_cache (key, value) VALUES (?, ?)", (key, text)
@@ -78,7 +94,7 @@ class RunStore:
         with self._lock:
             self._db.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
-                (started, finished, recipe, status, json.dumps(summary)),
+                (started, finished, recipe, status, jsonio.dumps(summary)),
             )
 
     def counts(self) -> dict[str, int]:

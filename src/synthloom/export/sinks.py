@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
+from synthloom.core import jsonio
 from synthloom.core.errors import SynthloomError
 from synthloom.core.registry import register_sink
 from synthloom.core.steps import Sink
@@ -20,10 +21,10 @@ class JsonlSink(Sink):
     def open(self, run_dir: Path) -> None:
         path = Path(run_dir) / self.config.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle: IO[str] = path.open("w", encoding="utf-8")
+        self._handle: IO[bytes] = path.open("wb")
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        self._handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        self._handle.writelines(jsonio.dumps_line(r) for r in records)
         self._handle.flush()
 
     def close(self) -> None:
