@@ -109,6 +109,20 @@ def test_fingerprint_and_item_keys_follow_what_the_step_reads(tmp_path: Path) ->
 
 def test_shipped_recipes_load() -> None:
     shipped = packaged_recipes()
-    assert "quickstart" in shipped
-    for name in shipped:
-        assert Recipe.load(name).steps
+    assert "quickstart" in shipped and "synthquestions" in shipped
+    for name, path in shipped.items():
+        spec = yaml.safe_load(path.read_text())
+        required = [k for k, v in spec.get("params", {}).items() if v.get("required")]
+        if required:  # must name what is missing, before any work
+            with pytest.raises(RecipeError, match=f"--set {required[0]}="):
+                Recipe.load(name)
+        else:
+            assert Recipe.load(name).nodes, name
+
+
+def test_required_params_are_reported() -> None:
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data["params"]["docs"] = {"required": True, "help": "folder of documents"}
+    with pytest.raises(RecipeError, match=r"needs: --set docs=\.\.\. \(folder of documents\)"):
+        load(data)
+    assert load(data, docs="pkg:data/quickstart").sources[0].config.path == "pkg:data/quickstart"

@@ -42,6 +42,8 @@ class ParamSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default: Any = None
     help: str = ""
+    #: The run cannot start without it (``--set name=value``).
+    required: bool = False
 
 
 class RecipeFile(BaseModel):
@@ -148,6 +150,11 @@ class Recipe:
                     f"recipe {where}: --set {key}: no such parameter (known: {known}; "
                     "use step.key=value to set a step's option)"
                 )
+        missing = [k for k, v in spec.params.items() if v.required and params[k] is None]
+        if missing:
+            hints = "; ".join(f"--set {k}=... ({spec.params[k].help or 'no help'})"
+                              for k in missing)
+            raise RecipeError(f"recipe {spec.name} needs: {hints}")
         sources = [_build(d, params, where, "sources", i, step_overrides, source=True)
                    for i, d in enumerate(spec.sources)]
         steps = [_build(d, params, where, "steps", i, step_overrides)
