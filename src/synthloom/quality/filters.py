@@ -9,11 +9,22 @@ from synthloom.core.context import ItemContext
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, StepConfig
 
-REFUSAL_RE = re.compile(
-    r"\b(I'?m sorry|I apologi[sz]e|as an AI( language model)?|I cannot (help|assist|provide)|"
-    r"I can'?t (help|assist|provide)|I am unable to)\b",
-    re.IGNORECASE,
-)
+_Q = "['’]"  # straight or curly apostrophe
+REFUSAL_PATTERNS = [
+    rf"I{_Q}?m sorry",
+    r"I apologi[sz]e",
+    r"as an AI( language model)?",
+    rf"I( cannot| can{_Q}?t| am unable to|{_Q}m unable to| am not able to|{_Q}m not able to|"
+    rf" won{_Q}?t| will not) (help|assist|provide|comply|fulfil+|answer|do that|create|write|"
+    r"generate)",
+    r"I am unable to",
+    rf"I{_Q}?m unable to",
+    r"I must (respectfully )?decline",
+    r"(against|violates?) my (programming|guidelines|policies|principles)",
+    rf"I{_Q}?m (just )?an AI",
+    r"I do not have (personal )?(opinions|feelings|access to real-time)",
+]
+REFUSAL_RE = re.compile(r"\b(" + "|".join(REFUSAL_PATTERNS) + r")\b", re.IGNORECASE)
 
 
 class LengthConfig(StepConfig):
@@ -51,6 +62,10 @@ class LengthFilter(FilterStep):
 
 class RefusalConfig(StepConfig):
     column: str
+    #: More regular expressions (case-insensitive) that mark a refusal.
+    extra_patterns: list[str] = []
+    #: Look only at the first N characters (refusals open the answer; None: all of it).
+    head_chars: int | None = None
 
 
 @register_step
@@ -58,12 +73,22 @@ class RefusalFilter(FilterStep):
     """Drops refusals and apologies ("I'm sorry", "As an AI language model", ...)."""
 
     type_name = "filter_refusal"
+    version = "2"  # patterns extended
     Config = RefusalConfig
     config: RefusalConfig
 
     def reads(self) -> list[str]:
         return [self.config.column]
 
+    def setup(self, ctx: Any) -> None:
+        extra = self.config.extra_patterns
+        self._re = (re.compile("|".join([REFUSAL_RE.pattern, *extra]), re.IGNORECASE)
+                    if extra else REFUSAL_RE)
+
     def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
-        match = REFUSAL_RE.search(str(record.get(self.config.column, "")))
+        pattern = getattr(self, "_re", REFUSAL_RE)
+        text = str(record.get(self.config.column, ""))
+        if self.config.head_chars is not None:
+            text = text[: self.config.head_chars]
+        match = pattern.search(text)
         return f"refusal pattern {match.group(0)!r} in {self.config.column}" if match else None

