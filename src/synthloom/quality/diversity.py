@@ -117,7 +117,7 @@ def c_tf_idf_labels(texts: Sequence[str], groups: Sequence[int], top: int = 4,
     try:
         from sklearn.feature_extraction.text import CountVectorizer
     except ImportError as exc:
-        raise ImportError('topic labels need scikit-learn: pip install "synthloom[quality]"'
+        raise ImportError('topic labels need scikit-learn: pip install "scikit-learn>=1.4"'
                           ) from exc
     labels = sorted(set(groups))
     docs = {g: [] for g in labels}

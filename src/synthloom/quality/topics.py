@@ -104,8 +104,8 @@ class ClusterTopics(GlobalStep):
         try:
             from sklearn.cluster import AgglomerativeClustering, KMeans
         except ImportError:
-            raise SynthloomError('cluster_topics needs scikit-learn: pip install '
-                                 '"synthloom[quality]"') from None
+            raise SynthloomError('cluster_topics needs scikit-learn (a synthloom dependency): '
+                                 'pip install "scikit-learn>=1.4"') from None
         n = len(vectors)
         k = min(n, self.config.n_topics or auto_topics(n))
         if k <= 1:
@@ -126,7 +126,8 @@ class ClusterTopics(GlobalStep):
 
 
 class SelectConfig(StepConfig):
-    #: Numeric column to rank by within each topic.
+    #: Numeric column to rank by within each topic; a dotted path reads inside a mapping
+    #: column (``scores.total`` from judge_rubric).
     score_column: str
     #: How many records to keep in all.
     target: int = Field(ge=0)
@@ -145,10 +146,17 @@ class SelectPerTopic(GlobalStep):
     config: SelectConfig
 
     def reads(self) -> list[str]:
-        return [self.config.topic_column, self.config.score_column]
+        # A dotted score path ("scores.total") reads its whole top-level column.
+        return [self.config.topic_column, self.config.score_column.split(".")[0]]
+
+    def _raw_score(self, record: dict[str, Any]) -> Any:
+        value: Any = record
+        for part in self.config.score_column.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
 
     def _score(self, record: dict[str, Any]) -> float | None:
-        value = record.get(self.config.score_column)
+        value = self._raw_score(record)
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
             return None
         return float(value) if self.config.higher_is_better else -float(value)
@@ -186,7 +194,7 @@ class SelectPerTopic(GlobalStep):
                 if i in selected:
                     results[i] = _keep()
                     continue
-                raw = records[i].get(cfg.score_column)
+                raw = self._raw_score(records[i])
                 score = f"score {raw}" if self._score(records[i]) is not None else "no score"
                 better = sum(1 for m in members[: rank - 1] if m in selected)
                 results[i] = ItemResult.drop(
