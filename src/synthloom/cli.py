@@ -69,6 +69,7 @@ def run(
         help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 32,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip OUT/report.html.")] = False,
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
 ) -> None:
     """Run a recipe; records go to OUT/data.jsonl, accounting to OUT/summary.json."""
@@ -86,6 +87,10 @@ def run(
         with display:
             summary = asyncio.run(run_recipe(loaded, folder, options))
         _print_summary(summary, folder)
+        if not no_report:
+            from synthloom.export.report import write_report_after_run
+
+            write_report_after_run(folder, console)
         return summary
 
     summary = _guard(go, debug)
@@ -178,6 +183,87 @@ def _print_summary(summary: RunSummary, folder: Path) -> None:
         f"({data['llm_calls']} LLM calls, {data['cache_hits']} cache hits, "
         f"{data['prompt_tokens']}+{data['completion_tokens']} tokens, {data['seconds']:.1f}s; "
         f"failed {data['failed']}, dropped {data['dropped']})", highlight=False)
+
+
+def _mount_subapps() -> None:
+    from synthloom.verify.cli import sandbox_app
+
+    app.add_typer(sandbox_app, name="sandbox")
+
+
+_mount_subapps()
+
+
+@app.command("export")
+def export_(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (holds data.jsonl).")],
+    format_: Annotated[str, typer.Option(
+        "--format", help="jsonl | parquet | hf | alpaca | sharegpt | messages | dpo")] = "jsonl",
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the data, dataset_info.json, README.md (default: RUN_DIR/export/FMT)."
+    )] = None,
+    file: Annotated[str, typer.Option(help="Run file to export (a sink file, dropped.jsonl, "
+                                           "failed.jsonl).")] = "data.jsonl",
+    instruction_column: Annotated[str | None, typer.Option(help="Default: found by name.")] = None,
+    input_column: Annotated[str | None, typer.Option(help="Alpaca `input` column.")] = None,
+    response_column: Annotated[str | None, typer.Option(help="Default: found by name.")] = None,
+    messages_column: Annotated[str | None, typer.Option(help="A list of turns.")] = None,
+    prompt_column: Annotated[str | None, typer.Option(help="DPO prompt.")] = None,
+    chosen_column: Annotated[str | None, typer.Option(help="DPO chosen.")] = None,
+    rejected_column: Annotated[str | None, typer.Option(help="DPO rejected.")] = None,
+    reasoning_column: Annotated[str | None, typer.Option(
+        help="Default: RESPONSE_reasoning.")] = None,
+    system: Annotated[str | None, typer.Option(help="System prompt text for every row.")] = None,
+    system_column: Annotated[str | None, typer.Option(help="Per-row system prompt.")] = None,
+    reasoning: Annotated[str, typer.Option(help="field | think-tags | drop")] = "field",
+    meta: Annotated[bool, typer.Option(help="Keep provenance (_meta / id).")] = True,
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: recipe).")] = None,
+    push_to_hub: Annotated[str | None, typer.Option(
+        help="Also upload to this Hub dataset repo (needs a token).")] = None,
+    token_env: Annotated[str, typer.Option(help="Variable holding the Hub token.")] = "HF_TOKEN",
+    private: Annotated[bool, typer.Option(help="Hub repo visibility.")] = True,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+) -> None:
+    """Export a run's records to a training format, with a dataset card."""
+    from synthloom.export.formats import ColumnMap, ExportOptions, export, hub_token
+    from synthloom.export.formats import push_to_hub as push
+
+    columns = ColumnMap(instruction=instruction_column, input=input_column,
+                        response=response_column, messages=messages_column,
+                        prompt=prompt_column, chosen=chosen_column, rejected=rejected_column,
+                        reasoning=reasoning_column, system=system, system_column=system_column)
+    options = ExportOptions(format=format_, columns=columns, reasoning=reasoning, meta=meta,
+                            file=file, name=name)
+    out = out or run_dir / "export" / format_
+    if push_to_hub:
+        _guard(lambda: hub_token(token_env), debug)  # fail before writing anything
+    result = _guard(lambda: export(run_dir, out, options), debug)
+    skipped = "; ".join(f"{n}x {why}" for why, n in result.skipped.most_common())
+    Console().print(f"[bold]{result.rows}[/] rows ({format_}) -> {result.data_path}"
+                    + (f"  (skipped {sum(result.skipped.values())}: {skipped})" if skipped
+                       else ""), highlight=False)
+    if push_to_hub:
+        url = _guard(lambda: push(out, format_, push_to_hub, token_env, private), debug)
+        Console().print(f"pushed -> {url}", highlight=False)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
+    out: Annotated[Path | None, typer.Option(help="Default: RUN_DIR/report.html.")] = None,
+    price_per_1k: Annotated[float, typer.Option(help="Price per 1k tokens for the cost.")] = 0.0,
+    sample: Annotated[int, typer.Option(help="Records shown with provenance.")] = 5,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+) -> None:
+    """Write a self-contained report.html about a run (plots embedded)."""
+    from synthloom.export.report import write_report
+
+    def go() -> Path:
+        if not (run_dir / "summary.json").is_file():
+            raise SynthloomError(f"{run_dir}: no summary.json (is it a synthloom run folder?)")
+        return write_report(run_dir, out, price_per_1k=price_per_1k, sample=sample)
+
+    Console().print(f"report -> {_guard(go, debug)}", highlight=False)
 
 
 def main() -> None:

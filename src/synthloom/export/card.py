@@ -1,0 +1,170 @@
+"""The dataset card (README.md beside an export): recipe, models, counts, funnel, licence notes.
+
+Hugging Face reads the YAML front matter (licence, tags, size, data files); people read the rest.
+Everything comes from the run folder (summary.json, the records' provenance), so the card says
+what was run, not what was meant to be.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from synthloom import __version__
+
+if TYPE_CHECKING:
+    from synthloom.export.formats import ExportResult
+
+EMBEDDED_PREFIX = "llamacpp:SmolLM2-135M"
+SIZE_BINS = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+             (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"))
+
+
+def size_category(n: int) -> str:
+    return next((label for limit, label in SIZE_BINS if n < limit), "n>10M")
+
+
+def load_summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def recipe_text(run_dir: Path, summary: dict[str, Any]) -> tuple[str, str | None]:
+    """(description, YAML) of the run's recipe: ``recipe.yaml`` in the run folder if a run
+    wrote one, else the shipped recipe of that name; ("", None) when neither exists."""
+    path = run_dir / "recipe.yaml"
+    if not path.is_file():
+        from synthloom.core.recipe import packaged_recipes
+
+        path = packaged_recipes().get(summary.get("recipe", ""), Path("/nonexistent"))
+    if not path.is_file():
+        return "", None
+    text = path.read_text(encoding="utf-8")
+    try:
+        description = str((yaml.safe_load(text) or {}).get("description", ""))
+    except yaml.YAMLError:
+        description = ""
+    return description, text
+
+
+def provenance_counts(run_dir: Path, file: str) -> tuple[Counter[str], Counter[str]]:
+    """Models and source files named in the exported records' provenance."""
+    from synthloom.export.formats import read_records
+
+    models: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    for record in read_records(run_dir, file):
+        meta = record.get("_meta") or {}
+        if meta.get("model"):
+            models[meta["model"]] += 1
+        path = record.get("path") or meta.get("path")
+        if isinstance(path, str):
+            sources[path] += 1
+    return models, sources
+
+
+def funnel_table(summary: dict[str, Any]) -> str:
+    lines = ["| step | kind | in | out | failed | dropped | LLM calls | tokens |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for s in summary.get("steps", []):
+        tokens = s.get("prompt_tokens", 0) + s.get("completion_tokens", 0)
+        lines.append(f"| {s['name']} | {s['kind']} | {s['in']} | {s['out']} | {s['failed']} | "
+                     f"{s['dropped']} | {s.get('llm_calls', 0)} | {tokens} |")
+    return "\n".join(lines)
+
+
+def _fields(result: ExportResult) -> str:
+    shapes = {
+        "alpaca": "`instruction`, `input`, `output` (+ `system`, `reasoning` when present)",
+        "sharegpt": "`conversations`: a list of `{from, value}` turns (system, human, gpt)",
+        "messages": "`messages`: a list of OpenAI-style `{role, content}` turns",
+        "dpo": "`prompt`, `chosen`, `rejected` (TRL preference format)",
+        "jsonl": "every record column, with `_meta` provenance",
+        "parquet": "every record column; `_meta` provenance as a JSON string",
+        "hf": "every record column; `_meta` provenance as a JSON string",
+    }
+    return shapes[result.format]
+
+
+def build_card(run_dir: Path, result: ExportResult, file: str = "data.jsonl") -> str:
+    summary = load_summary(run_dir)
+    description, recipe_yaml = recipe_text(run_dir, summary)
+    models, sources = provenance_counts(run_dir, file)
+    run_model = (summary.get("llm") or {}).get("model")
+    embedded = any(m.startswith(EMBEDDED_PREFIX) for m in [*models, run_model or ""])
+    front: dict[str, Any] = {
+        "license": "other",
+        "tags": ["synthetic", "synthloom", result.format],
+        "task_categories": ["text-generation"],
+        "size_categories": [size_category(result.rows)],
+        "pretty_name": result.name,
+    }
+    if result.format != "hf":
+        front["configs"] = [{"config_name": "default",
+                             "data_files": [{"split": "train", "path": result.data_path.name}]}]
+    out = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
+           f"# {result.name}", "",
+           f"Synthetic data generated with [synthloom](https://pypi.org/project/synthloom/) "
+           f"{__version__} by the recipe `{summary.get('recipe', '?')}`"
+           + (f": {description}" if description else "."), ""]
+    if embedded:
+        out += ["> **Made with the embedded SmolLM2-135M-Instruct model**, which is meant for "
+                "trying the engine: expect weak instructions and weaker answers. Do not train "
+                "on this data; rerun the recipe with a real model behind `--backend openai:...`.",
+                ""]
+    skipped = sum(result.skipped.values())
+    out += ["## Contents", "",
+            f"- **{result.rows}** rows in `{result.format}` format "
+            f"(`{result.data_path.name if result.format != 'hf' else 'save_to_disk folder'}`)"
+            f"; fields: {_fields(result)}.",
+            f"- Read {result.read} records from the run's `{file}`; skipped {skipped}"
+            + ("" if not skipped else " (" + "; ".join(
+                f"{n}× {why}" for why, n in result.skipped.most_common()) + ")") + "."]
+    if result.columns:
+        mapping = ", ".join(f"{k} ← `{v}`" for k, v in result.columns.items())
+        out.append(f"- Column mapping: {mapping}.")
+    if result.dataset_info:
+        out.append("- `dataset_info.json` holds the LLaMA-Factory entry "
+                   f"`{next(iter(result.dataset_info))}`.")
+    out.append("- Every row carries the record `id`; the run folder's `run.db`, `data.jsonl` "
+               "and `_meta.parents` trace it back to its source document.")
+    out += ["", "## Funnel", "",
+            f"Run status: **{summary.get('status', '?')}**; {summary.get('records', '?')} "
+            f"records, {summary.get('failed', 0)} failed and {summary.get('dropped', 0)} "
+            f"dropped items (kept with their reasons in `failed.jsonl` / `dropped.jsonl`); "
+            f"{summary.get('llm_calls', 0)} LLM calls, {summary.get('prompt_tokens', 0)} "
+            f"prompt + {summary.get('completion_tokens', 0)} completion tokens.", "",
+            funnel_table(summary), ""]
+    out += ["## Models", ""]
+    out += [f"- `{m}`: {n} exported records name it in `_meta.model`" for m, n in
+            models.most_common()]
+    if run_model and run_model not in models:
+        out.append(f"- `{run_model}`: the run's model (summary.json)")
+    if not models and not run_model:
+        out.append("- none recorded (no LLM step)")
+    if recipe_yaml:
+        out += ["", "## Recipe", "", "```yaml", recipe_yaml.strip(), "```"]
+    out += ["", "## Licence notes", "",
+            "- The `license` above is `other` until you choose one: the data derives from the "
+            "source documents and from model outputs, so check both before publishing.",
+            "- Source documents: " + (", ".join(f"`{s}`" for s, _ in sources.most_common(10))
+                                      + (" …" if len(sources) > 10 else "")
+                                      if sources else "not recorded in the records") + ".",
+            "- Model terms: check the licence and terms of use of each model above "
+            "(some forbid training competing models on their outputs)."]
+    if embedded:
+        out.append("- SmolLM2-135M-Instruct is released under Apache-2.0.")
+    out.append("- synthloom is Apache-2.0; its licence does not cover the generated data.")
+    return "\n".join(out) + "\n"
+
+
+def write_card(run_dir: Path, result: ExportResult, file: str = "data.jsonl") -> Path:
+    path = result.out_dir / "README.md"
+    path.write_text(build_card(Path(run_dir), result, file), encoding="utf-8")
+    return path

@@ -1,0 +1,464 @@
+"""Export a run's records to training formats: jsonl, parquet, HF datasets, Alpaca, ShareGPT,
+OpenAI messages, DPO — plus a LLaMA-Factory ``dataset_info.json`` entry and a dataset card.
+
+Columns are mapped by options or found by name (instruction/response, question/answer,
+prompt/chosen/rejected). Reasoning (a ``<column>_reasoning`` column) is kept in its own field,
+rendered as ``<think>`` tags, or dropped — only as asked, never merged silently. A record that
+lacks a needed column is skipped and counted by reason, never lost without a word.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthloom.core.errors import SynthloomError
+
+FORMATS = ("jsonl", "parquet", "hf", "alpaca", "sharegpt", "messages", "dpo")
+REASONING_MODES = ("field", "think-tags", "drop")
+CHAT_FORMATS = ("alpaca", "sharegpt", "messages", "dpo")
+
+INSTRUCTION_NAMES = ("instruction", "question", "prompt", "query", "problem")
+RESPONSE_NAMES = ("response", "answer", "output", "completion", "solution")
+PROMPT_NAMES = ("prompt", "instruction", "question", "query")
+MESSAGES_NAMES = ("messages", "conversations")
+ROLE_TO_SHAREGPT = {"system": "system", "user": "human", "assistant": "gpt", "tool": "observation"}
+SHAREGPT_TO_ROLE = {v: k for k, v in ROLE_TO_SHAREGPT.items()} | {"function_call": "assistant"}
+
+
+@dataclass
+class ColumnMap:
+    """Which record columns feed which fields; None = find by name."""
+
+    instruction: str | None = None
+    input: str | None = None
+    response: str | None = None
+    system: str | None = None
+    system_column: str | None = None
+    reasoning: str | None = None
+    messages: str | None = None
+    prompt: str | None = None
+    chosen: str | None = None
+    rejected: str | None = None
+
+
+@dataclass
+class ExportOptions:
+    format: str
+    columns: ColumnMap = field(default_factory=ColumnMap)
+    reasoning: str = "field"
+    #: Keep provenance: ``_meta`` in jsonl/parquet/hf, the record ``id`` in chat formats.
+    meta: bool = True
+    #: The run file to export (``data.jsonl``; any sink file; ``dropped.jsonl`` / ``failed.jsonl``).
+    file: str = "data.jsonl"
+    #: Dataset name for the card and the LLaMA-Factory entry (default: the recipe's name).
+    name: str | None = None
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    data_path: Path
+    format: str
+    name: str
+    rows: int = 0
+    read: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    columns: dict[str, Any] = field(default_factory=dict)
+    dataset_info: dict[str, Any] | None = None
+    card_path: Path | None = None
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def read_records(run_dir: Path, file: str = "data.jsonl") -> Iterator[dict[str, Any]]:
+    """Records of a run file. Rows of dropped/failed files are unwrapped to their record, with
+    the reason (``_dropped_reason``) or the error (``_error``) as a column."""
+    path = Path(file) if Path(file).is_absolute() else Path(run_dir) / file
+    if not path.is_file():
+        raise SynthloomError(f"no {file} in {run_dir} (is it a synthloom run folder?)")
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SynthloomError(f"{path}:{number}: not JSON ({exc.msg})") from None
+            if isinstance(row.get("record"), dict) and ("reason" in row or "error_class" in row):
+                record = dict(row["record"])
+                if "reason" in row:
+                    record["_dropped_reason"] = f"{row['step']}: {row['reason']}"
+                else:
+                    record["_error"] = f"{row['step']}: {row['error_class']}: {row['message']}"
+                row = record
+            yield row
+
+
+def detect(records: list[dict[str, Any]], names: tuple[str, ...], kind: type = str) -> str | None:
+    """The first candidate name present (with a value of ``kind``) in the sampled records."""
+    for name in names:
+        if any(isinstance(r.get(name), kind) for r in records):
+            return name
+    return None
+
+
+def resolve_columns(fmt: str, sample: list[dict[str, Any]], given: ColumnMap) -> dict[str, Any]:
+    """Concrete column names for ``fmt``; SynthloomError naming the option when not found."""
+    cols: dict[str, Any] = {}
+
+    def need(key: str, value: str | None, names: tuple[str, ...], option: str) -> str:
+        found = value or detect(sample, names)
+        if found is None:
+            seen = sorted({k for r in sample for k in r if k != "_meta"})
+            raise SynthloomError(f"format {fmt}: no {key} column found (looked for "
+                                 f"{', '.join(names)}; columns: {', '.join(seen) or 'none'}); "
+                                 f"pass {option}")
+        return found
+
+    if fmt == "dpo":
+        cols["prompt"] = need("prompt", given.prompt, PROMPT_NAMES, "--prompt-column")
+        cols["chosen"] = need("chosen", given.chosen, ("chosen",), "--chosen-column")
+        cols["rejected"] = need("rejected", given.rejected, ("rejected",), "--rejected-column")
+    elif fmt in ("alpaca", "sharegpt", "messages"):
+        messages = given.messages or (None if given.instruction or given.response
+                                      else detect(sample, MESSAGES_NAMES, list))
+        if messages and fmt != "alpaca":
+            cols["messages"] = messages
+        else:
+            cols["instruction"] = need("instruction", given.instruction, INSTRUCTION_NAMES,
+                                       "--instruction-column")
+            cols["response"] = need("response", given.response, RESPONSE_NAMES,
+                                    "--response-column")
+            cols["input"] = given.input or ("input" if fmt == "alpaca" and
+                                            detect(sample, ("input",)) else None)
+            cols["reasoning"] = given.reasoning or f"{cols['response']}_reasoning"
+    cols["system"] = given.system
+    cols["system_column"] = given.system_column
+    return cols
+
+
+# --- rows per format --------------------------------------------------------------------------
+
+
+class Skip(Exception):
+    """This record cannot become a row of the format (the message is the reason)."""
+
+
+def _text(record: dict[str, Any], column: str) -> str:
+    value = record.get(column)
+    if not isinstance(value, str) or not value.strip():
+        raise Skip(f"{column} missing or empty")
+    return value
+
+
+def _think(answer: str, reasoning: str | None, mode: str) -> str:
+    if mode == "think-tags" and reasoning:
+        return f"<think>\n{reasoning.strip()}\n</think>\n\n{answer}"
+    return answer
+
+
+def _reasoning(record: dict[str, Any], column: str | None) -> str | None:
+    value = record.get(column) if column else None
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _system(record: dict[str, Any], cols: dict[str, Any]) -> str | None:
+    if cols.get("system_column"):
+        value = record.get(cols["system_column"])
+        return value if isinstance(value, str) and value.strip() else None
+    return cols.get("system")
+
+
+def _turns(record: dict[str, Any], column: str) -> list[dict[str, str]]:
+    """A messages/conversations column as OpenAI-style turns."""
+    value = record.get(column)
+    if not isinstance(value, list) or not value:
+        raise Skip(f"{column} missing or not a list of turns")
+    turns = []
+    for turn in value:
+        if not isinstance(turn, dict):
+            raise Skip(f"{column} has a turn that is not an object")
+        role = turn.get("role") or SHAREGPT_TO_ROLE.get(str(turn.get("from")))
+        content = turn.get("content", turn.get("value"))
+        if role is None or not isinstance(content, str):
+            raise Skip(f"{column} has a turn without role/content")
+        out = {"role": role, "content": content}
+        thought = turn.get("reasoning_content") or turn.get("reasoning")
+        if isinstance(thought, str) and thought.strip():
+            out["reasoning_content"] = thought
+        turns.append(out)
+    return turns
+
+
+def chat_turns(record: dict[str, Any], cols: dict[str, Any],
+               mode: str) -> list[dict[str, str]]:
+    """The record as OpenAI-style turns; reasoning per ``mode`` on the assistant turns."""
+    if "messages" in cols:
+        turns = _turns(record, cols["messages"])
+    else:
+        user = _text(record, cols["instruction"])
+        extra = record.get(cols["input"]) if cols.get("input") else None
+        if isinstance(extra, str) and extra.strip():
+            user = f"{user}\n\n{extra}"
+        turns = [{"role": "user", "content": user},
+                 {"role": "assistant", "content": _text(record, cols["response"])}]
+        thought = _reasoning(record, cols.get("reasoning"))
+        if thought:
+            turns[-1]["reasoning_content"] = thought
+    system = _system(record, cols)
+    if system and turns[0]["role"] != "system":
+        turns.insert(0, {"role": "system", "content": system})
+    for turn in turns:
+        thought = turn.pop("reasoning_content", None)
+        if turn["role"] == "assistant" and thought:
+            if mode == "field":
+                turn["reasoning_content"] = thought
+            else:
+                turn["content"] = _think(turn["content"], thought, mode)
+    return turns
+
+
+def to_row(record: dict[str, Any], fmt: str, cols: dict[str, Any], mode: str,
+           meta: bool) -> dict[str, Any]:
+    """One record as one row of ``fmt``; raises Skip with the reason."""
+    if fmt in ("jsonl", "parquet", "hf"):
+        return _raw_row(record, mode, meta)
+    row: dict[str, Any]
+    if fmt == "alpaca":
+        response = _text(record, cols["response"])
+        thought = _reasoning(record, cols["reasoning"])
+        row = {"instruction": _text(record, cols["instruction"]),
+               "input": record.get(cols["input"], "") if cols.get("input") else "",
+               "output": _think(response, thought, mode)}
+        if thought and mode == "field":
+            row["reasoning"] = thought
+        system = _system(record, cols)
+        if system:
+            row["system"] = system
+    elif fmt == "sharegpt":
+        turns = chat_turns(record, cols, mode)
+        conversations = []
+        for turn in turns:
+            entry = {"from": ROLE_TO_SHAREGPT.get(turn["role"], turn["role"]),
+                     "value": turn["content"]}
+            if "reasoning_content" in turn:
+                entry["reasoning_content"] = turn["reasoning_content"]
+            conversations.append(entry)
+        row = {"conversations": conversations}
+    elif fmt == "messages":
+        row = {"messages": chat_turns(record, cols, mode)}
+    elif fmt == "dpo":
+        row = {"prompt": _text(record, cols["prompt"])}
+        for side in ("chosen", "rejected"):
+            answer = _text(record, cols[side])
+            thought = _reasoning(record, f"{cols[side]}_reasoning")
+            row[side] = _think(answer, thought, mode)
+            if thought and mode == "field":
+                row[f"{side}_reasoning"] = thought
+        system = _system(record, cols)
+        if system:
+            row["system"] = system
+    else:
+        raise SynthloomError(f"unknown format {fmt!r}; one of: {', '.join(FORMATS)}")
+    if meta and isinstance(record.get("_meta"), dict):
+        row["id"] = record["_meta"].get("id")
+    return row
+
+
+def _raw_row(record: dict[str, Any], mode: str, meta: bool) -> dict[str, Any]:
+    row = {k: v for k, v in record.items() if k != "_meta"}
+    if mode != "field":
+        for key in [k for k in row if k.endswith("_reasoning")]:
+            base = key[: -len("_reasoning")]
+            thought = row.pop(key)
+            if mode == "think-tags" and isinstance(row.get(base), str):
+                row[base] = _think(row[base], thought if isinstance(thought, str) else None,
+                                   mode)
+    if meta and "_meta" in record:
+        row["_meta"] = record["_meta"]
+    return row
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def arrow_table(rows: list[dict[str, Any]]) -> Any:
+    """A pyarrow Table over the union of the rows' keys. ``_meta`` and any column whose values
+    do not share one Arrow type are stored as JSON strings (so every row fits)."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise SynthloomError('parquet and hf exports need pyarrow: pip install '
+                             '"synthloom[parquet]"') from None
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    arrays = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        try:
+            if name == "_meta":
+                raise TypeError("provenance is stored as JSON")
+            arrays[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            arrays[name] = pa.array([None if v is None else json.dumps(v, ensure_ascii=False)
+                                     for v in values], type=pa.string())
+    return pa.table(arrays)
+
+
+DATA_FILES = {"parquet": "train.parquet", "hf": "."}
+
+
+def llamafactory_entry(fmt: str, file_name: str, cols: dict[str, Any],
+                       has_system: bool) -> dict[str, Any] | None:
+    """The ``dataset_info.json`` entry LLaMA-Factory needs to load this export."""
+    if fmt == "alpaca":
+        columns = {"prompt": "instruction", "query": "input", "response": "output"}
+        if has_system:
+            columns["system"] = "system"
+        return {"file_name": file_name, "columns": columns}
+    if fmt == "dpo":
+        columns = {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected"}
+        if has_system:
+            columns["system"] = "system"
+        return {"file_name": file_name, "ranking": True, "columns": columns}
+    if fmt == "sharegpt":
+        return {"file_name": file_name, "formatting": "sharegpt",
+                "columns": {"messages": "conversations"},
+                "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human",
+                         "assistant_tag": "gpt", "system_tag": "system",
+                         "observation_tag": "observation"}}
+    if fmt == "messages":
+        return {"file_name": file_name, "formatting": "sharegpt",
+                "columns": {"messages": "messages"},
+                "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                         "assistant_tag": "assistant", "system_tag": "system",
+                         "observation_tag": "tool"}}
+    return None
+
+
+def _dataset_name(run_dir: Path, name: str | None) -> str:
+    if name:
+        return name
+    try:
+        return json.loads((run_dir / "summary.json").read_text())["recipe"]
+    except (OSError, ValueError, KeyError):
+        return run_dir.resolve().name
+
+
+def export(run_dir: str | Path, out_dir: str | Path, options: ExportOptions,
+           card: bool = True) -> ExportResult:
+    """Write ``options.format`` into ``out_dir`` (``train.jsonl`` / ``train.parquet`` / an HF
+    ``save_to_disk`` folder), the LLaMA-Factory entry, and the dataset card ``README.md``."""
+    fmt = options.format
+    if fmt not in FORMATS:
+        raise SynthloomError(f"unknown format {fmt!r}; one of: {', '.join(FORMATS)}")
+    if options.reasoning not in REASONING_MODES:
+        raise SynthloomError(f"--reasoning {options.reasoning!r}: one of "
+                             f"{', '.join(REASONING_MODES)}")
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if out_dir.resolve() == run_dir.resolve():
+        raise SynthloomError("--out must not be the run folder itself")
+    sample = [r for _, r in zip(range(200), read_records(run_dir, options.file), strict=False)]
+    if not sample:
+        raise SynthloomError(f"{options.file} in {run_dir} has no records to export")
+    cols = resolve_columns(fmt, sample, options.columns) if fmt in CHAT_FORMATS else {}
+    name = _dataset_name(run_dir, options.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_name = DATA_FILES.get(fmt, "train.jsonl")
+    shown = {k: v for k, v in cols.items() if v and k != "system"
+             and (k != "reasoning" or detect(sample, (v,)))}
+    if cols.get("system"):
+        shown["system"] = "(fixed text)"
+    result = ExportResult(out_dir=out_dir, data_path=out_dir / data_name, format=fmt, name=name,
+                          columns=shown)
+
+    rows = _rows(run_dir, options, cols, result)
+    if fmt in ("parquet", "hf"):
+        table = arrow_table(list(rows))
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, result.data_path)
+        else:
+            _save_hf(table, out_dir)
+    else:
+        tmp = result.data_path.with_suffix(".jsonl.tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        os.replace(tmp, result.data_path)
+
+    has_system = bool(cols.get("system") or cols.get("system_column"))
+    entry = llamafactory_entry(fmt, data_name, cols, has_system)
+    if entry is not None:
+        info_path = out_dir / "dataset_info.json"
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        info[name] = entry
+        info_path.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+        result.dataset_info = {name: entry}
+    if card:
+        from synthloom.export.card import write_card
+
+        result.card_path = write_card(run_dir, result, options.file)
+    return result
+
+
+def _rows(run_dir: Path, options: ExportOptions, cols: dict[str, Any],
+          result: ExportResult) -> Iterator[dict[str, Any]]:
+    for record in read_records(run_dir, options.file):
+        result.read += 1
+        try:
+            row = to_row(record, options.format, cols, options.reasoning, options.meta)
+        except Skip as exc:
+            result.skipped[str(exc)] += 1
+            continue
+        result.rows += 1
+        yield row
+
+
+def _save_hf(table: Any, out_dir: Path) -> None:
+    try:
+        import datasets
+    except ImportError:
+        raise SynthloomError('the hf format needs the datasets package: pip install '
+                             '"synthloom[hf]"') from None
+    datasets.disable_progress_bars()  # the CLI prints one line; bars would garble it
+    datasets.Dataset(table).save_to_disk(str(out_dir))
+
+
+def hub_token(token_env: str = "HF_TOKEN") -> str:
+    token = os.environ.get(token_env)
+    if not token:
+        raise SynthloomError(f"--push-to-hub needs a Hugging Face token in ${token_env}")
+    return token
+
+
+def push_to_hub(out_dir: Path, fmt: str, repo: str, token_env: str = "HF_TOKEN",
+                private: bool = True) -> str:
+    """Upload an export to the Hugging Face Hub (only when asked; needs a token)."""
+    token = hub_token(token_env)
+    try:
+        import datasets
+        from huggingface_hub import HfApi
+    except ImportError:
+        raise SynthloomError('--push-to-hub needs the datasets package: pip install '
+                             '"synthloom[hf]"') from None
+    if fmt == "hf":
+        dataset = datasets.load_from_disk(str(out_dir))
+    elif fmt == "parquet":
+        dataset = datasets.Dataset.from_parquet(str(out_dir / "train.parquet"))
+    else:
+        dataset = datasets.Dataset.from_json(str(out_dir / "train.jsonl"))
+    dataset.push_to_hub(repo, token=token, private=private)
+    card = out_dir / "README.md"
+    if card.is_file():
+        HfApi(token=token).upload_file(path_or_fileobj=str(card), path_in_repo="README.md",
+                                       repo_id=repo, repo_type="dataset")
+    return f"https://huggingface.co/datasets/{repo}"

@@ -1,0 +1,190 @@
+"""Preference pairs by West-of-N: sample N answers per prompt, score each, best vs worst.
+
+``preference_pairs`` is a map step: one prompt in, one pair out in TRL's DPO fields (``prompt``,
+``chosen``, ``rejected``) plus ``chosen_score``, ``rejected_score``, ``margin`` and every
+candidate's total, or a drop whose reason says why there is no pair (a tie, a margin below
+``min_margin``, fewer than two usable answers). Answers are scored by the rubric judge
+(schema-constrained, validated per criterion) or taken from existing columns (``responses`` +
+``score_column``). An answer the judge cannot score is left out of the comparison and counted;
+when fewer than two scored answers remain the item fails (and is retried on the next run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import Field
+
+from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.errors import RecipeError, SynthloomError
+from synthloom.core.records import ItemResult, Output
+from synthloom.core.registry import register_step
+from synthloom.core.steps import MapStep, StepConfig
+from synthloom.llm.types import LLMRequest, SamplingParams, Usage
+from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.quality.judges import JudgeOptions, RubricJudge, column_value
+
+
+class PreferencePairsConfig(StepConfig):
+    #: Column holding the prompt (becomes the DPO ``prompt`` field).
+    prompt: str = "instruction"
+    #: Template for sampling answers; it sees the record's columns and ``prompt``.
+    template: str = "quality/prompts/preference_response.jinja"
+    n: int = Field(default=4, ge=2)
+    temperature: float = 0.9
+    top_p: float = 1.0
+    max_tokens: int = 512
+    #: Column with a list of existing answers: no sampling.
+    responses: str | None = None
+    #: Column with their scores (numbers or score objects with ``total``): no judging.
+    score_column: str | None = None
+    #: The rubric judge that scores each answer (see ``judge_rubric``).
+    judge: JudgeOptions = Field(default_factory=lambda: JudgeOptions(rubric="ultrafeedback"))
+    #: Pairs whose best and worst totals differ by less than this are dropped.
+    min_margin: float = 1.0
+
+
+@register_step
+class PreferencePairs(MapStep):
+    """West-of-N: the best and the worst of N scored answers become chosen / rejected."""
+
+    type_name = "preference_pairs"
+    uses_llm = True
+    Config = PreferencePairsConfig
+    config: PreferencePairsConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        cfg = self.config
+        if cfg.score_column and not cfg.responses:
+            raise RecipeError(f"step {self.name}: score_column needs responses (the column of "
+                              "the answers those scores belong to)")
+        self._template: PromptTemplate = load_template(cfg.template, ctx.recipe_dir)
+        self._judge = None if cfg.score_column else RubricJudge(cfg.judge, ctx.recipe_dir)
+
+    def extra_fingerprint(self, ctx: RunContext) -> Any:
+        return {"template": self._template.hash,
+                "judge": self._judge.fingerprint() if self._judge else None}
+
+    def reads(self) -> list[str]:
+        cfg = self.config
+        cols = {cfg.prompt}
+        if cfg.responses:
+            cols.add(cfg.responses)
+        else:
+            cols |= self._template.variables - {"prompt", "context"}
+        if cfg.score_column:
+            cols.add(cfg.score_column)
+        elif self._judge is not None:
+            cols |= self._judge.columns_read()
+        return sorted(cols)
+
+    async def _sample(self, record: dict[str, Any], prompt: str,
+                      ctx: ItemContext) -> tuple[list[dict[str, Any]], Usage, str | None]:
+        cfg = self.config
+        params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
+                                max_tokens=cfg.max_tokens, seed=ctx.seed)
+        messages = self._template.render_messages({**record, "context": ctx.context,
+                                                   "prompt": prompt})
+        responses = await ctx.generate(LLMRequest(messages=messages, params=params, n=cfg.n,
+                                                  tags={"step": self.name}))
+        usage = Usage()
+        for r in responses:
+            usage = usage + r.usage
+        candidates = [{"index": r.sample_index, "text": r.text.strip(), "reasoning": r.reasoning}
+                      for r in responses]
+        return candidates, usage, responses[0].model if responses else None
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        cfg = self.config
+        prompt = column_value(record, cfg.prompt, self.name)
+        usage, model = Usage(), None
+        if cfg.responses:
+            given = column_value(record, cfg.responses, self.name)
+            if not isinstance(given, list):
+                raise TypeError(f"column {cfg.responses!r} must hold a list of answers")
+            candidates = [{"index": i, "text": str(t).strip(), "reasoning": None}
+                          for i, t in enumerate(given)]
+        else:
+            candidates, usage, model = await self._sample(record, prompt, ctx)
+        candidates = [c for c in candidates if c["text"]]  # an empty answer is no candidate
+        if len(candidates) < 2:
+            return ItemResult.drop(f"fewer than 2 non-empty answers ({len(candidates)})")
+
+        failures: list[str] = []
+        if cfg.score_column:
+            scores = _given_scores(column_value(record, cfg.score_column, self.name), candidates)
+        else:
+            scores, judge_usage = await self._score(prompt, record, candidates, ctx, failures)
+            usage = usage + judge_usage
+        scored = [(c, s) for c, s in zip(candidates, scores, strict=True) if s is not None]
+        if len(scored) < 2:
+            raise ValueError(f"only {len(scored)} of {len(candidates)} answers could be scored: "
+                             + "; ".join(failures[:3]))
+        totals = [_total(s) for _, s in scored]
+        best = max(range(len(scored)), key=lambda i: (totals[i], -i))
+        worst = min(range(len(scored)), key=lambda i: (totals[i], i))
+        margin = totals[best] - totals[worst]
+        if margin == 0:
+            return ItemResult.drop(f"tie: all {len(scored)} scored answers have total "
+                                   f"{totals[best]:g}")
+        if margin < cfg.min_margin:
+            return ItemResult.drop(f"margin {margin:g} < min_margin {cfg.min_margin:g} "
+                                   f"(best {totals[best]:g}, worst {totals[worst]:g})")
+        (chosen, chosen_scores), (rejected, rejected_scores) = scored[best], scored[worst]
+        columns: dict[str, Any] = {
+            "prompt": prompt, "chosen": chosen["text"], "rejected": rejected["text"],
+            "chosen_score": totals[best], "rejected_score": totals[worst], "margin": margin,
+            "candidate_scores": [_total(s) if s is not None else None for s in scores],
+        }
+        if isinstance(chosen_scores, dict):
+            columns["chosen_scores"], columns["rejected_scores"] = chosen_scores, rejected_scores
+        for side, cand in (("chosen", chosen), ("rejected", rejected)):
+            if cand["reasoning"]:
+                columns[f"{side}_reasoning"] = cand["reasoning"]
+        if model is None and self._judge is not None:
+            model = ctx.llm.model_id  # answers were given; the judge is the model used
+        return Output(columns=columns, model=model,
+                      template_hash=self._template.hash, usage=usage.to_json(),
+                      meta={"chosen_index": chosen["index"], "rejected_index": rejected["index"],
+                            "unscored": len(candidates) - len(scored)})
+
+    async def _score(self, prompt: str, record: dict[str, Any], candidates: list[dict[str, Any]],
+                     ctx: ItemContext, failures: list[str]) -> tuple[list[Any], Usage]:
+        assert self._judge is not None
+        judge = self._judge
+        results = await asyncio.gather(
+            *(judge.score({**record, "context": ctx.context, "instruction": prompt,
+                           "response": c["text"]}, ctx, self.name) for c in candidates),
+            return_exceptions=True)
+        scores: list[Any] = []
+        usage = Usage()
+        for cand, result in zip(candidates, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                if isinstance(result, SynthloomError):
+                    raise result  # budget spent, server gone: stop, not a per-answer problem
+                failures.append(f"answer {cand['index']}: {type(result).__name__}: {result}")
+                scores.append(None)
+            else:
+                scores.append(result[0])
+                usage = usage + result[1].usage
+        return scores, usage
+
+
+def _total(score: Any) -> float:
+    return score["total"] if isinstance(score, dict) else score
+
+
+def _given_scores(values: Any, candidates: list[dict[str, Any]]) -> list[Any]:
+    """Existing scores, aligned with the non-empty candidates by their index."""
+    if not isinstance(values, list):
+        raise TypeError("the score column must hold a list (one score per answer)")
+    out: list[Any] = []
+    for cand in candidates:
+        value = values[cand["index"]] if cand["index"] < len(values) else None
+        total = value.get("total") if isinstance(value, dict) else value
+        usable = isinstance(total, int | float) and not isinstance(total, bool)
+        out.append(value if usable else None)
+    return out

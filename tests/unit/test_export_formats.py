@@ -1,0 +1,240 @@
+"""Exports from real run folders (the quickstart recipe on the ScriptedTestBackend, a test
+double): every format loads back, reasoning is handled only as asked, columns are found by
+name or mapped, skipped records are counted, and the dataset card tells the run's story."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from synthloom.api import RunOptions, run_recipe
+from synthloom.cli import app
+from synthloom.core.errors import SynthloomError
+from synthloom.core.recipe import Recipe
+from synthloom.export.formats import ColumnMap, ExportOptions, export
+from synthloom.quality.preferences import PreferencePairs
+from synthloom.sources.files import JsonlRows
+from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
+
+
+def quickstart_responder(request, seed) -> str:
+    text = last_user_text(request)
+    if "Title:" in text:
+        title = text.split("Title:", 1)[1].splitlines()[0].strip()
+        return json.dumps({"instruction": f"What should I know about {title.lower()}?"})
+    if "cover letter" in text:
+        return "Short."  # under response_ok's 3 words: dropped by the recipe
+    # Every other answer thinks first: the reasoning lands in response_reasoning.
+    return f"<think>Plan for: {text[:30]}</think>Here is a clear answer about {text[28:60]}."
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "run"
+    asyncio.run(run_recipe("quickstart", out, RunOptions(
+        backend=ScriptedTestBackend(quickstart_responder), limit=12)))
+    return out
+
+
+def rows_of(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def records(run_dir: Path) -> list[dict]:
+    return rows_of(run_dir / "data.jsonl")
+
+
+def test_jsonl_keeps_columns_and_provenance(run_dir: Path, tmp_path: Path) -> None:
+    result = export(run_dir, tmp_path / "x", ExportOptions(format="jsonl"))
+    rows = rows_of(result.data_path)
+    source = records(run_dir)
+    assert result.rows == len(rows) == len(source) == 11
+    assert [r["_meta"]["id"] for r in rows] == [r["_meta"]["id"] for r in source]
+    assert rows[0]["response_reasoning"].startswith("Plan for:")
+    no_meta = export(run_dir, tmp_path / "y", ExportOptions(format="jsonl", meta=False))
+    assert all("_meta" not in r for r in rows_of(no_meta.data_path))
+
+
+def test_parquet_loads_with_pyarrow(run_dir: Path, tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow not installed (extra: parquet)")
+    result = export(run_dir, tmp_path / "x", ExportOptions(format="parquet"))
+    table = pq.read_table(result.data_path)
+    assert table.num_rows == 11
+    assert {"instruction", "response", "response_reasoning", "_meta"} <= set(table.column_names)
+    first = table.slice(0, 1).to_pylist()[0]
+    assert json.loads(first["_meta"])["id"] == records(run_dir)[0]["_meta"]["id"]
+    assert first["instruction"] == records(run_dir)[0]["instruction"]
+
+
+def test_hf_save_to_disk_loads_back(run_dir: Path, tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets", reason="datasets not installed (extra: hf)")
+    result = export(run_dir, tmp_path / "x", ExportOptions(format="hf"))
+    dataset = datasets.load_from_disk(str(result.out_dir))
+    assert len(dataset) == 11 and "instruction" in dataset.column_names
+    assert dataset[0]["response"] == records(run_dir)[0]["response"]
+    assert (result.out_dir / "README.md").is_file()
+
+
+def test_alpaca_rows_and_llamafactory_entry(run_dir: Path, tmp_path: Path) -> None:
+    result = export(run_dir, tmp_path / "x", ExportOptions(
+        format="alpaca", columns=ColumnMap(system="Be brief.")))
+    rows = rows_of(result.data_path)
+    source = records(run_dir)
+    assert len(rows) == 11
+    assert rows[0]["instruction"] == source[0]["instruction"]
+    assert rows[0]["output"] == source[0]["response"]  # reasoning is not merged in
+    assert rows[0]["reasoning"] == source[0]["response_reasoning"]
+    assert rows[0]["input"] == "" and rows[0]["system"] == "Be brief."
+    assert rows[0]["id"] == source[0]["_meta"]["id"]
+    info = json.loads((result.out_dir / "dataset_info.json").read_text())
+    assert info == {"quickstart": {"file_name": "train.jsonl", "columns": {
+        "prompt": "instruction", "query": "input", "response": "output", "system": "system"}}}
+
+
+def test_sharegpt_and_messages_shapes(run_dir: Path, tmp_path: Path) -> None:
+    share = rows_of(export(run_dir, tmp_path / "s", ExportOptions(
+        format="sharegpt", columns=ColumnMap(system="Be brief."))).data_path)
+    source = records(run_dir)
+    turns = share[0]["conversations"]
+    assert [t["from"] for t in turns] == ["system", "human", "gpt"]
+    assert all(set(t) <= {"from", "value", "reasoning_content"} for t in turns)
+    assert turns[1]["value"] == source[0]["instruction"]
+    assert turns[2]["value"] == source[0]["response"]
+    assert turns[2]["reasoning_content"] == source[0]["response_reasoning"]
+    info = json.loads((tmp_path / "s" / "dataset_info.json").read_text())["quickstart"]
+    assert info["formatting"] == "sharegpt" and info["tags"]["user_tag"] == "human"
+
+    msgs = rows_of(export(run_dir, tmp_path / "m", ExportOptions(format="messages")).data_path)
+    assert [m["role"] for m in msgs[0]["messages"]] == ["user", "assistant"]
+    assert msgs[0]["messages"][1]["content"] == source[0]["response"]
+
+
+@pytest.mark.parametrize("mode", ["field", "think-tags", "drop"])
+def test_reasoning_modes(run_dir: Path, tmp_path: Path, mode: str) -> None:
+    source = records(run_dir)[0]
+    answer, thought = source["response"], source["response_reasoning"]
+    msgs = rows_of(export(run_dir, tmp_path / "m", ExportOptions(
+        format="messages", reasoning=mode)).data_path)[0]["messages"]
+    alpaca = rows_of(export(run_dir, tmp_path / "a", ExportOptions(
+        format="alpaca", reasoning=mode)).data_path)[0]
+    raw = rows_of(export(run_dir, tmp_path / "j", ExportOptions(
+        format="jsonl", reasoning=mode)).data_path)[0]
+    if mode == "field":
+        assert msgs[-1] == {"role": "assistant", "content": answer, "reasoning_content": thought}
+        assert alpaca["output"] == answer and alpaca["reasoning"] == thought
+        assert raw["response"] == answer and raw["response_reasoning"] == thought
+    elif mode == "think-tags":
+        tagged = f"<think>\n{thought}\n</think>\n\n{answer}"
+        assert msgs[-1] == {"role": "assistant", "content": tagged}
+        assert alpaca["output"] == tagged and "reasoning" not in alpaca
+        assert raw["response"] == tagged and "response_reasoning" not in raw
+    else:
+        assert msgs[-1] == {"role": "assistant", "content": answer}
+        assert alpaca["output"] == answer and "reasoning" not in alpaca
+        assert "response_reasoning" not in raw and thought not in json.dumps(raw)
+
+
+def test_dpo_from_a_preference_run(tmp_path: Path) -> None:
+    rows = [{"question": f"Question {i}?", "answers": [f"good {i}", f"bad {i}", f"ok {i}"],
+             "s": [9, 1, 5]} for i in range(3)]
+    rows.append({"question": "tied?", "answers": ["x", "y"], "s": [2, 2]})
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = Recipe(name="prefs", sources=[JsonlRows(name="rows", path=str(source))],
+                    steps=[PreferencePairs(name="pairs", prompt="question", responses="answers",
+                                           score_column="s")])
+    asyncio.run(run_recipe(recipe, tmp_path / "run", RunOptions(
+        backend=ScriptedTestBackend())))
+    result = export(tmp_path / "run", tmp_path / "dpo", ExportOptions(format="dpo"))
+    dpo = rows_of(result.data_path)
+    assert [(r["prompt"], r["chosen"], r["rejected"]) for r in dpo] == [
+        (f"Question {i}?", f"good {i}", f"bad {i}") for i in range(3)]
+    assert all(isinstance(r["id"], str) for r in dpo)
+    info = json.loads((tmp_path / "dpo" / "dataset_info.json").read_text())["prefs"]
+    assert info["ranking"] is True and info["columns"]["chosen"] == "chosen"
+    card = (tmp_path / "dpo" / "README.md").read_text()
+    assert "| pairs | map | 4 | 3 | 0 | 1 |" in card
+
+
+def test_columns_found_by_name_or_mapped_and_missing_ones_named(tmp_path: Path) -> None:
+    rows = [{"question": "What is 2+2?", "answer": "4", "sys": "Math tutor"},
+            {"question": "Capital of Peru?", "answer": "", "sys": "Geography"},
+            {"question": "Largest ocean?", "answer": "Pacific", "sys": "Geography"}]
+    source = tmp_path / "qa.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = Recipe(name="qa", sources=[JsonlRows(name="rows", path=str(source))])
+    asyncio.run(run_recipe(recipe, tmp_path / "run", RunOptions()))
+    result = export(tmp_path / "run", tmp_path / "out", ExportOptions(
+        format="sharegpt", columns=ColumnMap(system_column="sys")))
+    out = rows_of(result.data_path)
+    assert [[t["value"] for t in r["conversations"]] for r in out] == [
+        ["Math tutor", "What is 2+2?", "4"], ["Geography", "Largest ocean?", "Pacific"]]
+    assert result.skipped == {"answer missing or empty": 1} and result.read == 3
+    assert "skipped 1 (1× answer missing or empty)" in (tmp_path / "out" / "README.md").read_text()
+    mapped = export(tmp_path / "run", tmp_path / "m", ExportOptions(
+        format="alpaca", columns=ColumnMap(instruction="answer", response="question")))
+    assert rows_of(mapped.data_path)[0]["output"] == "What is 2+2?"
+    with pytest.raises(SynthloomError, match="no chosen column found .* pass --chosen-column"):
+        export(tmp_path / "run", tmp_path / "d", ExportOptions(format="dpo"))
+    with pytest.raises(SynthloomError, match="unknown format 'csv'"):
+        export(tmp_path / "run", tmp_path / "c", ExportOptions(format="csv"))
+
+
+def test_messages_column_and_dropped_rows_export(tmp_path: Path) -> None:
+    convo = [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"},
+             {"from": "human", "value": "bye"}, {"from": "gpt", "value": "ciao"}]
+    source = tmp_path / "c.jsonl"
+    source.write_text(json.dumps({"conversations": convo}) + "\n")
+    recipe = Recipe(name="chat", sources=[JsonlRows(name="rows", path=str(source))])
+    asyncio.run(run_recipe(recipe, tmp_path / "run", RunOptions()))
+    [row] = rows_of(export(tmp_path / "run", tmp_path / "m",
+                           ExportOptions(format="messages")).data_path)
+    assert [(m["role"], m["content"]) for m in row["messages"]] == [
+        ("user", "hi"), ("assistant", "hello"), ("user", "bye"), ("assistant", "ciao")]
+
+
+def test_dropped_records_are_exportable(run_dir: Path, tmp_path: Path) -> None:
+    result = export(run_dir, tmp_path / "d", ExportOptions(format="jsonl", file="dropped.jsonl"))
+    [row] = rows_of(result.data_path)
+    assert row["response"] == "Short." and row["_dropped_reason"].startswith("response_ok: ")
+
+
+def test_dataset_card_has_recipe_models_funnel_and_licence(run_dir: Path, tmp_path: Path) -> None:
+    export(run_dir, tmp_path / "x", ExportOptions(format="messages"))
+    card = (tmp_path / "x" / "README.md").read_text()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert card.startswith("---\nlicense: other\n")
+    assert "size_categories:\n- n<1K" in card and "path: train.jsonl" in card
+    assert "by the recipe `quickstart`: Bundled sample documents" in card
+    for step in summary["steps"]:
+        assert f"| {step['name']} | {step['kind']} | {step['in']} | {step['out']} |" in card
+    assert "`scripted:scripted`: 11 exported records" in card
+    assert "```yaml\nname: quickstart" in card
+    assert "## Licence notes" in card and "`01_sourdough_starter_care.txt`" in card
+    assert "SmolLM2" not in card  # no embedded-model warning for another model
+
+
+def test_cli_export_and_errors(run_dir: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    done = runner.invoke(app, ["export", str(run_dir), "--format", "dpo", "--out",
+                               str(tmp_path / "d")])
+    assert done.exit_code == 2 and "pass --chosen-column" in done.output
+    assert "Traceback" not in done.output
+    done = runner.invoke(app, ["export", str(run_dir), "--format", "sharegpt", "--out",
+                               str(tmp_path / "s"), "--reasoning", "think-tags"])
+    assert done.exit_code == 0, done.output
+    assert "11 rows (sharegpt)" in done.output
+    first = rows_of(tmp_path / "s" / "train.jsonl")[0]["conversations"][-1]["value"]
+    assert first.startswith("<think>\nPlan for:")
+    done = runner.invoke(app, ["export", str(run_dir), "--format", "hf", "--out",
+                               str(tmp_path / "h"), "--push-to-hub", "me/data",
+                               "--token-env", "SYNTHLOOM_TEST_NO_SUCH_TOKEN"])
+    assert done.exit_code == 2 and "SYNTHLOOM_TEST_NO_SUCH_TOKEN" in done.output
+    assert not (tmp_path / "h").exists()  # nothing written, nothing pushed
+    done = runner.invoke(app, ["export", str(run_dir), "--format", "messages"])
+    assert done.exit_code == 0, done.output
+    assert len(rows_of(run_dir / "export" / "messages" / "train.jsonl")) == 11
