@@ -37,6 +37,8 @@ async def run_recipe(recipe: str | Path | Recipe, out: str | Path,
         recipe = Recipe.load(recipe, opts.overrides)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if recipe.path:  # the dataset card and report name the recipe that made the run
+        (out / "recipe.yaml").write_text(recipe.path.read_text(encoding="utf-8"), encoding="utf-8")
     store = RunStore(out / "run.db")
     client: LLMClient | None = None
     try:

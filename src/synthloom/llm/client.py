@@ -146,7 +146,7 @@ class LLMClient:
         response = LLMResponse(
             text=text, reasoning=reasoning, parsed=parsed, usage=usage,
             finish_reason=raw.finish_reason, latency_s=time.perf_counter() - begun,
-            model=self.model_id, sample_index=index, calls=calls,
+            model=self.model_id, sample_index=index, calls=calls, finished_at=time.time(),
         )
         if self.cache is not None:
             self.cache.put_llm(key, response.to_json())

@@ -95,6 +95,8 @@ class LLMResponse:
     cached: bool = False
     # How many backend calls this sample took (retries and repair rounds included).
     calls: int = 1
+    # Wall-clock time the sample finished (epoch seconds): throughput over time in reports.
+    finished_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +109,7 @@ class LLMResponse:
             "model": self.model,
             "sample_index": self.sample_index,
             "calls": self.calls,
+            "finished_at": self.finished_at,
         }
 
     @classmethod
