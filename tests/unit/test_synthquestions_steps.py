@@ -90,6 +90,11 @@ def test_demo_packing_respects_the_token_budget(tmp_path: Path) -> None:
     assert all(count(r) < 120 for r in rendered)  # each demo's document was cut
 
 
+ARENA7 = ("specificity", "domain_knowledge", "complexity", "problem_solving", "creativity",
+          "technical_accuracy", "real_world_application")
+ULTRA = ("instruction_following", "honesty", "truthfulness", "helpfulness")
+
+
 def scripted(request, seed) -> str:
     text = last_user_text(request)
     if "Answer with a JSON object: \"intent\"" in text:
@@ -106,7 +111,12 @@ def scripted(request, seed) -> str:
                                "output": "o"}})
     if "Hazard categories" in text:
         return json.dumps({"rationale": "ordinary", "safe": True, "categories": []})
-    return "A careful, complete answer."
+    if "against seven criteria" in text:
+        return json.dumps({c: {"analysis": "yes", "score": 1} for c in ARENA7})
+    if "Rate the answer" in text:  # UltraFeedback: longer variants score higher
+        level = 2 + min(3, text.count("detail"))
+        return json.dumps({a: {"analysis": "ok", "score": level} for a in ULTRA})
+    return "A careful, complete answer" + " with detail" * ((seed or 0) % 3) + "."
 
 
 def test_the_chain_with_the_scripted_backend(tmp_path: Path) -> None:
@@ -125,6 +135,13 @@ def test_the_chain_with_the_scripted_backend(tmp_path: Path) -> None:
                                                 "output"}
     assert first["scene"] and first["response"] and first["document_id"]
     assert first["safety"] == {"safe": True, "categories": [], "rationale": "ordinary"}
+    assert first["scores"]["total"] == 7 and set(first["scores"]["criteria"]) == set(ARENA7)
+    assert isinstance(first["topic"], int) and first["topic_label"]
+    pairs = [json.loads(x) for x in (tmp_path / "out" / "preference.jsonl").read_text().splitlines()]
+    assert pairs and all(p["chosen_score"] - p["rejected_score"] >= 1 for p in pairs)
+    assert all(p["chosen"] != p["rejected"] and p["prompt"] for p in pairs)
+    seeds = [json.loads(x) for x in (tmp_path / "out" / "seeds.jsonl").read_text().splitlines()]
+    assert seeds and all(s["scores"]["total"] >= 5 for s in seeds)
     assert first["_meta"]["demo_ids"] and first["_meta"]["document_id"] == first["document_id"]
     demos = [json.loads(x) for x in (tmp_path / "out" / "demos.jsonl").read_text().splitlines()]
     demo_ids = {d["_meta"]["id"] for d in demos}

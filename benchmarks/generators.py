@@ -1,0 +1,127 @@
+"""Items per second of the rule-based generators, verification included. Prints one JSON line.
+
+    python benchmarks/generators.py            # 40,000 arithmetic items per measurement
+    python benchmarks/generators.py --quick    # under 30 s
+    python benchmarks/generators.py --profile  # + where the engine path spends its time (stderr)
+
+Measured, for ``arithmetic`` (levels mixed, as the recipe's default):
+
+* ``generator_1core``: generate + verify in one process (no engine), wall clock;
+* ``generator_2proc``: the same split over two processes (the 2-core target), wall clock;
+* ``generator_per_cpu_second`` / ``generator_2core_from_cpu_time``: the same from CPU time,
+  which other load on the machine does not distort (``load_average_1m`` tells that load);
+* ``per_level_per_cpu_second``: generate + verify per difficulty level;
+* ``engine``: ``synthloom run arithmetic`` through the local executor (source in a thread,
+  ``verify_arithmetic`` batches in the process pool, run store, JSONL sink), no report.
+
+A benchmark, not a test: it asserts nothing, it prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from synthloom.methods.math.arithmetic import LEVELS, make_item
+from synthloom.verify.arithmetic import check_item
+
+TARGET = 10_000
+
+
+def generate_and_verify(count: int, seed: int, levels: list[int]) -> tuple[int, float]:
+    """(items made and verified, CPU seconds spent); raises if an item fails verification
+    (the benchmark must not count junk)."""
+    cpu = time.process_time()
+    rng = random.Random(seed)
+    for index in range(count):
+        item = make_item(rng, levels[index % len(levels)])
+        reason = check_item(item)
+        if reason is not None:
+            raise AssertionError(f"generated item failed verification: {reason}")
+    return count, time.process_time() - cpu
+
+
+def rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds > 0 else 0.0
+
+
+def bench_generator(count: int) -> dict[str, Any]:
+    levels = sorted(LEVELS)
+    began = time.perf_counter()
+    _, cpu_one = generate_and_verify(count, 0, levels)
+    one = time.perf_counter() - began
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        list(pool.map(generate_and_verify, [10, 10], [1, 2], [levels, levels]))  # warm up
+        began = time.perf_counter()
+        parts = list(pool.map(generate_and_verify, [count // 2] * 2, [3, 4], [levels, levels]))
+        two = time.perf_counter() - began
+    per_level = {}
+    for level in levels:
+        n = max(200, count // 10)
+        _, cpu = generate_and_verify(n, 5, [level])
+        per_level[str(level)] = rate(n, cpu)
+    # Wall-clock rates suffer when other work shares the cores; CPU-time rates do not:
+    # per CPU-second of one process, and that times two for two busy cores.
+    per_cpu_second = rate(count, cpu_one)
+    return {"generator_1core": rate(count, one),
+            "generator_2proc": rate(sum(p[0] for p in parts), two),
+            "generator_per_cpu_second": per_cpu_second,
+            "generator_2core_from_cpu_time": round(2 * per_cpu_second, 1),
+            "per_level_per_cpu_second": per_level}
+
+
+def bench_engine(count: int, profile: bool) -> dict[str, Any]:
+    from synthloom.api import RunOptions, run_recipe
+    from synthloom.core.recipe import Recipe
+
+    recipe = Recipe.load("arithmetic", {"count": str(count)})
+    with tempfile.TemporaryDirectory(prefix="synthloom-bench-") as out:
+        profiler = cProfile.Profile() if profile else None
+        cpu = time.process_time()
+        began = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        summary = asyncio.run(run_recipe(recipe, out, RunOptions()))
+        if profiler:
+            profiler.disable()
+        wall = time.perf_counter() - began
+        main_cpu = time.process_time() - cpu
+        records = summary.records
+    if profiler:
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
+        print(text.getvalue(), file=sys.stderr)
+    return {"engine": rate(records, wall), "engine_records": records,
+            "engine_seconds": round(wall, 2), "engine_main_process_cpu_s": round(main_cpu, 2),
+            "load_average_1m": round(os.getloadavg()[0], 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small counts, under 30 s")
+    parser.add_argument("--count", type=int, default=None, help="items per measurement")
+    parser.add_argument("--profile", action="store_true", help="cProfile the engine path")
+    args = parser.parse_args()
+    count = args.count or (6_000 if args.quick else 40_000)
+    result: dict[str, Any] = {"benchmark": "generators", "task": "arithmetic",
+                              "count": count, "cpus": os.cpu_count(), "target": TARGET}
+    result.update(bench_generator(count))
+    result.update(bench_engine(count, args.profile))
+    result["engine_vs_generator_2proc"] = round(
+        result["engine"] / max(result["generator_2proc"], 1e-9), 3)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Math data methods: tool-only arithmetic, and recipes checked against gold answers."""

@@ -1,0 +1,100 @@
+"""STaR (Self-Taught Reasoner): keep the model's rationales that reach the gold answer.
+
+For each problem, ``samples`` rationales are drawn (``star_rationale.jinja``); each whose final
+answer equals the gold answer becomes a record. When none does and ``rationalize`` is on, the
+model is asked again with the answer as a hint (``star_rationalize.jinja``); a rationale that
+then reaches the gold answer is kept with ``rationalized: true`` (train on it with the plain
+question, without the hint). Problems with no correct rationale are dropped with the count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.records import ItemResult, Output
+from synthloom.core.registry import register_step
+from synthloom.core.steps import ExpandStep, StepConfig
+from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
+from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.verify.math_answers import answers_equal, extract_answer
+
+
+class StarConfig(StepConfig):
+    template: str = "math/prompts/star_rationale.jinja"
+    hint_template: str = "math/prompts/star_rationalize.jinja"
+    gold: str = "gold"
+    samples: int = 4
+    rationalize: bool = True
+    #: Keep at most this many correct rationales per problem.
+    keep: int = 1
+    temperature: float = 0.8
+    max_tokens: int = 384
+    #: Count only a stated answer ("The answer is N", boxed, ####), not the last number seen.
+    stated_answer: bool = True
+
+
+@register_step
+class StarRationales(ExpandStep):
+    type_name = "star_rationales"
+    uses_llm = True
+    Config = StarConfig
+    config: StarConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        self._plain = load_template(self.config.template, ctx.recipe_dir)
+        self._hint = load_template(self.config.hint_template, ctx.recipe_dir)
+
+    def extra_fingerprint(self, ctx: RunContext) -> Any:
+        return {"template": self._plain.hash, "hint_template": self._hint.hash}
+
+    def reads(self) -> list[str]:
+        names = (self._plain.variables | self._hint.variables | {self.config.gold})
+        return sorted(names - {"context"})
+
+    def _request(self, template: PromptTemplate, record: dict[str, Any], ctx: ItemContext,
+                 n: int, offset: int) -> LLMRequest:
+        cfg = self.config
+        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
+                                seed=ctx.seed + offset)
+        variables = {**record, "gold": record.get(cfg.gold), "context": ctx.context}
+        return LLMRequest(messages=template.render_messages(variables), params=params, n=n,
+                          tags={"step": self.name})
+
+    def _output(self, response: LLMResponse, template: PromptTemplate, predicted: str,
+                rationalized: bool, sample_index: int) -> Output:
+        return Output(
+            columns={"rationale": response.text.strip(), "predicted": predicted,
+                     "rationalized": rationalized, "verified": True},
+            sample_index=sample_index, model=response.model, template_hash=template.hash,
+            usage=response.usage.to_json(), meta={"finish_reason": response.finish_reason})
+
+    def _answer(self, response: LLMResponse) -> str | None:
+        if response.finish_reason == "length":
+            return None  # cut off: its last number is not its answer
+        return extract_answer(response.text, last_number=not self.config.stated_answer)
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> ItemResult | list:
+        cfg = self.config
+        gold = str(record.get(cfg.gold, ""))
+        responses = await ctx.generate(self._request(self._plain, record, ctx, cfg.samples, 0))
+        kept: list[Output] = []
+        answers: list[str | None] = []
+        for i, response in enumerate(responses):
+            predicted = self._answer(response)
+            answers.append(predicted)
+            if answers_equal(predicted, gold) and len(kept) < cfg.keep:
+                kept.append(self._output(response, self._plain, predicted or "", False, i))
+        if kept:
+            return kept
+        if cfg.rationalize:
+            [hinted] = await ctx.generate(
+                self._request(self._hint, record, ctx, 1, cfg.samples))
+            predicted = self._answer(hinted)
+            if answers_equal(predicted, gold):
+                return [self._output(hinted, self._hint, predicted or "", True, cfg.samples)]
+            answers.append(predicted)
+        tried = cfg.samples + (1 if cfg.rationalize else 0)
+        shown = ", ".join(repr(a) for a in answers[:6])
+        return ItemResult.drop(f"no rationale reached gold {gold!r} in {tried} tries "
+                               f"(answers: {shown})")

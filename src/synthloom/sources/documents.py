@@ -1,0 +1,198 @@
+"""The ``documents`` source: a file or a folder (recursive) of TXT, Markdown, HTML, PDF, DOCX,
+JSONL, CSV, Parquet and HF datasets saved to disk, dispatched by extension and checked by content.
+
+Each document is one record: ``text, title, path, format, doc_id`` (+ ``n_pages, page_spans``
+for PDFs, + ``keep_columns`` for tabular rows). A file or row that cannot be read becomes a
+SourceFailure naming it and the cause; the run goes on with the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from synthloom.core.context import RunContext
+from synthloom.core.errors import RecipeError, SynthloomError
+from synthloom.core.recipe import resolve_data_path
+from synthloom.core.records import Output
+from synthloom.core.registry import register_step
+from synthloom.core.steps import SourceFailure, SourceStep, StepConfig
+from synthloom.sources.decode import sniff_magic
+from synthloom.sources.document import (
+    CorruptDocument,
+    Document,
+    DocumentError,
+    EmptyDocument,
+    FileTooLarge,
+    MissingColumn,
+    first_line_title,
+)
+from synthloom.sources.docx_reader import read_docx
+from synthloom.sources.pdf_reader import read_pdf
+from synthloom.sources.tabular import is_hf_dataset_dir, iter_rows
+from synthloom.sources.text_readers import read_html, read_plain
+
+#: Extension -> format. Folders written by ``datasets.save_to_disk`` are format ``hf``.
+FORMATS: dict[str, str] = {
+    ".txt": "text", ".text": "text", ".rst": "text", ".log": "text",
+    ".md": "markdown", ".markdown": "markdown",
+    ".html": "html", ".htm": "html", ".xhtml": "html",
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".jsonl": "jsonl", ".ndjson": "jsonl",
+    ".csv": "csv", ".tsv": "csv",
+    ".parquet": "parquet",
+}
+TABULAR = {"jsonl", "csv", "parquet", "hf"}
+#: Whole-file readers: these formats are size-capped (tabular ones stream row by row).
+WHOLE_FILE: dict[str, Callable[[bytes], Document]] = {
+    "text": read_plain,
+    "markdown": lambda data: read_plain(data, "markdown"),
+    "html": read_html,
+    "pdf": read_pdf,
+    "docx": read_docx,
+}
+
+
+class DocumentsConfig(StepConfig):
+    #: A file or a folder (read recursively, sorted; hidden files and folders are skipped).
+    path: str
+    #: Only files with these extensions (default: every supported one; "hf" for HF folders).
+    extensions: list[str] | None = None
+    #: Tabular formats: the column holding the document text.
+    text_column: str = "text"
+    #: Tabular formats: the column holding a title (default: the text's first line).
+    title_column: str | None = None
+    #: Tabular formats: other columns copied onto each document record.
+    keep_columns: list[str] = []
+    #: Whole-file formats above this size fail as FileTooLarge (tabular files stream).
+    max_bytes: int = 20_000_000
+
+
+@register_step
+class Documents(SourceStep):
+    """One record per document (file, or row of a tabular file); failures name the file."""
+
+    type_name = "documents"
+    Config = DocumentsConfig
+    config: DocumentsConfig
+
+    def read(self, ctx: RunContext) -> Iterator[Output | SourceFailure]:
+        root = resolve_data_path(self.config.path, ctx.recipe_dir)
+        if not root.exists():
+            raise RecipeError(f"source {self.name}: path not found: {root}")
+        for path, fmt in self._inputs(root):
+            shown = str(path.relative_to(root)) if root.is_dir() and path != root else path.name
+            if fmt in TABULAR:
+                yield from self._rows(path, fmt, shown)
+                continue
+            try:
+                document = read_document(path, fmt, self.config.max_bytes)
+            except SynthloomError:
+                raise  # a missing library stops the run with one line
+            except DocumentError as exc:
+                yield SourceFailure(str(path), type(exc).__name__, str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a parser bug on one file is that file's
+                yield SourceFailure(str(path), type(exc).__name__, f"{fmt} reader: {exc}")
+                continue
+            yield Output(columns=document.columns(shown), meta={"path": str(path)})
+
+    # --- which files ---------------------------------------------------------------------------
+
+    def _inputs(self, root: Path) -> Iterator[tuple[Path, str]]:
+        wanted = {e.lower() if e.startswith(".") or e == "hf" else f".{e.lower()}"
+                  for e in self.config.extensions} if self.config.extensions else None
+        if root.is_file() or is_hf_dataset_dir(root):
+            yield root, format_of(root)
+            return
+        for path in walk(root):
+            if path.is_dir():  # an HF dataset folder
+                if wanted is None or "hf" in wanted:
+                    yield path, "hf"
+            elif path.suffix.lower() in FORMATS and (wanted is None or
+                                                    path.suffix.lower() in wanted):
+                yield path, FORMATS[path.suffix.lower()]
+
+    # --- tabular rows --------------------------------------------------------------------------
+
+    def _rows(self, path: Path, fmt: str, shown: str) -> Iterator[Output | SourceFailure]:
+        cfg = self.config
+        wanted = [cfg.text_column, *filter(None, [cfg.title_column]), *cfg.keep_columns]
+        try:
+            rows = iter_rows(path, fmt, wanted)
+            for where, row in rows:
+                if isinstance(row, DocumentError):
+                    yield SourceFailure(where, type(row).__name__, str(row))
+                    continue
+                try:
+                    document = document_from_row(row, fmt, cfg.text_column, cfg.title_column,
+                                                 cfg.keep_columns)
+                except DocumentError as exc:
+                    yield SourceFailure(where, type(exc).__name__, str(exc))
+                    continue
+                yield Output(columns=document.columns(shown), meta={"path": str(path),
+                                                                    "where": where})
+        except SynthloomError:
+            raise
+        except DocumentError as exc:  # the file as a whole (binary, undecodable)
+            yield SourceFailure(str(path), type(exc).__name__, str(exc))
+        except (OSError, UnicodeError, ValueError) as exc:
+            yield SourceFailure(str(path), type(exc).__name__, f"{fmt} reader: {exc}")
+
+
+def walk(root: Path) -> list[Path]:
+    """Files under ``root``, sorted by path; an HF dataset folder is listed whole."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        keep = []
+        for name in dirnames:
+            if name.startswith("."):
+                continue
+            if is_hf_dataset_dir(here / name):
+                found.append(here / name)
+            else:
+                keep.append(name)
+        dirnames[:] = keep
+        found.extend(here / f for f in filenames if not f.startswith("."))
+    return sorted(found)
+
+
+def format_of(path: Path) -> str:
+    if is_hf_dataset_dir(path):
+        return "hf"
+    # An unknown extension is read as text: the decoder refuses binary content clearly.
+    return FORMATS.get(path.suffix.lower(), "text")
+
+
+def read_document(path: Path, fmt: str, max_bytes: int) -> Document:
+    """Read one whole-file document; raises a DocumentError subclass naming the cause."""
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyDocument("file is empty (0 bytes)")
+    if size > max_bytes:
+        raise FileTooLarge(f"{size} bytes exceeds max_bytes={max_bytes}")
+    data = path.read_bytes()
+    if fmt == "pdf" and b"%PDF" not in data[:1024]:
+        what = sniff_magic(data) or f"no %PDF header (starts with {data[:16]!r})"
+        raise CorruptDocument(f"not a PDF file: content is {what}")
+    return WHOLE_FILE[fmt](data)
+
+
+def document_from_row(row: dict[str, Any], fmt: str, text_column: str, title_column: str | None,
+                      keep_columns: list[str]) -> Document:
+    if text_column not in row:
+        raise MissingColumn(f"no column {text_column!r} (columns: {sorted(row)[:20]})")
+    value = row[text_column]
+    if not isinstance(value, str):
+        raise MissingColumn(f"column {text_column!r} holds {type(value).__name__}, not text")
+    text = value.strip()
+    if not text:
+        raise EmptyDocument(f"column {text_column!r} is empty")
+    title = row.get(title_column) if title_column else None
+    extra = {c: row.get(c) for c in keep_columns}
+    return Document(text=text, title=str(title) if title else first_line_title(text, 120),
+                    format=fmt, extra=extra)

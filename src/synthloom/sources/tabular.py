@@ -1,0 +1,135 @@
+"""Tabular readers (JSONL, CSV, Parquet, HF datasets saved with ``save_to_disk``), streamed.
+
+Each yields ``(where, row)`` one row at a time, or ``(where, DocumentError)`` for a row that
+cannot be read (a broken JSONL line): memory stays flat whatever the file size.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from synthloom.core.errors import SynthloomError
+from synthloom.sources.decode import SNIFF_BYTES, decode_text
+from synthloom.sources.document import CorruptDocument, DocumentError, MissingColumn
+
+Row = tuple[str, dict[str, Any] | DocumentError]
+HF_MARKERS = ("dataset_info.json", "state.json")
+HF_DICT_MARKER = "dataset_dict.json"
+PARQUET_BATCH = 1024
+
+
+def is_hf_dataset_dir(path: Path) -> bool:
+    """A folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
+    if not path.is_dir():
+        return False
+    return (path / HF_DICT_MARKER).is_file() or all((path / m).is_file() for m in HF_MARKERS)
+
+
+def _stream_encoding(path: Path) -> str:
+    """Pick the encoding from the head of the file (raises BinaryContent / DecodeFailed)."""
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    # Cut at the last newline so a multi-byte character split by the sample does not count.
+    cut = head.rfind(b"\n")
+    _, encoding = decode_text(head[: cut + 1] if cut > 0 else head)
+    return encoding
+
+
+def iter_jsonl(path: Path) -> Iterator[Row]:
+    encoding = _stream_encoding(path)
+    with path.open(encoding=encoding, errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield where, CorruptDocument(f"line is not JSON ({exc})")
+                continue
+            if isinstance(row, str):
+                row = {"text": row}
+            if not isinstance(row, dict):
+                yield where, CorruptDocument(f"expected an object, got {type(row).__name__}")
+                continue
+            yield where, row
+
+
+def iter_csv(path: Path) -> Iterator[Row]:
+    encoding = _stream_encoding(path)
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # documents can be long cells
+    with path.open(encoding=encoding, errors="replace", newline="") as handle:
+        sample = handle.read(8192)
+        handle.seek(0)
+        try:
+            dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        except csv.Error:
+            dialect = csv.excel
+        reader = csv.DictReader(handle, dialect=dialect)
+        try:
+            for row in reader:
+                yield f"{path}:{reader.line_num}", dict(row)
+        except csv.Error as exc:
+            yield f"{path}:{reader.line_num}", CorruptDocument(f"CSV cannot be parsed: {exc}")
+
+
+def iter_parquet(path: Path, columns: list[str]) -> Iterator[Row]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise SynthloomError("reading Parquet needs pyarrow; pip install 'synthloom[parquet]'")\
+            from None
+    try:
+        handle = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid/OSError on damage
+        yield str(path), CorruptDocument(f"Parquet cannot be opened ({exc})")
+        return
+    present = [c for c in columns if c in handle.schema_arrow.names]
+    missing = sorted(set(columns) - set(present))
+    if missing:
+        yield str(path), MissingColumn(
+            f"no column(s) {missing}; columns are {handle.schema_arrow.names}")
+        return
+    index = 0
+    for batch in handle.iter_batches(batch_size=PARQUET_BATCH, columns=present):
+        for row in batch.to_pylist():
+            yield f"{path}#row={index}", row
+            index += 1
+
+
+def iter_hf_dataset(path: Path) -> Iterator[Row]:
+    try:
+        import datasets
+    except ImportError:
+        raise SynthloomError(
+            f"{path} is a Hugging Face dataset folder; reading it needs the datasets library: "
+            "pip install 'synthloom[hf]'") from None
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as exc:  # noqa: BLE001 - damaged arrow files, wrong versions
+        yield str(path), CorruptDocument(f"dataset cannot be loaded ({exc})")
+        return
+    splits = loaded.items() if isinstance(loaded, datasets.DatasetDict) else [("", loaded)]
+    for split, dataset in splits:
+        label = f"{path}[{split}]" if split else str(path)
+        # Iterating a memory-mapped Arrow dataset reads row by row, not the whole table.
+        for index, row in enumerate(dataset):
+            yield f"{label}#row={index}", row
+
+
+def iter_rows(path: Path, fmt: str, columns: list[str]) -> Iterator[Row]:
+    if fmt == "jsonl":
+        return iter_jsonl(path)
+    if fmt == "csv":
+        return iter_csv(path)
+    if fmt == "parquet":
+        return iter_parquet(path, columns)
+    if fmt == "hf":
+        return iter_hf_dataset(path)
+    raise ValueError(f"not a tabular format: {fmt}")
+

@@ -1,0 +1,225 @@
+"""Sandbox launcher: runs as the first process of the sandbox (stdlib only, ``python -I -S``).
+
+Started by :mod:`synthloom.verify.sandbox`, usually inside fresh network + mount + PID
+namespaces made by ``unshare``, with one JSON argument. It
+
+1. hides the writable and private parts of the filesystem (``/tmp``, ``/root``, ``/home``, ...)
+   behind empty tmpfs mounts, re-exposing only the Python installation (read-only) and the work
+   directory (read-write), and makes the rest read-only where it can;
+2. forks the program: the child sets its resource limits, drops to a throw-away uid when the
+   launcher is real root (so RLIMIT_NPROC binds and nothing of root's is writable), and execs;
+3. reaps every process until the program exits, counting processes where RLIMIT_NPROC cannot
+   bind (no uid to drop to), and writes the exit status as JSON to the status fd.
+
+As PID 1 of the namespace its exit kills whatever the program left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+
+MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+SKIP_READONLY = ("/proc", "/sys", "/dev")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int,
+           data: str | None = None) -> None:
+    def enc(value: str | None) -> bytes | None:
+        return value.encode() if value is not None else None
+
+    if _libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def _mount_points() -> list[str]:
+    points = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        for line in handle:
+            point = line.split()[4].replace("\\040", " ")
+            points.append(point)
+    return points
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def setup_filesystem(cfg: dict) -> list[str]:
+    """Returns notes on what could not be done (best effort beyond the hides)."""
+    notes: list[str] = []
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    # Read-only view of everything already mounted (a write elsewhere fails with EROFS).
+    for point in sorted(set(_mount_points()), key=len):
+        if any(_under(point, s) for s in SKIP_READONLY):
+            continue
+        try:
+            _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        except OSError as exc:
+            notes.append(str(exc))
+    # Open what must stay reachable before hiding the folders it lives in.
+    expose = [(p, False) for p in cfg["expose"]] + [(cfg["workdir"], True)]
+    fds = {}
+    for path, _ in expose:
+        try:
+            fds[path] = os.open(path, os.O_PATH | os.O_DIRECTORY)
+        except OSError as exc:
+            notes.append(f"expose {path}: {exc}")
+    hidden = []
+    for path in cfg["hide"]:
+        if not os.path.isdir(path) or os.path.islink(path):
+            continue
+        mode = "1777" if path in cfg["scratch"] else "755"
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV,
+               f"mode={mode},size={cfg['tmpfs_mb']}m")
+        hidden.append(path)
+    done: list[str] = []
+    # Read-only exposes first (shortest first), the writable work dir last, on top of them.
+    order = sorted((e for e in expose if not e[1]), key=lambda e: len(e[0]))
+    for path, writable in [*order, (cfg["workdir"], True)]:
+        inside = any(_under(path, h) and path != h for h in hidden)
+        covers = any(_under(h, path) for h in hidden)
+        if path not in fds or not inside or (covers and not writable):
+            continue  # visible anyway, or it would re-expose a whole hidden folder
+        if not writable and any(_under(path, d) for d in done):
+            continue
+        if not os.path.exists(path):
+            os.makedirs(path, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{fds[path]}", path, None, MS_BIND | MS_REC)
+        if not writable:
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        done.append(path)
+    for fd in fds.values():
+        os.close(fd)
+    return notes
+
+
+def _limits(cfg: dict) -> None:
+    lim = cfg["limits"]
+    cpu = int(lim["cpu_s"])
+    # Soft limit sends SIGXCPU, the hard limit one second later SIGKILL.
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    mem = int(lim["memory_mb"]) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    fsize = int(lim["file_mb"]) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lim["open_files"], lim["open_files"]))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if cfg.get("uid") is not None:
+        # Counted per uid: the throw-away uid owns only this sandbox's processes.
+        nproc = int(lim["processes"])
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
+def _child(cfg: dict) -> None:
+    try:
+        os.chdir(cfg["workdir"])
+        _limits(cfg)
+        uid = cfg.get("uid")
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
+        os.execve(cfg["argv"][0], cfg["argv"], cfg["env"])
+    except BaseException as exc:  # noqa: BLE001 - report why the program could not start
+        os.write(2, f"sandbox: could not start the program: {exc}\n".encode())
+        os._exit(126)
+
+
+def _group_members(pgid: int) -> list[int]:
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after "comm)": state, ppid, pgrp
+            pids.append(int(name))
+    return pids
+
+
+def _kill_group_but_me(pgid: int) -> None:
+    me = os.getpid()
+    for _ in range(50):
+        others = [p for p in _group_members(pgid) if p != me]
+        if not others:
+            return
+        for pid in others:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _watch_processes(pgid: int, limit: int, tripped: list[bool]) -> None:
+    """Where RLIMIT_NPROC cannot bind (no uid to drop to): count the process group and kill
+    it past the limit. Polling lets a fast fork bomb overshoot briefly; the namespace with a
+    throw-away uid has no such gap."""
+    while True:
+        time.sleep(0.02)
+        if len(_group_members(pgid)) > limit:
+            tripped.append(True)
+            _kill_group_but_me(pgid)
+            return
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    status_fd = int(cfg["status_fd"])
+    os.set_inheritable(status_fd, False)
+    notes: list[str] = []
+    if cfg.get("namespaces"):
+        try:
+            notes = setup_filesystem(cfg)
+        except OSError as exc:
+            os.write(status_fd, json.dumps({"setup_error": str(exc)}).encode())
+            os._exit(0)
+    pid = os.fork()
+    if pid == 0:
+        _child(cfg)
+    tripped: list[bool] = []
+    counted = cfg.get("uid") is None
+    if counted:
+        # The program stays in the launcher's process group, which the caller kills on timeout.
+        threading.Thread(target=_watch_processes, daemon=True,
+                         args=(os.getpgid(0), int(cfg["limits"]["processes"]) + 1,
+                               tripped)).start()
+    status = rusage = None
+    while status is None:
+        try:
+            reaped, code, usage = os.wait4(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if reaped == pid:
+            status, rusage = code, usage
+    report: dict = {"notes": notes[:5], "process_limit": bool(tripped)}
+    if status is not None and rusage is not None:
+        report["cpu_s"] = rusage.ru_utime + rusage.ru_stime
+        if os.WIFSIGNALED(status):
+            report["signal"] = os.WTERMSIG(status)
+        else:
+            report["returncode"] = os.WEXITSTATUS(status)
+    os.write(status_fd, json.dumps(report).encode())
+    if counted and not cfg.get("namespaces"):
+        _kill_group_but_me(os.getpgid(0))  # what the program left behind
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""Run untrusted (model-written) Python in a separate, limited process.
+
+Isolation, strongest available first:
+
+* ``namespace``: ``unshare`` gives the program fresh network (no interface but a down loopback),
+  mount and PID namespaces. Inside, ``/tmp``, ``/var/tmp``, ``/dev/shm``, ``/run``, ``/root``
+  and ``/home`` are empty tmpfs mounts (writes there vanish with the sandbox), everything else is
+  read-only, and as real root the program runs under a throw-away uid (so the process limit
+  binds and nothing of root's is readable). The launcher is PID 1: when the program ends, every
+  process it left is killed by the kernel.
+* ``none`` (``unshare`` unavailable, e.g. a container whose seccomp forbids it): the same
+  resource limits, a process-group kill and a process count; networking is blocked only by an
+  audit hook in the interpreter, which native code can bypass. A warning says so once.
+
+Always: a fresh temporary working directory (removed afterwards; it is also ``HOME``), limits on
+CPU time, address space, processes, file size and open files, a wall-clock timeout that kills
+everything, an environment with nothing inherited (``PATH``, ``LANG``, ``HOME`` only), stdout and
+stderr captured and truncated to a cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+LAUNCHER = HERE / "_launcher.py"
+BOOT = HERE / "_boot.py"
+
+Status = Literal["ok", "error", "timeout", "killed"]
+#: Folders hidden behind empty tmpfs mounts inside the namespace.
+HIDE = ("/tmp", "/var/tmp", "/dev/shm", "/run", "/root", "/home")
+SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
+#: Throw-away uids are drawn from this range (no passwd entry needed).
+UID_RANGE = (200_000, 2_000_000_000)
+UNSHARE_FLAGS = ["--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not be set up (not the program's fault)."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    timeout_s: float = 10.0
+    cpu_s: int | None = None  # default: the wall timeout, rounded up
+    memory_mb: int = 512
+    processes: int = 32
+    file_mb: int = 16
+    open_files: int = 64
+    output_bytes: int = 64_000
+    tmpfs_mb: int = 64
+
+    @property
+    def cpu(self) -> int:
+        return self.cpu_s if self.cpu_s is not None else max(1, int(self.timeout_s + 0.999))
+
+
+@dataclass
+class SandboxResult:
+    status: Status
+    returncode: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+    isolation: str = "namespace"
+    signal: int | None = None
+    reason: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's object: status, returncode, stdout, stderr, seconds (+ details)."""
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+# --- what this machine allows ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Isolation:
+    kind: str  # "namespace" | "none"
+    prefix: tuple[str, ...]
+    drop_uid: bool
+    message: str
+
+
+@lru_cache(maxsize=1)
+def isolation() -> Isolation:
+    """Probe once per process which isolation works here."""
+    if os.environ.get("SYNTHLOOM_SANDBOX_ISOLATION") == "none":
+        return _no_isolation("SYNTHLOOM_SANDBOX_ISOLATION=none")
+    unshare = shutil.which("unshare")
+    if sys.platform != "linux" or unshare is None:
+        return _no_isolation("the unshare command (util-linux) was not found")
+    is_root = os.geteuid() == 0
+    flags = UNSHARE_FLAGS if is_root else ["--user", "--map-root-user", *UNSHARE_FLAGS]
+    try:
+        probe = subprocess.run([unshare, *flags, "true"], capture_output=True, timeout=10,
+                               env={"PATH": os.defpath})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return _no_isolation(f"unshare failed: {exc}")
+    if probe.returncode != 0:
+        why = probe.stderr.decode(errors="replace").strip() or f"exit {probe.returncode}"
+        return _no_isolation(f"unshare {' '.join(flags)} failed: {why}")
+    return Isolation("namespace", (unshare, *flags), is_root, "network, mount and PID namespaces")
+
+
+def _no_isolation(why: str) -> Isolation:
+    message = (f"sandbox: no network namespace ({why}); running with resource limits and a "
+               "socket-blocking audit hook only, which native code can bypass")
+    return Isolation("none", (), False, message)
+
+
+_warned = False
+
+
+def _warn_once(iso: Isolation) -> None:
+    global _warned
+    if iso.kind == "none" and not _warned:
+        _warned = True
+        log.warning(iso.message)
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def _expose_paths() -> list[str]:
+    """The interpreter and its import path must stay readable inside the namespace."""
+    paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    paths.add(os.path.dirname(os.path.realpath(sys.executable)))
+    for entry in sys.path:
+        if entry and os.path.isdir(entry):
+            paths.add(os.path.realpath(entry))
+    return sorted(paths)
+
+
+def _clean_env(workdir: str) -> dict[str, str]:
+    bindir = os.path.dirname(sys.executable)
+    return {"PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+            "HOME": workdir, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+@lru_cache(maxsize=1)
+def _boot_source() -> str:
+    return BOOT.read_text(encoding="utf-8")
+
+
+def _prepare(code: str, limits: SandboxLimits, block_sockets: bool,
+             files: dict[str, str] | None) -> tuple[list[str], dict[str, Any], str, Isolation]:
+    for name in files or {}:
+        if not name or name != Path(name).name or name in (".", "..", "main.py"):
+            raise ValueError(f"sandbox file name must be a plain name (not main.py): {name!r}")
+    iso = isolation()
+    _warn_once(iso)
+    workdir = tempfile.mkdtemp(prefix="synthloom-sbx-")
+    Path(workdir, "main.py").write_text(code, encoding="utf-8")
+    for name, text in (files or {}).items():
+        Path(workdir, name).write_text(text, encoding="utf-8")
+    uid = None
+    if iso.drop_uid:
+        uid = UID_RANGE[0] + secrets.randbelow(UID_RANGE[1] - UID_RANGE[0])
+        for path in [workdir, *(str(p) for p in Path(workdir).iterdir())]:
+            os.chown(path, uid, uid)
+        os.chmod(workdir, 0o700)
+    python = sys.executable
+    argv = ([python, "-I", "-c", _boot_source(), "main.py"] if block_sockets
+            else [python, "-I", "main.py"])
+    cfg = {
+        "workdir": workdir, "argv": argv, "env": _clean_env(workdir), "uid": uid,
+        "namespaces": iso.kind == "namespace", "expose": _expose_paths(), "hide": list(HIDE),
+        "scratch": list(SCRATCH), "tmpfs_mb": limits.tmpfs_mb,
+        "limits": {"cpu_s": limits.cpu, "memory_mb": limits.memory_mb,
+                   "processes": limits.processes, "file_mb": limits.file_mb,
+                   "open_files": limits.open_files},
+    }
+    return [*iso.prefix, python, "-I", "-S", str(LAUNCHER)], cfg, workdir, iso
+
+
+async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
+    """Keep the first ``cap`` bytes, drain (and drop) the rest so the program never blocks."""
+    kept = bytearray()
+    truncated = False
+    while chunk := await stream.read(65536):
+        room = cap - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+        if len(chunk) > room:
+            truncated = True
+    return bytes(kept), truncated
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def run_python(code: str, limits: SandboxLimits | None = None, *,
+                     block_sockets: bool = True,
+                     files: dict[str, str] | None = None) -> SandboxResult:
+    """Run ``code`` as ``main.py`` in a fresh sandbox (async; for steps)."""
+    limits = limits or SandboxLimits()
+    command, cfg, workdir, iso = _prepare(code, limits, block_sockets, files)
+    read_fd, write_fd = os.pipe()
+    cfg["status_fd"] = write_fd
+    began = time.perf_counter()
+    try:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command, json.dumps(cfg), stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env=_clean_env(workdir), cwd=workdir, pass_fds=(write_fd,),
+                start_new_session=True)
+        finally:
+            os.close(write_fd)
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = asyncio.gather(_read_capped(proc.stdout, limits.output_bytes),
+                                 _read_capped(proc.stderr, limits.output_bytes))
+        timed_out = False
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=limits.timeout_s)
+        except TimeoutError:
+            timed_out = True
+        finally:
+            _kill_group(proc.pid)  # whatever is left in the group (the namespace dies with it)
+            await proc.wait()
+        try:
+            (out, out_cut), (err, err_cut) = await asyncio.wait_for(readers, timeout=5)
+        except TimeoutError:  # a leftover holds the pipes open: give up on the rest
+            readers.cancel()
+            (out, out_cut), (err, err_cut) = (b"", True), (b"", True)
+        seconds = time.perf_counter() - began
+        report = _read_status(read_fd)
+    finally:
+        os.close(read_fd)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return _result(report, timed_out, limits, seconds, iso, out, err, out_cut, err_cut)
+
+
+def _read_status(fd: int) -> dict[str, Any]:
+    os.set_blocking(fd, False)
+    try:
+        data = os.read(fd, 65536)
+    except BlockingIOError:
+        return {}
+    try:
+        return json.loads(data) if data else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def _result(report: dict[str, Any], timed_out: bool, limits: SandboxLimits, seconds: float,
+            iso: Isolation, out: bytes, err: bytes, out_cut: bool,
+            err_cut: bool) -> SandboxResult:
+    if "setup_error" in report:
+        raise SandboxError(f"sandbox setup failed: {report['setup_error']}")
+    returncode = report.get("returncode")
+    sig = report.get("signal")
+    cpu = float(report.get("cpu_s", 0.0))
+    status: Status
+    if timed_out:
+        status, reason = "timeout", f"wall time over {limits.timeout_s:g}s"
+    elif report.get("process_limit"):
+        status, reason = "killed", f"more than {limits.processes} processes"
+    elif sig is not None:
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu - 0.05):
+            status, reason = "timeout", f"CPU time over {limits.cpu}s"
+        else:
+            status, reason = "killed", f"killed by {signal.Signals(sig).name}"
+    elif returncode is None:
+        status, reason = "killed", "the sandbox ended without reporting an exit status"
+    elif returncode == 0:
+        status, reason = "ok", ""
+    else:
+        status, reason = "error", f"exit status {returncode}"
+        if b"MemoryError" in err:
+            reason += f" (memory limit {limits.memory_mb} MB)"
+    return SandboxResult(
+        status=status, returncode=returncode, signal=sig, reason=reason,
+        stdout=out.decode("utf-8", errors="replace"), stderr=err.decode("utf-8", errors="replace"),
+        seconds=seconds, isolation=iso.kind, stdout_truncated=out_cut, stderr_truncated=err_cut,
+        notes=list(report.get("notes", [])))
+
+
+def run_python_sync(code: str, limits: SandboxLimits | None = None, *,
+                    block_sockets: bool = True,
+                    files: dict[str, str] | None = None) -> SandboxResult:
+    """Blocking twin of :func:`run_python` (usable inside a running event loop too)."""
+    coro_args = (code, limits)
+    kwargs = {"block_sockets": block_sockets, "files": files}
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_python(*coro_args, **kwargs))
+    box: list[SandboxResult | BaseException] = []
+
+    def worker() -> None:
+        try:
+            box.append(asyncio.run(run_python(*coro_args, **kwargs)))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            box.append(exc)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
+def run_file(path: str | Path, limits: SandboxLimits | None = None) -> SandboxResult:
+    return run_python_sync(Path(path).read_text(encoding="utf-8"), limits)
