@@ -52,7 +52,7 @@ def test_quickstart_writes_records_with_provenance(quickstart_run: tuple[Path, d
     for row in rows:
         assert set(row["_meta"]) >= META_KEYS
         assert row["_meta"]["model"].startswith("llamacpp:SmolLM2-135M-Instruct")
-        assert row["_meta"]["source"] and row["_meta"]["parents"]
+        assert row["_meta"]["source"]["path"].endswith(row["path"]) and row["_meta"]["parents"]
         assert row["instruction"].strip() and row["response"].strip()
     dropped = [json.loads(x) for x in (out / "dropped.jsonl").read_text().splitlines()]
     failed = [json.loads(x) for x in (out / "failed.jsonl").read_text().splitlines()]

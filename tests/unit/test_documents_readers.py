@@ -298,4 +298,5 @@ def test_a_run_writes_failure_lines_and_goes_on(bad_corpus: Path,
     assert all(f["step"] == "docs" and str(bad_corpus) in f["message"] for f in failed)
     data = [json.loads(x) for x in (out / "data.jsonl").read_text().splitlines()]
     assert {d["path"] for d in data} == {"good.pdf", "owner_only.pdf", "rows.jsonl"}
-    assert all(d["_meta"]["source"] == d["_meta"]["id"] for d in data)
+    assert all(d["_meta"]["source"]["id"] == d["_meta"]["id"] for d in data)
+    assert all(d["_meta"]["source"]["path"].endswith(d["path"]) for d in data)

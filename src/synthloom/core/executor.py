@@ -44,6 +44,8 @@ from synthloom.core.store import RunStore
 _END = None  # queue sentinel: the producer is finished
 CORE_META = frozenset(
     {"id", "parents", "source", "step", "model", "template_hash", "sample_index", "usage"})
+#: Source-record meta copied into ``_meta.source`` (file, row).
+SOURCE_KEYS = ("path", "line", "where")
 #: Meta keys that describe one step's own call, not the lineage.
 LOCAL_META = frozenset({"finish_reason"})
 
@@ -236,7 +238,10 @@ class LocalExecutor:
                     continue
                 output = item if isinstance(item, Output) else Output(columns=item)
                 record = make_record(output.columns, step=step.name, extra_meta=output.meta)
-                record[META]["source"] = record[META]["id"]
+                meta = record[META]
+                # One shape for provenance everywhere: the document's id and where it came from
+                # (chunkers add the span; descendants inherit it).
+                meta["source"] = {"id": meta["id"], **{k: meta[k] for k in SOURCE_KEYS if k in meta}}
                 key = rid(record)
                 if key in seen:
                     stats.dropped += 1
@@ -418,12 +423,14 @@ class LocalExecutor:
             columns,
             step=step,
             parents=[rid(parent), *output.extra_parents],
-            source=parent[META].get("source"),
+            # A step may narrow the source (a chunker: the document plus the chunk's span).
+            source=output.meta.get("source", parent[META].get("source")),
             model=output.model,
             template_hash=output.template_hash,
             sample_index=output.sample_index,
             usage=output.usage,
-            extra_meta={**inherited_meta(parent[META]), **output.meta},
+            extra_meta={**inherited_meta(parent[META]),
+                        **{k: v for k, v in output.meta.items() if k != "source"}},
         )
 
     def _write_failed(self, record: dict[str, Any] | None, step: str, error_class: str,

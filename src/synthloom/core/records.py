@@ -30,7 +30,7 @@ def make_record(
     *,
     step: str,
     parents: list[str] | None = None,
-    source: str | None = None,
+    source: dict[str, Any] | str | None = None,
     model: str | None = None,
     template_hash: str | None = None,
     sample_index: int = 0,
