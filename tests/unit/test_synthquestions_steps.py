@@ -150,3 +150,13 @@ def test_the_chain_with_the_scripted_backend(tmp_path: Path) -> None:
     again = ScriptedTestBackend(scripted)
     asyncio.run(run_recipe("synthquestions", tmp_path / "out", RunOptions(backend=again, limit=5)))
     assert again.calls == 0
+
+
+def test_when_no_demo_fits_the_shortest_is_used_alone(tmp_path: Path) -> None:
+    step = SynthesizeInstruction(name="s", demos="d", context=["d"], demo_token_budget=5)
+    step.setup(RunContext(run_dir=tmp_path))
+    demos = [make_record({"instruction": "long " * n, "document": "d", "scene": "s",
+                          "query_compositions": {}}, step="d") for n in (40, 10, 25)]
+    rendered, ids, total = step.pack_demos(demos, seed=1, count=lambda t: len(t.split()))
+    assert ids == [demos[1]["_meta"]["id"]] and total > 5 and len(rendered) == 1
+    assert step.pack_demos([], seed=1, count=len) == ([], [], 0)

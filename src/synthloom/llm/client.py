@@ -51,6 +51,7 @@ class LLMClient:
         request_timeout_s: float = 600.0,
         budget_tokens: int | None = None,
         structured_retries: int = 2,
+        max_repair_tokens: int = 4096,
         adaptive: bool = True,
         cache: ResponseCache | None = None,
         retry: RetryPolicy | None = None,
@@ -64,6 +65,7 @@ class LLMClient:
         self.budget = TokenBudget(budget_tokens)
         self.request_timeout_s = request_timeout_s
         self.structured_retries = structured_retries
+        self.max_repair_tokens = max_repair_tokens
         self.cache = cache
         self._counts: Counter[str] = Counter()
         self._causes: Counter[str] = Counter()
@@ -88,6 +90,7 @@ class LLMClient:
             "failure_causes": dict(self._failures),
             "structured_repairs": self._counts["structured_repairs"],
             "structured_failures": self._counts["structured_failures"],
+            "structured_token_raises": self._counts["structured_token_raises"],
             "concurrency_limit": self.gate.limit if self.gate else self.concurrency,
             "budget_tokens_spent": self.budget.spent,
         }
@@ -132,6 +135,10 @@ class LLMClient:
             if schema is None:
                 break
             parsed, errors = parse_structured(text, schema)
+            if raw.finish_reason == "length":
+                # JSON repair would close it, but the last value is cut off: not data.
+                errors = [f"output cut off at max_tokens={call_request.params.max_tokens}",
+                          *errors]
             if not errors:
                 break
             if attempt == self.structured_retries:
@@ -143,6 +150,10 @@ class LLMClient:
                 raise exc
             self._counts["structured_repairs"] += 1
             call_request = _repaired(call_request, raw.text, errors, schema)
+            if raw.finish_reason == "length":
+                # Cut off mid-JSON: asking again with the same cap would cut it off again.
+                self._counts["structured_token_raises"] += 1
+                call_request = _more_tokens(call_request, self.max_repair_tokens)
         response = LLMResponse(
             text=text, reasoning=reasoning, parsed=parsed, usage=usage,
             finish_reason=raw.finish_reason, latency_s=time.perf_counter() - begun,
@@ -209,6 +220,12 @@ def _with_instructions(request: LLMRequest, instructions: str) -> LLMRequest:
     messages = [dict(m) for m in request.messages or []]
     messages[-1]["content"] = f"{messages[-1]['content']}\n\n{instructions}"
     return dataclasses.replace(request, messages=messages)
+
+
+def _more_tokens(request: LLMRequest, cap: int) -> LLMRequest:
+    params = dataclasses.replace(request.params,
+                                 max_tokens=min(cap, max(request.params.max_tokens * 2, 64)))
+    return dataclasses.replace(request, params=params)
 
 
 def _repaired(request: LLMRequest, bad: str, errors: list[str], schema: dict) -> LLMRequest:

@@ -79,10 +79,15 @@ class SynthesizeInstruction(MapStep):
 
     def pack_demos(self, demos: list[dict[str, Any]], seed: int,
                    count: Any) -> tuple[list[str], list[str], int]:
-        """Rendered demos, their record ids and their token total, within the budget."""
+        """Rendered demos, their record ids and their token total, within the budget.
+
+        When no demo fits the budget at all, the shortest one is used alone (the caller
+        records that the budget was exceeded): one demo beats a zero-shot prompt.
+        """
         order = list(range(len(demos)))
         random.Random(seed).shuffle(order)
         rendered, ids, total = [], [], 0
+        shortest: tuple[int, str, str] | None = None
         for index in order:
             if len(rendered) >= self.config.max_demos:
                 break
@@ -93,11 +98,15 @@ class SynthesizeInstruction(MapStep):
                                                self.config.demo_doc_tokens, count),
             }).strip()
             tokens = count(text)
+            if shortest is None or tokens < shortest[0]:
+                shortest = (tokens, text, demo[META]["id"])
             if total + tokens > self.config.demo_token_budget:
                 continue  # a shorter demo may still fit
             rendered.append(text)
             ids.append(demo[META]["id"])
             total += tokens
+        if not rendered and shortest is not None:
+            return [shortest[1]], [shortest[2]], shortest[0]
         return rendered, ids, total
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
@@ -105,9 +114,8 @@ class SynthesizeInstruction(MapStep):
         count = ctx.llm.count_tokens if ctx.run.llm is not None else estimate_tokens
         rendered, demo_ids, demo_tokens = self.pack_demos(demos, ctx.seed, count)
         if not rendered:
-            return ItemResult.drop(
-                f"no attributed demo fits the budget ({len(demos)} demos available, "
-                f"demo_token_budget={self.config.demo_token_budget})")
+            return ItemResult.drop("no attributed demos: every seed was dropped or failed "
+                                   "before attribution (see dropped.jsonl / failed.jsonl)")
         document = truncate_to_tokens(str(record.get(self.config.text_column) or ""),
                                       self.config.doc_tokens, count)
         messages = self._template.render_messages({"demos": rendered, "document": document})
@@ -132,5 +140,6 @@ class SynthesizeInstruction(MapStep):
             template_hash=self._template.hash,
             usage=response.usage.to_json(),
             meta={"demo_ids": demo_ids, "demo_tokens": demo_tokens,
+                  "demo_over_budget": demo_tokens > self.config.demo_token_budget,
                   "document_id": record[META]["id"], "finish_reason": response.finish_reason},
         )
