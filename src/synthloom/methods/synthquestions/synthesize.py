@@ -61,6 +61,7 @@ class SynthesizeConfig(StepConfig):
 @register_step
 class SynthesizeInstruction(MapStep):
     type_name = "sq_synthesize"
+    version = "2"  # 2: the shortest demo is used when none fits the budget
     uses_llm = True
     Config = SynthesizeConfig
     config: SynthesizeConfig
