@@ -32,7 +32,7 @@ class ModerateConfig(StepConfig):
     template: str = "quality/prompts/moderate.jinja"
     #: Drop items labelled unsafe (the reason names the categories); else only label them.
     drop_unsafe: bool = True
-    max_tokens: int = 200
+    max_tokens: int = 256
 
 
 @register_step
@@ -65,7 +65,7 @@ class Moderate(MapStep):
         return {
             "type": "object",
             "properties": {
-                "rationale": {"type": "string"},
+                "rationale": {"type": "string", "maxLength": 240},
                 "safe": {"type": "boolean"},
                 "categories": {"type": "array", "items": {"enum": sorted(self._taxonomy)}},
             },

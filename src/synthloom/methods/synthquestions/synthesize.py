@@ -19,23 +19,27 @@ from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.templates import PromptTemplate, load_template
 from synthloom.methods.textutil import estimate_tokens, truncate_to_tokens
 
+# String caps bound the grammar, so a rambling model cannot be cut off mid-JSON by max_tokens
+# (about 3 characters a token: max_tokens below covers the caps). llama.cpp refuses grammars
+# with a string repetition much above 900 and then decodes unconstrained: keep caps <= 900.
+SHORT = {"type": "string", "maxLength": 200}
 COMPOSITIONS_SCHEMA = {
     "type": "object",
     "properties": {
-        "ability": {"type": "string"},
-        "knowledge": {"type": "string"},
-        "extra_information": {"type": "string"},
-        "output": {"type": "string"},
+        "ability": SHORT,
+        "knowledge": SHORT,
+        "extra_information": SHORT,
+        "output": SHORT,
     },
     "required": ["ability", "knowledge", "extra_information", "output"],
 }
 SYNTHESIS_SCHEMA = {
     "type": "object",
     "properties": {
-        "thought": {"type": "string"},
-        "scene": {"type": "string"},
+        "thought": {"type": "string", "maxLength": 400},
+        "scene": {"type": "string", "maxLength": 600},
         "query_compositions": COMPOSITIONS_SCHEMA,
-        "query": {"type": "string"},
+        "query": {"type": "string", "maxLength": 900},
     },
     "required": ["thought", "scene", "query_compositions", "query"],
 }
@@ -55,13 +59,13 @@ class SynthesizeConfig(StepConfig):
     doc_tokens: int = 1000
     text_column: str = "text"
     temperature: float = 0.8
-    max_tokens: int = 700
+    max_tokens: int = 1200
 
 
 @register_step
 class SynthesizeInstruction(MapStep):
     type_name = "sq_synthesize"
-    version = "2"  # 2: the shortest demo is used when none fits the budget
+    version = "3"  # 2: shortest demo when none fits; 3: capped string lengths
     uses_llm = True
     Config = SynthesizeConfig
     config: SynthesizeConfig
