@@ -7,7 +7,6 @@ input that cannot be read, naming the file and the cause, so the run goes on for
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,50 +71,67 @@ class TextFiles(SourceStep):
         return None
 
 
-class JsonlConfig(StepConfig):
+TABULAR_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+class RowsConfig(StepConfig):
+    #: A JSONL/CSV/Parquet file, a folder of them (recursive, sorted), or an HF dataset folder.
     path: str
-    #: Keep only these fields (default: all); a string value becomes column ``text``.
+    #: Keep only these fields (default: all); a JSON string line becomes column ``text``.
     columns: list[str] | None = None
     #: Rename fields: {old: new}.
     rename: dict[str, str] = {}
 
 
 @register_step
-class JsonlRows(SourceStep):
-    """Each line of a JSONL file becomes a record; a broken line is a failure naming file:line."""
+class TabularRows(SourceStep):
+    """Each row becomes a record with all its fields; a broken row is a failure naming
+    file:line (or file#row=N), and the run goes on. Streams: memory stays flat."""
 
-    type_name = "jsonl"
-    Config = JsonlConfig
-    config: JsonlConfig
+    type_name = "rows"
+    Config = RowsConfig
+    config: RowsConfig
 
     def read(self, ctx: RunContext) -> Iterator[Output | SourceFailure]:
-        path = resolve_data_path(self.config.path, ctx.recipe_dir)
-        if not path.is_file():
-            raise RecipeError(f"source {self.name}: file not found: {path}")
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{number}"
-                try:
-                    row: Any = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield SourceFailure(where, "JSONDecodeError", str(exc))
-                    continue
-                if isinstance(row, str):
-                    row = {"text": row}
-                if not isinstance(row, dict):
-                    yield SourceFailure(where, "TypeError",
-                                        f"expected an object, got {type(row).__name__}")
-                    continue
-                if self.config.columns is not None:
-                    missing = [c for c in self.config.columns if c not in row]
-                    if missing:
-                        yield SourceFailure(where, "KeyError", f"missing field(s) {missing}")
+        from synthloom.sources.document import DocumentError
+        from synthloom.sources.tabular import is_hf_dataset_dir, iter_rows
+
+        root = resolve_data_path(self.config.path, ctx.recipe_dir)
+        if not root.exists():
+            raise RecipeError(f"source {self.name}: path not found: {root}")
+        if is_hf_dataset_dir(root):
+            files = [(root, "hf")]
+        elif root.is_dir():
+            files = [(p, TABULAR_SUFFIXES[p.suffix.lower()]) for p in sorted(root.rglob("*"))
+                     if p.is_file() and p.suffix.lower() in TABULAR_SUFFIXES]
+        else:
+            files = [(root, TABULAR_SUFFIXES.get(root.suffix.lower(), "jsonl"))]
+        for path, fmt in files:
+            try:
+                for where, row in iter_rows(path, fmt, self.config.columns or []):
+                    if not isinstance(row, dict):  # a DocumentError for this row
+                        yield SourceFailure(where, type(row).__name__, str(row))
                         continue
-                    row = {c: row[c] for c in self.config.columns}
-                row = {self.config.rename.get(k, k): v for k, v in row.items()}
-                yield Output(columns=row, meta={"path": str(path), "line": number})
+                    yield self._output(where, row, path)
+            except (OSError, UnicodeDecodeError, DocumentError) as exc:
+                # DocumentError: the file is binary or undecodable (found while sniffing).
+                yield SourceFailure(str(path), type(exc).__name__, _short(exc))
+
+    def _output(self, where: str, row: dict[str, Any], path: Path) -> Output | SourceFailure:
+        if self.config.columns is not None:
+            missing = [c for c in self.config.columns if c not in row]
+            if missing:
+                return SourceFailure(where, "KeyError", f"missing field(s) {missing}")
+            row = {c: row[c] for c in self.config.columns}
+        row = {self.config.rename.get(k, k): v for k, v in row.items()}
+        return Output(columns=row, meta={"path": str(path), "where": where})
+
+
+@register_step
+class JsonlRows(TabularRows):
+    """The same reader under its first name (any tabular file works)."""
+
+    type_name = "jsonl"
 
 
 def _short(exc: BaseException) -> str:

@@ -89,8 +89,9 @@ def iter_parquet(path: Path, columns: list[str]) -> Iterator[Row]:
     except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid/OSError on damage
         yield str(path), CorruptDocument(f"Parquet cannot be opened ({exc})")
         return
-    present = [c for c in columns if c in handle.schema_arrow.names]
-    missing = sorted(set(columns) - set(present))
+    # No columns named: read them all.
+    present = [c for c in columns if c in handle.schema_arrow.names] if columns else None
+    missing = sorted(set(columns) - set(present or []))
     if missing:
         yield str(path), MissingColumn(
             f"no column(s) {missing}; columns are {handle.schema_arrow.names}")
