@@ -8,7 +8,7 @@ executor turns them into records with ids and provenance, caches them, and count
 from __future__ import annotations
 
 import inspect
-from abc import ABC
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -100,9 +100,9 @@ class Step(ABC):
 class SourceStep(Step):
     kind = StepKind.SOURCE
 
+    @abstractmethod
     def read(self, ctx: RunContext) -> Iterator[dict[str, Any] | SourceFailure]:
         """Yield column dicts (one per document/row) or SourceFailure for unreadable input."""
-        raise NotImplementedError(f"{type(self).__name__} must implement read()")
 
 
 @dataclass(slots=True)
@@ -117,8 +117,9 @@ class SourceFailure:
 class _PerItemStep(Step):
     """map / expand / filter: ``process(record, ctx)`` per record, sync or async."""
 
+    @abstractmethod
     def process(self, record: dict[str, Any], ctx: ItemContext) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} must implement process()")
+        """Sync or async; returns what ``to_result`` accepts for this step kind."""
 
     @property
     def is_async(self) -> bool:
@@ -185,10 +186,11 @@ class GlobalStep(Step):
 
     kind = StepKind.GLOBAL
 
+    @abstractmethod
     async def process_all(
         self, records: list[dict[str, Any]], ctx: RunContext
     ) -> list[ItemResult]:
-        raise NotImplementedError(f"{type(self).__name__} must implement process_all()")
+        """One ItemResult per input record, in order."""
 
 
 class SinkConfig(BaseModel):
@@ -209,14 +211,17 @@ class Sink(ABC):
     def __init__(self, config: SinkConfig | None = None, **kwargs: Any) -> None:
         self.config = config if config is not None else self.Config(**kwargs)
 
+    @abstractmethod
     def open(self, run_dir: Any) -> None:
-        raise NotImplementedError
+        """Prepare the output in the run folder."""
 
+    @abstractmethod
     def write(self, records: list[dict[str, Any]]) -> None:
-        raise NotImplementedError
+        """Append records, in order."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Flush and close."""
 
 
 def is_meta(key: str) -> bool:

@@ -11,6 +11,7 @@ never output, and a new record matching one is dropped with that record's id (it
 from __future__ import annotations
 
 import asyncio
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -111,12 +112,13 @@ class _Dedup(GlobalStep):
                 results[pos] = ItemResult.drop(self.reason(labels[match[0]], match[1]))
         return results  # type: ignore[return-value]
 
+    @abstractmethod
     async def find(self, seeds: list[str], texts: list[str], ctx: RunContext) -> list[Match]:
         """One entry per text: (index into seeds + texts of the kept match, similarity)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def reason(self, label: str, similarity: float) -> str:
-        raise NotImplementedError
+        """The drop reason naming the kept record and the similarity."""
 
 
 @register_step
