@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from synthloom.core.accounting import RunSummary
+from synthloom.core.errors import SynthloomError
 from synthloom.core.executor import LocalExecutor, ProgressCallback
 from synthloom.core.recipe import Recipe
 from synthloom.core.store import RunStore
@@ -28,6 +29,12 @@ class RunOptions:
     batch_size: int = 32
     overrides: dict[str, str] = field(default_factory=dict)
     on_progress: ProgressCallback | None = None
+    #: "local" (asyncio + process pool) or "ray" (Ray Data; pip install 'synthloom[ray]').
+    executor: str = "local"
+    #: Ray cluster address (default: start a local cluster for this run).
+    ray_address: str | None = None
+    #: Actors per streaming step on Ray.
+    ray_actors: int = 1
 
 
 async def run_recipe(recipe: str | Path | Recipe, out: str | Path,
@@ -49,13 +56,44 @@ async def run_recipe(recipe: str | Path | Recipe, out: str | Path,
             await backend.check()
             client = LLMClient(backend, concurrency=opts.concurrency, rpm=opts.rpm, tpm=opts.tpm,
                                budget_tokens=opts.budget_tokens, cache=store)
-        executor = LocalExecutor(recipe, out, llm=client, store=store, limit=opts.limit,
-                                 batch_size=opts.batch_size, on_progress=opts.on_progress)
-        return await executor.run()
+        common = {"llm": client, "store": store, "limit": opts.limit,
+                  "batch_size": opts.batch_size, "on_progress": opts.on_progress}
+        if opts.executor == "ray":
+            from synthloom.core.ray_executor import RayExecutor
+
+            factory = _ClientFactory(opts) if client is not None else None
+            return await RayExecutor(recipe, out, client_factory=factory,
+                                     address=opts.ray_address, actors=opts.ray_actors,
+                                     **common).run()
+        if opts.executor != "local":
+            raise SynthloomError(f"--executor {opts.executor!r}: expected local or ray")
+        return await LocalExecutor(recipe, out, **common).run()
     finally:
         if client is not None:
             await client.aclose()
         store.close()
+
+
+class _ClientFactory:
+    """Builds a Ray worker's LLM client (pickled to the workers): the run's backend, its
+    limits shared out among the actors, the worker's own store as response cache."""
+
+    def __init__(self, opts: RunOptions) -> None:
+        # A backend named by its spec is built again in each worker (a loaded embedded model
+        # does not pickle); a Backend object is shipped as it is.
+        self.backend = opts.backend
+        self.resolve = {"model": opts.model, "api_key_env": opts.api_key_env}
+        share = max(1, opts.ray_actors)
+        self.kwargs = {"concurrency": opts.concurrency,
+                       "rpm": opts.rpm / share if opts.rpm else None,
+                       "tpm": opts.tpm / share if opts.tpm else None,
+                       "budget_tokens": opts.budget_tokens}
+
+    def __call__(self, store: RunStore) -> LLMClient:
+        backend = self.backend
+        if not isinstance(backend, Backend):
+            backend = resolve_backend(backend, **self.resolve)
+        return LLMClient(backend, cache=store, **self.kwargs)
 
 
 def run(recipe: str | Path | Recipe, out: str | Path, **options: Any) -> RunSummary:

@@ -68,6 +68,11 @@ def run(
     api_key_env: Annotated[str, typer.Option(
         help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 32,
+    executor: Annotated[str, typer.Option(
+        help="local | ray (Ray Data; pip install 'synthloom[ray]').")] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        help="Ray cluster address (default: a local Ray for this run).")] = None,
+    ray_actors: Annotated[int, typer.Option(help="Ray actors per streaming step.")] = 1,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip OUT/report.html.")] = False,
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
@@ -83,7 +88,8 @@ def run(
         options = RunOptions(
             backend=backend, model=model, api_key_env=api_key_env, concurrency=concurrency,
             rpm=rpm, tpm=tpm, budget_tokens=budget_tokens, limit=limit, batch_size=batch_size,
-            on_progress=display.update)
+            on_progress=display.update, executor=executor, ray_address=ray_address,
+            ray_actors=ray_actors)
         with display:
             summary = asyncio.run(run_recipe(loaded, folder, options))
         _print_summary(summary, folder)
@@ -187,8 +193,10 @@ def _print_summary(summary: RunSummary, folder: Path) -> None:
 
 def _mount_subapps() -> None:
     from synthloom.verify.cli import sandbox_app
+    from synthloom.verify.logic.cli import logic_app
 
     app.add_typer(sandbox_app, name="sandbox")
+    app.add_typer(logic_app, name="logic")
 
 
 _mount_subapps()

@@ -43,3 +43,12 @@ class ExactDedup(GlobalStep):
                 first[text] = record["_meta"]["id"]
                 results.append(ItemResult(outputs=[Output(columns={})]))
         return results
+
+
+class CountContext(MapStep):
+    """Map with a ``context:`` input: records how many records the context node produced."""
+
+    type_name = "test_count_context"
+
+    def process(self, record: dict[str, Any], ctx: ItemContext) -> Output:
+        return Output(columns={"context_size": sum(len(v) for v in ctx.context.values())})

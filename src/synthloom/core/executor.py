@@ -358,6 +358,15 @@ class LocalExecutor:
         records: list[dict[str, Any]] = []
         while (batch := await node.inbox.get()) is not _END:
             records.extend(batch)
+        results, hits = await self._global_results(step, records)
+        for start in range(0, len(records), self.batch_size):
+            end = start + self.batch_size
+            await self._emit(node, self._records_from(
+                node, records[start:end], results[start:end], hits[start:end]))
+
+    async def _global_results(self, step: GlobalStep, records: list[dict[str, Any]]
+                              ) -> tuple[list[ItemResult], list[bool]]:
+        """The barrier's results for all its input, from the cache or computed once."""
         context_hash = await self._context_hash(step)
         fingerprint = step.fingerprint(self.ctx)
         key = stable_hash("global", fingerprint, context_hash,
@@ -379,10 +388,7 @@ class LocalExecutor:
             if not any(r.failed for r in results):
                 self.store.put_item(key, step.name, {"results": [r.to_json() for r in results]})
             hits = [False] * len(records)
-        for start in range(0, len(records), self.batch_size):
-            end = start + self.batch_size
-            await self._emit(node, self._records_from(
-                node, records[start:end], results[start:end], hits[start:end]))
+        return results, hits
 
     # --- turning results into records, counting, logging ------------------------------------
 

@@ -73,6 +73,20 @@ class RunStore:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def put_rows(self, items: list[tuple[str, str, str]], calls: list[tuple[str, str]]) -> None:
+        """Raw cache rows (already serialised) from another store, kept where already present."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO item_cache (key, step, value) VALUES (?, ?, ?)", items)
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO llm_cache (key, value) VALUES (?, ?)", calls)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     # --- LLM response cache --------------------------------------------------------------------
 
     def get_llm(self, key: str) -> dict[str, Any] | None:

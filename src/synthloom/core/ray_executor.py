@@ -1,0 +1,312 @@
+"""The Ray executor: the same recipe graph, mapped onto Ray Data.
+
+* Sources are read by the driver (same reader code, same ``--limit``, same ids) and handed to
+  Ray as a dataset.
+* Map / expand / filter steps become ``map_batches`` over an actor pool: each actor holds the
+  step, an LLM client (when the step uses one) and a :class:`ShardedStore`, and runs the local
+  executor's own per-batch code, so cache keys, seeds, record ids and drop/failure rules are
+  the local ones by construction.
+* Global steps are barriers: their input is materialised and the step runs once in the driver,
+  with the local executor's global code and cache key.
+* Sinks are written by the driver while it streams the final dataset.
+
+Rows travel as ``{"kind", "data"}``: ``record`` rows carry a record (JSON); the other kinds are
+accounting events (``stats`` per batch, ``failed``, ``dropped``) that flow down the chain until
+the driver drains them. Ray commits a task's output once, even when it retried the task after
+a worker died, so every event is counted exactly once; a retried batch finds its finished items
+in the shards and repeats no finished LLM call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from synthloom.core import jsonio
+from synthloom.core.accounting import StepStats
+from synthloom.core.context import LLMLike, RunContext
+from synthloom.core.errors import SynthloomError
+from synthloom.core.executor import LocalExecutor, _Node
+from synthloom.core.fingerprint import stable_hash
+from synthloom.core.records import ItemResult, rid
+from synthloom.core.sharded_store import ShardedStore, merge_shards
+from synthloom.core.steps import GlobalStep, SourceStep, Step, _PerItemStep
+from synthloom.core.store import RunStore
+
+#: Builds a worker's LLM client around the worker's own store (its response cache).
+ClientFactory = Callable[[RunStore], LLMLike]
+RECORD = "record"
+#: Blocks a driver-made dataset is cut into (Ray Data's unit of parallel work).
+MAX_BLOCKS = 256
+COUNTED = ("in_", "out", "failed", "dropped", "cached", "llm_calls", "llm_cache_hits",
+           "prompt_tokens", "completion_tokens", "expanded", "kept", "seconds")
+
+
+def require_ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401 - Ray Data is the part we need
+    except ImportError as exc:
+        raise SynthloomError(
+            f"--executor ray needs Ray Data ({exc}); install it with: "
+            "pip install 'synthloom[ray]'") from exc
+    return ray
+
+
+class RayExecutor(LocalExecutor):
+    """Runs a recipe on a Ray cluster (a local one unless ``address`` names another)."""
+
+    def __init__(self, recipe: Any, run_dir: str | Path, *, client_factory: ClientFactory | None
+                 = None, address: str | None = None, num_cpus: int | None = None,
+                 actors: int = 1, **kwargs: Any) -> None:
+        super().__init__(recipe, run_dir, **kwargs)
+        self.client_factory = client_factory
+        self.address = address
+        self.num_cpus = num_cpus
+        self.actors = max(1, actors)
+        self._emitted: dict[str, list[dict[str, Any]]] = {}
+
+    # --- the driver's plan -----------------------------------------------------------------------
+
+    async def _run_graph(self, nodes: dict[str, _Node]) -> list[int]:
+        ray = require_ray()
+        started_here = self._init_ray(ray)
+        self._nodes = nodes
+        try:
+            return await self._plan(nodes)
+        finally:
+            merge_shards(self.store, self.run_dir)
+            if started_here:
+                ray.shutdown()
+
+    def _init_ray(self, ray: Any) -> bool:
+        if ray.is_initialized():
+            return False
+        # Workers must import what the driver imports (recipe-local step modules, tests).
+        path = os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)
+        options: dict[str, Any] = {"runtime_env": {"env_vars": {"PYTHONPATH": path}},
+                                   "ignore_reinit_error": True, "log_to_driver": False,
+                                   "logging_level": logging.WARNING}
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        if self.address:
+            options["address"] = self.address
+        else:
+            options.update(num_cpus=self.num_cpus or os.cpu_count() or 1,
+                           include_dashboard=False)
+        ray.init(**options)
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True  # same data.jsonl order as the local run
+        ctx.enable_progress_bars = False
+        return True
+
+    def _uses(self) -> Counter[str]:
+        """How many times each node's output is read (steps, sinks, context inputs)."""
+        uses: Counter[str] = Counter()
+        for step in self.recipe.steps:
+            uses[self.recipe.inputs_of(step) or ""] += 1
+            for name in step.config.context:
+                uses[name] += 1
+        for sink in self.recipe.sinks:
+            uses[self.recipe.sink_input(sink)] += 1
+        return uses
+
+    async def _plan(self, nodes: dict[str, _Node]) -> list[int]:
+        ray = require_ray()
+        uses = self._uses()
+        datasets: dict[str, Any] = {}
+        wanted_in_context = {c for step in self.recipe.steps for c in step.config.context}
+        feeds_global = {self.recipe.inputs_of(s) for s in self.recipe.steps
+                        if isinstance(s, GlobalStep)}
+        for step in self.recipe.nodes:
+            node = nodes[step.name]
+            begun = time.perf_counter()
+            if isinstance(step, SourceStep):
+                await self._run_source(node)
+                dataset = _dataset(ray, self._emitted.pop(step.name, []), self.batch_size)
+            elif isinstance(step, GlobalStep):
+                records = self._records_of(datasets[self.recipe.inputs_of(step)])
+                dataset = _dataset(ray, await self._run_barrier(node, records), self.batch_size)
+            elif isinstance(step, _PerItemStep):
+                dataset = self._stage(step, datasets[self.recipe.inputs_of(step)])
+            else:
+                raise SynthloomError(f"step {step.name}: unsupported kind {step.kind}")
+            node.stats.seconds += time.perf_counter() - begun
+            if uses[step.name] != 1 or step.name in wanted_in_context or step.name in feeds_global:
+                # Read more than once, or needed whole: run it now, drain its events once.
+                dataset = self._settle(dataset)
+            datasets[step.name] = dataset
+            if step.name in wanted_in_context:
+                self.ctx.context[step.name] = self._records_of(dataset)
+        counts = [self._write_sink(sink, datasets[self.recipe.sink_input(sink)])
+                  for sink in self.recipe.sinks]
+        for node in nodes.values():
+            node.stats.done = True
+        self._progress()
+        return counts
+
+    async def _emit(self, node: _Node, records: list[dict[str, Any]]) -> None:
+        self._emitted.setdefault(node.step.name, []).extend(records)
+
+    async def _context_hash(self, step: Step) -> str:
+        if not step.config.context:
+            return ""
+        return stable_hash([[rid(r) for r in self.ctx.context[n]] for n in step.config.context])
+
+    async def _run_barrier(self, node: _Node, records: list[dict[str, Any]]
+                           ) -> list[dict[str, Any]]:
+        results, hits = await self._global_results(node.step, records)  # type: ignore[arg-type]
+        return self._records_from(node, records, results, hits)
+
+    def _stage(self, step: _PerItemStep, upstream: Any) -> Any:
+        # LLM steps wait on the network: a fraction of a CPU each, so a chain of stages fits
+        # on a small machine; CPU-bound steps take whole CPUs.
+        return upstream.map_batches(
+            _StageWorker,
+            fn_constructor_kwargs={
+                # A fresh copy of the step (set up again in each actor: templates, models).
+                "step": type(step)(config=step.config), "run_dir": str(self.run_dir),
+                "recipe_dir": self.ctx.recipe_dir, "seed": self.ctx.seed,
+                "context": self.ctx.context,
+                "client_factory": self.client_factory if step.uses_llm else None},
+            batch_size=self.batch_size, batch_format="numpy", concurrency=self.actors,
+            num_cpus=1 if step.cpu_bound else 0.25)
+
+    # --- draining events -------------------------------------------------------------------------
+
+    def _settle(self, dataset: Any) -> Any:
+        """Materialise; apply the pending events once; keep only record rows."""
+        materialised = dataset.materialize()
+        for batch in materialised.filter(lambda row: row["kind"] != RECORD).iter_batches(
+                batch_format="numpy", batch_size=1024):
+            for kind, data in zip(batch["kind"], batch["data"], strict=True):
+                self._apply(str(kind), data)
+        return materialised.filter(lambda row: row["kind"] == RECORD)
+
+    def _rows(self, dataset: Any) -> Iterator[dict[str, Any]]:
+        """Stream the dataset: events are applied, records yielded."""
+        for batch in dataset.iter_batches(batch_format="numpy", batch_size=self.batch_size):
+            for kind, data in zip(batch["kind"], batch["data"], strict=True):
+                if kind == RECORD:
+                    yield jsonio.loads(data)
+                else:
+                    self._apply(str(kind), data)
+
+    def _records_of(self, dataset: Any) -> list[dict[str, Any]]:
+        return list(self._rows(dataset))
+
+    def _apply(self, kind: str, data: str) -> None:
+        event = jsonio.loads(data)
+        if kind == "stats":
+            stats = self._nodes[event.pop("name")].stats
+            for key in COUNTED:
+                setattr(stats, key, getattr(stats, key) + event.get(key, 0))
+            self._progress()
+        elif kind == "failed":
+            self._write_failed(event.pop("record"), event.pop("step"), event.pop("error_class"),
+                               event.pop("message"), event)
+        elif kind == "dropped":
+            self._write_dropped(event["record"], event["step"], event["reason"])
+        else:
+            raise SynthloomError(f"ray executor: unknown event kind {kind!r}")
+
+    def _write_sink(self, sink: Any, dataset: Any) -> int:
+        sink.open(self.run_dir)
+        count = 0
+        batch: list[dict[str, Any]] = []
+        try:
+            for record in self._rows(dataset):
+                batch.append(record)
+                if len(batch) >= self.batch_size:
+                    sink.write(batch)
+                    count += len(batch)
+                    batch = []
+            if batch:
+                sink.write(batch)
+                count += len(batch)
+        finally:
+            sink.close()
+        return count
+
+
+def _dataset(ray: Any, records: list[dict[str, Any]], batch_size: int) -> Any:
+    rows = [{"kind": RECORD, "data": jsonio.dumps(r)} for r in records]
+    if not rows:  # Ray cannot infer a schema from nothing
+        return ray.data.from_items([{"kind": "none", "data": "{}"}]).filter(
+            lambda row: row["kind"] == RECORD)
+    # About one block per batch (capped), so every actor of a pool gets work.
+    blocks = min(MAX_BLOCKS, -(-len(rows) // batch_size))
+    return ray.data.from_items(rows, override_num_blocks=blocks)
+
+
+class _WorkerExecutor(LocalExecutor):
+    """The local executor's per-batch code inside a Ray actor; events instead of files."""
+
+    events: list[tuple[str, dict[str, Any]]]
+
+    def _write_failed(self, record: dict[str, Any] | None, step: str, error_class: str,
+                      message: str, extra: dict[str, Any] | None = None) -> None:
+        self.events.append(("failed", {"record": record, "step": step, "error_class": error_class,
+                                       "message": message, **(extra or {})}))
+
+    def _write_dropped(self, record: dict[str, Any], step: str, reason: str) -> None:
+        self.events.append(("dropped", {"record": record, "step": step, "reason": reason}))
+
+    async def _compute_in_pool(self, step: _PerItemStep, records: list[dict[str, Any]],
+                               keys: list[str]) -> list[ItemResult]:
+        # Ray is the process pool: CPU-bound steps run in this actor.
+        return [self._compute_sync(step, r, k) for r, k in zip(records, keys, strict=True)]
+
+
+class _StageWorker:
+    """One actor of a step's pool (Ray Data instantiates it once per actor)."""
+
+    def __init__(self, step: _PerItemStep, run_dir: str, recipe_dir: Path | None, seed: int,
+                 context: dict[str, list[dict[str, Any]]],
+                 client_factory: ClientFactory | None) -> None:
+        self.store = ShardedStore(run_dir)
+        llm = client_factory(self.store) if client_factory is not None else None
+        self.executor = _WorkerExecutor(None, run_dir, llm=llm, store=self.store, workers=1)
+        self.executor.store = self.store  # what run() would set: the actor never calls run()
+        self.executor.ctx = RunContext(run_dir=Path(run_dir), seed=seed, llm=llm,
+                                       context=context, recipe_dir=recipe_dir)
+        step.setup(self.executor.ctx)
+        self.node = _Node(step=step, stats=StepStats(name=step.name, kind=str(step.kind)))
+        self.fingerprint = step.fingerprint(self.executor.ctx)
+        self.context_hash = stable_hash(
+            [[rid(r) for r in context[n]] for n in step.config.context]
+        ) if step.config.context else ""
+        self.loop = asyncio.new_event_loop()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        kinds: list[str] = []
+        datas: list[str] = []
+        records = []
+        for kind, data in zip(batch["kind"], batch["data"], strict=True):
+            if kind == RECORD:
+                records.append(jsonio.loads(data))
+            else:  # upstream events pass through to the driver
+                kinds.append(str(kind))
+                datas.append(str(data))
+        step = self.node.step
+        self.node.stats = StepStats(name=step.name, kind=str(step.kind))
+        self.executor.events = []
+        begun = time.perf_counter()
+        out = self.loop.run_until_complete(self.executor._process_batch(
+            self.node, self.fingerprint, self.context_hash, records)) if records else []
+        stats = self.node.stats
+        stats.seconds = time.perf_counter() - begun
+        events = [*self.executor.events,
+                  ("stats", {"name": step.name, **{k: getattr(stats, k) for k in COUNTED}})]
+        for kind, event in events:
+            kinds.append(kind)
+            datas.append(jsonio.dumps(event))
+        for record in out:
+            kinds.append(RECORD)
+            datas.append(jsonio.dumps(record))
+        return {"kind": kinds, "data": datas}
