@@ -53,7 +53,8 @@ async def run_recipe(recipe: str | Path | Recipe, out: str | Path,
             backend = opts.backend
             if not isinstance(backend, Backend):
                 backend = resolve_backend(backend, model=opts.model, api_key_env=opts.api_key_env)
-            await backend.check()
+            if not (opts.executor == "ray" and backend.kind == "vllm"):
+                await backend.check()  # on Ray each actor loads its own engine, not the driver
             client = LLMClient(backend, concurrency=opts.concurrency, rpm=opts.rpm, tpm=opts.tpm,
                                budget_tokens=opts.budget_tokens, cache=store)
         common = {"llm": client, "store": store, "limit": opts.limit,
@@ -62,9 +63,10 @@ async def run_recipe(recipe: str | Path | Recipe, out: str | Path,
             from synthloom.core.ray_executor import RayExecutor
 
             factory = _ClientFactory(opts) if client is not None else None
+            gpus = getattr(client.backend, "tensor_parallel_size", 0) if client else 0
             return await RayExecutor(recipe, out, client_factory=factory,
                                      address=opts.ray_address, actors=opts.ray_actors,
-                                     **common).run()
+                                     gpus_per_llm_actor=gpus, **common).run()
         if opts.executor != "local":
             raise SynthloomError(f"--executor {opts.executor!r}: expected local or ray")
         return await LocalExecutor(recipe, out, **common).run()

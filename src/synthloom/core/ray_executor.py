@@ -64,12 +64,14 @@ class RayExecutor(LocalExecutor):
 
     def __init__(self, recipe: Any, run_dir: str | Path, *, client_factory: ClientFactory | None
                  = None, address: str | None = None, num_cpus: int | None = None,
-                 actors: int = 1, **kwargs: Any) -> None:
+                 actors: int = 1, gpus_per_llm_actor: float = 0, **kwargs: Any) -> None:
         super().__init__(recipe, run_dir, **kwargs)
         self.client_factory = client_factory
         self.address = address
         self.num_cpus = num_cpus
         self.actors = max(1, actors)
+        #: An actor of an LLM step owning a vLLM engine holds its GPUs (tensor parallel size).
+        self.gpus_per_llm_actor = gpus_per_llm_actor
         self._emitted: dict[str, list[dict[str, Any]]] = {}
 
     # --- the driver's plan -----------------------------------------------------------------------
@@ -175,7 +177,8 @@ class RayExecutor(LocalExecutor):
                 "context": self.ctx.context,
                 "client_factory": self.client_factory if step.uses_llm else None},
             batch_size=self.batch_size, batch_format="numpy", concurrency=self.actors,
-            num_cpus=1 if step.cpu_bound else 0.25)
+            num_cpus=1 if step.cpu_bound else 0.25,
+            num_gpus=self.gpus_per_llm_actor if step.uses_llm else 0)
 
     # --- draining events -------------------------------------------------------------------------
 

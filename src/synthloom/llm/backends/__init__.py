@@ -15,6 +15,7 @@ VALID_FORMS = (
     '"llamacpp" (the embedded SmolLM2 model)',
     '"llamacpp:/path/to/model.gguf"',
     '"openai:http://host:port/v1" (any OpenAI-compatible server)',
+    '"vllm:MODEL[?tensor_parallel_size=N&...]" (vLLM in this process; GPU)',
 )
 
 
@@ -37,11 +38,19 @@ def _openai(target: str, model: str | None, api_key_env: str, options: dict[str,
     return OpenAIBackend(target, model, api_key_env=api_key_env, **options)
 
 
+def _vllm(target: str, model: str | None, api_key_env: str, options: dict[str, Any]) -> Backend:
+    from synthloom.llm.backends.vllm_offline import VLLMBackend, parse_spec
+
+    name, engine_options = parse_spec(target or model or "")
+    return VLLMBackend(name, **{**engine_options, **options})
+
+
 # kind -> factory(target after "kind:", model, api_key_env, options). New backends: one line.
 BackendFactory = Callable[[str, str | None, str, dict[str, Any]], Backend]
 _REGISTRY: dict[str, BackendFactory] = {
     "llamacpp": _llamacpp,
     "openai": _openai,
+    "vllm": _vllm,
 }
 
 
