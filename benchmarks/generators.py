@@ -12,7 +12,11 @@ Measured, for ``arithmetic`` (levels mixed, as the recipe's default):
   which other load on the machine does not distort (``load_average_1m`` tells that load);
 * ``per_level_per_cpu_second``: generate + verify per difficulty level;
 * ``engine``: ``synthloom run arithmetic`` through the local executor (source in a thread,
-  ``verify_arithmetic`` batches in the process pool, run store, JSONL sink), no report.
+  ``verify_arithmetic`` batches in the process pool, run store, JSONL sink), no report;
+* ``logic``: for each logic task (``synthloom.verify.logic``), items per CPU-second of
+  generate + verify (the stored answer through the task's verifier, and for tasks that promise
+  one answer a solution count up to 2, as ``verify_logic`` does), levels 1-5 in turn;
+  ``--logic-count`` items per task (default 100; 10 with ``--quick``).
 
 A benchmark, not a test: it asserts nothing, it prints.
 """
@@ -81,6 +85,30 @@ def bench_generator(count: int) -> dict[str, Any]:
             "per_level_per_cpu_second": per_level}
 
 
+def bench_logic(per_task: int) -> dict[str, Any]:
+    from synthloom.verify.logic import LEVELS, TASKS, make_item, verify_answer
+
+    rates: dict[str, float] = {}
+    total_items, total_cpu = 0, 0.0
+    for name, task in TASKS.items():
+        cpu = time.process_time()
+        for index in range(per_task):
+            item = make_item(name, LEVELS[index % len(LEVELS)], index)
+            reason = verify_answer(item, item["answer"])
+            if reason is None and task.unique and task.count_solutions(item, 2) != 1:
+                reason = "not unique"
+            if reason is not None:
+                raise AssertionError(f"{name} item {index} failed verification: {reason}")
+        spent = time.process_time() - cpu
+        rates[name] = rate(per_task, spent)
+        total_items += per_task
+        total_cpu += spent
+    return {"logic_count_per_task": per_task,
+            "logic_per_task_per_cpu_second": rates,
+            "logic_all_tasks_per_cpu_second": rate(total_items, total_cpu),
+            "logic_slowest_task": min(rates, key=rates.__getitem__) if rates else None}
+
+
 def bench_engine(count: int, profile: bool) -> dict[str, Any]:
     from synthloom.api import RunOptions, run_recipe
     from synthloom.core.recipe import Recipe
@@ -112,6 +140,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts, under 30 s")
     parser.add_argument("--count", type=int, default=None, help="items per measurement")
     parser.add_argument("--profile", action="store_true", help="cProfile the engine path")
+    parser.add_argument("--logic-count", type=int, default=None,
+                        help="logic items per task (default 100; 10 with --quick)")
     args = parser.parse_args()
     count = args.count or (6_000 if args.quick else 40_000)
     result: dict[str, Any] = {"benchmark": "generators", "task": "arithmetic",
@@ -120,6 +150,7 @@ def main() -> None:
     result.update(bench_engine(count, args.profile))
     result["engine_vs_generator_2proc"] = round(
         result["engine"] / max(result["generator_2proc"], 1e-9), 3)
+    result.update(bench_logic(args.logic_count or (10 if args.quick else 100)))
     print(json.dumps(result))
 
 

@@ -1,0 +1,45 @@
+"""Logic tasks (SynLogic, arXiv 2505.19641): generators with difficulty knobs and verifiers.
+
+``TASKS`` maps a task name to its :class:`LogicTask`; importing this package registers the
+shipped tasks (one module per task or small family). See docs/verify.md, "Logic tasks".
+"""
+
+from __future__ import annotations
+
+from synthloom.verify.logic import (  # noqa: F401 - importing registers the tasks
+    ciphers,
+    cryptarithm,
+    game24,
+    graphs,
+    grids,
+    knights,
+    numeric,
+    words,
+    zebra,
+)
+from synthloom.verify.logic.base import (
+    ANSWER_LINE,
+    LEVELS,
+    TASKS,
+    LogicTask,
+    extract_final,
+    get_task,
+    make_item,
+    parse_levels,
+    parse_tasks,
+    register_task,
+    verify_answer,
+)
+
+#: Listing order of the shipped tasks ("all" in recipes follows it; tasks registered later
+#: by other code come after).
+ORDER = ["sudoku", "game24", "cryptarithm", "caesar", "vigenere", "knights_knaves", "zebra",
+         "maze", "n_queens", "graph_coloring", "bit_ops", "sequence", "word_sorting", "anagram"]
+_shipped = {name: TASKS.pop(name) for name in ORDER}
+_rest = dict(TASKS)
+TASKS.clear()
+TASKS.update(_shipped)
+TASKS.update(_rest)
+
+__all__ = ["ANSWER_LINE", "LEVELS", "TASKS", "LogicTask", "extract_final", "get_task",
+           "make_item", "parse_levels", "parse_tasks", "register_task", "verify_answer"]
