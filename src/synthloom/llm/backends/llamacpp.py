@@ -147,6 +147,10 @@ class LlamaCppBackend(Backend):
         # Tokenizing only reads the vocabulary, so it need not queue behind a generation.
         return len(self._load().tokenize(text.encode("utf-8"), add_bos=False))
 
+    def chat_template(self) -> str | None:
+        """The model's own Jinja chat template (GGUF ``tokenizer.chat_template``), or None."""
+        return self._load().metadata.get("tokenizer.chat_template") or None
+
     async def complete(self, request: LLMRequest, *, seed: int | None) -> RawCompletion:
         return await self._in_worker(self._complete_sync, request, seed)
 

@@ -1,0 +1,248 @@
+"""The ``camel_tasks`` source and the ``camel_roleplay`` step (CAMEL, arXiv 2303.17760).
+
+``camel_tasks`` crosses role pairs with their tasks: each line of a JSONL file names an
+``assistant_role``, a ``user_role`` and ``tasks`` (or one ``task``); each (pair, task) is one
+item. ``camel_roleplay`` runs the AI Society role-play for one item:
+
+1. the task specifier agent ("You can make a task more specific.") rewrites the task in at
+   most ``word_limit`` words;
+2. the AI user and the AI assistant get the paper's inception prompts as system messages; the
+   assistant opens with "Now start to give me instructions one by one ..."; then they take
+   turns, each agent seeing the dialogue from its own side;
+3. the dialogue ends (``terminated_by``) when the user emits ``<CAMEL_TASK_DONE>``
+   (``done_token``), after ``max_turns`` exchanges (``turn_limit``), when the assistant
+   starts instructing (``role_flip``), when an agent repeats one of its earlier messages
+   (``repetition``: the paper's infinite loop), when the user has not given an
+   "Instruction:" for ``max_no_instruct`` rounds in a row (``user_no_instruct``), when a
+   prompt would pass ``token_limit`` tokens (``token_limit``), or on an empty message
+   (``empty_message``) -- the paper's termination rules plus the last one.
+
+The broken exchange that triggers a stop is not kept; a dialogue with no complete exchange is
+dropped with the reason. Records are ShareGPT ``conversations`` (human: the AI user's
+instructions, gpt: the assistant's solutions).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import Field
+
+from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.errors import RecipeError
+from synthloom.core.fingerprint import text_hash
+from synthloom.core.recipe import resolve_data_path
+from synthloom.core.records import ItemResult, Output
+from synthloom.core.registry import register_step
+from synthloom.core.steps import MapStep, SourceFailure, SourceStep, StepConfig
+from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams, Usage
+from synthloom.methods.templates import load_template
+
+DONE_TOKEN = "<CAMEL_TASK_DONE>"
+_INSTRUCTION = re.compile(r"^\s*\**Instruction\**\s*:", re.IGNORECASE | re.MULTILINE)
+_SOLUTION = re.compile(r"\bSolution\s*:", re.IGNORECASE)
+_SPECIFIED_PREFIX = re.compile(r"^\s*(specified task|task)\s*:\s*", re.IGNORECASE)
+
+
+class CamelTasksConfig(StepConfig):
+    path: str = "pkg:data/camel/ai_society.jsonl"
+
+
+@register_step
+class CamelTasks(SourceStep):
+    """One item ``{assistant_role, user_role, task, task_index}`` per role pair and task."""
+
+    type_name = "camel_tasks"
+    Config = CamelTasksConfig
+    config: CamelTasksConfig
+
+    def read(self, ctx: RunContext) -> Iterator[dict[str, Any] | SourceFailure]:
+        path = resolve_data_path(self.config.path, ctx.recipe_dir)
+        if not path.is_file():
+            raise RecipeError(f"source {self.name}: file not found: {path}")
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    row = json.loads(line)
+                    pair = {"assistant_role": str(row["assistant_role"]).strip(),
+                            "user_role": str(row["user_role"]).strip()}
+                    tasks = row["tasks"] if "tasks" in row else [row["task"]]
+                except (ValueError, KeyError, TypeError) as exc:
+                    yield SourceFailure(where, type(exc).__name__,
+                                        f"expected assistant_role, user_role, tasks/task: {exc}")
+                    continue
+                for index, task in enumerate(tasks):
+                    if isinstance(task, str) and task.strip():
+                        yield {**pair, "task": task.strip(), "task_index": index}
+                    else:
+                        yield SourceFailure(f"{where}#task={index}", "ValueError",
+                                            "task is not a non-empty string")
+
+
+class CamelConfig(StepConfig):
+    specify_template: str = "camel/prompts/task_specify.jinja"
+    assistant_template: str = "camel/prompts/assistant_system.jinja"
+    user_template: str = "camel/prompts/user_system.jinja"
+    start_template: str = "camel/prompts/user_start.jinja"
+    #: Run the task specifier (False: role-play the task as given).
+    specify: bool = True
+    word_limit: int = Field(default=50, ge=1)
+    #: Exchanges (user message + assistant message) at most.
+    max_turns: int = Field(default=10, ge=1)
+    #: Stop after this many user messages in a row without "Instruction:" (paper: 3).
+    max_no_instruct: int = Field(default=3, ge=1)
+    #: Stop before an agent's prompt would pass this many tokens.
+    token_limit: int = 3500
+    temperature: float = 0.7
+    max_tokens: int = 512
+    specify_max_tokens: int = 128
+
+
+@register_step
+class CamelRolePlay(MapStep):
+    """Columns: ``conversations`` ([{from: human|gpt, value}]), ``assistant_role``,
+    ``user_role``, ``original_task``, ``specified_task``, ``turns``, ``terminated_by``."""
+
+    type_name = "camel_roleplay"
+    uses_llm = True
+    Config = CamelConfig
+    config: CamelConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        cfg = self.config
+        self._specify = load_template(cfg.specify_template, ctx.recipe_dir)
+        self._assistant = load_template(cfg.assistant_template, ctx.recipe_dir)
+        self._user = load_template(cfg.user_template, ctx.recipe_dir)
+        self._start = load_template(cfg.start_template, ctx.recipe_dir)
+        self._hash = text_hash("".join(t.hash for t in self._templates()))
+
+    def _templates(self) -> list[Any]:
+        return [self._specify, self._assistant, self._user, self._start]
+
+    def extra_fingerprint(self, ctx: RunContext) -> Any:
+        return {"templates": self._hash}
+
+    def reads(self) -> list[str]:
+        names: set[str] = {"assistant_role", "user_role", "task"}
+        for template in self._templates():
+            names |= template.variables
+        return sorted(names - {"context", "word_limit"})
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        run = _Dialogue(self, record, ctx)
+        return await run.play()
+
+
+class _Dialogue:
+    """One role-play: the two agents' message lists, the seeds and the usage spent."""
+
+    def __init__(self, step: CamelRolePlay, record: dict[str, Any], ctx: ItemContext) -> None:
+        self.step, self.cfg, self.ctx = step, step.config, ctx
+        self.variables = {**record, "word_limit": self.cfg.word_limit, "context": ctx.context}
+        self.calls = 0
+        self.usage = Usage()
+        self.model: str | None = None
+
+    async def _say(self, messages: list[dict[str, str]], max_tokens: int) -> LLMResponse:
+        # Every call of the dialogue gets its own seed: seed + call number.
+        params = SamplingParams(temperature=self.cfg.temperature, max_tokens=max_tokens,
+                                seed=self.ctx.seed + self.calls)
+        self.calls += 1
+        [response] = await self.ctx.generate(
+            LLMRequest(messages=messages, params=params, tags={"step": self.step.name}))
+        self.usage = self.usage + response.usage
+        self.model = response.model
+        return response
+
+    def _tokens(self, messages: list[dict[str, str]]) -> int:
+        return sum(self.ctx.llm.count_tokens(m["content"]) + 4 for m in messages)
+
+    async def play(self) -> Output | ItemResult:
+        cfg, step, task = self.cfg, self.step, str(self.variables["task"])
+        specified = task
+        if cfg.specify:
+            reply = await self._say(step._specify.render_messages(self.variables),
+                                    cfg.specify_max_tokens)
+            specified = _clean_specified(reply.text)
+            if not specified:
+                return ItemResult.drop(
+                    f"task specifier returned no text (finish_reason={reply.finish_reason})")
+        roles = {**self.variables, "task": specified}
+        user_view = [{"role": "system", "content": step._user.render_text(roles).strip()},
+                     {"role": "user", "content": step._start.render_text(roles).strip()}]
+        assistant_view = [{"role": "system",
+                           "content": step._assistant.render_text(roles).strip()}]
+        conversation: list[dict[str, str]] = []
+        terminated, no_instruct = "turn_limit", 0
+        seen_user: set[str] = set()
+        seen_assistant: set[str] = set()
+        for _ in range(cfg.max_turns):
+            if self._tokens(user_view) + cfg.max_tokens > cfg.token_limit:
+                terminated = "token_limit"
+                break
+            instruction = (await self._say(user_view, cfg.max_tokens)).text.strip()
+            if DONE_TOKEN in instruction or DONE_TOKEN.strip("<>") in instruction:
+                terminated = "done_token"
+                break
+            if not instruction:
+                terminated = "empty_message"
+                break
+            if _norm(instruction) in seen_user:
+                terminated = "repetition"
+                break
+            seen_user.add(_norm(instruction))
+            no_instruct = 0 if _INSTRUCTION.search(instruction) else no_instruct + 1
+            if no_instruct >= cfg.max_no_instruct:
+                terminated = "user_no_instruct"
+                break
+            asked = [*assistant_view, {"role": "user", "content": instruction}]
+            if self._tokens(asked) + cfg.max_tokens > cfg.token_limit:
+                terminated = "token_limit"
+                break
+            solution = (await self._say(asked, cfg.max_tokens)).text.strip()
+            if not solution:
+                terminated = "empty_message"
+                break
+            if _INSTRUCTION.search(solution) and not _SOLUTION.search(solution):
+                terminated = "role_flip"  # the assistant instructs instead of solving
+                break
+            if _norm(solution) in seen_assistant:
+                terminated = "repetition"
+                break
+            seen_assistant.add(_norm(solution))
+            conversation += [{"from": "human", "value": instruction},
+                             {"from": "gpt", "value": solution}]
+            assistant_view = [*asked, {"role": "assistant", "content": solution}]
+            user_view += [{"role": "assistant", "content": instruction},
+                          {"role": "user", "content": solution}]
+        if not conversation:
+            return ItemResult.drop(f"no complete exchange (terminated_by={terminated})")
+        return Output(
+            columns={
+                "conversations": conversation,
+                "assistant_role": self.variables["assistant_role"],
+                "user_role": self.variables["user_role"],
+                "original_task": task,
+                "specified_task": specified,
+                "turns": len(conversation) // 2,
+                "terminated_by": terminated,
+            },
+            model=self.model, template_hash=step._hash, usage=self.usage.to_json(),
+            replace=True,
+        )
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _clean_specified(text: str) -> str:
+    """The specified task without a "Specified task:" label or wrapping quotes."""
+    text = _SPECIFIED_PREFIX.sub("", text.strip())
+    return text.strip().strip('"“”').strip()
