@@ -1,6 +1,6 @@
 """Orca explanation tuning with the scripted test backend (a test double, no model): the
 system-message pool and its deterministic choice, the gold-answer hint, the explanation and
-gold-agreement filter, and the accounting -- on the bundled Dolly sample and on GSM8K-style
+gold-agreement filter, and the accounting -- on the bundled sample questions and on GSM8K-style
 rows."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_the_papers_sixteen_system_messages() -> None:
     assert "five year old" in pool[3]["text"] and len(digest) > 8
 
 
-def test_orca_on_the_bundled_dolly_sample(tmp_path: Path) -> None:
+def test_orca_on_the_bundled_sample(tmp_path: Path) -> None:
     backend = ScriptedTestBackend(explainer)
     steps = run(Recipe.load("orca", {}), tmp_path / "a", backend)
     assert steps["questions"]["out"] == 20 and steps["explain"]["llm_calls"] == 20
