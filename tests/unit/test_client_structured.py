@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,19 @@ def test_the_raise_is_capped_and_the_failure_carries_its_usage() -> None:
         asyncio.run(client.generate(request(40)))
     assert backend.max_tokens_seen == [40, 80, 90]
     assert info.value.calls == 3 and info.value.usage.completion_tokens > 0
+
+
+def test_a_permanent_failure_is_charged_to_the_item() -> None:
+    """Scripted test backend: a 400-style permanent error is not retried, yet the call it made
+    is counted on the item (and in the client's failures by cause)."""
+    from synthloom.core.context import ItemContext, RunContext
+    from synthloom.llm.types import PermanentLLMError
+
+    backend = ScriptedTestBackend(errors=[PermanentLLMError("context length exceeded")])
+    client = LLMClient(backend)
+    item = ItemContext(run=RunContext(run_dir=Path("."), llm=client), item_key="k", seed=1)
+    with pytest.raises(PermanentLLMError):
+        asyncio.run(item.generate(LLMRequest(prompt="too long")))
+    assert backend.calls == 1 and item.llm_calls == 1
+    stats = client.stats()
+    assert stats["failed_requests"] == 1 and stats["failure_causes"] == {"PermanentLLMError": 1}

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from typing import Any, Protocol
 
+from synthloom.core.errors import SynthloomError
 from synthloom.llm.backends.base import Backend
 from synthloom.llm.limits import AdaptiveConcurrency, RateLimiter, RetryPolicy, TokenBudget
 from synthloom.llm.structured import (
@@ -191,8 +192,11 @@ class LLMClient:
 
         try:
             return await self.retry.call(attempt, on_retry=on_retry), attempts
-        except (TransientLLMError, TimeoutError) as exc:
-            self._failures[_cause(exc)] += 1
+        except Exception as exc:
+            # Every backend call made is charged to the item, also when the last one failed
+            # for good (a permanent error is not retried, but it was a call).
+            if not isinstance(exc, SynthloomError):
+                self._failures[_cause(exc)] += 1
             exc.calls = attempts  # type: ignore[attr-defined]
             raise
 
