@@ -1,0 +1,408 @@
+"""CodecLM steps (Wang et al. 2024, "CodecLM: Aligning Language Models with Tailored Synthetic
+Data", arXiv 2404.05875): encode-decode through instruction metadata, Self-Rubrics, and
+Contrastive Filtering.
+
+- ``codeclm_encode`` (map): the LLM, as encoder, reads a seed instruction and writes its
+  metadata ``{use_case, skills}`` - the seed's text is not reused, only what it is for.
+- ``codeclm_decode`` (expand): the LLM, as decoder, writes ``per_seed`` new instructions from
+  the metadata alone.
+- ``codeclm_self_rubrics`` (map): for the metadata, the model writes a rubric (what makes such
+  an instruction complex) and actions (edits that add complexity); ``rounds`` times, a seeded
+  choice of ``actions_per_round`` actions is applied to the instruction.
+- ``codeclm_contrastive`` (map): a "strong" and a "target" response, each scored 1-10 by the
+  strong model as judge (one response per call, so position bias cannot enter);
+  ``score_gap = strong_score - target_score``.
+- ``codeclm_gap_filter`` (filter): keeps instructions whose gap reaches ``min_gap`` - the ones
+  the target model cannot yet answer well, which are the ones worth training it on.
+
+The engine binds one backend per run, so the strong and the target model are the same model
+under two settings: ``strong`` and ``target`` (temperature, max_tokens, an optional system
+prompt) configure each. With one model the target is an *emulation* (a tighter token budget,
+by default); the gap measures that handicap, not a second model's weakness.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.records import ItemResult, Output
+from synthloom.core.registry import register_step
+from synthloom.core.steps import ExpandStep, FilterStep, MapStep, StepConfig
+from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams, Usage
+from synthloom.methods.templates import PromptTemplate, load_template
+
+CHARS_PER_TOKEN = 3
+
+
+def _string(max_length: int, min_length: int = 1) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_length, "maxLength": max_length}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(properties),
+            "additionalProperties": False}
+
+
+def _tokens(chars: int) -> int:
+    return chars // CHARS_PER_TOKEN + 48
+
+
+def _words(text: Any) -> int:
+    return len(str(text or "").split())
+
+
+class _Templated:
+    """Loads the named templates in setup; their hashes enter the fingerprint."""
+
+    config: Any
+    template_fields: tuple[str, ...] = ()
+    _templates: dict[str, PromptTemplate]
+
+    def setup(self, ctx: RunContext) -> None:
+        self._templates = {f: load_template(getattr(self.config, f), ctx.recipe_dir)
+                           for f in self.template_fields}
+
+    def extra_fingerprint(self, ctx: RunContext) -> Any:
+        return {f: t.hash for f, t in self._templates.items()}
+
+    async def _ask(self, ctx: ItemContext, field: str, variables: dict[str, Any],
+                   schema: dict[str, Any] | None, temperature: float, max_tokens: int,
+                   offset: int = 0) -> LLMResponse:
+        request = LLMRequest(
+            messages=self._templates[field].render_messages(variables), json_schema=schema,
+            params=SamplingParams(temperature=temperature, max_tokens=max_tokens,
+                                  seed=ctx.seed + offset),
+            tags={"step": getattr(self, "name", field)})
+        [response] = await ctx.generate(request)
+        return response
+
+
+# --- encode -------------------------------------------------------------------------------------
+
+
+class EncodeConfig(StepConfig):
+    template: str = "codeclm/prompts/encode.jinja"
+    column: str = "instruction"
+    max_skills: int = Field(default=4, ge=1, le=8)
+    use_case_max_chars: int = Field(default=120, ge=20, le=300)
+    skill_max_chars: int = Field(default=60, ge=10, le=200)
+    temperature: float = 0.2
+
+
+@register_step
+class CodecEncode(_Templated, MapStep):
+    """Seed instruction -> ``metadata: {use_case, skills}`` (the seed kept as ``seed_instruction``)."""
+
+    type_name = "codeclm_encode"
+    uses_llm = True
+    Config = EncodeConfig
+    config: EncodeConfig
+    template_fields = ("template",)
+
+    def reads(self) -> list[str]:
+        return [self.config.column]
+
+    def schema(self) -> dict[str, Any]:
+        cfg = self.config
+        return _object({
+            "use_case": _string(cfg.use_case_max_chars),
+            "skills": {"type": "array", "minItems": 1, "maxItems": cfg.max_skills,
+                       "items": _string(cfg.skill_max_chars)},
+        })
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        cfg = self.config
+        seed = str(record.get(cfg.column) or "").strip()
+        if not seed:
+            return ItemResult.drop(f"column {cfg.column!r} is empty")
+        chars = cfg.use_case_max_chars + cfg.max_skills * cfg.skill_max_chars
+        response = await self._ask(ctx, "template", {"instruction": seed,
+                                                     "max_skills": cfg.max_skills},
+                                    self.schema(), cfg.temperature, _tokens(chars))
+        parsed = response.parsed or {}
+        use_case = " ".join(str(parsed.get("use_case") or "").split())
+        skills: list[str] = []
+        for skill in parsed.get("skills") or []:
+            skill = " ".join(str(skill).split())
+            if skill and skill.lower() not in (s.lower() for s in skills):
+                skills.append(skill)
+        if not use_case or not skills:
+            return ItemResult.drop("metadata without a use case or skills "
+                                   f"(use_case={use_case!r}, skills={skills})")
+        return Output(columns={"seed_instruction": seed,
+                               "metadata": {"use_case": use_case, "skills": skills}},
+                      replace=True, model=response.model,
+                      template_hash=self._templates["template"].hash,
+                      usage=response.usage.to_json(),
+                      meta={"finish_reason": response.finish_reason})
+
+
+# --- decode -------------------------------------------------------------------------------------
+
+
+class DecodeConfig(StepConfig):
+    template: str = "codeclm/prompts/decode.jinja"
+    #: New instructions written per metadata (separate samples).
+    per_seed: int = Field(default=1, ge=1, le=20)
+    instruction_max_chars: int = Field(default=600, ge=40, le=900)
+    min_words: int = Field(default=4, ge=1)
+    temperature: float = 0.8
+
+
+def _metadata(record: dict[str, Any]) -> tuple[str, list[str]]:
+    meta = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+    return str(meta.get("use_case") or ""), [str(s) for s in meta.get("skills") or []]
+
+
+@register_step
+class CodecDecode(_Templated, ExpandStep):
+    """Metadata -> ``per_seed`` basic instructions (column ``instruction``)."""
+
+    type_name = "codeclm_decode"
+    uses_llm = True
+    Config = DecodeConfig
+    config: DecodeConfig
+    template_fields = ("template",)
+
+    def reads(self) -> list[str]:
+        return ["metadata"]
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> ItemResult | list[Output]:
+        cfg = self.config
+        use_case, skills = _metadata(record)
+        schema = _object({"instruction": _string(cfg.instruction_max_chars)})
+        request = LLMRequest(
+            messages=self._templates["template"].render_messages(
+                {"use_case": use_case, "skills": skills}),
+            json_schema=schema, n=cfg.per_seed,
+            params=SamplingParams(temperature=cfg.temperature, seed=ctx.seed,
+                                  max_tokens=_tokens(cfg.instruction_max_chars)),
+            tags={"step": self.name})
+        responses = await ctx.generate(request)
+        outputs, problems, seen = [], [], set()
+        for response in responses:
+            text = str((response.parsed or {}).get("instruction") or "").strip()
+            if _words(text) < cfg.min_words:
+                problems.append(f"sample {response.sample_index}: {_words(text)} words")
+                continue
+            if text.lower() in seen:
+                problems.append(f"sample {response.sample_index}: repeats an earlier sample")
+                continue
+            seen.add(text.lower())
+            outputs.append(Output(columns={"instruction": text},
+                                  sample_index=response.sample_index, model=response.model,
+                                  template_hash=self._templates["template"].hash,
+                                  usage=response.usage.to_json(),
+                                  meta={"finish_reason": response.finish_reason}))
+        if not outputs:
+            return ItemResult.drop(f"no usable instruction decoded from the metadata "
+                                   f"(< {cfg.min_words} words or repeated: {'; '.join(problems)})")
+        return outputs
+
+
+# --- Self-Rubrics -------------------------------------------------------------------------------
+
+
+class RubricsConfig(StepConfig):
+    template: str = "codeclm/prompts/rubrics.jinja"
+    improve_template: str = "codeclm/prompts/improve.jinja"
+    #: Actions the model writes for the metadata.
+    actions: int = Field(default=3, ge=1, le=8)
+    #: Improvement rounds: each applies a seeded choice of actions to the current instruction.
+    rounds: int = Field(default=1, ge=1, le=4)
+    actions_per_round: int = Field(default=1, ge=1, le=8)
+    rubric_max_chars: int = Field(default=400, ge=40, le=900)
+    action_max_chars: int = Field(default=160, ge=20, le=400)
+    instruction_max_chars: int = Field(default=900, ge=40, le=900)
+    min_words: int = Field(default=4, ge=1)
+    temperature: float = 0.7
+
+
+@register_step
+class CodecSelfRubrics(_Templated, MapStep):
+    """Rubric + actions for the metadata, then the instruction rewritten with them."""
+
+    type_name = "codeclm_self_rubrics"
+    uses_llm = True
+    Config = RubricsConfig
+    config: RubricsConfig
+    template_fields = ("template", "improve_template")
+
+    def reads(self) -> list[str]:
+        return ["metadata", "instruction"]
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        cfg = self.config
+        use_case, skills = _metadata(record)
+        base = str(record.get("instruction") or "").strip()
+        rubric_schema = _object({
+            "rubric": _string(cfg.rubric_max_chars),
+            "actions": {"type": "array", "minItems": 1, "maxItems": cfg.actions,
+                        "items": _string(cfg.action_max_chars)},
+        })
+        first = await self._ask(
+            ctx, "template", {"use_case": use_case, "skills": skills, "n_actions": cfg.actions},
+            rubric_schema, cfg.temperature,
+            _tokens(cfg.rubric_max_chars + cfg.actions * cfg.action_max_chars))
+        parsed = first.parsed or {}
+        rubric = " ".join(str(parsed.get("rubric") or "").split())
+        written = [" ".join(str(a).split()) for a in parsed.get("actions") or []]
+        # An action is an edit in words; "[1]" or "..." copied from a format is not.
+        actions = [a for a in written if len(re.findall(r"[^\W\d_]{2,}", a)) >= 2]
+        if not actions:
+            return ItemResult.drop(f"self-rubrics produced no usable action (got {written[:4]})")
+        usage = first.usage
+        rng = random.Random(ctx.seed)
+        pool = list(actions)
+        applied: list[str] = []
+        instruction = base
+        improve_schema = _object({"instruction": _string(cfg.instruction_max_chars)})
+        for round_ in range(cfg.rounds):
+            if not pool:
+                pool = list(actions)  # more rounds than actions: start over
+            chosen = rng.sample(pool, min(cfg.actions_per_round, len(pool)))
+            pool = [a for a in pool if a not in chosen]
+            improved = await self._ask(
+                ctx, "improve_template",
+                {"use_case": use_case, "skills": skills, "rubric": rubric,
+                 "instruction": instruction, "actions": chosen},
+                improve_schema, cfg.temperature, _tokens(cfg.instruction_max_chars),
+                offset=round_ + 1)
+            usage = usage + improved.usage
+            text = str((improved.parsed or {}).get("instruction") or "").strip()
+            if _words(text) < cfg.min_words:
+                return ItemResult.drop(f"improved instruction of round {round_ + 1} has "
+                                       f"{_words(text)} words (< {cfg.min_words})")
+            instruction = text
+            applied.extend(chosen)
+        if instruction.strip().lower() == base.lower():
+            return ItemResult.drop("self-rubrics returned the instruction unchanged")
+        return Output(columns={"base_instruction": base, "instruction": instruction,
+                               "rubric": rubric, "actions": actions,
+                               "applied_actions": applied},
+                      model=first.model, template_hash=self._templates["improve_template"].hash,
+                      usage=usage.to_json(), meta={"rounds": cfg.rounds})
+
+
+# --- Contrastive Filtering ------------------------------------------------------------------------
+
+
+class Settings(BaseModel):
+    """Sampling of one side of the comparison (the one backend of the run)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = 0.7
+    max_tokens: int = Field(default=512, ge=8)
+    #: A system prompt for this side (e.g. a handicap for the emulated target).
+    system: str = ""
+
+
+class ContrastiveConfig(StepConfig):
+    response_template: str = "codeclm/prompts/respond.jinja"
+    judge_template: str = "codeclm/prompts/judge.jinja"
+    strong: Settings = Settings(temperature=0.7, max_tokens=512)
+    #: Emulated target: the same model with a tighter budget (see the module docstring).
+    target: Settings = Settings(temperature=0.7, max_tokens=128)
+    judge: Settings = Settings(temperature=0.2, max_tokens=160)
+    reason_max_chars: int = Field(default=300, ge=20, le=900)
+
+
+JUDGE_MIN, JUDGE_MAX = 1, 10
+
+
+@register_step
+class CodecContrastive(_Templated, MapStep):
+    """Strong and target responses, each judged 1-10 by the strong settings; the gap."""
+
+    type_name = "codeclm_contrastive"
+    uses_llm = True
+    Config = ContrastiveConfig
+    config: ContrastiveConfig
+    template_fields = ("response_template", "judge_template")
+
+    def reads(self) -> list[str]:
+        return ["instruction"]
+
+    def judge_schema(self) -> dict[str, Any]:
+        return _object({"reason": _string(self.config.reason_max_chars),
+                        "score": {"type": "integer", "minimum": JUDGE_MIN,
+                                  "maximum": JUDGE_MAX}})
+
+    async def _respond(self, ctx: ItemContext, instruction: str, side: Settings,
+                       offset: int) -> LLMResponse:
+        return await self._ask(ctx, "response_template",
+                               {"instruction": instruction, "system": side.system}, None,
+                               side.temperature, side.max_tokens, offset)
+
+    async def _judge(self, ctx: ItemContext, instruction: str, response: str,
+                     offset: int) -> tuple[int, str, LLMResponse]:
+        judge = self.config.judge
+        verdict = await self._ask(ctx, "judge_template",
+                                  {"instruction": instruction, "response": response},
+                                  self.judge_schema(), judge.temperature,
+                                  max(judge.max_tokens, _tokens(self.config.reason_max_chars)),
+                                  offset)
+        parsed = verdict.parsed or {}
+        return int(parsed["score"]), str(parsed.get("reason") or "").strip(), verdict
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        cfg = self.config
+        instruction = str(record.get("instruction") or "").strip()
+        strong = await self._respond(ctx, instruction, cfg.strong, 0)
+        target = await self._respond(ctx, instruction, cfg.target, 1)
+        strong_text, target_text = strong.text.strip(), target.text.strip()
+        if not strong_text:
+            return ItemResult.drop(f"empty strong response (finish_reason="
+                                   f"{strong.finish_reason})")
+        # An empty target answer is the weakest answer there is: judged like any other.
+        strong_score, strong_reason, v1 = await self._judge(ctx, instruction, strong_text, 2)
+        target_score, target_reason, v2 = await self._judge(ctx, instruction,
+                                                            target_text or "(no answer)", 3)
+        usage: Usage = strong.usage + target.usage + v1.usage + v2.usage
+        return Output(
+            columns={"strong_response": strong_text, "target_response": target_text,
+                     "strong_score": strong_score, "target_score": target_score,
+                     "score_gap": strong_score - target_score,
+                     "judge_reasons": {"strong": strong_reason, "target": target_reason},
+                     # The training pair: the instruction with the strong model's answer.
+                     "response": strong_text},
+            model=strong.model, template_hash=self._templates["judge_template"].hash,
+            usage=usage.to_json(),
+            meta={"strong_finish_reason": strong.finish_reason,
+                  "target_finish_reason": target.finish_reason,
+                  "target_emulated": {"same_model": True,
+                                      **cfg.target.model_dump(exclude={"system"}),
+                                      "system": bool(cfg.target.system)}})
+
+
+class GapConfig(StepConfig):
+    #: Keep instructions where strong_score - target_score reaches this.
+    min_gap: int = 2
+
+
+@register_step
+class CodecGapFilter(FilterStep):
+    """Contrastive filtering's decision: a small gap means the target already handles it."""
+
+    type_name = "codeclm_gap_filter"
+    Config = GapConfig
+    config: GapConfig
+
+    def reads(self) -> list[str]:
+        return ["score_gap", "strong_score", "target_score"]
+
+    def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
+        gap = record.get("score_gap")
+        if not isinstance(gap, int):
+            return "no score_gap (contrastive step missing)"
+        if gap < self.config.min_gap:
+            return (f"score gap {gap} < {self.config.min_gap} (strong "
+                    f"{record.get('strong_score')}, target {record.get('target_score')}): "
+                    "the target already answers it about as well")
+        return None
