@@ -1,0 +1,416 @@
+"""OSS-Instruct with executed tests, and LATM's tool maker / tool user, as synthloom steps.
+
+* ``code_snippets`` (source): real code seeds: a JSONL (``code``/``source`` + ``origin``), or
+  Python files / a folder, whose top-level functions are taken with ``ast``.
+* ``codetests_problem``: a problem inspired by the snippet (OSS-Instruct's prompt).
+* ``codetests_solution``: solution + assert-based tests for the problem (fenced code blocks;
+  asserts and ``test*`` functions are the tests, the rest is the solution).
+* ``codetests_run``: static checks (both parse, the tests assert and call the solution), then
+  solution + tests run in the sandbox (``verify/sandbox.py``); kept only when they pass, else
+  dropped with the sandbox status and the first error line.
+* ``latm_make_tool``: "Task: ..." + a reusable function + tests, as fenced code blocks (verified by
+  ``codetests_run`` with ``solution: tool``).
+* ``latm_use_tool``: instances of the family, each solved by a program = tool + call, run in
+  the sandbox; instances that run are kept with their output.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import Field
+
+from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.errors import RecipeError
+from synthloom.core.recipe import resolve_data_path
+from synthloom.core.records import ItemResult, Output
+from synthloom.core.registry import register_step
+from synthloom.core.steps import MapStep, SourceFailure, SourceStep, StepConfig
+from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
+from synthloom.methods.codetests.programs import (
+    Checked,
+    call_target,
+    check_program,
+    first_error_line,
+    run_tests,
+    snippet_columns,
+    split_reply,
+    strip_fences,
+    tool_program,
+)
+from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.verify.sandbox import SandboxLimits, run_python
+
+# --- seeds ---------------------------------------------------------------------------------
+
+
+class SnippetsConfig(StepConfig):
+    #: JSONL rows with ``code`` (or ``source``) and ``origin``; or a .py file / folder.
+    path: str = "pkg:data/code_tests/snippets.jsonl"
+    min_lines: int = 3
+    max_lines: int = 40
+
+
+@register_step
+class CodeSnippets(SourceStep):
+    """Seed snippets: ``seed_snippet`` = {source, origin}, and ``snippet_index``."""
+
+    type_name = "code_snippets"
+    Config = SnippetsConfig
+    config: SnippetsConfig
+
+    def read(self, ctx: RunContext) -> Iterator[dict[str, Any] | SourceFailure]:
+        root = resolve_data_path(self.config.path, ctx.recipe_dir)
+        if not root.exists():
+            raise RecipeError(f"snippets not found: {self.config.path}")
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        index = 0
+        for file in files:
+            if file.suffix == ".jsonl":
+                items = self._jsonl(file)
+            elif file.suffix == ".py":
+                items = self._python(file)
+            else:
+                continue
+            for item in items:
+                if isinstance(item, SourceFailure):
+                    yield item
+                    continue
+                lines = len(item["source"].splitlines())
+                if self.config.min_lines <= lines <= self.config.max_lines:
+                    yield {"seed_snippet": item, "snippet_index": index}
+                    index += 1
+
+    def _jsonl(self, file: Path) -> Iterator[dict[str, str] | SourceFailure]:
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+                code = str(row.get("code") or row.get("source") or "")
+            except (orjson.JSONDecodeError, AttributeError) as exc:
+                yield SourceFailure(f"{file}:{number}", type(exc).__name__, str(exc)[:200])
+                continue
+            if code.strip():
+                yield {"source": code, "origin": str(row.get("origin") or f"{file}:{number}")}
+
+    def _python(self, file: Path) -> Iterator[dict[str, str] | SourceFailure]:
+        source = file.read_text(encoding="utf-8", errors="replace")
+        try:
+            tree = ast.parse(source)
+        except SyntaxError as exc:
+            yield SourceFailure(str(file), "SyntaxError", str(exc)[:200])
+            return
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                code = ast.get_source_segment(source, node)
+                if code:
+                    yield {"source": code, "origin": f"{file.name} ({node.name}, lines "
+                                                     f"{node.lineno}-{node.end_lineno})"}
+
+
+# --- LLM steps -----------------------------------------------------------------------------
+
+
+def _string(max_chars: int, min_chars: int = 1) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_chars, "maxLength": max_chars}
+
+
+def _object(props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": list(props),
+            "additionalProperties": False}
+
+
+class _JsonStepConfig(StepConfig):
+    template: str
+    temperature: float = 0.7
+    max_tokens: int = 512
+
+
+class _JsonStep(MapStep):
+    """One structured call per record with the step's template; subclasses read the object."""
+
+    uses_llm = True
+    config: Any
+    _template: PromptTemplate
+
+    def setup(self, ctx: RunContext) -> None:
+        self._template = load_template(self.config.template, ctx.recipe_dir)
+
+    def extra_fingerprint(self, ctx: RunContext) -> Any:
+        return {"template": self._template.hash}
+
+    def reads(self) -> list[str]:
+        return sorted(self._template.variables - self._config_variables())
+
+    def _config_variables(self) -> set[str]:
+        return set()
+
+    def schema(self) -> dict[str, Any] | None:
+        """The JSON schema of the reply (None: plain text)."""
+        raise NotImplementedError
+
+    async def _ask(self, variables: dict[str, Any], ctx: ItemContext) -> LLMResponse:
+        cfg = self.config
+        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
+                                seed=ctx.seed)
+        request = LLMRequest(messages=self._template.render_messages(variables), params=params,
+                             json_schema=self.schema(), tags={"step": self.name})
+        [response] = await ctx.generate(request)
+        return response
+
+    def _output(self, response: LLMResponse, columns: dict[str, Any]) -> Output:
+        return Output(columns=columns, model=response.model, template_hash=self._template.hash,
+                      usage=response.usage.to_json(), sample_index=response.sample_index,
+                      meta={"finish_reason": response.finish_reason})
+
+
+def _parsed(response: LLMResponse) -> dict[str, Any]:
+    return response.parsed if isinstance(response.parsed, dict) else {}
+
+
+class ProblemConfig(_JsonStepConfig):
+    template: str = "codetests/prompts/problem.jinja"
+    max_tokens: int = 320
+    problem_max_chars: int = Field(default=600, ge=40, le=900)
+
+
+@register_step
+class CodeTestsProblem(_JsonStep):
+    """OSS-Instruct: a self-contained problem inspired by the seed snippet."""
+
+    type_name = "codetests_problem"
+    Config = ProblemConfig
+    config: ProblemConfig
+
+    def schema(self) -> dict[str, Any]:
+        return _object({"problem": _string(self.config.problem_max_chars, 20)})
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        response = await self._ask({**record, "seed_snippet": snippet_columns(record)}, ctx)
+        problem = str(_parsed(response).get("problem", "")).strip()
+        if len(problem.split()) < 6:
+            return ItemResult.drop(f"problem too short: {problem!r}")
+        return self._output(response, {"problem": problem})
+
+
+class SolutionConfig(_JsonStepConfig):
+    template: str = "codetests/prompts/solution.jinja"
+    temperature: float = 0.4
+    max_tokens: int = 512
+
+
+@register_step
+class CodeTestsSolution(_JsonStep):
+    """A solution and assert-based tests for the problem (the snippet is not shown), as fenced
+    code blocks: code reads better to a model as code than as an escaped JSON string."""
+
+    type_name = "codetests_solution"
+    Config = SolutionConfig
+    config: SolutionConfig
+
+    def schema(self) -> dict[str, Any] | None:
+        return None
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        response = await self._ask(record, ctx)
+        _, solution, tests = split_reply(response.text)
+        if not solution:
+            return ItemResult.drop(f"no code block in the reply{_cut(response)}")
+        return self._output(response, {"solution": solution, "tests": tests})
+
+
+def _cut(response: LLMResponse) -> str:
+    return " (cut off at max_tokens)" if response.finish_reason == "length" else ""
+
+
+class RunConfig(StepConfig):
+    #: Column with the code under test (``tool`` for LATM).
+    solution: str = "solution"
+    tests: str = "tests"
+    timeout_s: float = 5.0
+    memory_mb: int = 256
+    #: Sandboxes running at once (each is a process).
+    concurrency: int = 4
+    #: Keep failing programs too (``verified: false``) instead of dropping them.
+    keep_failing: bool = False
+
+
+@register_step
+class CodeTestsRun(MapStep):
+    """Static checks, then solution + tests in the sandbox; kept only when every assert ran
+    and passed (``verified: true``)."""
+
+    type_name = "codetests_run"
+    Config = RunConfig
+    config: RunConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        self._gate: asyncio.Semaphore | None = None
+
+    def reads(self) -> list[str]:
+        return [self.config.solution, self.config.tests]
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        cfg = self.config
+        if getattr(self, "_gate", None) is None:
+            self._gate = asyncio.Semaphore(cfg.concurrency)
+        solution = str(record.get(cfg.solution) or "")
+        tests = str(record.get(cfg.tests) or "")
+        checked = check_program(solution, tests)
+        if not isinstance(checked, Checked):
+            return self._reject(f"not runnable: {checked}",
+                                {"test_status": "not_run", "stdout": ""})
+        limits = SandboxLimits(timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb,
+                               output_bytes=8000)
+        async with self._gate:
+            result, passed = await run_tests(solution, checked.tests, limits)
+        columns = {cfg.tests: checked.tests, "test_status": result.status,
+                   "stdout": result.stdout[-2000:], "test_count": checked.asserts,
+                   "functions": checked.functions}
+        if not passed:
+            line = first_error_line(result) if result.status != "ok" else \
+                "the tests exited before their end"
+            return self._reject(f"tests {result.status}: {line}", columns)
+        return Output(columns={**columns, "verified": True})
+
+    def _reject(self, reason: str, columns: dict[str, Any]) -> Output | ItemResult:
+        if self.config.keep_failing:
+            return Output(columns={**columns, "verified": False, "reject_reason": reason})
+        return ItemResult.drop(reason)
+
+
+# --- LATM ----------------------------------------------------------------------------------
+
+
+class MakeToolConfig(_JsonStepConfig):
+    template: str = "codetests/prompts/tool_make.jinja"
+    temperature: float = 0.4
+    max_tokens: int = 640
+
+
+@register_step
+class LatmMakeTool(_JsonStep):
+    """LATM's tool maker: a task family ("Task: ..."), one reusable function for it and its
+    tests, as fenced code blocks."""
+
+    type_name = "latm_make_tool"
+    Config = MakeToolConfig
+    config: MakeToolConfig
+
+    def schema(self) -> dict[str, Any] | None:
+        return None
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        response = await self._ask({**record, "seed_snippet": snippet_columns(record)}, ctx)
+        preface, tool, tests = split_reply(response.text)
+        if not tool:
+            return ItemResult.drop(f"no code block in the reply{_cut(response)}")
+        task = re.sub(r"^\W*task\W*:\s*", "", preface, flags=re.I).strip()
+        task, task_source = " ".join(task.split())[:600], "reply"
+        if len(task.split()) < 3:  # no "Task:" line: the tool's docstring says what it does
+            task, task_source = _docstring_summary(tool), "docstring"
+        if len(task.split()) < 3:
+            return ItemResult.drop(f"no task description (none before the code, no docstring): "
+                                   f"{task!r}")
+        return self._output(response, {"task": task, "task_source": task_source, "tool": tool,
+                                        "tests": tests})
+
+
+def _docstring_summary(code: str) -> str:
+    """The first paragraph of the first function's docstring ('' when there is none)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return ""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            doc = ast.get_docstring(node) or ""
+            return " ".join(doc.split("\n\n")[0].split())[:600]
+    return ""
+
+
+class UseToolConfig(_JsonStepConfig):
+    template: str = "codetests/prompts/tool_use.jinja"
+    temperature: float = 0.7
+    max_tokens: int = 384
+    #: Instances asked for per tool.
+    instances: int = Field(default=3, ge=1, le=10)
+    question_max_chars: int = Field(default=240, ge=10, le=900)
+    call_max_chars: int = Field(default=200, ge=5, le=900)
+    timeout_s: float = 5.0
+    memory_mb: int = 256
+    concurrency: int = 4
+
+
+@register_step
+class LatmUseTool(_JsonStep):
+    """LATM's tool user: concrete questions of the family, each answered by a program that is
+    the tool plus one call, run in the sandbox. Instances whose program fails are listed in
+    ``_meta.instances_rejected``; a tool with no working instance is dropped."""
+
+    type_name = "latm_use_tool"
+    Config = UseToolConfig
+    config: UseToolConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        super().setup(ctx)
+        self._gate: asyncio.Semaphore | None = None
+
+    def _config_variables(self) -> set[str]:
+        return {"n"}
+
+    def reads(self) -> list[str]:
+        return sorted({*super().reads(), "functions"})
+
+    def schema(self) -> dict[str, Any]:
+        cfg = self.config
+        item = _object({"question": _string(cfg.question_max_chars, 5),
+                        "call": _string(cfg.call_max_chars, 3)})
+        return _object({"instances": {"type": "array", "minItems": cfg.instances,
+                                      "maxItems": cfg.instances, "items": item}})
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        cfg = self.config
+        if getattr(self, "_gate", None) is None:
+            self._gate = asyncio.Semaphore(cfg.concurrency)
+        response = await self._ask({**record, "n": cfg.instances}, ctx)
+        raw = _parsed(response).get("instances")
+        tool = str(record["tool"])
+        functions = list(record.get("functions") or [])
+        limits = SandboxLimits(timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb,
+                               output_bytes=4000)
+        kept: list[dict[str, Any]] = []
+        rejected: list[str] = []
+        for i, item in enumerate(raw if isinstance(raw, list) else []):
+            question = str(item.get("question", "")).strip() if isinstance(item, dict) else ""
+            call = strip_fences(str(item.get("call", ""))).strip() \
+                if isinstance(item, dict) else ""
+            problem = call_target(call, functions)
+            if problem is not None:
+                rejected.append(f"instance {i}: {problem}")
+                continue
+            program = tool_program(tool, call)
+            async with self._gate:
+                result = await run_python(program, limits)
+            if result.status != "ok" or not result.stdout.strip():
+                why = first_error_line(result) if result.status != "ok" else "printed nothing"
+                rejected.append(f"instance {i}: {result.status}: {why}")
+                continue
+            kept.append({"question": question, "call": call, "program": program,
+                         "status": result.status,
+                         "output": result.stdout.strip().splitlines()[-1][:500]})
+        if not kept:
+            shown = "; ".join(rejected[:3]) or "no instances"
+            return ItemResult.drop(f"no instance ran with the tool ({shown})")
+        output = self._output(response, {"instances": kept})
+        output.meta.update({"instances_asked": cfg.instances, "instances_kept": len(kept)})
+        if rejected:
+            output.meta["instances_rejected"] = rejected
+        return output

@@ -1,0 +1,97 @@
+"""Executing a candidate query for a text2sql record, and re-checking a record later.
+
+The record's ``result`` is computed here and only here, so a checker that calls
+:func:`recheck` (or repeats :func:`query_result` on a fresh copy of ``database``) compares like
+with like: the same private read-only copy (``verify/sql.py``), the same row cap, raw values
+(blobs as hex) in SQLite's own execution order, which a fresh copy repeats exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from synthloom.verify.sql import QueryResult, SQLiteDatabase, parse_query
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+#: Complexity levels, easiest first (OmniSQL uses four; window functions get their own).
+COMPLEXITIES = ("simple", "joins", "aggregation", "nested", "window")
+
+
+def sql_features(tree: exp.Expression) -> list[str]:
+    """Which of joins / aggregation / nested / window the parsed query uses."""
+    from sqlglot import exp
+
+    features = []
+    if tree.find(exp.Join) is not None or len(list(tree.find_all(exp.Table))) > 1:
+        features.append("joins")
+    if tree.find(exp.AggFunc) is not None or tree.find(exp.Group) is not None:
+        features.append("aggregation")
+    selects = list(tree.find_all(exp.Select))
+    if len(selects) > 1 or tree.find(exp.Subquery) is not None or tree.find(exp.CTE) is not None:
+        features.append("nested")
+    if tree.find(exp.Window) is not None:
+        features.append("window")
+    return features
+
+
+def complexity_matches(level: str, features: list[str]) -> bool:
+    """``simple`` means none of the other features; every other level needs its feature."""
+    return not features if level == "simple" else level in features
+
+
+def clean_sql(text: str) -> str:
+    """The query without code fences, a leading ``sql`` tag or trailing semicolons."""
+    sql = (text or "").strip()
+    if sql.startswith("```"):
+        sql = sql.strip("`").strip()
+        if sql[:3].lower() == "sql":
+            sql = sql[3:]
+    sql = sql.strip().rstrip(";").strip()
+    return sql
+
+
+def result_json(result: QueryResult, result_rows: int, row_cap: int) -> dict[str, Any]:
+    """The record's ``result``: the first ``result_rows`` rows exactly as SQLite returns them
+    (raw values, execution order: a fresh copy returns the same, so a plain ``fetchall()``
+    matches, and a checker that normalises can sort both sides), how many rows there were, and
+    the caps used (so a checker can repeat it exactly)."""
+    rows = [[_jsonable(v) for v in row] for row in result.rows[:result_rows]]
+    return {"columns": list(result.columns), "rows": rows,
+            "row_count": len(result.rows), "ordered": result.ordered,
+            "row_cap": row_cap, "rows_shown_cap": result_rows}
+
+
+def _jsonable(value: Any) -> Any:
+    # BLOBs are the one SQLite type JSON cannot hold.
+    return value.hex() if isinstance(value, bytes | bytearray | memoryview) else value
+
+
+def query_result(database: str | Path, sql: str, *, timeout_s: float = 2.0,
+                 max_rows: int = 1000, result_rows: int = 10) -> tuple[QueryResult, dict]:
+    """Run ``sql`` on a fresh private copy of ``database``; the raw result and ``result_json``."""
+    with SQLiteDatabase(database, timeout_s=timeout_s, max_rows=max_rows) as db:
+        raw = db.execute(sql)
+    return raw, result_json(raw, result_rows, max_rows)
+
+
+def recheck(record: dict[str, Any], *, timeout_s: float = 10.0) -> bool:
+    """Whether ``record['sql']`` run again on a fresh copy of ``record['database']`` gives
+    exactly ``record['result']`` (same row cap and number of rows shown as when it was made)."""
+    import orjson
+
+    result = record["result"]
+    raw, again = query_result(record["database"], record["sql"], timeout_s=timeout_s,
+                              max_rows=int(result["row_cap"]),
+                              result_rows=int(result["rows_shown_cap"]))
+    if raw.truncated:
+        return False
+    # Through JSON, as the record was: tuples become lists, keys compare as written.
+    return orjson.loads(orjson.dumps(again)) == result
+
+
+def parse_sql(sql: str) -> exp.Expression:
+    """sqlglot parse (SQLite dialect), one read-only query; raises ``SQLRejected``."""
+    return parse_query(sql)

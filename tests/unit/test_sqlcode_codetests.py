@@ -1,0 +1,192 @@
+"""code-tests (OSS-Instruct) and tool-maker (LATM) with the scripted test backend (a test
+double for the model); the sandbox runs are real, and every kept record is run again."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import re
+from pathlib import Path
+
+from synthloom.api import RunOptions, run_recipe
+from synthloom.core.context import RunContext
+from synthloom.core.recipe import Recipe
+from synthloom.core.registry import step_type
+from synthloom.methods.codetests.programs import (
+    Checked,
+    check_program,
+    program_of,
+    split_reply,
+    strip_fences,
+)
+from synthloom.verify.sandbox import run_python_sync
+from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
+
+SNIPPETS = Path(__file__).resolve().parents[2] / "src/synthloom/data/code_tests/snippets.jsonl"
+
+# Keyed on the seed snippet's function (the first five bundled snippets).
+SOLUTIONS = {
+    "wrap": ("def wrap_words(text, width):\n    import textwrap\n    return textwrap.wrap("
+             "text, width)", "def test_wrap():\n    assert wrap_words('a b c', 1) == "
+             "['a', 'b', 'c']\n    assert wrap_words('', 3) == []"),           # passes
+    "fill": ("def fill_text(t):\n    return t.upper()", "assert fill_text('a') == 'a'"),  # fails
+    "shorten": ("def shorten(s):\n    while True:\n        pass",
+                "assert shorten('x') == 'x'"),                                  # timeout
+    "capwords": ("def capwords(s):\n    return s.title()",
+                 "import sys\nsys.exit(0)\nassert capwords('a') == 'B'"),       # exits early
+    "split": ("def split_words(s):\n    return s.split()", "print(split_words('a b'))"),
+}
+
+
+def function_of(text: str) -> str:
+    return re.search(r"\((\w+), lines \d+-\d+\)", text).group(1)
+
+
+def responder(request, seed) -> str:
+    system = request.messages[0]["content"]
+    text = last_user_text(request)
+    if "programming exercises" in system:
+        return json.dumps({"problem": f"PROBLEM[{function_of(text)}]: write a function that "
+                                      "does the same job differently."})
+    if "expert Python programmer" in system:
+        name = re.search(r"PROBLEM\[(\w+)\]", text).group(1)
+        solution, tests = SOLUTIONS[name]
+        return f"Here it is:\n```python\n{solution}\n```\nTests:\n```python\n{tests}\n```"
+    if "tool maker" in system:
+        if function_of(text) == "fill":
+            return "Task: Reverse any word.\n```python\ndef rev(w):\n    return w\n```\n" \
+                   "```python\nassert rev('ab') == 'ba'\n```"
+        return ("Task: Count the vowels of any word.\n```python\ndef count_vowels(word):\n"
+                "    return sum(c in 'aeiou' for c in word.lower())\n```\n```python\n"
+                "assert count_vowels('Apple') == 2\n```")
+    if "tool user" in system:
+        return json.dumps({"instances": [
+            {"question": "How many vowels does banana have?", "call": "count_vowels('banana')"},
+            {"question": "What is the length of kiwi?", "call": "len('kiwi')"},
+            {"question": "How many vowels does 42 have?", "call": "count_vowels(42)"}]})
+    raise AssertionError(system)
+
+
+def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int) -> dict:
+    return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit))).to_json()
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
+        if path.exists() else []
+
+
+def closes(s: dict) -> bool:
+    produced = s["expanded"] if s["kind"] == "expand" else s["out"]
+    return s["in"] == produced + s["failed"] + s["dropped"]
+
+
+def test_code_tests_keeps_only_passing_solutions(tmp_path: Path) -> None:
+    backend = ScriptedTestBackend(responder)
+    summary = run(Recipe.load("code-tests", {"timeout": "2"}), tmp_path / "out", backend, 5)
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert all(closes(s) for s in steps.values())
+    assert steps["run_tests"]["in"] == 5 and steps["run_tests"]["out"] == 1
+    assert steps["problem"]["llm_calls"] == 5 == steps["solution"]["llm_calls"]
+    [kept] = rows(tmp_path / "out" / "data.jsonl")
+    assert kept["seed_snippet"]["origin"].startswith("CPython ")
+    assert "def wrap(" in kept["seed_snippet"]["source"]
+    assert kept["solution"].startswith("def wrap_words")  # fences stripped
+    assert kept["tests"].endswith("test_wrap()")  # the uncalled test function is called
+    assert kept["test_status"] == "ok" and kept["verified"] is True and kept["test_count"] == 2
+    again = run_python_sync(program_of(kept["solution"], kept["tests"]))
+    assert again.status == "ok"
+    reasons = {re.search(r"\[(\w+)\]", d["record"]["problem"]).group(1): d["reason"]
+               for d in rows(tmp_path / "out" / "dropped.jsonl")}
+    assert reasons["fill"] == "tests error: AssertionError"
+    assert reasons["shorten"].startswith("tests timeout")
+    assert reasons["capwords"] == "tests ok: the tests exited before their end"
+    assert reasons["split"] == "not runnable: tests have no assert statements"
+
+
+def test_keep_failing_marks_instead_of_dropping(tmp_path: Path) -> None:
+    recipe = Recipe.load("code-tests", {"timeout": "2", "keep_failing": "true"})
+    summary = run(recipe, tmp_path / "out", ScriptedTestBackend(responder), 2)
+    assert next(s for s in summary["steps"] if s["name"] == "run_tests")["out"] == 2
+    kept = rows(tmp_path / "out" / "data.jsonl")
+    assert [r["verified"] for r in kept] == [True, False]
+    assert kept[1]["reject_reason"] == "tests error: AssertionError"
+
+
+def test_tool_maker_verifies_the_tool_and_runs_each_instance(tmp_path: Path) -> None:
+    backend = ScriptedTestBackend(responder)
+    summary = run(Recipe.load("tool-maker", {"timeout": "2"}), tmp_path / "out", backend, 2)
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert all(closes(s) for s in steps.values())
+    assert steps["verify_tool"]["dropped"] == 1  # rev('ab') == 'ab' fails its test
+    assert steps["use_tool"]["in"] == 1 and steps["use_tool"]["llm_calls"] == 1
+    [record] = rows(tmp_path / "out" / "data.jsonl")
+    assert record["functions"] == ["count_vowels"] and record["verified"] is True
+    [instance] = record["instances"]  # len() does not use the tool; 42 has no .lower()
+    assert instance["call"] == "count_vowels('banana')" and instance["output"] == "3"
+    assert run_python_sync(instance["program"]).stdout.strip() == "3"
+    rejected = record["_meta"]["instances_rejected"]
+    assert rejected[0] == "instance 1: call does not use the tool (count_vowels)"
+    assert rejected[1].startswith("instance 2: error: AttributeError")
+
+
+def test_static_checks() -> None:
+    assert check_program("def f(:", "assert f()").startswith("solution does not parse")
+    assert check_program("x = 1", "assert x") == "solution defines no function"
+    assert check_program("def f():\n    return 1", "assert 1 == 1") == \
+        "tests never call the solution's functions (f)"
+    assert check_program("def f():\n    return 1", "def f():\n    return 2\nassert f() == 2") \
+        == "tests redefine the solution's functions (f)"
+    checked = check_program("def f():\n    return 1", "def test_one():\n    assert f() == 1\n"
+                            "def test_two():\n    assert f() == 1\ntest_two()")
+    assert isinstance(checked, Checked) and checked.tests.endswith("test_two()\n\ntest_one()")
+    assert strip_fences("```py\nx = 1\n```") == "x = 1" and strip_fences("y = 2") == "y = 2"
+
+
+def test_split_reply() -> None:
+    one_block = ("Sure.\n```python\nimport math\n\n@staticmethod\ndef f(x):\n    return x\n\n"
+                 "assert f(1) == 1\ndef test_f():\n    assert f(2) == 2\ntest_f()\n```")
+    assert split_reply(one_block) == (
+        "Sure.", "import math\n@staticmethod\ndef f(x):\n    return x",
+        "assert f(1) == 1\ndef test_f():\n    assert f(2) == 2\ntest_f()")
+    # Code that does not parse as a whole: first block, then the rest (cut off at the end).
+    assert split_reply("```python\ndef g(:\n```\n```python\nassert g()") == (
+        "", "def g(:", "assert g()")
+    assert split_reply("no code at all") == ("no code at all", "", "")
+
+
+def test_bundled_snippets_are_real_functions(tmp_path: Path) -> None:
+    lines = SNIPPETS.read_text().splitlines()
+    assert len(lines) >= 30
+    for line in lines:
+        row = json.loads(line)
+        tree = ast.parse(row["code"])
+        assert [n.name for n in tree.body] == [row["function"]]
+        assert row["origin"].startswith("CPython 3.") and row["function"] in row["origin"]
+    # A .py file as the source: its top-level functions become snippets.
+    source = tmp_path / "mod.py"
+    source.write_text("import os\n\ndef a(x):\n    y = x + 1\n    return y * 2\n\n"
+                      "def b():\n    return 1\n")
+    step = step_type("code_snippets")(name="s", path=str(source))
+    found = list(step.read(RunContext(run_dir=tmp_path)))
+    assert [f["seed_snippet"]["origin"] for f in found] == ["mod.py (a, lines 3-5)"]
+
+
+def test_tool_without_task_line_takes_its_docstring(tmp_path: Path) -> None:
+    def respond(request, seed) -> str:
+        if "tool maker" in request.messages[0]["content"]:
+            return ("```python\ndef double(x):\n    \"\"\"Double any number given to it.\n\n"
+                    "    More text.\"\"\"\n    return 2 * x\n\nassert double(2) == 4\n```")
+        return responder(request, seed)
+
+    recipe = Recipe.load("tool-maker", {"timeout": "2"})
+    run(recipe, tmp_path / "out", ScriptedTestBackend(respond), 1)
+    dropped = rows(tmp_path / "out" / "dropped.jsonl")
+    # The scripted tool user calls count_vowels, not double: dropped at use_tool.
+    assert [d["step"] for d in dropped] == ["use_tool"]
+    record = dropped[0]["record"]
+    assert record["task"] == "Double any number given to it." and \
+        record["task_source"] == "docstring"
+    assert record["tests"] == "assert double(2) == 4" and record["verified"] is True
+    assert "call does not use the tool (double)" in dropped[0]["reason"]
