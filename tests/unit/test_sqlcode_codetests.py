@@ -20,10 +20,9 @@ from synthloom.methods.codetests.programs import (
     split_reply,
     strip_fences,
 )
+from synthloom.methods.codetests.stdlib_snippets import stdlib_snippets
 from synthloom.verify.sandbox import run_python_sync
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
-
-SNIPPETS = Path(__file__).resolve().parents[2] / "src/synthloom/data/code_tests/snippets.jsonl"
 
 # Keyed on the seed snippet's function (the first five bundled snippets).
 SOLUTIONS = {
@@ -156,11 +155,10 @@ def test_split_reply() -> None:
     assert split_reply("no code at all") == ("no code at all", "", "")
 
 
-def test_bundled_snippets_are_real_functions(tmp_path: Path) -> None:
-    lines = SNIPPETS.read_text().splitlines()
-    assert len(lines) >= 30
-    for line in lines:
-        row = json.loads(line)
+def test_stdlib_snippets_are_real_functions(tmp_path: Path) -> None:
+    rows = stdlib_snippets()
+    assert len(rows) >= 30 and rows == stdlib_snippets()  # deterministic
+    for row in rows:
         tree = ast.parse(row["code"])
         assert [n.name for n in tree.body] == [row["function"]]
         assert row["origin"].startswith("CPython 3.") and row["function"] in row["origin"]

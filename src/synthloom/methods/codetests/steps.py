@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from synthloom.methods.codetests.programs import (
     strip_fences,
     tool_program,
 )
+from synthloom.methods.codetests.stdlib_snippets import stdlib_snippets
 from synthloom.methods.templates import PromptTemplate, load_template
 from synthloom.verify.sandbox import SandboxLimits, run_python
 
@@ -51,8 +52,9 @@ from synthloom.verify.sandbox import SandboxLimits, run_python
 
 
 class SnippetsConfig(StepConfig):
-    #: JSONL rows with ``code`` (or ``source``) and ``origin``; or a .py file / folder.
-    path: str = "pkg:data/code_tests/snippets.jsonl"
+    #: ``stdlib`` (functions of the running Python's standard library), JSONL rows with
+    #: ``code`` (or ``source``) and ``origin``, or a .py file / folder.
+    path: str = "stdlib"
     min_lines: int = 3
     max_lines: int = 40
 
@@ -66,6 +68,10 @@ class CodeSnippets(SourceStep):
     config: SnippetsConfig
 
     def read(self, ctx: RunContext) -> Iterator[dict[str, Any] | SourceFailure]:
+        if self.config.path == "stdlib":
+            items = ({"source": row["code"], "origin": row["origin"]} for row in stdlib_snippets())
+            yield from self._keep(items, 0)
+            return
         root = resolve_data_path(self.config.path, ctx.recipe_dir)
         if not root.exists():
             raise RecipeError(f"snippets not found: {self.config.path}")
@@ -78,14 +84,19 @@ class CodeSnippets(SourceStep):
                 items = self._python(file)
             else:
                 continue
-            for item in items:
-                if isinstance(item, SourceFailure):
-                    yield item
-                    continue
-                lines = len(item["source"].splitlines())
-                if self.config.min_lines <= lines <= self.config.max_lines:
-                    yield {"seed_snippet": item, "snippet_index": index}
-                    index += 1
+            index = yield from self._keep(items, index)
+
+    def _keep(self, items: Iterator[dict[str, str] | SourceFailure], index: int
+              ) -> Generator[dict[str, Any] | SourceFailure, None, int]:
+        for item in items:
+            if isinstance(item, SourceFailure):
+                yield item
+                continue
+            lines = len(item["source"].splitlines())
+            if self.config.min_lines <= lines <= self.config.max_lines:
+                yield {"seed_snippet": item, "snippet_index": index}
+                index += 1
+        return index
 
     def _jsonl(self, file: Path) -> Iterator[dict[str, str] | SourceFailure]:
         for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):

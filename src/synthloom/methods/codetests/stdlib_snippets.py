@@ -1,18 +1,17 @@
-"""Build ``snippets.jsonl``, the seed snippets of the ``code-tests`` and ``tool-maker`` recipes.
+"""Seed snippets from the running Python's standard library (OSS-Instruct's real-code seeds).
 
-OSS-Instruct (Magicoder) seeds each problem with a piece of real open-source code. These
-seeds are real code too: top-level functions of pure-Python modules of the Python standard
-library, taken with ``ast`` from the running interpreter's own source files (PSF licence),
-3 to 30 lines long, public (no leading underscore), at most ``PER_MODULE`` per module, in
-source order. Run ``python extract_snippets.py [OUT]``; the same Python version gives the
-same file.
+OSS-Instruct (Magicoder) seeds each problem with a piece of real open-source code. The default
+seeds are real code the user already has: top-level functions of pure-Python modules of the
+standard library, read with ``ast`` from the running interpreter's own source files (PSF
+licence) at run time, so the package ships no third-party code. 3 to 30 lines long, public (no
+leading underscore), at most ``PER_MODULE`` per module, in source order: the same Python
+version gives the same snippets.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.util
-import json
 import sys
 import sysconfig
 from pathlib import Path
@@ -54,15 +53,6 @@ def module_snippets(module: str) -> list[dict]:
     return found
 
 
-def main(out: Path) -> int:
-    rows = [row for module in MODULES for row in module_snippets(module)]
-    with out.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return len(rows)
 
-
-if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name(
-        "snippets.jsonl")
-    print(main(target), "snippets ->", target)
+def stdlib_snippets() -> list[dict]:
+    return [row for module in MODULES for row in module_snippets(module)]
