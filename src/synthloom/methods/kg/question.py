@@ -1,0 +1,110 @@
+"""``kg_question`` and ``kg_check``: a question per sampled graph path, and its sanity checks.
+
+The model sees the path's triples in order, the start entity, the answer (the path's end
+node) and the difficulty level, and writes one question that starts from the start entity and
+needs every triple (KAQG: difficulty-controlled generation from KG paths). The answer and the
+reasoning (the triples traversed) come from the path itself, so they are exact by
+construction. ``kg_check`` drops a question that gives away its answer or does not mention the
+entity the path starts from, with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.records import ItemResult, Output
+from synthloom.core.registry import register_step
+from synthloom.core.steps import FilterStep, MapStep, StepConfig
+from synthloom.llm.types import LLMRequest, SamplingParams
+from synthloom.methods.docqa.text import content_words, normalize, stem, words
+from synthloom.methods.multihop.text import string_schema
+from synthloom.methods.templates import PromptTemplate, load_template
+
+
+class KgQuestionConfig(StepConfig):
+    template: str = "kg/prompts/question.jinja"
+    question_max_chars: int = 240
+    temperature: float = 0.7
+    max_tokens: int | None = None
+
+
+@register_step
+class KgQuestion(MapStep):
+    type_name = "kg_question"
+    uses_llm = True
+    Config = KgQuestionConfig
+    config: KgQuestionConfig
+    _template: PromptTemplate
+
+    def setup(self, ctx: RunContext) -> None:
+        self._template = load_template(self.config.template, ctx.recipe_dir)
+
+    def extra_fingerprint(self, ctx: RunContext) -> Any:
+        return {"template": self._template.hash}
+
+    def reads(self) -> list[str]:
+        return sorted({"path", "start_entity", "answer", "difficulty_level",
+                       *self._template.variables})
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        props = {"question": string_schema(10, self.config.question_max_chars)}
+        return {"type": "object", "properties": props, "required": list(props),
+                "additionalProperties": False}
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        cfg = self.config
+        if not record.get("path"):
+            return ItemResult.drop("record has no path to ask about")
+        request = LLMRequest(
+            messages=self._template.render_messages(record), json_schema=self.schema,
+            params=SamplingParams(temperature=cfg.temperature,
+                                  max_tokens=cfg.max_tokens or cfg.question_max_chars // 3 + 16,
+                                  seed=ctx.seed),
+            tags={"step": self.name})
+        [response] = await ctx.generate(request)
+        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        question = " ".join(str(parsed.get("question") or "").split())
+        if not words(question):
+            return ItemResult.drop("model returned a question with no words")
+        return Output(columns={"question": question}, model=response.model,
+                      template_hash=self._template.hash, usage=response.usage.to_json(),
+                      sample_index=response.sample_index,
+                      meta={"finish_reason": response.finish_reason})
+
+
+class KgCheckConfig(StepConfig):
+    #: Drop questions that contain their answer (normalised, whole words).
+    reject_leaks: bool = True
+    #: Share of the start entity's content words the question must contain (0: no check).
+    start_overlap: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+@register_step
+class KgCheck(FilterStep):
+    type_name = "kg_check"
+    Config = KgCheckConfig
+    config: KgCheckConfig
+
+    def reads(self) -> list[str]:
+        return ["question", "answer", "start_entity"]
+
+    def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
+        cfg = self.config
+        question = str(record.get("question") or "")
+        answer = str(record.get("answer") or "")
+        start = str(record.get("start_entity") or "")
+        if cfg.reject_leaks and normalize(answer) and \
+                f" {normalize(answer)} " in f" {normalize(question)} ":
+            return f"the question gives away its answer {answer!r}"
+        if cfg.start_overlap > 0 and start:
+            wanted = set(content_words(start))
+            present = {stem(w) for w in words(question)}
+            share = len(wanted & present) / len(wanted) if wanted else 1.0
+            if share < cfg.start_overlap:
+                return (f"the question does not mention the path's start entity {start!r} "
+                        f"({share:.2f} of its words < {cfg.start_overlap:.2f})")
+        return None

@@ -1,0 +1,141 @@
+"""``kg_triples``: per chunk, the model extracts (head, relation, tail) triples as structured
+output -- the graph-construction step of KAQG / MedReason-style knowledge-graph question
+generation. Entity names are normalised (case, punctuation, possessive, leading article) into
+``head_key`` / ``tail_key``, the keys the graph merges on. A triple is kept only when both
+entities occur in the chunk as whole words (``require_in_chunk``), they differ, and the
+relation has words; rejected triples are listed in ``_meta.triples_rejected`` and a chunk with
+none is a drop naming why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.records import ItemResult, Output
+from synthloom.core.registry import register_step
+from synthloom.core.steps import MapStep, StepConfig
+from synthloom.llm.types import LLMRequest, SamplingParams
+from synthloom.methods.docqa.text import words
+from synthloom.methods.multihop.text import (
+    is_informative,
+    mentions,
+    normalize_entity,
+    string_schema,
+    token_text,
+)
+from synthloom.methods.templates import PromptTemplate, load_template
+
+
+class TriplesConfig(StepConfig):
+    template: str = "kg/prompts/triples.jinja"
+    text_column: str = "text"
+    max_triples: int = Field(default=5, ge=1, le=20)
+    #: Both entities must occur (normalised, whole words) in the chunk.
+    require_in_chunk: bool = True
+    entity_max_chars: int = 60
+    relation_max_chars: int = 40
+    temperature: float = 0.2
+    max_tokens: int | None = None
+
+
+@register_step
+class KgTriples(MapStep):
+    """Adds ``triples`` ([{triple_index, head, relation, tail, head_key, tail_key}])."""
+
+    type_name = "kg_triples"
+    uses_llm = True
+    Config = TriplesConfig
+    config: TriplesConfig
+    _template: PromptTemplate
+
+    def setup(self, ctx: RunContext) -> None:
+        self._template = load_template(self.config.template, ctx.recipe_dir)
+
+    def extra_fingerprint(self, ctx: RunContext) -> Any:
+        return {"template": self._template.hash}
+
+    def reads(self) -> list[str]:
+        return sorted({*(self._template.variables - {"text", "n"}), self.config.text_column})
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        cfg = self.config
+        entity = string_schema(1, cfg.entity_max_chars)
+        triple = {"head": entity, "relation": string_schema(1, cfg.relation_max_chars),
+                  "tail": entity}
+        return {"type": "object",
+                "properties": {"triples": {
+                    "type": "array", "minItems": 1, "maxItems": cfg.max_triples,
+                    "items": {"type": "object", "properties": triple, "required": list(triple),
+                              "additionalProperties": False}}},
+                "required": ["triples"], "additionalProperties": False}
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        cfg = self.config
+        text = record.get(cfg.text_column)
+        if not isinstance(text, str) or not words(text):
+            return ItemResult.drop(f"no chunk text in column {cfg.text_column!r}")
+        per_triple = (2 * cfg.entity_max_chars + cfg.relation_max_chars) // 3 + 20
+        request = LLMRequest(
+            messages=self._template.render_messages({**record, "text": text,
+                                                     "n": cfg.max_triples}),
+            json_schema=self.schema,
+            params=SamplingParams(temperature=cfg.temperature,
+                                  max_tokens=cfg.max_tokens or cfg.max_triples * per_triple + 16,
+                                  seed=ctx.seed),
+            tags={"step": self.name})
+        [response] = await ctx.generate(request)
+        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        raw = parsed.get("triples") if isinstance(parsed.get("triples"), list) else []
+        triples, problems = usable_triples(raw[: cfg.max_triples], text, cfg.require_in_chunk)
+        if not triples:
+            detail = f" ({'; '.join(problems)})" if problems else ""
+            return ItemResult.drop(f"model returned 0 usable triples{detail}")
+        meta: dict[str, Any] = {"triples_got": len(triples),
+                                "finish_reason": response.finish_reason}
+        if problems:
+            meta["triples_rejected"] = problems
+        return Output(columns={"triples": triples}, model=response.model,
+                      template_hash=self._template.hash, usage=response.usage.to_json(),
+                      sample_index=response.sample_index, meta=meta)
+
+
+def usable_triples(raw: list[Any], chunk: str, require_in_chunk: bool = True
+                   ) -> tuple[list[dict[str, Any]], list[str]]:
+    padded = token_text(chunk)
+    triples: list[dict[str, Any]] = []
+    problems: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            problems.append(f"triple {i}: not an object")
+            continue
+        head, relation, tail = (" ".join(str(item.get(k) or "").split())
+                                for k in ("head", "relation", "tail"))
+        head_key, tail_key = normalize_entity(head), normalize_entity(tail)
+        if not is_informative(head_key) or not is_informative(tail_key):
+            problems.append(f"triple {i}: {'head' if not is_informative(head_key) else 'tail'} "
+                            "is not a name")
+            continue
+        if head_key == tail_key:
+            problems.append(f"triple {i}: head and tail are the same entity ({head!r})")
+            continue
+        if not words(relation):
+            problems.append(f"triple {i}: relation has no words")
+            continue
+        if require_in_chunk:
+            absent = [n for n, k in ((head, head_key), (tail, tail_key)) if not mentions(k, padded)]
+            if absent:
+                problems.append(f"triple {i}: {', '.join(map(repr, absent))} not in the chunk")
+                continue
+        key = (head_key, " ".join(words(relation)), tail_key)
+        if key in seen:
+            problems.append(f"triple {i}: repeats an earlier triple")
+            continue
+        seen.add(key)
+        triples.append({"triple_index": len(triples), "head": head, "relation": relation,
+                        "tail": tail, "head_key": head_key, "tail_key": tail_key})
+    return triples, problems

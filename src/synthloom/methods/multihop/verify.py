@@ -1,0 +1,107 @@
+"""``multihop_verify``: keep a question only when its answer is backed by its clue chain.
+
+``mode: clue`` -- the answer must appear in the final clue: as a normalised whole-word
+substring (``match: substring``) or with at least ``threshold`` of its content words
+(``match: overlap``). ``mode: judge`` -- an LLM reads the clues, question and answer and
+returns ``{"supported": bool}``. ``mode: both`` -- the clue check first (no call wasted),
+then the judge. A question that contains its own answer is dropped too (``reject_leaks``).
+Every drop names the cause: the answer, the final clue and its chunk, or the judge's verdict.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.registry import register_step
+from synthloom.core.steps import FilterStep, StepConfig
+from synthloom.llm.types import LLMRequest, SamplingParams
+from synthloom.methods.docqa.text import normalize, support
+from synthloom.methods.templates import PromptTemplate, load_template
+
+JUDGE_SCHEMA: dict[str, Any] = {
+    "type": "object", "properties": {"supported": {"type": "boolean"}},
+    "required": ["supported"], "additionalProperties": False,
+}
+
+
+class VerifyConfig(StepConfig):
+    mode: Literal["clue", "judge", "both"] = "clue"
+    match: Literal["substring", "overlap"] = "substring"
+    #: overlap match: share of the answer's content words that must occur in the final clue.
+    threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    reject_leaks: bool = True
+    template: str = "multihop/prompts/verify_judge.jinja"
+    temperature: float = 0.0
+    max_tokens: int = 16
+
+
+@register_step
+class MultihopVerify(FilterStep):
+    type_name = "multihop_verify"
+    Config = VerifyConfig
+    config: VerifyConfig
+    _template: PromptTemplate | None = None
+
+    def __init__(self, config: VerifyConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        # Only a judge calls a model; the clue check's cache does not depend on one.
+        self.uses_llm = self.config.mode != "clue"  # type: ignore[misc]
+
+    def setup(self, ctx: RunContext) -> None:
+        if self.config.mode != "clue":
+            self._template = load_template(self.config.template, ctx.recipe_dir)
+
+    def extra_fingerprint(self, ctx: RunContext) -> Any:
+        return {"template": self._template.hash} if self._template is not None else None
+
+    def reads(self) -> list[str]:
+        return ["answer", "clue_chain", "question"]
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
+        cfg = self.config
+        question, answer = str(record.get("question") or ""), str(record.get("answer") or "")
+        chain = record.get("clue_chain") or []
+        if not normalize(answer):
+            return "no answer to verify"
+        if not chain:
+            return "no clue chain to verify the answer against"
+        if cfg.reject_leaks and f" {normalize(answer)} " in f" {normalize(question)} ":
+            return f"the question gives away its answer {answer!r}"
+        if cfg.mode in ("clue", "both"):
+            reason = self.clue_check(answer, chain[-1])
+            if reason:
+                return reason
+        if cfg.mode in ("judge", "both"):
+            return await self._judge(record, ctx)
+        return None
+
+    def clue_check(self, answer: str, last: dict[str, Any]) -> str | None:
+        clue = str(last.get("clue") or "")
+        where = f"hop {last.get('hop', '?')}, chunk {last.get('chunk_id')}"
+        if self.config.match == "substring":
+            if f" {normalize(answer)} " in f" {normalize(clue)} ":
+                return None
+            return f"answer {answer!r} does not appear in the final clue ({where}): {clue!r}"
+        share, missing = support(answer, clue)
+        if share >= self.config.threshold:
+            return None
+        return (f"answer {answer!r} not supported by the final clue ({where}): {share:.2f} of "
+                f"its content words occur (< {self.config.threshold:.2f}); missing: "
+                f"{', '.join(missing[:6])}")
+
+    async def _judge(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
+        assert self._template is not None
+        cfg = self.config
+        request = LLMRequest(
+            messages=self._template.render_messages(record), json_schema=JUDGE_SCHEMA,
+            params=SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
+                                  seed=ctx.seed),
+            tags={"step": self.name})
+        [response] = await ctx.generate(request)
+        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        if parsed.get("supported") is True:
+            return None
+        return f"judge ({response.model}) found the answer not supported by the clues"
