@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from typing import Any
 
 from synthloom.core.errors import SynthloomError
@@ -18,11 +19,15 @@ from synthloom.sources.document import (
     Document,
     EmptyDocument,
     EncryptedDocument,
+    FileTooLarge,
     first_line_title,
 )
 
 _HEADING = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+#: python-docx inflates every part into memory: a zip bomb (a 1 MB file holding a 1 GB
+#: document.xml) would take the whole run down. Real DOCX files inflate ~10x to a few MB.
+MAX_INFLATED_BYTES = 256 * 1024 * 1024
 
 
 def _python_docx() -> Any:
@@ -41,6 +46,7 @@ def read_docx(data: bytes) -> Document:
     if not data.startswith(b"PK"):
         what = sniff_magic(data) or "not a ZIP container"
         raise CorruptDocument(f"not a DOCX file: content is {what}")
+    _refuse_zip_bomb(data)
     docx = _python_docx()
     try:
         document = docx.Document(io.BytesIO(data))
@@ -55,6 +61,29 @@ def read_docx(data: bytes) -> Document:
         raise EmptyDocument("DOCX has no text in its paragraphs or tables")
     return Document(text=text, title=core_title or _first_heading(blocks) or
                     first_line_title(text), format="docx")
+
+
+def _refuse_zip_bomb(data: bytes) -> None:
+    """Refuse a DOCX that inflates past MAX_INFLATED_BYTES, before python-docx inflates it.
+
+    The declared sizes are checked first; then each member is inflated in 1 MB reads, which
+    zipfile stops at the declared size (a member that hides more fails its CRC check), so a
+    lying header cannot make the real read below inflate more than was declared.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            inflated = sum(info.file_size for info in members)
+            if inflated > MAX_INFLATED_BYTES:
+                raise FileTooLarge(f"DOCX inflates to {inflated} bytes from {len(data)} (limit "
+                                   f"{MAX_INFLATED_BYTES}): refused as a likely zip bomb")
+            for info in members:
+                with archive.open(info) as member:
+                    while member.read(1 << 20):
+                        pass
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
+            ValueError, OSError) as exc:
+        raise CorruptDocument(f"DOCX cannot be opened ({type(exc).__name__}: {exc})") from None
 
 
 def _block(item: Any) -> str:
