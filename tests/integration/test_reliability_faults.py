@@ -110,6 +110,9 @@ def test_every_fault_kind_is_retried_and_no_record_is_lost(
     assert llm["retries"] == plan.injected and llm["failed_requests"] == 0
     assert sum(llm["retry_causes"].values()) == llm["retries"]
     assert {"429", "500", "503"} <= set(llm["retry_causes"])
+    # Transport troubles are told apart, not lumped as "TransientLLMError".
+    assert {"timeout", "invalid_body"} <= set(llm["retry_causes"])
+    assert "TransientLLMError" not in llm["retry_causes"]
 
 
 class TimedPlan(FaultPlan):

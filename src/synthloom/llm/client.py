@@ -205,6 +205,8 @@ class LLMClient:
 
 
 def _cause(exc: BaseException) -> str:
+    if isinstance(exc, TransientLLMError) and exc.cause is not None:
+        return exc.cause
     if isinstance(exc, TransientLLMError) and exc.status is not None:
         return str(exc.status)
     if isinstance(exc, TimeoutError):

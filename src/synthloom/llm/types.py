@@ -129,10 +129,14 @@ class LLMError(Exception):
 class TransientLLMError(LLMError):
     """Worth retrying: 429, 5xx, timeouts, connection resets, truncated bodies."""
 
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
+                 cause: str | None = None):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        #: What went wrong in a word, for the summary's counts ("timeout", "invalid_body",
+        #: "ReadError"...); the HTTP status when there is one and no better word.
+        self.cause = cause
 
     @property
     def is_overload(self) -> bool:

@@ -203,9 +203,13 @@ class OpenAIBackend(Backend):
     def _transport_error(self, exc: httpx.RequestError, what: str) -> Exception:
         if isinstance(exc, httpx.UnsupportedProtocol):
             return BackendError(f"invalid LLM server URL {self.public_url}: {exc}")
-        kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+        timed_out = isinstance(exc, httpx.TimeoutException)
+        kind = "timed out" if timed_out else "failed"
         reason = self._redact(str(exc)) or type(exc).__name__
-        return TransientLLMError(f"{what} to {self.public_url} {kind}: {reason}")
+        # The summary counts causes: a reset (ReadError), a truncated body
+        # (RemoteProtocolError) and a timeout are different troubles.
+        return TransientLLMError(f"{what} to {self.public_url} {kind}: {reason}",
+                                 cause="timeout" if timed_out else type(exc).__name__)
 
     # --- protocol ---------------------------------------------------------------------------
 
@@ -348,7 +352,7 @@ class OpenAIBackend(Backend):
             snippet = self._redact(response.text[:120])
             raise TransientLLMError(
                 f"invalid response body from {self.public_url} (HTTP {status}): {snippet!r}",
-                status=status,
+                status=status, cause="invalid_body",
             ) from exc
 
     def count_tokens(self, text: str) -> int:
