@@ -120,6 +120,51 @@ def recipes() -> None:
     Console().print(table)
 
 
+@app.command()
+def steps(
+    name: Annotated[str | None, typer.Argument(
+        help="A step type: show its settings (default: list them all).")] = None,
+) -> None:
+    """List the step types recipes can use, or one type's settings with their defaults."""
+    from synthloom.core.registry import step_type, step_types
+
+    if name is None:
+        table = Table(show_header=True, header_style="bold", box=None)
+        for column in ("step type", "kind", "LLM", "what"):
+            table.add_column(column)
+        for type_name, cls in sorted(step_types().items()):
+            table.add_row(type_name, str(cls.kind), "yes" if cls.uses_llm else "",
+                          _describe_step(cls))
+        Console().print(table)
+        return
+    cls = _guard(lambda: step_type(name), debug=False)
+    console.print(f"[bold]{name}[/] ({cls.kind}{', uses the LLM' if cls.uses_llm else ''}): "
+                  f"{_describe_step(cls)}")
+    table = Table(show_header=True, header_style="bold", box=None)
+    for column in ("setting", "type", "default"):
+        table.add_column(column)
+    for field_name, field in cls.Config.model_fields.items():
+        if field_name in ("name", "input", "context"):
+            continue  # wiring, the same on every step
+        default = "required" if field.is_required() else repr(field.get_default())
+        table.add_row(field.alias or field_name, _type_name(field.annotation), default)
+    Console().print(table)
+
+
+def _describe_step(cls: Any) -> str:
+    """The class docstring's first line, else its module's (one module, one method)."""
+    import sys
+
+    for doc in (cls.__doc__, getattr(sys.modules.get(cls.__module__), "__doc__", None)):
+        if doc and doc.strip():
+            return doc.strip().splitlines()[0]
+    return ""
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
 def _guard(fn: Any, debug: bool) -> Any:
     try:
         return fn()
