@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import re
+from abc import abstractmethod
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -163,9 +164,9 @@ class _JsonStep(MapStep):
     def _config_variables(self) -> set[str]:
         return set()
 
+    @abstractmethod
     def schema(self) -> dict[str, Any] | None:
         """The JSON schema of the reply (None: plain text)."""
-        raise NotImplementedError
 
     async def _ask(self, variables: dict[str, Any], ctx: ItemContext) -> LLMResponse:
         cfg = self.config
