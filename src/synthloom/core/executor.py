@@ -24,11 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 from synthloom.core import jsonio
 from synthloom.core.accounting import RunSummary, StepStats
 from synthloom.core.context import ItemContext, LLMLike, RunContext
 from synthloom.core.errors import BudgetExhausted, SynthloomError
 from synthloom.core.fingerprint import stable_hash
+from synthloom.core.idset import IdSet
 from synthloom.core.recipe import Recipe
 from synthloom.core.records import META, ItemResult, Output, columns_of, make_record, rid
 from synthloom.core.steps import (
@@ -220,15 +223,15 @@ class LocalExecutor:
         step: SourceStep = node.step  # type: ignore[assignment]
         stats = node.stats
         items: Iterator[Any] = iter(step.read(self.ctx))
-        seen: set[int] = set()
+        seen = IdSet()
         emitted = 0
         while not self.stopped_reason:
             batch = await asyncio.to_thread(_take, items, self.batch_size)
             if not batch:
                 break
-            out: list[dict[str, Any]] = []
+            records: list[dict[str, Any]] = []
             for item in batch:
-                if self.limit is not None and emitted + len(out) >= self.limit:
+                if self.limit is not None and emitted + len(records) >= self.limit:
                     break
                 stats.in_ += 1
                 if isinstance(item, SourceFailure):
@@ -242,16 +245,22 @@ class LocalExecutor:
                 # One shape for provenance everywhere: the document's id and where it came from
                 # (chunkers add the span; descendants inherit it).
                 meta["source"] = {"id": meta["id"], **{k: meta[k] for k in SOURCE_KEYS if k in meta}}
-                # 64 bits of the id: a set of small ints holds a million sources in ~60 MB
-                # where a dict of id strings took ~160 MB (benchmarks/memory.py).
-                key = int(rid(record)[:16], 16)
-                if key in seen:
+                records.append(record)
+            # 64 bits of each id in a compact set: memory stays flat over millions of sources
+            # (a dict of id strings took ~160 MB per million; benchmarks/memory.py).
+            keys = np.array([int(rid(r)[:16], 16) for r in records], dtype=np.uint64)
+            known = seen.contains(keys)
+            out: list[dict[str, Any]] = []
+            fresh: set[int] = set()
+            for record, key, was_seen in zip(records, keys.tolist(), known, strict=True):
+                if was_seen or key in fresh:
                     stats.dropped += 1
                     self._write_dropped(record, step.name,
                                         "identical to an earlier item of this source (same id)")
                     continue
-                seen.add(key)
+                fresh.add(key)
                 out.append(record)
+            seen.add(np.array(sorted(fresh), dtype=np.uint64))
             stats.out += len(out)
             emitted += len(out)
             await self._emit(node, out)
