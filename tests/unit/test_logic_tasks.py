@@ -322,3 +322,22 @@ def test_a_broken_record_is_a_reason_not_a_crash() -> None:
     del item["clues"]
     assert verify_answer(item, make_item("zebra", 2, 0)["answer"]).startswith("cannot check")
     assert verify_answer({"task": "chess"}, "e4").startswith("cannot check")
+
+
+def test_a_unique_task_must_count_its_solutions() -> None:
+    from synthloom.verify.logic.base import LogicTask, register_task
+
+    class Lazy(LogicTask):
+        name = "lazy_unique"
+        unique = True
+
+        def generate(self, rng, **knobs):
+            return {"question": "?", "answer": "1"}
+
+        def verify(self, item, candidate):
+            return None
+
+    with pytest.raises(TypeError, match="must count its solutions"):
+        register_task(Lazy)
+    assert "lazy_unique" not in TASKS
+    assert TASKS["game24"].count_solutions({}, 2) is None  # any-answer tasks do not count

@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from synthloom.methods.math.scratchpad import fmt, work
+from synthloom.verify.levels import parse_levels
 
 PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
 SHOWN = {"+": "+", "-": "-", "*": "×", "/": "÷"}
@@ -45,23 +46,7 @@ Node = int | Fraction | tuple  # a leaf value, or (op, left, right, value)
 
 def parse_difficulty(value: int | str | list[int]) -> list[int]:
     """``3``, ``"mix"`` (all levels in turn), ``"1-3"``, ``"1,4"`` or ``[1, 4]`` → levels."""
-    if isinstance(value, bool):
-        raise ValueError("difficulty must be a level 1-5, a range, a list or 'mix'")
-    if isinstance(value, int):
-        levels = [value]
-    elif isinstance(value, list):
-        levels = [int(v) for v in value]
-    elif value.strip().lower() == "mix":
-        levels = sorted(LEVELS)
-    elif "-" in value:
-        low, high = (int(v) for v in value.split("-", 1))
-        levels = list(range(low, high + 1))
-    else:
-        levels = [int(v) for v in value.split(",")]
-    bad = [v for v in levels if v not in LEVELS]
-    if bad or not levels:
-        raise ValueError(f"difficulty levels are 1-{max(LEVELS)}; got {value!r}")
-    return levels
+    return parse_levels(value, LEVELS)
 
 
 class _Builder:

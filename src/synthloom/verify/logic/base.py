@@ -22,6 +22,8 @@ import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from synthloom.verify.levels import parse_levels as parse_difficulty_levels
+
 LEVELS = (1, 2, 3, 4, 5)
 
 #: Stated at the end of every question, so a model knows where the grader looks.
@@ -52,9 +54,11 @@ class LogicTask(ABC):
         Must not compare with ``item['answer']`` unless the answer is unique by construction
         and the puzzle's fields determine it (and then say so)."""
 
-    def count_solutions(self, item: dict[str, Any], limit: int = 2) -> int:
-        """How many answers the puzzle has, counted up to ``limit`` (unique tasks override)."""
-        raise NotImplementedError(f"{self.name} does not count solutions")
+    def count_solutions(self, item: dict[str, Any], limit: int = 2) -> int | None:
+        """How many answers the puzzle has, counted up to ``limit``; None where the task does
+        not count them (its verifier accepts any correct answer). Unique tasks override it
+        (``register_task`` checks)."""
+        return None
 
 
 TASKS: dict[str, LogicTask] = {}
@@ -62,6 +66,8 @@ TASKS: dict[str, LogicTask] = {}
 
 def register_task(cls: type[LogicTask]) -> type[LogicTask]:
     """Class decorator: put one instance of ``cls`` in :data:`TASKS` under ``cls.name``."""
+    if cls.unique and cls.count_solutions is LogicTask.count_solutions:
+        raise TypeError(f"logic task {cls.name}: a unique-answer task must count its solutions")
     if cls.name in TASKS:
         raise ValueError(f"logic task {cls.name!r} registered twice")
     missing = [lv for lv in LEVELS if lv not in cls.levels]
@@ -95,23 +101,7 @@ def parse_tasks(value: str | list[str]) -> list[str]:
 
 def parse_levels(value: int | str | list[int]) -> list[int]:
     """``3``, ``"mix"`` (1-5 in turn), ``"1-3"``, ``"1,4"`` or ``[1, 4]`` → levels."""
-    if isinstance(value, bool):
-        raise ValueError("difficulty must be a level 1-5, a range, a list or 'mix'")
-    if isinstance(value, int):
-        levels = [value]
-    elif isinstance(value, list):
-        levels = [int(v) for v in value]
-    elif value.strip().lower() == "mix":
-        levels = list(LEVELS)
-    elif "-" in value:
-        low, high = (int(v) for v in value.split("-", 1))
-        levels = list(range(low, high + 1))
-    else:
-        levels = [int(v) for v in value.split(",")]
-    bad = [v for v in levels if v not in LEVELS]
-    if bad or not levels:
-        raise ValueError(f"difficulty levels are 1-5; got {value!r}")
-    return levels
+    return parse_difficulty_levels(value, LEVELS)
 
 
 def rng_for(task: str, difficulty: int, seed: int) -> random.Random:
