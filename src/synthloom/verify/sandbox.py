@@ -219,6 +219,35 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def _processes_of(uid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    found.append(int(name))
+    return found
+
+
+async def _until_gone(uid: int | None, deadline_s: float = 5.0) -> None:
+    """Wait until no process of the throw-away ``uid`` is left (killing any found).
+
+    The kernel tears a PID namespace down asynchronously: the outer ``unshare`` can be reaped
+    while the namespace's last processes are still exiting. "Contained" means none is left when
+    the result is returned, so wait for that, bounded."""
+    if uid is None:
+        return
+    end = time.monotonic() + deadline_s
+    while (left := _processes_of(uid)) and time.monotonic() < end:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.01)
+    if left:
+        log.warning("sandbox: %d process(es) of uid %d still exiting after %.0f s",
+                    len(left), uid, deadline_s)
+
+
 async def run_python(code: str, limits: SandboxLimits | None = None, *,
                      block_sockets: bool = True,
                      files: dict[str, str] | None = None) -> SandboxResult:
@@ -248,6 +277,7 @@ async def run_python(code: str, limits: SandboxLimits | None = None, *,
         finally:
             _kill_group(proc.pid)  # whatever is left in the group (the namespace dies with it)
             await proc.wait()
+            await _until_gone(cfg["uid"])
         try:
             (out, out_cut), (err, err_cut) = await asyncio.wait_for(readers, timeout=5)
         except TimeoutError:  # a leftover holds the pipes open: give up on the rest
