@@ -40,14 +40,15 @@ DOCS = 12  # every bundled quickstart document: 24 calls per undisturbed run
 
 
 def run_quickstart(base_url: str, out: Path, *, max_attempts: int = 8, concurrency: int = 4,
-                   timeout_s: float = 5.0, limit: int = DOCS, max_wait: float = 0.2
-                   ) -> dict[str, Any]:
+                   timeout_s: float = 5.0, limit: int = DOCS, max_wait: float = 0.2,
+                   transport: str = "auto") -> dict[str, Any]:
     """What ``synthloom run quickstart`` does, with a short read timeout and short backoff."""
 
     async def go() -> dict[str, Any]:
         recipe = Recipe.load("quickstart", {})
         store = RunStore(out / "run.db")
-        backend = OpenAIBackend(base_url, SCRIPTED_MODEL, timeout_s=timeout_s)
+        backend = OpenAIBackend(base_url, SCRIPTED_MODEL, timeout_s=timeout_s,
+                                transport=transport)
         await backend.check()
         retry = RetryPolicy(max_attempts=max_attempts, initial_wait=0.02, max_wait=max_wait)
         client = LLMClient(backend, concurrency=concurrency, retry=retry, cache=store)
@@ -78,8 +79,9 @@ def posts(proxy: FaultProxy) -> list[Any]:
     return [e for e in proxy.requests() if e.method == "POST"]
 
 
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 def test_every_fault_kind_is_retried_and_no_record_is_lost(
-        undisturbed: list[dict[str, Any]], tmp_path: Path) -> None:
+        undisturbed: list[dict[str, Any]], tmp_path: Path, transport: str) -> None:
     # Each kind once up front (a known mix), then a third of the requests faulted at random.
     # "timeout" holds the answer 2 s: the client's 1 s read timeout fires first. (Only once:
     # each costs a second, and a longer client timeout keeps a loaded machine's slow answer
@@ -89,7 +91,7 @@ def test_every_fault_kind_is_retried_and_no_record_is_lost(
                      max_faults=30, retry_after=0.1)
     with ScriptedOpenAIServer(quickstart_responder) as server, \
             FaultProxy(server.base_url, plan) as proxy:
-        summary = run_quickstart(proxy.base_url, tmp_path, timeout_s=1.0)
+        summary = run_quickstart(proxy.base_url, tmp_path, timeout_s=1.0, transport=transport)
         seen = posts(proxy)
         answered = proxy.completed_bodies()
     _, rows = load_run(tmp_path)
@@ -113,6 +115,8 @@ def test_every_fault_kind_is_retried_and_no_record_is_lost(
     # Transport troubles are told apart, not lumped as "TransientLLMError".
     assert {"timeout", "invalid_body"} <= set(llm["retry_causes"])
     assert "TransientLLMError" not in llm["retry_causes"]
+    # A reset and a truncated body are named by the transport's own error classes.
+    assert len(llm["retry_causes"]) >= 6, llm["retry_causes"]
 
 
 class TimedPlan(FaultPlan):

@@ -25,6 +25,7 @@ import pytest
 
 from synthloom.core.errors import BackendError
 from synthloom.llm.backends import resolve_backend
+from synthloom.llm.backends.http import TRANSPORT_ENV
 from synthloom.llm.backends.llamacpp import LlamaCppBackend
 from synthloom.llm.backends.openai_compat import OpenAIBackend
 from synthloom.llm.types import (
@@ -129,6 +130,17 @@ def test_unknown_option_and_structured_mode_are_backend_errors() -> None:
         resolve_backend("openai:http://127.0.0.1:1/v1", n_gpu_layers=3)
     with pytest.raises(BackendError, match="structured"):
         resolve_backend("openai:http://127.0.0.1:1/v1", structured="grammar")
+
+
+def test_transport_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TRANSPORT_ENV, raising=False)
+    assert OpenAIBackend("http://h/v1").transport == "aiohttp"  # a dependency: auto picks it
+    assert OpenAIBackend("http://h/v1", transport="httpx").transport == "httpx"
+    monkeypatch.setenv(TRANSPORT_ENV, "httpx")
+    assert OpenAIBackend("http://h/v1").transport == "httpx"
+    assert "transport='httpx'" in repr(OpenAIBackend("http://h/v1"))
+    with pytest.raises(BackendError, match="unknown HTTP transport 'curl'"):
+        OpenAIBackend("http://h/v1", transport="curl")
 
 
 def test_model_id_needs_a_model() -> None:
@@ -239,8 +251,11 @@ class ScriptedTestServer:
         self.httpd.server_close()
 
 
-@pytest.fixture
-def server() -> Iterator[ScriptedTestServer]:
+@pytest.fixture(params=["aiohttp", "httpx"])
+def server(request: pytest.FixtureRequest,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedTestServer]:
+    """Every wire test runs on both HTTP transports (chosen via the environment)."""
+    monkeypatch.setenv(TRANSPORT_ENV, request.param)
     srv = ScriptedTestServer()
     yield srv
     srv.close()

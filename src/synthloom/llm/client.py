@@ -39,6 +39,10 @@ class ResponseCache(Protocol):
 
     def put_llm(self, key: str, value: dict[str, Any]) -> None: ...
 
+    def flush(self) -> None:
+        """Make every ``put_llm`` so far durable."""
+        ...
+
 
 class LLMClient:
     def __init__(
@@ -176,6 +180,10 @@ class LLMClient:
             await self.rate.acquire(estimate)
             attempts += 1
             self._counts["calls"] += 1
+            if self.cache is not None:
+                # A call starts only once every finished call is committed: a crash then
+                # repeats only calls that were in flight (the store commits in groups).
+                self.cache.flush()
             async with self._slot():
                 raw = await asyncio.wait_for(
                     self.backend.complete(request, seed=seed), self.request_timeout_s)

@@ -224,6 +224,24 @@ class RetryPolicy:
             if exc is not None:
                 on_retry(exc, state.attempt_number, state.next_action.sleep)
 
+        # The first attempt runs outside tenacity: its per-call set-up (inspecting every
+        # callback for coroutine-ness on every attempt) cost more CPU than the engine's whole
+        # bookkeeping of a request. Only a retryable failure enters tenacity, which replays
+        # it as attempt 1, so waits, callbacks and attempt numbers are as if it ran them all.
+        try:
+            return await fn()
+        except RETRYABLE as exc:
+            if self.max_attempts <= 1:
+                raise
+            first: BaseException | None = exc
+
+        async def replay_then_call() -> T:
+            nonlocal first
+            if first is not None:
+                exc, first = first, None
+                raise exc
+            return await fn()
+
         retrying = AsyncRetrying(
             sleep=self._sleep,
             stop=stop_after_attempt(self.max_attempts),
@@ -232,7 +250,7 @@ class RetryPolicy:
             before_sleep=before_sleep,
             reraise=True,
         )
-        return await retrying(fn)
+        return await retrying(replay_then_call)
 
 
 class TokenBudget:

@@ -7,12 +7,13 @@ so a template that names a column the record lacks fails that item with a clear 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from jinja2 import meta
+from jinja2.runtime import new_context
 
 from synthloom.core.errors import RecipeError
 from synthloom.core.fingerprint import text_hash
@@ -27,28 +28,41 @@ class PromptTemplate:
     source: str
     template: jinja2.Template
     variables: frozenset[str]
+    #: The template's globals as a plain dict, merged once. Jinja's own ``render`` copies its
+    #: globals ChainMap into every new context, which was ~40 % of the engine's CPU per LLM
+    #: request (benchmarks/orchestration.py).
+    _globals: dict[str, Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._globals = dict(self.template.globals)
 
     @property
     def hash(self) -> str:
         return text_hash(self.source)
 
-    def render_messages(self, variables: dict[str, Any]) -> list[dict[str, str]]:
+    def _render(self, render_func: Any, variables: dict[str, Any]) -> str:
         tmpl = self.template
-        ctx = tmpl.new_context(variables)
+        ctx = new_context(tmpl.environment, tmpl.name, tmpl.blocks,
+                          {**self._globals, **variables}, shared=True)
+        try:
+            return "".join(render_func(ctx))
+        except Exception:
+            tmpl.environment.handle_exception()  # re-raises with the template's line numbers
+            raise  # not reached
+
+    def render_messages(self, variables: dict[str, Any]) -> list[dict[str, str]]:
+        blocks = self.template.blocks
         messages = []
-        if "system" in tmpl.blocks:
-            system = "".join(tmpl.blocks["system"](ctx)).strip()
+        if "system" in blocks:
+            system = self._render(blocks["system"], variables).strip()
             if system:
                 messages.append({"role": "system", "content": system})
-        if "user" in tmpl.blocks:
-            user = "".join(tmpl.blocks["user"](tmpl.new_context(variables))).strip()
-        else:
-            user = tmpl.render(variables).strip()
-        messages.append({"role": "user", "content": user})
+        render = blocks.get("user", self.template.root_render_func)
+        messages.append({"role": "user", "content": self._render(render, variables).strip()})
         return messages
 
     def render_text(self, variables: dict[str, Any]) -> str:
-        return self.template.render(variables)
+        return self._render(self.template.root_render_func, variables)
 
 
 def load_template(name: str, recipe_dir: Path | None = None) -> PromptTemplate:

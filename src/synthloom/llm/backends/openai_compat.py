@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import email.utils
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from synthloom.core.errors import BackendError
 from synthloom.llm.backends.base import Backend
+from synthloom.llm.backends.http import (
+    HttpResponse,
+    HttpTransportError,
+    Transport,
+    choose_transport,
+    make_transport,
+)
 from synthloom.llm.types import (
     LLMRequest,
     PermanentLLMError,
@@ -29,10 +33,6 @@ STRUCTURED_MODES = ("auto", "json_schema", "json_object", "none")
 _TRANSIENT_STATUS = {408, 409, 425, 429}
 _MAX_MESSAGE = 300
 
-
-#: Connection pools per backend and connections per pool (see ``OpenAIBackend._http``).
-HTTP_POOLS = 16
-HTTP_POOL_CONNECTIONS = 64
 
 class _Secret:
     """Holds the API key so that no repr, traceback local or log line can show it."""
@@ -60,7 +60,7 @@ def _public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def parse_retry_after(headers: httpx.Headers) -> float | None:
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP-date)."""
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
@@ -97,6 +97,7 @@ class OpenAIBackend(Backend):
         api_key_env: str = "OPENAI_API_KEY",
         timeout_s: float = 120.0,
         structured: str = "auto",
+        transport: str = "auto",
     ) -> None:
         if structured not in STRUCTURED_MODES:
             raise BackendError(
@@ -116,15 +117,18 @@ class OpenAIBackend(Backend):
         self._wire_mode = "json_schema" if structured == "auto" else structured
         self.supports_json_schema = structured != "none"
         self._key = _Secret(os.environ.get(api_key_env))
-        self._clients: list[httpx.AsyncClient] = []
-        self._next_client = 0
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        try:
+            self.transport = choose_transport(transport)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from exc
+        self._transport: Transport | None = None
         self._tokenizer: Any = None
 
     def __repr__(self) -> str:
         return (
             f"OpenAIBackend(base_url={self.public_url!r}, model={self.model!r}, "
-            f"api_key_env={self.api_key_env!r}, structured={self.structured!r})"
+            f"api_key_env={self.api_key_env!r}, structured={self.structured!r}, "
+            f"transport={self.transport!r})"
         )
 
     __str__ = __repr__
@@ -141,33 +145,14 @@ class OpenAIBackend(Backend):
 
     # --- HTTP plumbing ----------------------------------------------------------------------
 
-    def _http(self) -> httpx.AsyncClient:
-        """A pooled client of this event loop (a pool cannot outlive the loop it was made on).
-
-        Several small clients, handed out in turn: httpcore's pool scans all its connections on
-        every request start and finish, which at 256 connections in one pool cost ~10 ms of CPU
-        per request (benchmarks/orchestration.py); 16 pools of 64 cost ~2 ms.
-        """
-        loop = asyncio.get_running_loop()
-        if (not self._clients or self._client_loop is not loop
-                or any(c.is_closed for c in self._clients)):
+    def _http(self) -> Transport:
+        if self._transport is None:
             headers = {"Accept": "application/json"}
             key = self._key.get()
             if key:
                 headers["Authorization"] = f"Bearer {key}"
-            # One TLS context for all pools (httpx builds one per client even for http://, and
-            # loading the CA bundle costs ~16 ms each time).
-            tls = httpx.create_ssl_context()
-            self._clients = [httpx.AsyncClient(
-                headers=headers, verify=tls,
-                timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0)),
-                # The client layer bounds concurrency; the pools must never be the bottleneck.
-                limits=httpx.Limits(max_connections=HTTP_POOL_CONNECTIONS,
-                                    max_keepalive_connections=16, keepalive_expiry=30.0),
-            ) for _ in range(HTTP_POOLS)]
-            self._client_loop = loop
-        self._next_client = (self._next_client + 1) % len(self._clients)
-        return self._clients[self._next_client]
+            self._transport = make_transport(self.transport, headers, self.timeout_s)
+        return self._transport
 
     def _redact(self, text: str) -> str:
         key = self._key.get()
@@ -175,7 +160,7 @@ class OpenAIBackend(Backend):
             text = text.replace(key, "***")
         return text
 
-    def _server_message(self, response: httpx.Response) -> str:
+    def _server_message(self, response: HttpResponse) -> str:
         """The server's own error message, truncated and with the key scrubbed."""
         try:
             body = response.json()
@@ -192,7 +177,7 @@ class OpenAIBackend(Backend):
                 msg = body.get("detail") or body.get("message") or body
         if msg is None:
             msg = response.text
-        text = self._redact(str(msg).strip() or response.reason_phrase)
+        text = self._redact(str(msg).strip() or response.reason)
         return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
 
     def _auth_error(self) -> BackendError:
@@ -200,35 +185,34 @@ class OpenAIBackend(Backend):
             f"authentication failed at {self.public_url}: check the API key in ${self.api_key_env}"
         )
 
-    def _transport_error(self, exc: httpx.RequestError, what: str) -> Exception:
-        if isinstance(exc, httpx.UnsupportedProtocol):
+    def _transport_error(self, exc: HttpTransportError, what: str) -> Exception:
+        if exc.bad_url:
             return BackendError(f"invalid LLM server URL {self.public_url}: {exc}")
-        timed_out = isinstance(exc, httpx.TimeoutException)
-        kind = "timed out" if timed_out else "failed"
-        reason = self._redact(str(exc)) or type(exc).__name__
-        # The summary counts causes: a reset (ReadError), a truncated body
-        # (RemoteProtocolError) and a timeout are different troubles.
+        kind = "timed out" if exc.timed_out else "failed"
+        reason = self._redact(str(exc)) or exc.cause
+        # The summary counts causes: a reset, a truncated body and a timeout are different
+        # troubles.
         return TransientLLMError(f"{what} to {self.public_url} {kind}: {reason}",
-                                 cause="timeout" if timed_out else type(exc).__name__)
+                                 cause=exc.cause)
 
     # --- protocol ---------------------------------------------------------------------------
 
     async def check(self) -> None:
         try:
-            response = await self._http().get(f"{self.base_url}/models")
-        except httpx.RequestError as exc:
+            response = await self._http().request("GET", f"{self.base_url}/models")
+        except HttpTransportError as exc:
             reason = self._redact(str(exc)) or type(exc).__name__
             raise BackendError(
                 f"cannot reach the LLM server at {self.public_url}: {reason}"
             ) from exc
-        if response.status_code in (401, 403):
+        if response.status in (401, 403):
             raise self._auth_error()
-        if response.status_code == 404 and self.model is not None:
+        if response.status == 404 and self.model is not None:
             return  # reachable; some servers simply have no model list
-        if response.status_code != 200:
+        if response.status != 200:
             raise BackendError(
                 f"the LLM server at {self.public_url} answered GET /models with HTTP "
-                f"{response.status_code}: {self._server_message(response)}"
+                f"{response.status}: {self._server_message(response)}"
             )
         try:
             data = response.json().get("data") or []
@@ -297,21 +281,21 @@ class OpenAIBackend(Backend):
         return self._parse(response, chat)
 
     @staticmethod
-    def _rejects_response_format(response: httpx.Response) -> bool:
+    def _rejects_response_format(response: HttpResponse) -> bool:
         # llama-cpp-python's server reports its request-validation error as HTTP 500
         # ("loc: body.response_format.type ... Input should be 'text' or 'json_object'").
-        if response.status_code not in (400, 422, 500):
+        if response.status not in (400, 422, 500):
             return False
         return "response_format" in response.text.lower()
 
-    async def _post(self, url: str, body: dict[str, Any]) -> httpx.Response:
+    async def _post(self, url: str, body: dict[str, Any]) -> HttpResponse:
         try:
-            return await self._http().post(url, json=body)
-        except httpx.RequestError as exc:
+            return await self._http().request("POST", url, body)
+        except HttpTransportError as exc:
             raise self._transport_error(exc, "request") from exc
 
-    def _parse(self, response: httpx.Response, chat: bool) -> RawCompletion:
-        status = response.status_code
+    def _parse(self, response: HttpResponse, chat: bool) -> RawCompletion:
+        status = response.status
         if status in (401, 403):
             raise self._auth_error()
         if status in _TRANSIENT_STATUS or status >= 500:
@@ -377,9 +361,6 @@ class OpenAIBackend(Backend):
                 return False  # e.g. offline: the encoding file cannot be fetched
 
     async def aclose(self) -> None:
-        clients, self._clients = self._clients, []
-        for client in clients:
-            if not client.is_closed:
-                # RuntimeError: made on an event loop that is already closed; nothing to release.
-                with contextlib.suppress(RuntimeError):
-                    await client.aclose()
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.aclose()
