@@ -67,9 +67,13 @@ class Moderate(MapStep):
             "properties": {
                 "rationale": {"type": "string", "maxLength": 240},
                 "safe": {"type": "boolean"},
-                "categories": {"type": "array", "items": {"enum": sorted(self._taxonomy)}},
+                # Bounded: a small model otherwise repeats categories until max_tokens cuts
+                # the JSON off (seen in the flagship on the embedded model).
+                "categories": {"type": "array", "items": {"enum": sorted(self._taxonomy)},
+                               "maxItems": len(self._taxonomy)},
             },
             "required": ["rationale", "safe", "categories"],
+            "additionalProperties": False,
         }
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
