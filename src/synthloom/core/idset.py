@@ -30,6 +30,10 @@ class IdSet:
         """Add ids not in the set yet (the caller checked with ``contains``)."""
         run = np.unique(ids.astype(np.uint64))
         # Merge while the newest run is at least as long as the one before: O(N log N) in all.
+        # Concatenate + stable sort (timsort merges two sorted runs in O(n)) rather than
+        # np.union1d, whose ~4 temporary copies were the run's memory high-water mark
+        # (benchmarks/memory.py --trace); ids added are new, so there is nothing to dedupe.
         while self._runs and len(self._runs[-1]) <= len(run):
-            run = np.union1d(self._runs.pop(), run)
+            run = np.concatenate((self._runs.pop(), run))
+            run.sort(kind="stable")
         self._runs.append(run)

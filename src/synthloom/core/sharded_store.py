@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from synthloom.core import jsonio
-from synthloom.core.store import RunStore
+from synthloom.core.store import RunStore, in_chunks
 
 SHARD_DIR = "cache"
 
@@ -52,9 +52,7 @@ class ShardedStore(RunStore):
             return found
         with self._lock:
             for conn in self._other_readers():
-                for start in range(0, len(missing), 500):
-                    chunk = missing[start:start + 500]
-                    marks = ",".join("?" * len(chunk))
+                for marks, chunk in in_chunks(missing):  # few distinct SQL texts
                     try:
                         rows = conn.execute(
                             f"SELECT key, value FROM item_cache WHERE key IN ({marks})", chunk

@@ -26,6 +26,23 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+def in_chunks(keys: list[str], most: int = 512) -> list[tuple[str, list[str]]]:
+    """``(marks, params)`` for ``... IN (marks)`` over ``keys``, at most ``most`` per query.
+
+    Each chunk is padded to a power of two by repeating its last key (a repeated value changes
+    nothing in IN), so a connection prepares at most log2(most) + 1 distinct SQL texts. One
+    text per batch length filled sqlite3's statement cache (128 entries per connection) with
+    prepared statements of ~80 KB each: ~10 MB of native memory that grew with the run as new
+    batch lengths turned up (benchmarks/memory.py --trace).
+    """
+    out: list[tuple[str, list[str]]] = []
+    for start in range(0, len(keys), most):
+        chunk = keys[start : start + most]
+        size = 1 << (len(chunk) - 1).bit_length()
+        out.append((",".join("?" * size), chunk + chunk[-1:] * (size - len(chunk))))
+    return out
+
+
 class RunStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -97,14 +114,7 @@ class RunStore:
         self._raise_flush_error()
         found: dict[str, dict[str, Any]] = {}
         with self._lock:
-            for start in range(0, len(keys), 512):
-                chunk = keys[start : start + 512]
-                # Padded to a power of two (a repeated key changes nothing in IN): at most 10
-                # distinct SQL texts. One text per batch length filled sqlite3's statement cache
-                # with up to 128 prepared statements of ~80 KB each (benchmarks/memory.py).
-                size = 1 << (len(chunk) - 1).bit_length()
-                chunk = chunk + chunk[-1:] * (size - len(chunk))
-                marks = ",".join("?" * size)
+            for marks, chunk in in_chunks(keys):  # few distinct SQL texts: see in_chunks
                 rows = self._db.execute(
                     f"SELECT key, value FROM item_cache WHERE key IN ({marks})", chunk
                 )

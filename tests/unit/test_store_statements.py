@@ -1,0 +1,57 @@
+"""RunStore lookups use a bounded set of SQL texts (no LLM: no scripted test backend needed).
+
+sqlite3 caches one prepared statement per distinct SQL text (128 per connection, ~80 KB each
+for a 500-key IN list); a text per batch length made a long run's memory grow with the number
+of batch lengths seen. ``in_chunks`` pads each IN list to a power of two.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from synthloom.core.store import RunStore, in_chunks
+
+
+class _Recording:
+    """A connection stand-in that records the SQL texts it was given."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.texts: set[str] = set()
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self.texts.add(sql)
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+def test_in_chunks_pads_to_powers_of_two_and_keeps_every_key() -> None:
+    keys = [f"k{i}" for i in range(1300)]
+    chunks = in_chunks(keys)
+    assert [len(params) for _, params in chunks] == [512, 512, 512]  # 512 + 512 + 276 -> 512
+    assert [marks.count("?") for marks, _ in chunks] == [512, 512, 512]
+    assert [k for _, params in chunks for k in params if k != "k1299"] == keys[:-1]
+    assert in_chunks([]) == []
+    assert in_chunks(["a"]) == [("?", ["a"])]
+    assert in_chunks(["a", "b", "c"]) == [("?,?,?,?", ["a", "b", "c", "c"])]
+
+
+def test_get_items_uses_few_sql_texts_and_finds_exactly_the_stored_keys(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run.db")
+    try:
+        store.put_items([(f"k{i}", "s", {"v": i}) for i in range(0, 700, 3)])
+        recording = _Recording(store._db)
+        store._db = recording  # type: ignore[assignment]
+        for n in range(1, 700, 7):  # 100 different batch lengths
+            keys = [f"k{i}" for i in range(n)]
+            found = store.get_items(keys)
+            assert found == {f"k{i}": {"v": i} for i in range(0, n, 3)}
+        selects = {t for t in recording.texts if t.startswith("SELECT key, value")}
+        assert 1 < len(selects) <= 10  # one per power of two up to 512, not one per length
+    finally:
+        store._db = getattr(store._db, "db", store._db)  # type: ignore[assignment]
+        store.close()
