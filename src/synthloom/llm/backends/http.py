@@ -103,6 +103,10 @@ class _PerLoop:
         return False
 
 
+def _proxy_in_environment() -> bool:
+    return any(name.lower().endswith("_proxy") and value for name, value in os.environ.items())
+
+
 class AiohttpTransport(_PerLoop):
     def __init__(self, headers: dict[str, str], timeout_s: float) -> None:
         self.headers = {**headers, "Content-Type": "application/json"}
@@ -120,7 +124,9 @@ class AiohttpTransport(_PerLoop):
                                               connect=min(self.timeout_s, 10.0)),
                 # limit=0: unbounded; the client layer's semaphore bounds concurrency.
                 connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0),
-                trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as httpx honours them
+                # Proxies from the environment, as httpx honours them; only when one is set:
+                # trust_env costs two thread-pool round trips per request (netrc, proxy).
+                trust_env=_proxy_in_environment(),
                 skip_auto_headers=("User-Agent",) if "User-Agent" in self.headers else (),
             )
         return self._session
