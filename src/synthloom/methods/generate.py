@@ -11,12 +11,12 @@ from typing import Any
 
 from pydantic import Field
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.llm.types import LLMResponse
+from synthloom.methods.templated import TemplatedStep
 
 
 class GenerateConfig(StepConfig):
@@ -39,31 +39,19 @@ class GenerateConfig(StepConfig):
     model_config = {**StepConfig.model_config, "populate_by_name": True}
 
 
-class _GenerateMixin:
+class _GenerateMixin(TemplatedStep):
     config: GenerateConfig
-    name: str
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
         # Only the columns the template names enter the per-item cache key.
-        return sorted(self._template.variables - {"context"})
+        return sorted(self.template().variables - {"context"})
 
-    def _request(self, record: dict[str, Any], ctx: ItemContext, n: int) -> LLMRequest:
-        variables = {**record, "context": ctx.context}
+    async def _sample(self, record: dict[str, Any], ctx: ItemContext, n: int
+                      ) -> list[LLMResponse]:
         cfg = self.config
-        params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
-                                max_tokens=cfg.max_tokens, stop=cfg.stop, seed=ctx.seed)
-        if cfg.raw_prompt:
-            return LLMRequest(prompt=self._template.render_text(variables), params=params,
-                              json_schema=cfg.json_schema, n=n, tags={"step": self.name})
-        return LLMRequest(messages=self._template.render_messages(variables), params=params,
-                          json_schema=cfg.json_schema, n=n, tags={"step": self.name})
+        return await self.ask_n(ctx, {**record, "context": ctx.context}, n,
+                                raw_prompt=cfg.raw_prompt, schema=cfg.json_schema,
+                                top_p=cfg.top_p, stop=cfg.stop)
 
     def _output(self, response: LLMResponse) -> Output:
         cfg = self.config
@@ -78,14 +66,7 @@ class _GenerateMixin:
             columns = {cfg.output: text}
         if response.reasoning:
             columns[f"{cfg.output}_reasoning"] = response.reasoning
-        return Output(
-            columns=columns,
-            sample_index=response.sample_index,
-            model=response.model,
-            template_hash=self._template.hash,
-            usage=response.usage.to_json(),
-            meta={"finish_reason": response.finish_reason},
-        )
+        return self.output(response, columns)
 
 
 @register_step
@@ -95,7 +76,7 @@ class Generate(_GenerateMixin, MapStep):
     Config = GenerateConfig
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output:
-        [response] = await ctx.generate(self._request(record, ctx, n=1))
+        [response] = await self._sample(record, ctx, 1)
         return self._output(response)
 
 
@@ -106,7 +87,7 @@ class GenerateN(_GenerateMixin, ExpandStep):
     Config = GenerateConfig
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> list[Output]:
-        responses = await ctx.generate(self._request(record, ctx, n=self.config.n))
+        responses = await self._sample(record, ctx, self.config.n)
         outputs = []
         for response in responses:
             try:

@@ -25,9 +25,8 @@ from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.docqa.text import normalize, words
-from synthloom.methods.templates import load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 #: Phrases that mark page furniture rather than content.
 BOILERPLATE_RE = re.compile(
@@ -121,7 +120,7 @@ _PREFIX = re.compile(r"^\s*(instruction|question|user|request|prompt)\s*:\s*", r
 
 
 @register_step
-class Backward(MapStep):
+class Backward(TemplatedStep, MapStep):
     """Segment y → the instruction x it answers (self-augmentation)."""
 
     type_name = "bt_backward"
@@ -130,13 +129,10 @@ class Backward(MapStep):
     config: BackwardConfig
 
     def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
+        super().setup(ctx)
         # The prompt's own wording: a small model often answers by repeating it.
         self._prompt_words = normalize(" ".join(
-            m["content"] for m in self._template.render_messages({"output": ""})))
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
+            m["content"] for m in self.template().render_messages({"output": ""})))
 
     def reads(self) -> list[str]:
         return [self.config.column]
@@ -154,11 +150,9 @@ class Backward(MapStep):
             raise KeyError(f"record has no text in column {cfg.column!r}")
         # A token is at least one character: the schema's cap ends the string before this one.
         max_tokens = cfg.max_tokens or cfg.instruction_max_chars + 24
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=max_tokens, seed=ctx.seed)
-        request = LLMRequest(messages=self._template.render_messages({"output": output}),
-                             params=params, json_schema=self.schema, tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        response = await self.ask(ctx, {"output": output}, schema=self.schema,
+                                  max_tokens=max_tokens)
+        parsed = parsed_object(response)
         instruction = _PREFIX.sub("", str(parsed.get("instruction") or "")).strip().strip('"')
         count = len(words(instruction))
         if count < cfg.min_words:
@@ -168,10 +162,8 @@ class Backward(MapStep):
             return ItemResult.drop(f"instruction repeats the prompt's wording: {instruction!r}")
         if normalize(instruction) in normalize(output) and count >= 8:
             return ItemResult.drop("instruction copies a sentence of the segment")
-        return Output(columns={"instruction": instruction, "output": output}, replace=True,
-                      model=response.model, template_hash=self._template.hash,
-                      usage=response.usage.to_json(),
-                      meta={"finish_reason": response.finish_reason})
+        return self.output(response, {"instruction": instruction, "output": output},
+                           replace=True)
 
 
 # --- self-curation -----------------------------------------------------------------------------
@@ -189,19 +181,13 @@ class CurateConfig(StepConfig):
 
 
 @register_step
-class Curate(MapStep):
+class Curate(TemplatedStep, MapStep):
     """Rate (instruction, output) 1-5 with the paper's prompt; keep score >= threshold."""
 
     type_name = "bt_curate"
     uses_llm = True
     Config = CurateConfig
     config: CurateConfig
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
         return ["instruction", "output"]
@@ -218,20 +204,15 @@ class Curate(MapStep):
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         cfg = self.config
         max_tokens = cfg.max_tokens or cfg.reason_max_chars + 24
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=max_tokens, seed=ctx.seed)
-        messages = self._template.render_messages(
-            {"instruction": record["instruction"], "output": record["output"]})
-        [response] = await ctx.generate(LLMRequest(messages=messages, params=params,
-                                                   json_schema=self.schema,
-                                                   tags={"step": self.name}))
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        response = await self.ask(
+            ctx, {"instruction": record["instruction"], "output": record["output"]},
+            schema=self.schema, max_tokens=max_tokens)
+        parsed = parsed_object(response)
         score, reason = parsed.get("score"), " ".join(str(parsed.get("reason") or "").split())
         if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
             raise ValueError(f"curation returned no score 1-5: {parsed!r}")
         if score < cfg.threshold:
             shown = reason if len(reason) <= 200 else reason[:197] + "..."
             return ItemResult.drop(f"curation score {score} < {cfg.threshold}: {shown}")
-        return Output(columns={"curation_score": score, "curation_reason": reason,
-                               "iteration": cfg.iteration},
-                      model=response.model, template_hash=self._template.hash,
-                      usage=response.usage.to_json())
+        return self.output(response, {"curation_score": score, "curation_reason": reason,
+                                      "iteration": cfg.iteration}, meta={})

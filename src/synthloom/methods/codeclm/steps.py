@@ -29,12 +29,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, FilterStep, MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams, Usage
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.llm.types import LLMResponse, Usage
+from synthloom.methods.templated import TemplatedStep
 
 CHARS_PER_TOKEN = 3
 
@@ -56,32 +56,6 @@ def _words(text: Any) -> int:
     return len(str(text or "").split())
 
 
-class _Templated:
-    """Loads the named templates in setup; their hashes enter the fingerprint."""
-
-    config: Any
-    template_fields: tuple[str, ...] = ()
-    _templates: dict[str, PromptTemplate]
-
-    def setup(self, ctx: RunContext) -> None:
-        self._templates = {f: load_template(getattr(self.config, f), ctx.recipe_dir)
-                           for f in self.template_fields}
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {f: t.hash for f, t in self._templates.items()}
-
-    async def _ask(self, ctx: ItemContext, field: str, variables: dict[str, Any],
-                   schema: dict[str, Any] | None, temperature: float, max_tokens: int,
-                   offset: int = 0) -> LLMResponse:
-        request = LLMRequest(
-            messages=self._templates[field].render_messages(variables), json_schema=schema,
-            params=SamplingParams(temperature=temperature, max_tokens=max_tokens,
-                                  seed=ctx.seed + offset),
-            tags={"step": getattr(self, "name", field)})
-        [response] = await ctx.generate(request)
-        return response
-
-
 # --- encode -------------------------------------------------------------------------------------
 
 
@@ -95,14 +69,13 @@ class EncodeConfig(StepConfig):
 
 
 @register_step
-class CodecEncode(_Templated, MapStep):
+class CodecEncode(TemplatedStep, MapStep):
     """Seed instruction -> ``metadata: {use_case, skills}`` (the seed kept as ``seed_instruction``)."""
 
     type_name = "codeclm_encode"
     uses_llm = True
     Config = EncodeConfig
     config: EncodeConfig
-    template_fields = ("template",)
 
     def reads(self) -> list[str]:
         return [self.config.column]
@@ -121,9 +94,8 @@ class CodecEncode(_Templated, MapStep):
         if not seed:
             return ItemResult.drop(f"column {cfg.column!r} is empty")
         chars = cfg.use_case_max_chars + cfg.max_skills * cfg.skill_max_chars
-        response = await self._ask(ctx, "template", {"instruction": seed,
-                                                     "max_skills": cfg.max_skills},
-                                    self.schema(), cfg.temperature, _tokens(chars))
+        response = await self.ask(ctx, {"instruction": seed, "max_skills": cfg.max_skills},
+                                  schema=self.schema(), max_tokens=_tokens(chars))
         parsed = response.parsed or {}
         use_case = " ".join(str(parsed.get("use_case") or "").split())
         skills: list[str] = []
@@ -134,12 +106,9 @@ class CodecEncode(_Templated, MapStep):
         if not use_case or not skills:
             return ItemResult.drop("metadata without a use case or skills "
                                    f"(use_case={use_case!r}, skills={skills})")
-        return Output(columns={"seed_instruction": seed,
-                               "metadata": {"use_case": use_case, "skills": skills}},
-                      replace=True, model=response.model,
-                      template_hash=self._templates["template"].hash,
-                      usage=response.usage.to_json(),
-                      meta={"finish_reason": response.finish_reason})
+        return self.output(response, {"seed_instruction": seed,
+                                      "metadata": {"use_case": use_case, "skills": skills}},
+                           replace=True)
 
 
 # --- decode -------------------------------------------------------------------------------------
@@ -160,14 +129,13 @@ def _metadata(record: dict[str, Any]) -> tuple[str, list[str]]:
 
 
 @register_step
-class CodecDecode(_Templated, ExpandStep):
+class CodecDecode(TemplatedStep, ExpandStep):
     """Metadata -> ``per_seed`` basic instructions (column ``instruction``)."""
 
     type_name = "codeclm_decode"
     uses_llm = True
     Config = DecodeConfig
     config: DecodeConfig
-    template_fields = ("template",)
 
     def reads(self) -> list[str]:
         return ["metadata"]
@@ -176,14 +144,9 @@ class CodecDecode(_Templated, ExpandStep):
         cfg = self.config
         use_case, skills = _metadata(record)
         schema = _object({"instruction": _string(cfg.instruction_max_chars)})
-        request = LLMRequest(
-            messages=self._templates["template"].render_messages(
-                {"use_case": use_case, "skills": skills}),
-            json_schema=schema, n=cfg.per_seed,
-            params=SamplingParams(temperature=cfg.temperature, seed=ctx.seed,
-                                  max_tokens=_tokens(cfg.instruction_max_chars)),
-            tags={"step": self.name})
-        responses = await ctx.generate(request)
+        responses = await self.ask_n(ctx, {"use_case": use_case, "skills": skills},
+                                     cfg.per_seed, schema=schema,
+                                     max_tokens=_tokens(cfg.instruction_max_chars))
         outputs, problems, seen = [], [], set()
         for response in responses:
             text = str((response.parsed or {}).get("instruction") or "").strip()
@@ -194,11 +157,7 @@ class CodecDecode(_Templated, ExpandStep):
                 problems.append(f"sample {response.sample_index}: repeats an earlier sample")
                 continue
             seen.add(text.lower())
-            outputs.append(Output(columns={"instruction": text},
-                                  sample_index=response.sample_index, model=response.model,
-                                  template_hash=self._templates["template"].hash,
-                                  usage=response.usage.to_json(),
-                                  meta={"finish_reason": response.finish_reason}))
+            outputs.append(self.output(response, {"instruction": text}))
         if not outputs:
             return ItemResult.drop(f"no usable instruction decoded from the metadata "
                                    f"(< {cfg.min_words} words or repeated: {'; '.join(problems)})")
@@ -224,7 +183,7 @@ class RubricsConfig(StepConfig):
 
 
 @register_step
-class CodecSelfRubrics(_Templated, MapStep):
+class CodecSelfRubrics(TemplatedStep, MapStep):
     """Rubric + actions for the metadata, then the instruction rewritten with them."""
 
     type_name = "codeclm_self_rubrics"
@@ -245,10 +204,10 @@ class CodecSelfRubrics(_Templated, MapStep):
             "actions": {"type": "array", "minItems": 1, "maxItems": cfg.actions,
                         "items": _string(cfg.action_max_chars)},
         })
-        first = await self._ask(
-            ctx, "template", {"use_case": use_case, "skills": skills, "n_actions": cfg.actions},
-            rubric_schema, cfg.temperature,
-            _tokens(cfg.rubric_max_chars + cfg.actions * cfg.action_max_chars))
+        first = await self.ask(
+            ctx, {"use_case": use_case, "skills": skills, "n_actions": cfg.actions},
+            schema=rubric_schema,
+            max_tokens=_tokens(cfg.rubric_max_chars + cfg.actions * cfg.action_max_chars))
         parsed = first.parsed or {}
         rubric = " ".join(str(parsed.get("rubric") or "").split())
         written = [" ".join(str(a).split()) for a in parsed.get("actions") or []]
@@ -267,12 +226,11 @@ class CodecSelfRubrics(_Templated, MapStep):
                 pool = list(actions)  # more rounds than actions: start over
             chosen = rng.sample(pool, min(cfg.actions_per_round, len(pool)))
             pool = [a for a in pool if a not in chosen]
-            improved = await self._ask(
-                ctx, "improve_template",
-                {"use_case": use_case, "skills": skills, "rubric": rubric,
-                 "instruction": instruction, "actions": chosen},
-                improve_schema, cfg.temperature, _tokens(cfg.instruction_max_chars),
-                offset=round_ + 1)
+            improved = await self.ask(
+                ctx, {"use_case": use_case, "skills": skills, "rubric": rubric,
+                      "instruction": instruction, "actions": chosen},
+                template="improve_template", schema=improve_schema,
+                max_tokens=_tokens(cfg.instruction_max_chars), seed_offset=round_ + 1)
             usage = usage + improved.usage
             text = str((improved.parsed or {}).get("instruction") or "").strip()
             if _words(text) < cfg.min_words:
@@ -282,11 +240,11 @@ class CodecSelfRubrics(_Templated, MapStep):
             applied.extend(chosen)
         if instruction.strip().lower() == base.lower():
             return ItemResult.drop("self-rubrics returned the instruction unchanged")
-        return Output(columns={"base_instruction": base, "instruction": instruction,
-                               "rubric": rubric, "actions": actions,
-                               "applied_actions": applied},
-                      model=first.model, template_hash=self._templates["improve_template"].hash,
-                      usage=usage.to_json(), meta={"rounds": cfg.rounds})
+        return self.output(first, {"base_instruction": base, "instruction": instruction,
+                                   "rubric": rubric, "actions": actions,
+                                   "applied_actions": applied},
+                           template="improve_template", usage=usage.to_json(),
+                           meta={"rounds": cfg.rounds})
 
 
 # --- Contrastive Filtering ------------------------------------------------------------------------
@@ -317,7 +275,7 @@ JUDGE_MIN, JUDGE_MAX = 1, 10
 
 
 @register_step
-class CodecContrastive(_Templated, MapStep):
+class CodecContrastive(TemplatedStep, MapStep):
     """Strong and target responses, each judged 1-10 by the strong settings; the gap."""
 
     type_name = "codeclm_contrastive"
@@ -336,18 +294,18 @@ class CodecContrastive(_Templated, MapStep):
 
     async def _respond(self, ctx: ItemContext, instruction: str, side: Settings,
                        offset: int) -> LLMResponse:
-        return await self._ask(ctx, "response_template",
-                               {"instruction": instruction, "system": side.system}, None,
-                               side.temperature, side.max_tokens, offset)
+        return await self.ask(ctx, {"instruction": instruction, "system": side.system},
+                              template="response_template", temperature=side.temperature,
+                              max_tokens=side.max_tokens, seed_offset=offset)
 
     async def _judge(self, ctx: ItemContext, instruction: str, response: str,
                      offset: int) -> tuple[int, str, LLMResponse]:
         judge = self.config.judge
-        verdict = await self._ask(ctx, "judge_template",
-                                  {"instruction": instruction, "response": response},
-                                  self.judge_schema(), judge.temperature,
-                                  max(judge.max_tokens, _tokens(self.config.reason_max_chars)),
-                                  offset)
+        verdict = await self.ask(
+            ctx, {"instruction": instruction, "response": response}, template="judge_template",
+            schema=self.judge_schema(), temperature=judge.temperature,
+            max_tokens=max(judge.max_tokens, _tokens(self.config.reason_max_chars)),
+            seed_offset=offset)
         parsed = verdict.parsed or {}
         return int(parsed["score"]), str(parsed.get("reason") or "").strip(), verdict
 
@@ -365,15 +323,14 @@ class CodecContrastive(_Templated, MapStep):
         target_score, target_reason, v2 = await self._judge(ctx, instruction,
                                                             target_text or "(no answer)", 3)
         usage: Usage = strong.usage + target.usage + v1.usage + v2.usage
-        return Output(
-            columns={"strong_response": strong_text, "target_response": target_text,
+        return self.output(
+            strong, {"strong_response": strong_text, "target_response": target_text,
                      "strong_score": strong_score, "target_score": target_score,
                      "score_gap": strong_score - target_score,
                      "judge_reasons": {"strong": strong_reason, "target": target_reason},
                      # The training pair: the instruction with the strong model's answer.
                      "response": strong_text},
-            model=strong.model, template_hash=self._templates["judge_template"].hash,
-            usage=usage.to_json(),
+            template="judge_template", usage=usage.to_json(),
             meta={"strong_finish_reason": strong.finish_reason,
                   "target_finish_reason": target.finish_reason,
                   "target_emulated": {"same_model": True,

@@ -33,7 +33,7 @@ from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, SourceFailure, SourceStep, StepConfig
-from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
+from synthloom.llm.types import LLMResponse
 from synthloom.methods.codetests.programs import (
     Checked,
     call_target,
@@ -46,7 +46,7 @@ from synthloom.methods.codetests.programs import (
     tool_program,
 )
 from synthloom.methods.codetests.stdlib_snippets import stdlib_snippets
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 from synthloom.verify.sandbox import SandboxLimits, run_python
 
 # --- seeds ---------------------------------------------------------------------------------
@@ -145,21 +145,14 @@ class _JsonStepConfig(StepConfig):
     max_tokens: int = 512
 
 
-class _JsonStep(MapStep):
+class _JsonStep(TemplatedStep, MapStep):
     """One structured call per record with the step's template; subclasses read the object."""
 
     uses_llm = True
     config: Any
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
-        return sorted(self._template.variables - self._config_variables())
+        return sorted(self.template().variables - self._config_variables())
 
     def _config_variables(self) -> set[str]:
         return set()
@@ -169,22 +162,7 @@ class _JsonStep(MapStep):
         """The JSON schema of the reply (None: plain text)."""
 
     async def _ask(self, variables: dict[str, Any], ctx: ItemContext) -> LLMResponse:
-        cfg = self.config
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                seed=ctx.seed)
-        request = LLMRequest(messages=self._template.render_messages(variables), params=params,
-                             json_schema=self.schema(), tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        return response
-
-    def _output(self, response: LLMResponse, columns: dict[str, Any]) -> Output:
-        return Output(columns=columns, model=response.model, template_hash=self._template.hash,
-                      usage=response.usage.to_json(), sample_index=response.sample_index,
-                      meta={"finish_reason": response.finish_reason})
-
-
-def _parsed(response: LLMResponse) -> dict[str, Any]:
-    return response.parsed if isinstance(response.parsed, dict) else {}
+        return await self.ask(ctx, variables, schema=self.schema())
 
 
 class ProblemConfig(_JsonStepConfig):
@@ -206,10 +184,10 @@ class CodeTestsProblem(_JsonStep):
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         response = await self._ask({**record, "seed_snippet": snippet_columns(record)}, ctx)
-        problem = str(_parsed(response).get("problem", "")).strip()
+        problem = str(parsed_object(response).get("problem", "")).strip()
         if len(problem.split()) < 6:
             return ItemResult.drop(f"problem too short: {problem!r}")
-        return self._output(response, {"problem": problem})
+        return self.output(response, {"problem": problem})
 
 
 class SolutionConfig(_JsonStepConfig):
@@ -235,7 +213,7 @@ class CodeTestsSolution(_JsonStep):
         _, solution, tests = split_reply(response.text)
         if not solution:
             return ItemResult.drop(f"no code block in the reply{_cut(response)}")
-        return self._output(response, {"solution": solution, "tests": tests})
+        return self.output(response, {"solution": solution, "tests": tests})
 
 
 def _cut(response: LLMResponse) -> str:
@@ -331,7 +309,7 @@ class LatmMakeTool(_JsonStep):
         if len(task.split()) < 3:
             return ItemResult.drop(f"no task description (none before the code, no docstring): "
                                    f"{task!r}")
-        return self._output(response, {"task": task, "task_source": task_source, "tool": tool,
+        return self.output(response, {"task": task, "task_source": task_source, "tool": tool,
                                         "tests": tests})
 
 
@@ -393,7 +371,7 @@ class LatmUseTool(_JsonStep):
         if getattr(self, "_gate", None) is None:
             self._gate = asyncio.Semaphore(cfg.concurrency)
         response = await self._ask({**record, "n": cfg.instances}, ctx)
-        raw = _parsed(response).get("instances")
+        raw = parsed_object(response).get("instances")
         tool = str(record["tool"])
         functions = list(record.get("functions") or [])
         limits = SandboxLimits(timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb,
@@ -421,7 +399,7 @@ class LatmUseTool(_JsonStep):
         if not kept:
             shown = "; ".join(rejected[:3]) or "no instances"
             return ItemResult.drop(f"no instance ran with the tool ({shown})")
-        output = self._output(response, {"instances": kept})
+        output = self.output(response, {"instances": kept})
         output.meta.update({"instances_asked": cfg.instances, "instances_kept": len(kept)})
         if rejected:
             output.meta["instances_rejected"] = rejected

@@ -31,9 +31,10 @@ from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams, Usage
+from synthloom.llm.types import LLMResponse, Usage
 from synthloom.methods.docqa.text import normalize
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep
+from synthloom.methods.templates import PromptTemplate
 
 DEFAULT_PRINCIPLES = "pkg:methods/constitutional/prompts/principles.yaml"
 
@@ -103,36 +104,27 @@ def _last_user(template: PromptTemplate, variables: dict[str, Any]) -> tuple[str
 
 
 @register_step
-class CritiqueRevise(MapStep):
+class CritiqueRevise(TemplatedStep, MapStep):
     """SL-CAI critique → revision rounds against sampled principles; SFT + DPO fields."""
 
     type_name = "cai_critique_revise"
     uses_llm = True
     Config = CritiqueReviseConfig
     config: CritiqueReviseConfig
+    template_fields = ("critique_template", "revision_template")
+    template_keys = {"critique_template": "critique", "revision_template": "revision"}
 
     def setup(self, ctx: RunContext) -> None:
-        cfg = self.config
-        self._critique = load_template(cfg.critique_template, ctx.recipe_dir)
-        self._revision = load_template(cfg.revision_template, ctx.recipe_dir)
-        self._principles, self._principles_hash = load_principles(cfg.principles,
+        super().setup(ctx)
+        self._principles, self._principles_hash = load_principles(self.config.principles,
                                                                   ctx.recipe_dir)
 
     def extra_fingerprint(self, ctx: RunContext) -> Any:
         # The constitution's content (not its path) decides the results.
-        return {"critique": self._critique.hash, "revision": self._revision.hash,
-                "principles": self._principles_hash}
+        return {**super().extra_fingerprint(ctx), "principles": self._principles_hash}
 
     def reads(self) -> list[str]:
         return sorted({self.config.prompt_column, self.config.response_column})
-
-    async def _ask(self, messages: list[dict[str, str]], max_tokens: int, ctx: ItemContext,
-                   offset: int) -> LLMResponse:
-        params = SamplingParams(temperature=self.config.temperature, max_tokens=max_tokens,
-                                seed=ctx.seed + offset)
-        [response] = await ctx.generate(LLMRequest(messages=messages, params=params,
-                                                   tags={"step": self.name}))
-        return response
 
     def _problem(self, what: str, response: LLMResponse, max_tokens: int) -> str | None:
         if not response.text.strip():
@@ -156,24 +148,26 @@ class CritiqueRevise(MapStep):
             variables = {"prompt": prompt, "response": current,
                          "critique_request": principle["critique"],
                          "revision_request": principle["revision"], "round": number}
-            system, critique_turn = _last_user(self._critique, variables)
+            system, critique_turn = _last_user(self.template("critique_template"), variables)
             conversation = ([{"role": "system", "content": system}] if system else []) + [
                 {"role": "user", "content": prompt},
                 {"role": "assistant", "content": current},
                 {"role": "user", "content": critique_turn}]
-            critique = await self._ask(conversation, cfg.critique_max_tokens, ctx, 2 * number)
+            critique = await self.ask(ctx, {}, messages=conversation,
+                                      max_tokens=cfg.critique_max_tokens, seed_offset=2 * number)
             usage, model = usage + critique.usage, critique.model
             problem = self._problem(f"round {number} critique", critique,
                                     cfg.critique_max_tokens)
             if problem:
                 return ItemResult.drop(f"{problem} (principle {principle['id']})")
-            _, revision_turn = _last_user(self._revision, variables)
+            _, revision_turn = _last_user(self.template("revision_template"), variables)
             # A new list: the critique request keeps the messages it was sent with.
             conversation = [*conversation,
                             {"role": "assistant", "content": critique.text.strip()},
                             {"role": "user", "content": revision_turn}]
-            revision = await self._ask(conversation, cfg.revision_max_tokens, ctx,
-                                       2 * number + 1)
+            revision = await self.ask(ctx, {}, messages=conversation,
+                                      max_tokens=cfg.revision_max_tokens,
+                                      seed_offset=2 * number + 1)
             usage = usage + revision.usage
             problem = self._problem(f"round {number} revision", revision,
                                     cfg.revision_max_tokens)
@@ -204,6 +198,7 @@ class CritiqueRevise(MapStep):
             "chosen": current,
             "rejected": original,
         }
-        return Output(columns=columns, model=model, template_hash=self._revision.hash,
+        return Output(columns=columns, model=model,
+                      template_hash=self.template("revision_template").hash,
                       usage=usage.to_json(),
                       meta={"principles": [r["principle_id"] for r in rounds]})

@@ -12,12 +12,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.docqa.text import support
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 JUDGE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -40,28 +39,23 @@ class GroundingConfig(StepConfig):
 
 
 @register_step
-class Grounding(FilterStep):
+class Grounding(TemplatedStep, FilterStep):
     type_name = "docqa_grounding"
     Config = GroundingConfig
     config: GroundingConfig
-    _template: PromptTemplate | None = None
 
     def __init__(self, config: GroundingConfig | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         # Only the judge calls a model: the overlap mode's cache does not depend on one.
         self.uses_llm = self.config.mode == "judge"  # type: ignore[misc]
 
-    def setup(self, ctx: RunContext) -> None:
-        if self.config.mode == "judge":
-            self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash} if self._template is not None else None
+    def active_template_fields(self) -> tuple[str, ...]:
+        return self.template_fields if self.config.mode == "judge" else ()
 
     def reads(self) -> list[str]:
         cfg = self.config
-        extra = self._template.variables - {"text", "question", "answer", "context"} \
-            if self._template is not None else set()
+        extra = self.template().variables - {"text", "question", "answer", "context"} \
+            if self.has_template() else set()
         return sorted({cfg.answer_column, cfg.question_column, cfg.context_column, *extra})
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
@@ -86,17 +80,9 @@ class Grounding(FilterStep):
 
     async def _judge(self, record: dict[str, Any], answer: str, passage: str,
                      ctx: ItemContext) -> str | None:
-        assert self._template is not None
-        cfg = self.config
         variables = {**record, "text": passage, "answer": answer,
-                     "question": record.get(cfg.question_column, "")}
-        request = LLMRequest(
-            messages=self._template.render_messages(variables), json_schema=JUDGE_SCHEMA,
-            params=SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                  seed=ctx.seed),
-            tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
-        if parsed.get("supported") is True:
+                     "question": record.get(self.config.question_column, "")}
+        response = await self.ask(ctx, variables, schema=JUDGE_SCHEMA)
+        if parsed_object(response).get("supported") is True:
             return None
         return f"judge ({response.model}) found the answer not supported by the chunk"

@@ -10,13 +10,12 @@ from typing import Any
 
 from pydantic import Field
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.docqa.text import normalize, words
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 DEFAULT_CAPS = {"question": 200, "answer": 400, "reasoning": 600, "summary": 600}
 #: Characters per token assumed when sizing max_tokens from the schema's caps (low: safe).
@@ -70,21 +69,14 @@ def _string(min_length: int, max_length: int) -> dict[str, Any]:
 
 
 @register_step
-class DocQAPairs(ExpandStep):
+class DocQAPairs(TemplatedStep, ExpandStep):
     type_name = "docqa_pairs"
     uses_llm = True
     Config = PairsConfig
     config: PairsConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
-        names = (self._template.variables - CONFIG_VARIABLES) - {"text"}
+        names = (self.template().variables - CONFIG_VARIABLES) - {"text"}
         return sorted({*names, self.config.text_column})
 
     @property
@@ -110,12 +102,9 @@ class DocQAPairs(ExpandStep):
         cfg = self.config
         variables = {**record, "text": record.get(cfg.text_column), "n": cfg.pairs,
                      "cot": cfg.cot, "summary": cfg.summary, "context": ctx.context}
-        params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
-                                max_tokens=self._max_tokens(), seed=ctx.seed)
-        request = LLMRequest(messages=self._template.render_messages(variables), params=params,
-                             json_schema=self.schema, tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        response = await self.ask(ctx, variables, schema=self.schema, top_p=cfg.top_p,
+                                  max_tokens=self._max_tokens())
+        parsed = parsed_object(response)
         raw_pairs = parsed.get("pairs") if isinstance(parsed.get("pairs"), list) else []
         usable, problems = usable_pairs(raw_pairs[: cfg.pairs])
         if not usable:
@@ -136,9 +125,7 @@ class DocQAPairs(ExpandStep):
                     "finish_reason": response.finish_reason}
             if problems:
                 meta["pairs_rejected"] = problems
-            outputs.append(Output(columns=columns, model=response.model,
-                                  template_hash=self._template.hash, usage=shares[i],
-                                  sample_index=response.sample_index, meta=meta))
+            outputs.append(self.output(response, columns, usage=shares[i], meta=meta))
         return outputs
 
 

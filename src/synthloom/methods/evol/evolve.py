@@ -37,7 +37,8 @@ from synthloom.core.fingerprint import stable_hash, text_hash
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, StepConfig
-from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams, Usage
+from synthloom.llm.types import LLMResponse, Usage
+from synthloom.methods.templated import TemplatedStep, parsed_object
 from synthloom.methods.templates import METHODS_DIR, PromptTemplate, load_template
 
 DEFAULT_OPERATORS = {"general": "evol/prompts/operators.yaml",
@@ -128,8 +129,7 @@ def only_stop_words(text: str) -> bool:
 
 
 def says_equal(response: LLMResponse) -> bool:
-    parsed = response.parsed if isinstance(response.parsed, dict) else {}
-    verdict = str(parsed.get("judgement") or response.text).strip().lower()
+    verdict = str(parsed_object(response).get("judgement") or response.text).strip().lower()
     return "equal" in verdict and "not" not in verdict
 
 
@@ -139,13 +139,16 @@ JUDGE_SCHEMA = {"type": "object",
 
 
 @register_step
-class EvolInstruct(ExpandStep):
+class EvolInstruct(TemplatedStep, ExpandStep):
     type_name = "evol_instruct"
     uses_llm = True
     Config = EvolConfig
     config: EvolConfig
+    template_fields = ("judge_template", "response_template")
+    template_keys = {"judge_template": "judge", "response_template": "response"}
 
     def setup(self, ctx: RunContext) -> None:
+        super().setup(ctx)
         cfg = self.config
         operators, self._operators_hash = load_operators(
             cfg.operators_file or DEFAULT_OPERATORS[cfg.variant], ctx.recipe_dir)
@@ -156,13 +159,10 @@ class EvolInstruct(ExpandStep):
                                   f"known: {sorted(operators)}")
             operators = {k: v for k, v in operators.items() if k in cfg.operators}
         self._operators = operators
-        self._judge = load_template(cfg.judge_template, ctx.recipe_dir)
-        self._respond = load_template(cfg.response_template, ctx.recipe_dir)
 
     def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"operators": self._operators_hash,
-                "templates": sorted({o.template.hash for o in self._operators.values()}),
-                "judge": self._judge.hash, "response": self._respond.hash}
+        return {**super().extra_fingerprint(ctx), "operators": self._operators_hash,
+                "templates": sorted({o.template.hash for o in self._operators.values()})}
 
     def reads(self) -> list[str]:
         return [self.config.column]
@@ -176,17 +176,6 @@ class EvolInstruct(ExpandStep):
         if operator.formats:
             method = method.replace("{format}", rng.choice(operator.formats))
         return operator, method
-
-    async def _text(self, ctx: ItemContext, template: PromptTemplate, variables: dict[str, Any],
-                    seed: int, max_tokens: int, schema: dict[str, Any] | None = None,
-                    temperature: float | None = None) -> LLMResponse:
-        params = SamplingParams(
-            temperature=self.config.temperature if temperature is None else temperature,
-            max_tokens=max_tokens, seed=seed)
-        request = LLMRequest(messages=template.render_messages(variables), params=params,
-                             json_schema=schema, tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        return response
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> ItemResult | list:
         cfg = self.config
@@ -206,19 +195,22 @@ class EvolInstruct(ExpandStep):
                 "operator": None, "operator_kind": None, "lineage": [], "reject_reason": None}
             usage, model = Usage(), None
             if cfg.respond:
-                response = await self._text(ctx, self._respond, {"instruction": root},
-                                            seed_for(0, "response"), cfg.response_max_tokens)
+                response = await self.ask(ctx, {"instruction": root},
+                                          template="response_template",
+                                          seed=seed_for(0, "response"),
+                                          max_tokens=cfg.response_max_tokens)
                 columns["response"] = response.text.strip()
                 usage, model = response.usage, response.model
             outputs.append(Output(columns=columns, sample_index=0, usage=usage.to_json(),
                                   model=model,
-                                  template_hash=self._respond.hash if cfg.respond else None))
+                                  template_hash=self.template("response_template").hash
+                                  if cfg.respond else None))
         current = root
         for round_no in range(1, cfg.rounds + 1):
             operator, method = self.choose(run_seed, root, round_no)
-            evolved_resp = await self._text(
-                ctx, operator.template, {"instruction": current, "method": method},
-                seed_for(round_no, "evolve"), cfg.max_tokens)
+            evolved_resp = await self.ask(
+                ctx, {"instruction": current, "method": method}, template=operator.template,
+                seed=seed_for(round_no, "evolve"))
             usage = evolved_resp.usage
             evolved = clean_evolved(evolved_resp.text)
             reason = self._cheap_check(evolved, evolved_resp)
@@ -227,16 +219,18 @@ class EvolInstruct(ExpandStep):
                        "operator_kind": operator.kind, "operator_method": method,
                        "lineage": list(lineage)}
             if reason is None and cfg.judge:
-                verdict = await self._text(
-                    ctx, self._judge, {"parent": current, "instruction": evolved},
-                    seed_for(round_no, "judge"), 16, schema=JUDGE_SCHEMA, temperature=0.0)
+                verdict = await self.ask(
+                    ctx, {"parent": current, "instruction": evolved}, template="judge_template",
+                    seed=seed_for(round_no, "judge"), max_tokens=16, schema=JUDGE_SCHEMA,
+                    temperature=0.0)
                 usage = usage + verdict.usage
                 if says_equal(verdict):
                     reason = "no information gain: judged Equal to its parent"
             if reason is None and cfg.respond:
-                response = await self._text(ctx, self._respond, {"instruction": evolved},
-                                            seed_for(round_no, "response"),
-                                            cfg.response_max_tokens)
+                response = await self.ask(ctx, {"instruction": evolved},
+                                          template="response_template",
+                                          seed=seed_for(round_no, "response"),
+                                          max_tokens=cfg.response_max_tokens)
                 usage = usage + response.usage
                 answer = response.text.strip()
                 columns["response"] = answer

@@ -14,14 +14,13 @@ from typing import Any
 
 from pydantic import Field
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.docqa.text import content_words, normalize, stem, words
 from synthloom.methods.multihop.text import string_schema
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 
 class KgQuestionConfig(StepConfig):
@@ -32,22 +31,15 @@ class KgQuestionConfig(StepConfig):
 
 
 @register_step
-class KgQuestion(MapStep):
+class KgQuestion(TemplatedStep, MapStep):
     type_name = "kg_question"
     uses_llm = True
     Config = KgQuestionConfig
     config: KgQuestionConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
         return sorted({"path", "start_entity", "answer", "difficulty_level",
-                       *self._template.variables})
+                       *self.template().variables})
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -59,21 +51,13 @@ class KgQuestion(MapStep):
         cfg = self.config
         if not record.get("path"):
             return ItemResult.drop("record has no path to ask about")
-        request = LLMRequest(
-            messages=self._template.render_messages(record), json_schema=self.schema,
-            params=SamplingParams(temperature=cfg.temperature,
-                                  max_tokens=cfg.max_tokens or cfg.question_max_chars // 3 + 16,
-                                  seed=ctx.seed),
-            tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        response = await self.ask(ctx, record, schema=self.schema,
+                                  max_tokens=cfg.max_tokens or cfg.question_max_chars // 3 + 16)
+        parsed = parsed_object(response)
         question = " ".join(str(parsed.get("question") or "").split())
         if not words(question):
             return ItemResult.drop("model returned a question with no words")
-        return Output(columns={"question": question}, model=response.model,
-                      template_hash=self._template.hash, usage=response.usage.to_json(),
-                      sample_index=response.sample_index,
-                      meta={"finish_reason": response.finish_reason})
+        return self.output(response, {"question": question})
 
 
 class KgCheckConfig(StepConfig):

@@ -13,11 +13,10 @@ from typing import Any
 
 from pydantic import Field
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.docqa.text import words
 from synthloom.methods.multihop.text import (
     is_informative,
@@ -26,7 +25,7 @@ from synthloom.methods.multihop.text import (
     string_schema,
     token_text,
 )
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 
 class TriplesConfig(StepConfig):
@@ -42,23 +41,16 @@ class TriplesConfig(StepConfig):
 
 
 @register_step
-class KgTriples(MapStep):
+class KgTriples(TemplatedStep, MapStep):
     """Adds ``triples`` ([{triple_index, head, relation, tail, head_key, tail_key}])."""
 
     type_name = "kg_triples"
     uses_llm = True
     Config = TriplesConfig
     config: TriplesConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
-        return sorted({*(self._template.variables - {"text", "n"}), self.config.text_column})
+        return sorted({*(self.template().variables - {"text", "n"}), self.config.text_column})
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -79,16 +71,10 @@ class KgTriples(MapStep):
         if not isinstance(text, str) or not words(text):
             return ItemResult.drop(f"no chunk text in column {cfg.text_column!r}")
         per_triple = (2 * cfg.entity_max_chars + cfg.relation_max_chars) // 3 + 20
-        request = LLMRequest(
-            messages=self._template.render_messages({**record, "text": text,
-                                                     "n": cfg.max_triples}),
-            json_schema=self.schema,
-            params=SamplingParams(temperature=cfg.temperature,
-                                  max_tokens=cfg.max_tokens or cfg.max_triples * per_triple + 16,
-                                  seed=ctx.seed),
-            tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        response = await self.ask(ctx, {**record, "text": text, "n": cfg.max_triples},
+                                  schema=self.schema,
+                                  max_tokens=cfg.max_tokens or cfg.max_triples * per_triple + 16)
+        parsed = parsed_object(response)
         raw = parsed.get("triples") if isinstance(parsed.get("triples"), list) else []
         triples, problems = usable_triples(raw[: cfg.max_triples], text, cfg.require_in_chunk)
         if not triples:
@@ -98,9 +84,7 @@ class KgTriples(MapStep):
                                 "finish_reason": response.finish_reason}
         if problems:
             meta["triples_rejected"] = problems
-        return Output(columns={"triples": triples}, model=response.model,
-                      template_hash=self._template.hash, usage=response.usage.to_json(),
-                      sample_index=response.sample_index, meta=meta)
+        return self.output(response, {"triples": triples}, meta=meta)
 
 
 def usable_triples(raw: list[Any], chunk: str, require_in_chunk: bool = True

@@ -29,10 +29,9 @@ from synthloom.core.errors import RecipeError
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.docqa.pairs import usable_pairs
 from synthloom.methods.docqa.text import support
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 Kind = Literal["single", "multi"]
 
@@ -81,21 +80,15 @@ def qa_schema(question_max: int, answer_max: int) -> dict[str, Any]:
 
 
 @register_step
-class IN2QuestionAnswer(ExpandStep):
+class IN2QuestionAnswer(TemplatedStep, ExpandStep):
     """One needle segment → a single-segment QA pair and/or a multi-segment one."""
 
     type_name = "in2_qa"
     uses_llm = True
     Config = QAConfig
     config: QAConfig
-
-    def setup(self, ctx: RunContext) -> None:
-        self._templates: dict[str, PromptTemplate] = {
-            "single": load_template(self.config.single_template, ctx.recipe_dir),
-            "multi": load_template(self.config.multi_template, ctx.recipe_dir)}
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {k: t.hash for k, t in self._templates.items()}
+    template_fields = ("single_template", "multi_template")
+    template_keys = {"single_template": "single", "multi_template": "multi"}
 
     def reads(self) -> list[str]:
         return sorted({self.config.text_column, "chunk_id", "doc_id", "chunk_index", "title"})
@@ -146,26 +139,21 @@ class IN2QuestionAnswer(ExpandStep):
             if isinstance(segments, str):
                 skipped.append(segments)
                 continue
-            template = self._templates[kind]
-            variables = {"segments": segments}
-            params = SamplingParams(temperature=cfg.temperature, max_tokens=self._max_tokens(),
-                                    seed=ctx.seed + offset)
-            [response] = await ctx.generate(LLMRequest(
-                messages=template.render_messages(variables), params=params,
-                json_schema=self.schema, tags={"step": self.name}))
-            parsed = response.parsed if isinstance(response.parsed, dict) else {}
-            usable, problems = usable_pairs([parsed])
+            template = f"{kind}_template"
+            response = await self.ask(ctx, {"segments": segments}, template=template,
+                                      schema=self.schema, max_tokens=self._max_tokens(),
+                                      seed_offset=offset)
+            usable, problems = usable_pairs([parsed_object(response)])
             if not usable:
                 skipped.append(f"{kind}: {'; '.join(problems) or 'no question'}")
                 continue
             columns = {"question": usable[0]["question"], "answer": usable[0]["answer"],
                        "kind": kind, "segments": segments, "doc_id": needle["doc_id"],
                        "title": record.get("title")}
-            outputs.append(Output(columns=columns, replace=True, sample_index=offset,
-                                  model=response.model, template_hash=template.hash,
-                                  usage=response.usage.to_json(),
-                                  meta={"finish_reason": response.finish_reason,
-                                        **({"skipped": list(skipped)} if skipped else {})}))
+            outputs.append(self.output(
+                response, columns, template=template, replace=True, sample_index=offset,
+                meta={"finish_reason": response.finish_reason,
+                      **({"skipped": list(skipped)} if skipped else {})}))
         if not outputs:
             return ItemResult.drop("no usable QA pair: " + "; ".join(skipped))
         return outputs
@@ -185,19 +173,13 @@ class CheckConfig(StepConfig):
 
 
 @register_step
-class IN2AnswerCheck(MapStep):
+class IN2AnswerCheck(TemplatedStep, MapStep):
     """Re-answer from the segment(s) alone; drop pairs whose answers disagree."""
 
     type_name = "in2_check"
     uses_llm = True
     Config = CheckConfig
     config: CheckConfig
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
         return ["question", "answer", "segments"]
@@ -206,12 +188,8 @@ class IN2AnswerCheck(MapStep):
         cfg = self.config
         if not cfg.enabled:
             return Output(columns={})  # pass through unchanged
-        messages = self._template.render_messages(
-            {"segments": record["segments"], "question": record["question"]})
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                seed=ctx.seed)
-        [response] = await ctx.generate(LLMRequest(messages=messages, params=params,
-                                                   tags={"step": self.name}))
+        response = await self.ask(
+            ctx, {"segments": record["segments"], "question": record["question"]})
         said = response.text.strip()
         score, missing = support(str(record["answer"]), said)
         if score < cfg.threshold:
@@ -219,9 +197,8 @@ class IN2AnswerCheck(MapStep):
                 f"segment-only answer does not match: {score:.2f} of the answer's content "
                 f"words < {cfg.threshold:g} (missing {', '.join(missing[:5])}; the model "
                 f"said {said[:120]!r})")
-        return Output(columns={"check_answer": said, "check_score": round(score, 3)},
-                      model=response.model, template_hash=self._template.hash,
-                      usage=response.usage.to_json())
+        return self.output(response, {"check_answer": said, "check_score": round(score, 3)},
+                           meta={})
 
 
 # --- in2_context -------------------------------------------------------------------------------

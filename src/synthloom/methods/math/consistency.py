@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.math.gold import gold_of
-from synthloom.methods.templates import load_template
+from synthloom.methods.templated import TemplatedStep
 from synthloom.verify.math_answers import answers_equal, extract_answer
 
 
@@ -64,32 +63,21 @@ class SelfConsistencyConfig(StepConfig):
 
 
 @register_step
-class SelfConsistency(MapStep):
+class SelfConsistency(TemplatedStep, MapStep):
     type_name = "self_consistency"
     uses_llm = True
     Config = SelfConsistencyConfig
     config: SelfConsistencyConfig
 
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
-
     def reads(self) -> list[str]:
-        names = set(self._template.variables - {"context"})
+        names = set(self.template().variables - {"context"})
         if self.config.gold:
             names.add(self.config.gold)
         return sorted(names)
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> ItemResult | Output:
         cfg = self.config
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                seed=ctx.seed)
-        request = LLMRequest(
-            messages=self._template.render_messages({**record, "context": ctx.context}),
-            params=params, n=cfg.samples, tags={"step": self.name})
-        responses = await ctx.generate(request)
+        responses = await self.ask_n(ctx, {**record, "context": ctx.context}, cfg.samples)
         answers = [None if r.finish_reason == "length"
                    else extract_answer(r.text, last_number=not cfg.stated_answer)
                    for r in responses]
@@ -117,6 +105,4 @@ class SelfConsistency(MapStep):
         # The record cost every sample, not only the rationale it keeps.
         usage = {"prompt_tokens": sum(r.usage.prompt_tokens for r in responses),
                  "completion_tokens": sum(r.usage.completion_tokens for r in responses)}
-        return Output(columns=columns, sample_index=members[0], model=chosen.model,
-                      template_hash=self._template.hash, usage=usage,
-                      meta={"finish_reason": chosen.finish_reason})
+        return self.output(chosen, columns, sample_index=members[0], usage=usage)

@@ -20,13 +20,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
+from synthloom.llm.types import LLMResponse
 from synthloom.methods.math.metamath import clean_question, normal_text
-from synthloom.methods.templates import load_template
+from synthloom.methods.templated import TemplatedStep
 from synthloom.verify.math_answers import extract_answer
 
 _CALC = re.compile(r"<<[^<>]*>>")
@@ -60,27 +60,14 @@ class MathGenieAugmentConfig(StepConfig):
 
 
 @register_step
-class MathGenieAugment(ExpandStep):
+class MathGenieAugment(TemplatedStep, ExpandStep):
     type_name = "mathgenie_augment"
     uses_llm = True
     Config = MathGenieAugmentConfig
     config: MathGenieAugmentConfig
 
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
-
     def reads(self) -> list[str]:
         return ["question", self.config.solution]
-
-    def _request(self, solution: str, record: dict[str, Any], seed: int, n: int) -> LLMRequest:
-        cfg = self.config
-        variables = {**record, "solution": solution}
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed)
-        return LLMRequest(messages=self._template.render_messages(variables), params=params,
-                          n=n, tags={"step": self.name})
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> ItemResult | list:
         cfg = self.config
@@ -95,20 +82,19 @@ class MathGenieAugment(ExpandStep):
             next_frontier: list[tuple[str, int | None]] = []
             for source, parent in frontier:
                 n = cfg.variants if round_no == 1 else 1
-                request = self._request(source, record, ctx.seed + index, n)
-                for response in await ctx.generate(request):
+                responses = await self.ask_n(ctx, {**record, "solution": source}, n,
+                                             seed_offset=index)
+                for response in responses:
                     text = response.text.strip()
                     answer = stated_answer(response)
                     # Every sample is emitted (a cut-off one too): mathgenie_question drops the
                     # unusable ones with the reason, so none disappears here.
-                    outputs.append(Output(
+                    outputs.append(self.output(
                         # ``question`` is emptied: the seed's question is not this solution's.
-                        columns={**base, "augmented_solution": text, "answer": answer,
-                                 "question": None, "round": round_no,
-                                 "augmented_from": parent},
-                        sample_index=index, model=response.model,
-                        template_hash=self._template.hash, usage=response.usage.to_json(),
-                        meta={"finish_reason": response.finish_reason}))
+                        response, {**base, "augmented_solution": text, "answer": answer,
+                                   "question": None, "round": round_no,
+                                   "augmented_from": parent},
+                        sample_index=index))
                     if answer is not None and text:
                         next_frontier.append((text, index))
                     index += 1
@@ -125,24 +111,17 @@ class MathGenieQuestionConfig(StepConfig):
 
 
 @register_step
-class MathGenieQuestion(MapStep):
+class MathGenieQuestion(TemplatedStep, MapStep):
     type_name = "mathgenie_question"
     uses_llm = True
     Config = MathGenieQuestionConfig
     config: MathGenieQuestionConfig
 
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
-
     def reads(self) -> list[str]:
         return sorted({"augmented_solution", "answer", "seed_solution"}
-                      | (self._template.variables - {"context"}))
+                      | (self.template().variables - {"context"}))
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> ItemResult | Output:
-        cfg = self.config
         if not str(record.get("augmented_solution") or "").strip():
             return ItemResult.drop("empty augmented solution")
         if normal_text(str(record.get("augmented_solution"))) == normal_text(
@@ -151,12 +130,7 @@ class MathGenieQuestion(MapStep):
         if record.get("answer") is None:
             return ItemResult.drop("the augmented solution states no final answer "
                                    "(no 'The answer is N', or cut off by the token cap)")
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                seed=ctx.seed)
-        request = LLMRequest(
-            messages=self._template.render_messages({**record, "context": ctx.context}),
-            params=params, tags={"step": self.name})
-        [response] = await ctx.generate(request)
+        response = await self.ask(ctx, {**record, "context": ctx.context})
         question = clean_question(response.text)
         if response.finish_reason == "length":
             return ItemResult.drop("back-translated question cut off by the token cap")
@@ -165,6 +139,4 @@ class MathGenieQuestion(MapStep):
         if extract_answer(question, last_number=False) is not None:
             # A problem that gives its own answer away verifies trivially: not a problem.
             return ItemResult.drop("back-translation states the answer")
-        return Output(columns={"question": question}, model=response.model,
-                      template_hash=self._template.hash, usage=response.usage.to_json(),
-                      meta={"finish_reason": response.finish_reason})
+        return self.output(response, {"question": question})

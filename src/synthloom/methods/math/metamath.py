@@ -28,12 +28,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, StepConfig
-from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.llm.types import LLMResponse
+from synthloom.methods.templated import TemplatedStep
 from synthloom.verify.math_answers import answers_equal, extract_answer
 
 Augmentation = Literal["answer_aug", "rephrase", "sv", "fobar"]
@@ -121,30 +121,17 @@ class MetaMathQuestionsConfig(StepConfig):
 
 
 @register_step
-class MetaMathQuestions(ExpandStep):
+class MetaMathQuestions(TemplatedStep, ExpandStep):
     type_name = "metamath_questions"
     uses_llm = True
     Config = MetaMathQuestionsConfig
     config: MetaMathQuestionsConfig
-
-    def setup(self, ctx: RunContext) -> None:
-        cfg = self.config
-        self._rephrase = load_template(cfg.rephrase_template, ctx.recipe_dir)
-        self._sv = load_template(cfg.sv_template, ctx.recipe_dir)
-        self._fobar = load_template(cfg.fobar_template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"rephrase": self._rephrase.hash, "sv": self._sv.hash, "fobar": self._fobar.hash}
+    template_fields = ("rephrase_template", "sv_template", "fobar_template")
+    template_keys = {"rephrase_template": "rephrase", "sv_template": "sv",
+                     "fobar_template": "fobar"}
 
     def reads(self) -> list[str]:
         return ["question", self.config.gold]
-
-    def _request(self, template: PromptTemplate, variables: dict[str, Any], seed: int,
-                 n: int) -> LLMRequest:
-        cfg = self.config
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed)
-        return LLMRequest(messages=template.render_messages(variables), params=params, n=n,
-                          tags={"step": self.name})
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> ItemResult | list:
         cfg = self.config
@@ -156,30 +143,27 @@ class MetaMathQuestions(ExpandStep):
         base = {"original_question": question, "original_answer": gold}
 
         def made(kind: str, text: str, target: str, masked: str | None, index: int,
-                 response: LLMResponse | None = None,
-                 template: PromptTemplate | None = None) -> Output:
+                 response: LLMResponse | None = None, template: str | None = None) -> Output:
             # ``gold`` and ``answer`` both become this question's target, so a generic re-check
             # (answers_equal(solution's answer, gold)) holds for backward questions too.
             columns = {**base, "augmentation": kind, "question": text, "answer": target,
                        "gold": target, "masked_number": masked}
             if response is None:
                 return Output(columns=columns, sample_index=index,
-                              template_hash=template.hash if template else None)
-            return Output(columns=columns, sample_index=index, model=response.model,
-                          template_hash=template.hash if template else None,
-                          usage=response.usage.to_json(),
-                          meta={"finish_reason": response.finish_reason})
+                              template_hash=self.template(template).hash if template else None)
+            assert template is not None
+            return self.output(response, columns, template=template, sample_index=index)
 
         outputs: list[Output] = []
         if "answer_aug" in kinds:
             outputs.append(made("answer_aug", question, gold, None, 0))
         if "rephrase" in kinds and cfg.rephrasings > 0:
-            responses = await ctx.generate(self._request(
-                self._rephrase, {"question": question}, ctx.seed, cfg.rephrasings))
+            responses = await self.ask_n(ctx, {"question": question}, cfg.rephrasings,
+                                         template="rephrase_template")
             for i, response in enumerate(responses):
                 # A bad rephrasing is still emitted: metamath_solve drops it with the reason.
                 outputs.append(made("rephrase", clean_question(response.text), gold, None,
-                                    1 + i, response, self._rephrase))
+                                    1 + i, response, "rephrase_template"))
         # Seeded by the run seed and the question only: the same number is masked whatever
         # the other knobs are (a str seed is hashed with sha512, stable across processes).
         mask_seed = f"{ctx.run.seed}:{question}"
@@ -189,14 +173,14 @@ class MetaMathQuestions(ExpandStep):
             variables = {"masked_question": masked_question, "gold": gold}
             index = 1 + cfg.rephrasings
             if "sv" in kinds:
-                [response] = await ctx.generate(self._request(
-                    self._sv, variables, ctx.seed + index, 1))
+                response = await self.ask(ctx, variables, template="sv_template",
+                                          seed_offset=index)
                 outputs.append(made("sv", clean_question(response.text), number, number, index,
-                                    response, self._sv))
+                                    response, "sv_template"))
             if "fobar" in kinds:
-                text = " ".join(self._fobar.render_text(variables).split())
+                text = " ".join(self.template("fobar_template").render_text(variables).split())
                 outputs.append(made("fobar", text, number, number, index + 1,
-                                    template=self._fobar))
+                                    template="fobar_template"))
         if not outputs:
             return ItemResult.drop("no augmentation applies (no number to mask for sv/fobar, "
                                    f"augmentations {sorted(kinds)})")
@@ -216,21 +200,15 @@ class MetaMathSolveConfig(StepConfig):
 
 
 @register_step
-class MetaMathSolve(ExpandStep):
+class MetaMathSolve(TemplatedStep, ExpandStep):
     type_name = "metamath_solve"
     uses_llm = True
     Config = MetaMathSolveConfig
     config: MetaMathSolveConfig
 
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
-
     def reads(self) -> list[str]:
         return sorted({"question", "answer", "augmentation", "original_question",
-                       "original_answer"} | (self._template.variables - {"context"}))
+                       "original_answer"} | (self.template().variables - {"context"}))
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> ItemResult | list:
         cfg = self.config
@@ -239,15 +217,11 @@ class MetaMathSolve(ExpandStep):
         if problem is not None:
             return ItemResult.drop(f"{kind}: {problem}")
         target = str(record.get("answer") or "")
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                seed=ctx.seed)
-        variables = {**record, "context": ctx.context}
-        request = LLMRequest(messages=self._template.render_messages(variables), params=params,
-                             n=cfg.samples, tags={"step": self.name})
+        responses = await self.ask_n(ctx, {**record, "context": ctx.context}, cfg.samples)
         kept: list[Output] = []
         seen: set[str] = set()
         answers: list[str | None] = []
-        for i, response in enumerate(await ctx.generate(request)):
+        for i, response in enumerate(responses):
             text = response.text.strip()
             predicted = None if response.finish_reason == "length" else extract_answer(
                 text, last_number=not cfg.stated_answer)
@@ -255,10 +229,9 @@ class MetaMathSolve(ExpandStep):
             if not answers_equal(predicted, target) or text in seen or len(kept) >= cfg.keep:
                 continue
             seen.add(text)
-            kept.append(Output(
-                columns={"solution": text, "predicted": predicted, "verified": True},
-                sample_index=i, model=response.model, template_hash=self._template.hash,
-                usage=response.usage.to_json(), meta={"finish_reason": response.finish_reason}))
+            kept.append(self.output(
+                response, {"solution": text, "predicted": predicted, "verified": True},
+                sample_index=i))
         if kept:
             return kept
         shown = ", ".join(repr(a) for a in answers[:6])

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, StepConfig
-from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.llm.types import LLMResponse
+from synthloom.methods.templated import TemplatedStep
 from synthloom.verify.math_answers import answers_equal, extract_answer
 
 
@@ -35,39 +35,28 @@ class StarConfig(StepConfig):
 
 
 @register_step
-class StarRationales(ExpandStep):
+class StarRationales(TemplatedStep, ExpandStep):
     type_name = "star_rationales"
     uses_llm = True
     Config = StarConfig
     config: StarConfig
-
-    def setup(self, ctx: RunContext) -> None:
-        self._plain = load_template(self.config.template, ctx.recipe_dir)
-        self._hint = load_template(self.config.hint_template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._plain.hash, "hint_template": self._hint.hash}
+    template_fields = ("template", "hint_template")
 
     def reads(self) -> list[str]:
-        names = (self._plain.variables | self._hint.variables | {self.config.gold})
+        names = (self.template().variables | self.template("hint_template").variables
+                 | {self.config.gold})
         return sorted(names - {"context"})
 
-    def _request(self, template: PromptTemplate, record: dict[str, Any], ctx: ItemContext,
-                 n: int, offset: int) -> LLMRequest:
-        cfg = self.config
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                seed=ctx.seed + offset)
-        variables = {**record, "gold": record.get(cfg.gold), "context": ctx.context}
-        return LLMRequest(messages=template.render_messages(variables), params=params, n=n,
-                          tags={"step": self.name})
+    async def _sample(self, template: str, record: dict[str, Any], ctx: ItemContext,
+                      n: int, offset: int) -> list[LLMResponse]:
+        variables = {**record, "gold": record.get(self.config.gold), "context": ctx.context}
+        return await self.ask_n(ctx, variables, n, template=template, seed_offset=offset)
 
-    def _output(self, response: LLMResponse, template: PromptTemplate, predicted: str,
+    def _output(self, response: LLMResponse, template: str, predicted: str,
                 rationalized: bool, sample_index: int) -> Output:
-        return Output(
-            columns={"rationale": response.text.strip(), "predicted": predicted,
-                     "rationalized": rationalized, "verified": True},
-            sample_index=sample_index, model=response.model, template_hash=template.hash,
-            usage=response.usage.to_json(), meta={"finish_reason": response.finish_reason})
+        return self.output(response, {"rationale": response.text.strip(), "predicted": predicted,
+                                      "rationalized": rationalized, "verified": True},
+                           template=template, sample_index=sample_index)
 
     def _answer(self, response: LLMResponse) -> str | None:
         if response.finish_reason == "length":
@@ -77,22 +66,22 @@ class StarRationales(ExpandStep):
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> ItemResult | list:
         cfg = self.config
         gold = str(record.get(cfg.gold, ""))
-        responses = await ctx.generate(self._request(self._plain, record, ctx, cfg.samples, 0))
+        responses = await self._sample("template", record, ctx, cfg.samples, 0)
         kept: list[Output] = []
         answers: list[str | None] = []
         for i, response in enumerate(responses):
             predicted = self._answer(response)
             answers.append(predicted)
             if answers_equal(predicted, gold) and len(kept) < cfg.keep:
-                kept.append(self._output(response, self._plain, predicted or "", False, i))
+                kept.append(self._output(response, "template", predicted or "", False, i))
         if kept:
             return kept
         if cfg.rationalize:
-            [hinted] = await ctx.generate(
-                self._request(self._hint, record, ctx, 1, cfg.samples))
+            [hinted] = await self._sample("hint_template", record, ctx, 1, cfg.samples)
             predicted = self._answer(hinted)
             if answers_equal(predicted, gold):
-                return [self._output(hinted, self._hint, predicted or "", True, cfg.samples)]
+                return [self._output(hinted, "hint_template", predicted or "", True,
+                                     cfg.samples)]
             answers.append(predicted)
         tried = cfg.samples + (1 if cfg.rationalize else 0)
         shown = ", ".join(repr(a) for a in answers[:6])

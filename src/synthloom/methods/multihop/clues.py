@@ -15,11 +15,10 @@ from typing import Any
 
 from pydantic import Field
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.docqa.text import support, words
 from synthloom.methods.multihop.text import (
     is_informative,
@@ -29,7 +28,7 @@ from synthloom.methods.multihop.text import (
     string_schema,
     token_text,
 )
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 CHARS_PER_TOKEN = 3
 
@@ -75,7 +74,7 @@ def clues_schema(cfg: CluesConfig) -> dict[str, Any]:
 
 
 @register_step
-class MultihopClues(MapStep):
+class MultihopClues(TemplatedStep, MapStep):
     """Adds ``clues`` ([{clue_index, fact, entities, entity_keys, entities_from, relation}])
     and ``entity_keys`` (all normalised entities of the chunk) to each chunk record."""
 
@@ -83,16 +82,9 @@ class MultihopClues(MapStep):
     uses_llm = True
     Config = CluesConfig
     config: CluesConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
-        names = self._template.variables - {"text", "n", "relations", "max_entities"}
+        names = self.template().variables - {"text", "n", "relations", "max_entities"}
         return sorted({*names, self.config.text_column})
 
     def _max_tokens(self) -> int:
@@ -111,13 +103,9 @@ class MultihopClues(MapStep):
             return ItemResult.drop(f"no chunk text in column {cfg.text_column!r}")
         variables = {**record, "text": text, "n": cfg.max_clues, "relations": cfg.relations,
                      "max_entities": cfg.max_entities}
-        request = LLMRequest(
-            messages=self._template.render_messages(variables), json_schema=clues_schema(cfg),
-            params=SamplingParams(temperature=cfg.temperature, max_tokens=self._max_tokens(),
-                                  seed=ctx.seed),
-            tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        response = await self.ask(ctx, variables, schema=clues_schema(cfg),
+                                  max_tokens=self._max_tokens())
+        parsed = parsed_object(response)
         raw = parsed.get("clues") if isinstance(parsed.get("clues"), list) else []
         clues, problems = usable_clues(raw[: cfg.max_clues], text, cfg)
         if not clues:
@@ -127,9 +115,7 @@ class MultihopClues(MapStep):
         meta: dict[str, Any] = {"clues_got": len(clues), "finish_reason": response.finish_reason}
         if problems:
             meta["clues_rejected"] = problems
-        return Output(columns={"clues": clues, "entity_keys": keys}, model=response.model,
-                      template_hash=self._template.hash, usage=response.usage.to_json(),
-                      sample_index=response.sample_index, meta=meta)
+        return self.output(response, {"clues": clues, "entity_keys": keys}, meta=meta)
 
 
 def usable_clues(raw: list[Any], chunk: str, cfg: CluesConfig

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.docqa.text import words
 from synthloom.methods.multihop.text import string_schema
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 
 class QuestionConfig(StepConfig):
@@ -28,21 +27,14 @@ class QuestionConfig(StepConfig):
 
 
 @register_step
-class MultihopQuestion(MapStep):
+class MultihopQuestion(TemplatedStep, MapStep):
     type_name = "multihop_question"
     uses_llm = True
     Config = QuestionConfig
     config: QuestionConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
-        return sorted({"clue_chain", "kind", "bridge_entities", *self._template.variables})
+        return sorted({"clue_chain", "kind", "bridge_entities", *self.template().variables})
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -57,19 +49,11 @@ class MultihopQuestion(MapStep):
         if not record.get("clue_chain"):
             return ItemResult.drop("record has no clue_chain to write a question from")
         max_tokens = cfg.max_tokens or (cfg.question_max_chars + cfg.answer_max_chars) // 3 + 24
-        request = LLMRequest(
-            messages=self._template.render_messages(record), json_schema=self.schema,
-            params=SamplingParams(temperature=cfg.temperature, max_tokens=max_tokens,
-                                  seed=ctx.seed),
-            tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        response = await self.ask(ctx, record, schema=self.schema, max_tokens=max_tokens)
+        parsed = parsed_object(response)
         question = " ".join(str(parsed.get("question") or "").split())
         answer = " ".join(str(parsed.get("answer") or "").split())
         if not words(question) or not words(answer):
             missing = "question" if not words(question) else "answer"
             return ItemResult.drop(f"model returned a {missing} with no words")
-        return Output(columns={"question": question, "answer": answer}, model=response.model,
-                      template_hash=self._template.hash, usage=response.usage.to_json(),
-                      sample_index=response.sample_index,
-                      meta={"finish_reason": response.finish_reason})
+        return self.output(response, {"question": question, "answer": answer})

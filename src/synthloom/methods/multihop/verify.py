@@ -14,12 +14,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.docqa.text import normalize, support
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 JUDGE_SCHEMA: dict[str, Any] = {
     "type": "object", "properties": {"supported": {"type": "boolean"}},
@@ -39,23 +38,18 @@ class VerifyConfig(StepConfig):
 
 
 @register_step
-class MultihopVerify(FilterStep):
+class MultihopVerify(TemplatedStep, FilterStep):
     type_name = "multihop_verify"
     Config = VerifyConfig
     config: VerifyConfig
-    _template: PromptTemplate | None = None
 
     def __init__(self, config: VerifyConfig | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         # Only a judge calls a model; the clue check's cache does not depend on one.
         self.uses_llm = self.config.mode != "clue"  # type: ignore[misc]
 
-    def setup(self, ctx: RunContext) -> None:
-        if self.config.mode != "clue":
-            self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash} if self._template is not None else None
+    def active_template_fields(self) -> tuple[str, ...]:
+        return self.template_fields if self.config.mode != "clue" else ()
 
     def reads(self) -> list[str]:
         return ["answer", "clue_chain", "question"]
@@ -93,15 +87,7 @@ class MultihopVerify(FilterStep):
                 f"{', '.join(missing[:6])}")
 
     async def _judge(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
-        assert self._template is not None
-        cfg = self.config
-        request = LLMRequest(
-            messages=self._template.render_messages(record), json_schema=JUDGE_SCHEMA,
-            params=SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                  seed=ctx.seed),
-            tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
-        if parsed.get("supported") is True:
+        response = await self.ask(ctx, record, schema=JUDGE_SCHEMA)
+        if parsed_object(response).get("supported") is True:
             return None
         return f"judge ({response.model}) found the answer not supported by the clues"

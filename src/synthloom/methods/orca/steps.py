@@ -27,9 +27,9 @@ from synthloom.core.fingerprint import stable_hash, text_hash
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.synthquestions.seeds import EOS_MARKERS, clean_instruction, first_user_turn
-from synthloom.methods.templates import METHODS_DIR, PACKAGE_DIR, load_template
+from synthloom.methods.templated import TemplatedStep
+from synthloom.methods.templates import METHODS_DIR, PACKAGE_DIR
 from synthloom.verify.math_answers import answers_equal, extract_answer, gsm8k_gold, parse_number
 
 GOLD_COLUMNS = ("gold", "answer", "output", "response", "final_answer", "solution")
@@ -84,7 +84,7 @@ class OrcaExplainConfig(StepConfig):
 
 
 @register_step
-class OrcaExplain(MapStep):
+class OrcaExplain(TemplatedStep, MapStep):
     """Columns: ``system_prompt`` ({id, text}), ``question``, ``response``, ``hint_used``,
     ``gold`` (None without a gold answer)."""
 
@@ -94,8 +94,8 @@ class OrcaExplain(MapStep):
     config: OrcaExplainConfig
 
     def setup(self, ctx: RunContext) -> None:
+        super().setup(ctx)
         cfg = self.config
-        self._template = load_template(cfg.template, ctx.recipe_dir)
         pool, self._pool_hash = load_system_messages(cfg.system_messages, ctx.recipe_dir)
         if cfg.system_ids is not None:
             unknown = sorted(set(cfg.system_ids) - {m["id"] for m in pool})
@@ -106,7 +106,7 @@ class OrcaExplain(MapStep):
         self._run_seed = ctx.seed
 
     def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash, "system_messages": self._pool_hash}
+        return {**super().extra_fingerprint(ctx), "system_messages": self._pool_hash}
 
     def _gold_column(self, record: dict[str, Any]) -> str | None:
         if self.config.gold != "auto":
@@ -125,24 +125,17 @@ class OrcaExplain(MapStep):
         pick = int(stable_hash("orca-system", self._run_seed, question), 16) % len(self._pool)
         system = self._pool[pick]
         hint = gold[: cfg.hint_max_chars] if (cfg.hint and gold) else None
-        messages = self._template.render_messages(
-            {**record, "question": question, "system_message": system["text"], "hint": hint,
-             "context": ctx.context})
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                seed=ctx.seed)
-        [response] = await ctx.generate(LLMRequest(messages=messages, params=params,
-                                                   tags={"step": self.name}))
+        response = await self.ask(
+            ctx, {**record, "question": question, "system_message": system["text"],
+                  "hint": hint, "context": ctx.context})
         text = response.text.strip()
         if not text:
             return ItemResult.drop(f"empty response (finish_reason={response.finish_reason})")
-        return Output(
-            columns={"system_prompt": {"id": system["id"], "text": system["text"]},
-                     "question": question, "response": text, "hint_used": hint is not None,
-                     "gold": gold},
-            model=response.model, template_hash=self._template.hash,
-            usage=response.usage.to_json(), replace=True,
-            meta={"finish_reason": response.finish_reason},
-        )
+        return self.output(
+            response, {"system_prompt": {"id": system["id"], "text": system["text"]},
+                       "question": question, "response": text, "hint_used": hint is not None,
+                       "gold": gold},
+            replace=True)
 
 
 _CUES = re.compile(

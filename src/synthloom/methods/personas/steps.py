@@ -26,12 +26,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams, StructuredOutputError
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.llm.types import LLMResponse, StructuredOutputError
+from synthloom.methods.templated import TemplatedStep
 from synthloom.methods.textutil import estimate_tokens, truncate_to_tokens
 from synthloom.quality.text import normalize
 
@@ -114,7 +114,7 @@ class TextToPersonaConfig(StepConfig):
 
 
 @register_step
-class PersonaFromText(_PersonaChecks, ExpandStep):
+class PersonaFromText(TemplatedStep, _PersonaChecks, ExpandStep):
     """Text-to-Persona: one persona per (chunk, verb); unusable answers are counted, and a
     chunk with none usable is a drop naming each verb's problem."""
 
@@ -122,13 +122,6 @@ class PersonaFromText(_PersonaChecks, ExpandStep):
     uses_llm = True
     Config = TextToPersonaConfig
     config: TextToPersonaConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
         # doc_id / chunk_id / title are copied onto the persona records.
@@ -149,11 +142,10 @@ class PersonaFromText(_PersonaChecks, ExpandStep):
         count = ctx.llm.count_tokens if ctx.run.llm is not None else estimate_tokens
         shown = truncate_to_tokens(text.strip(), cfg.text_tokens, count)
         verbs = self.verbs_for(ctx.seed)
-        params = SamplingParams(temperature=cfg.temperature, seed=ctx.seed,
-                                max_tokens=cfg.max_tokens or _max_tokens(cfg.persona_max_chars))
+        max_tokens = cfg.max_tokens or _max_tokens(cfg.persona_max_chars)
         schema = persona_schema(cfg.persona_max_chars)
-        requests = [LLMRequest(messages=self._template.render_messages({"verb": v, "text": shown}),
-                               params=params, json_schema=schema, tags={"step": self.name})
+        requests = [self.request(ctx, {"verb": v, "text": shown}, schema=schema,
+                                 max_tokens=max_tokens)
                     for v in verbs]
         answers = await asyncio.gather(*(ctx.generate(r) for r in requests),
                                        return_exceptions=True)
@@ -188,9 +180,8 @@ class PersonaFromText(_PersonaChecks, ExpandStep):
                                     "finish_reason": response.finish_reason}
             if problems:
                 meta["personas_rejected"] = problems
-            outputs.append(Output(columns=columns, replace=True, sample_index=i,
-                                  model=response.model, template_hash=self._template.hash,
-                                  usage=response.usage.to_json(), meta=meta))
+            outputs.append(self.output(response, columns, replace=True, sample_index=i,
+                                       meta=meta))
         return outputs
 
 
@@ -209,20 +200,13 @@ class PersonaToPersonaConfig(StepConfig):
 
 
 @register_step
-class PersonaRelations(_PersonaChecks, ExpandStep):
+class PersonaRelations(TemplatedStep, _PersonaChecks, ExpandStep):
     """Persona-to-Persona: the input persona plus the personas close to it, ``rounds`` deep."""
 
     type_name = "persona_relations"
     uses_llm = True
     Config = PersonaToPersonaConfig
     config: PersonaToPersonaConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
         return [self.config.column]
@@ -232,14 +216,11 @@ class PersonaRelations(_PersonaChecks, ExpandStep):
         cfg = self.config
         n = cfg.per_persona
         chars = n * (cfg.persona_max_chars + cfg.relation_max_chars)
-        request = LLMRequest(
-            messages=self._template.render_messages({"persona": persona, "n": n}),
-            params=SamplingParams(temperature=cfg.temperature, seed=ctx.seed + offset,
-                                  max_tokens=cfg.max_tokens or _max_tokens(chars, n)),
-            json_schema=relations_schema(n, cfg.persona_max_chars, cfg.relation_max_chars),
-            tags={"step": self.name})
         try:
-            [response] = await ctx.generate(request)
+            response = await self.ask(
+                ctx, {"persona": persona, "n": n}, seed_offset=offset,
+                schema=relations_schema(n, cfg.persona_max_chars, cfg.relation_max_chars),
+                max_tokens=cfg.max_tokens or _max_tokens(chars, n))
         except StructuredOutputError as exc:
             return [], None, f"{type(exc).__name__}: {exc}"
         related = (response.parsed or {}).get("related") or []
@@ -275,13 +256,11 @@ class PersonaRelations(_PersonaChecks, ExpandStep):
                 shares = split_usage(response.usage.to_json(), max(1, len(usable)))
                 for (relation, persona), usage in zip(usable, shares, strict=False):
                     found.append(persona)
-                    outputs.append(Output(
-                        columns={"persona": persona, "persona_source": "relation",
-                                 "relation": relation, "round": round_,
-                                 "parent_persona": parent},
-                        sample_index=len(outputs) + 1, model=response.model,
-                        template_hash=self._template.hash, usage=usage,
-                        meta={"finish_reason": response.finish_reason}))
+                    outputs.append(self.output(
+                        response, {"persona": persona, "persona_source": "relation",
+                                   "relation": relation, "round": round_,
+                                   "parent_persona": parent},
+                        sample_index=len(outputs) + 1, usage=usage))
             frontier = found
             if not frontier:
                 break
@@ -320,23 +299,20 @@ class PersonaTaskConfig(StepConfig):
 
 
 @register_step
-class PersonaTask(MapStep):
+class PersonaTask(TemplatedStep, MapStep):
     """Persona-conditioned synthesis: one task (and optionally its response) per persona."""
 
     type_name = "persona_task"
     uses_llm = True
     Config = PersonaTaskConfig
     config: PersonaTaskConfig
-    _template: PromptTemplate
-    _response_template: PromptTemplate
+    template_fields = ("template", "response_template")
+    template_keys = {"response_template": "response"}
 
-    def setup(self, ctx: RunContext) -> None:
-        cfg = self.config
-        self._template = load_template(cfg.template or TASK_TEMPLATES[cfg.task], ctx.recipe_dir)
-        self._response_template = load_template(cfg.response_template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash, "response": self._response_template.hash}
+    def template_name(self, field: str) -> str:
+        if field == "template":
+            return self.config.template or TASK_TEMPLATES[self.config.task]
+        return super().template_name(field)
 
     def reads(self) -> list[str]:
         return [self.config.column]
@@ -354,12 +330,7 @@ class PersonaTask(MapStep):
         persona = clean_persona(record.get(cfg.column))
         if not persona:
             return ItemResult.drop(f"column {cfg.column!r} has no persona")
-        request = LLMRequest(
-            messages=self._template.render_messages({"persona": persona}),
-            params=SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                  seed=ctx.seed),
-            tags={"step": self.name})
-        [response] = await ctx.generate(request)
+        response = await self.ask(ctx, {"persona": persona})
         if response.finish_reason == "length" and not cfg.keep_truncated:
             return ItemResult.drop(f"{cfg.task} task cut off at max_tokens={cfg.max_tokens} "
                                    "(raise max_tokens, or keep_truncated: true)")
@@ -371,17 +342,13 @@ class PersonaTask(MapStep):
         usage = response.usage.to_json()
         meta: dict[str, Any] = {"finish_reason": response.finish_reason}
         if cfg.respond:
-            answer = await ctx.generate(LLMRequest(
-                messages=self._response_template.render_messages({"task": task,
-                                                                  "persona": persona}),
-                params=SamplingParams(temperature=0.7, max_tokens=cfg.response_max_tokens,
-                                      seed=ctx.seed),
-                tags={"step": self.name}))
-            columns["response"] = answer[0].text.strip()
+            answer = await self.ask(ctx, {"task": task, "persona": persona},
+                                    template="response_template", temperature=0.7,
+                                    max_tokens=cfg.response_max_tokens)
+            columns["response"] = answer.text.strip()
             if not columns["response"]:
                 return ItemResult.drop(f"empty response to the {cfg.task} task "
-                                       f"(finish_reason={answer[0].finish_reason})")
-            meta["response_finish_reason"] = answer[0].finish_reason
-            usage = {k: usage[k] + answer[0].usage.to_json()[k] for k in usage}
-        return Output(columns=columns, model=response.model, template_hash=self._template.hash,
-                      usage=usage, meta=meta)
+                                       f"(finish_reason={answer.finish_reason})")
+            meta["response_finish_reason"] = answer.finish_reason
+            usage = {k: usage[k] + answer.usage.to_json()[k] for k in usage}
+        return self.output(response, columns, usage=usage, meta=meta)

@@ -38,7 +38,7 @@ from synthloom.core.fingerprint import stable_hash
 from synthloom.core.records import ItemResult, Output, rid
 from synthloom.core.registry import register_step
 from synthloom.core.steps import GlobalStep, StepConfig
-from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
+from synthloom.llm.types import LLMResponse
 from synthloom.methods.selfinstruct.filters import (
     MAX_WORDS,
     MIN_WORDS,
@@ -46,7 +46,7 @@ from synthloom.methods.selfinstruct.filters import (
     instruction_problem,
 )
 from synthloom.methods.selfinstruct.rouge import RougePool
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep
 
 _ITEM_RE = re.compile(r"(?:^|\n)\s*\d+\s?[.)](?:\s+|$)")
 _LEADING_NUMBER_RE = re.compile(r"^(?:\s*\d+\s?[.)](?:\s+|$))+")
@@ -134,18 +134,11 @@ def _split_usage(usage: dict[str, int], n: int) -> list[dict[str, int]]:
 
 
 @register_step
-class SelfInstructBootstrap(GlobalStep):
+class SelfInstructBootstrap(TemplatedStep, GlobalStep):
     type_name = "self_instruct_bootstrap"
     uses_llm = True
     Config = BootstrapConfig
     config: BootstrapConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
         return [self.config.column, self.config.id_column]
@@ -229,16 +222,10 @@ class SelfInstructBootstrap(GlobalStep):
         cfg = self.config
         prompt.ictx = ItemContext(run=ctx, item_key=f"self-instruct:{prompt.round}:{prompt.index}",
                                   seed=prompt.seed)
-        variables = {"tasks": [t.instruction for t in prompt.examples]}
-        params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
-                                max_tokens=cfg.max_tokens, stop=cfg.stop, seed=prompt.seed)
-        tags = {"step": self.name, "round": prompt.round, "prompt": prompt.index}
-        if cfg.raw_prompt:
-            request = LLMRequest(prompt=self._template.render_text(variables), params=params,
-                                 tags=tags)
-        else:
-            request = LLMRequest(messages=self._template.render_messages(variables),
-                                 params=params, tags=tags)
+        # The item context's seed is the prompt's seed.
+        request = self.request(prompt.ictx, {"tasks": [t.instruction for t in prompt.examples]},
+                               raw_prompt=cfg.raw_prompt, top_p=cfg.top_p, stop=cfg.stop,
+                               tags={"round": prompt.round, "prompt": prompt.index})
         try:
             [prompt.response] = await prompt.ictx.generate(request)
         except SynthloomError:
@@ -278,11 +265,9 @@ class SelfInstructBootstrap(GlobalStep):
                 rouge_max = {"score": round(match.score, 4),
                              "against": match.text if found else None,
                              "against_id": pool_ids[match.index] if found else None}
-            prompt.outputs.append(Output(
-                columns={"task_id": task_id, "instruction": instruction,
-                         "round": prompt.round, "prompt_index": prompt.index,
-                         "examples": examples, "rouge_max": rouge_max,
-                         "reject_reason": reason},
-                replace=True, extra_parents=extra_parents, model=response.model,
-                template_hash=self._template.hash, usage=shares[k],
-                sample_index=k, meta={"finish_reason": response.finish_reason}))
+            prompt.outputs.append(self.output(
+                response, {"task_id": task_id, "instruction": instruction,
+                           "round": prompt.round, "prompt_index": prompt.index,
+                           "examples": examples, "rouge_max": rouge_max,
+                           "reject_reason": reason},
+                replace=True, extra_parents=extra_parents, usage=shares[k], sample_index=k))

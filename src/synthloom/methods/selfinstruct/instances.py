@@ -15,13 +15,12 @@ from typing import Any
 
 from pydantic import Field
 
-from synthloom.core.context import ItemContext, RunContext
-from synthloom.core.records import ItemResult, Output
+from synthloom.core.context import ItemContext
+from synthloom.core.records import ItemResult
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.selfinstruct.filters import instance_problems
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 
 class InstancesConfig(StepConfig):
@@ -61,18 +60,14 @@ def instances_schema(classification: bool, n: int, input_chars: int,
 
 
 @register_step
-class SelfInstructInstances(ExpandStep):
+class SelfInstructInstances(TemplatedStep, ExpandStep):
     type_name = "self_instruct_instances"
     uses_llm = True
     Config = InstancesConfig
     config: InstancesConfig
-
-    def setup(self, ctx: RunContext) -> None:
-        self._input_first = load_template(self.config.input_first_template, ctx.recipe_dir)
-        self._output_first = load_template(self.config.output_first_template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"input_first": self._input_first.hash, "output_first": self._output_first.hash}
+    template_fields = ("input_first_template", "output_first_template")
+    template_keys = {"input_first_template": "input_first",
+                     "output_first_template": "output_first"}
 
     def reads(self) -> list[str]:
         return [self.config.column, self.config.classification_column]
@@ -83,16 +78,12 @@ class SelfInstructInstances(ExpandStep):
         if not instruction:
             return ItemResult.drop(f"no {cfg.column!r} text")
         classification = is_yes(record.get(cfg.classification_column))
-        template: PromptTemplate = self._output_first if classification else self._input_first
+        template = "output_first_template" if classification else "input_first_template"
         schema = instances_schema(classification, cfg.instances, cfg.input_max_chars,
                                   cfg.output_max_chars)
-        params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
-                                max_tokens=cfg.max_tokens, seed=ctx.seed)
-        variables = {"instruction": instruction, "n": cfg.instances}
-        request = LLMRequest(messages=template.render_messages(variables), params=params,
-                             json_schema=schema, tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        response = await self.ask(ctx, {"instruction": instruction, "n": cfg.instances},
+                                  template=template, schema=schema, top_p=cfg.top_p)
+        parsed = parsed_object(response)
         raw = [i for i in (parsed.get("instances") or []) if isinstance(i, dict)][: cfg.instances]
         if not raw:
             return ItemResult.drop("instances: the model returned none")
@@ -103,11 +94,11 @@ class SelfInstructInstances(ExpandStep):
         problems, task_problem = instance_problems(instances)
         outputs = []
         for k, (instance, problem) in enumerate(zip(instances, problems, strict=True)):
-            outputs.append(Output(
-                columns={"input": instance["input"], "output": instance["output"],
-                         "is_classification": classification, "instance_index": k,
-                         "reject_reason": task_problem or problem},
-                sample_index=k, model=response.model, template_hash=template.hash,
+            outputs.append(self.output(
+                response, {"input": instance["input"], "output": instance["output"],
+                           "is_classification": classification, "instance_index": k,
+                           "reject_reason": task_problem or problem},
+                template=template, sample_index=k,
                 usage=response.usage.to_json() if k == 0 else
                 {"prompt_tokens": 0, "completion_tokens": 0},
                 meta={"finish_reason": response.finish_reason,

@@ -11,12 +11,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import META, ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep
 from synthloom.methods.textutil import estimate_tokens, truncate_to_tokens
 
 # String caps bound the grammar, so a rambling model cannot be cut off mid-JSON by max_tokens
@@ -63,21 +62,14 @@ class SynthesizeConfig(StepConfig):
 
 
 @register_step
-class SynthesizeInstruction(MapStep):
+class SynthesizeInstruction(TemplatedStep, MapStep):
     type_name = "sq_synthesize"
     version = "3"  # 2: shortest demo when none fits; 3: capped string lengths
     uses_llm = True
     Config = SynthesizeConfig
     config: SynthesizeConfig
-    _template: PromptTemplate
-    _demo_template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-        self._demo_template = load_template(self.config.demo_template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash, "demo": self._demo_template.hash}
+    template_fields = ("template", "demo_template")
+    template_keys = {"demo_template": "demo"}
 
     def reads(self) -> list[str]:
         return [self.config.text_column]
@@ -97,7 +89,7 @@ class SynthesizeInstruction(MapStep):
             if len(rendered) >= self.config.max_demos:
                 break
             demo = demos[index]
-            text = self._demo_template.render_text({
+            text = self.template("demo_template").render_text({
                 **demo,
                 "document": truncate_to_tokens(str(demo.get("document") or ""),
                                                self.config.demo_doc_tokens, count),
@@ -123,27 +115,20 @@ class SynthesizeInstruction(MapStep):
                                    "before attribution (see dropped.jsonl / failed.jsonl)")
         document = truncate_to_tokens(str(record.get(self.config.text_column) or ""),
                                       self.config.doc_tokens, count)
-        messages = self._template.render_messages({"demos": rendered, "document": document})
-        request = LLMRequest(
-            messages=messages, json_schema=SYNTHESIS_SCHEMA, tags={"step": self.name},
-            params=SamplingParams(temperature=self.config.temperature,
-                                  max_tokens=self.config.max_tokens, seed=ctx.seed))
-        [response] = await ctx.generate(request)
+        response = await self.ask(ctx, {"demos": rendered, "document": document},
+                                  schema=SYNTHESIS_SCHEMA)
         parsed = response.parsed
         query = str(parsed.get("query") or "").strip()
         if not query:
             raise ValueError("the model returned an empty query")
-        return Output(
-            columns={
+        return self.output(
+            response, {
                 "instruction": query,
                 "scene": parsed.get("scene"),
                 "query_compositions": parsed.get("query_compositions"),
                 "synthesis_thought": parsed.get("thought"),
                 "document_id": record[META]["id"],
             },
-            model=response.model,
-            template_hash=self._template.hash,
-            usage=response.usage.to_json(),
             meta={"demo_ids": demo_ids, "demo_tokens": demo_tokens,
                   "demo_over_budget": demo_tokens > self.config.demo_token_budget,
                   "document_id": record[META]["id"], "finish_reason": response.finish_reason},

@@ -29,8 +29,7 @@ from synthloom.core.errors import RecipeError
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, MapStep, SourceFailure, SourceStep, StepConfig
-from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 TASK_COLUMNS = ["task", "description", "fields", "labels"]
 
@@ -104,17 +103,6 @@ def _normalise(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
-def _request(template: PromptTemplate, variables: dict[str, Any], schema: dict[str, Any],
-             temperature: float, max_tokens: int, seed: int, step: str) -> LLMRequest:
-    params = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
-    return LLMRequest(messages=template.render_messages(variables), params=params,
-                      json_schema=schema, tags={"step": step})
-
-
-def _parsed(response: LLMResponse) -> dict[str, Any]:
-    return response.parsed if isinstance(response.parsed, dict) else {}
-
-
 class ListConfig(StepConfig):
     template: str
     #: Column for each listed item ("context", "seed").
@@ -126,20 +114,14 @@ class ListConfig(StepConfig):
 
 
 @register_step
-class TargenList(ExpandStep):
+class TargenList(TemplatedStep, ExpandStep):
     type_name = "targen_list"
     uses_llm = True
     Config = ListConfig
     config: ListConfig
 
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
-
     def reads(self) -> list[str]:
-        return sorted(self._template.variables - {"n"})
+        return sorted(self.template().variables - {"n"})
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> ItemResult | list:
         cfg = self.config
@@ -147,10 +129,8 @@ class TargenList(ExpandStep):
             "type": "array", "minItems": 1, "maxItems": cfg.count,
             "items": {"type": "string", "minLength": 2, "maxLength": cfg.item_max_chars}}},
             "required": ["items"], "additionalProperties": False}
-        [response] = await ctx.generate(_request(
-            self._template, {**record, "n": cfg.count}, schema, cfg.temperature, cfg.max_tokens,
-            ctx.seed, self.name))
-        items = [str(i).strip() for i in _parsed(response).get("items") or []][: cfg.count]
+        response = await self.ask(ctx, {**record, "n": cfg.count}, schema=schema)
+        items = [str(i).strip() for i in parsed_object(response).get("items") or []][: cfg.count]
         if not items:
             return ItemResult.drop(f"the model listed no {cfg.column}")
         outputs, seen = [], set()
@@ -162,13 +142,12 @@ class TargenList(ExpandStep):
             elif key in seen:
                 reason = f"{cfg.column} {k}: repeats an earlier item of the list ({item[:60]!r})"
             seen.add(key)
-            outputs.append(Output(
-                columns={cfg.column: item, f"{cfg.column}_index": k, "reject_reason": reason},
-                sample_index=k, model=response.model, template_hash=self._template.hash,
+            outputs.append(self.output(
+                response, {cfg.column: item, f"{cfg.column}_index": k, "reject_reason": reason},
+                sample_index=k,
                 # The call's tokens on the first item: summing records gives the call's cost.
                 usage=response.usage.to_json() if k == 0 else
-                {"prompt_tokens": 0, "completion_tokens": 0},
-                meta={"finish_reason": response.finish_reason}))
+                {"prompt_tokens": 0, "completion_tokens": 0}))
         return outputs
 
 
@@ -187,7 +166,7 @@ def fields_schema(fields: list[dict[str, str]], max_chars: int) -> dict[str, Any
 
 
 @register_step
-class TargenGenerate(ExpandStep):
+class TargenGenerate(TemplatedStep, ExpandStep):
     """One instance per label of the task (label-conditioned generation)."""
 
     type_name = "targen_generate"
@@ -195,14 +174,8 @@ class TargenGenerate(ExpandStep):
     Config = GenerateConfig
     config: GenerateConfig
 
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
-
     def reads(self) -> list[str]:
-        return sorted((self._template.variables | {"fields", "labels"})
+        return sorted((self.template().variables | {"fields", "labels"})
                       - {"label", "label_description"})
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> ItemResult | list:
@@ -215,17 +188,14 @@ class TargenGenerate(ExpandStep):
         for k, label in enumerate(labels):
             variables = {**record, "label": label["name"],
                          "label_description": label.get("description") or label["name"]}
-            [response] = await ctx.generate(_request(
-                self._template, variables, schema, cfg.temperature, cfg.max_tokens,
-                ctx.seed + k, self.name))
-            parsed = _parsed(response)
+            response = await self.ask(ctx, variables, schema=schema, seed_offset=k)
+            parsed = parsed_object(response)
             values = {f["name"]: str(parsed.get(f["name"]) or "").strip() for f in fields}
             empty = [name for name, value in values.items() if not value]
             reason = f"label {label['name']!r}: empty field(s) {empty}" if empty else None
-            outputs.append(Output(
-                columns={**values, "label": label["name"], "reject_reason": reason},
-                sample_index=k, model=response.model, template_hash=self._template.hash,
-                usage=response.usage.to_json(), meta={"finish_reason": response.finish_reason}))
+            outputs.append(self.output(
+                response, {**values, "label": label["name"], "reject_reason": reason},
+                sample_index=k))
         return outputs
 
 
@@ -238,17 +208,11 @@ class CorrectConfig(StepConfig):
 
 
 @register_step
-class TargenSelfCorrect(MapStep):
+class TargenSelfCorrect(TemplatedStep, MapStep):
     type_name = "targen_self_correct"
     uses_llm = True
     Config = CorrectConfig
     config: CorrectConfig
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> None:
         return None  # the instance's fields are named by the task: read all columns
@@ -263,10 +227,8 @@ class TargenSelfCorrect(MapStep):
         values = {f["name"]: record.get(f["name"], "") for f in fields}
         schema = {"type": "object", "properties": {"label": {"type": "string", "enum": names}},
                   "required": ["label"], "additionalProperties": False}
-        [response] = await ctx.generate(_request(
-            self._template, {**record, "values": values}, schema, cfg.temperature,
-            cfg.max_tokens, ctx.seed, self.name))
-        verdict = _parsed(response).get("label")
+        response = await self.ask(ctx, {**record, "values": values}, schema=schema)
+        verdict = parsed_object(response).get("label")
         if verdict not in names:
             raise ValueError(f"self-correction answered {verdict!r}, not one of {names}")
         columns: dict[str, Any] = {"original_label": label, "self_check_label": verdict,
@@ -276,6 +238,4 @@ class TargenSelfCorrect(MapStep):
                 return ItemResult.drop(f"self-correction: generated as {label!r} but the check "
                                        f"says {verdict!r}")
             columns["label"] = verdict
-        return Output(columns=columns, model=response.model, template_hash=self._template.hash,
-                      usage=response.usage.to_json(),
-                      meta={"finish_reason": response.finish_reason})
+        return self.output(response, columns)

@@ -32,8 +32,7 @@ from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, SourceStep, StepConfig
-from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep
 from synthloom.methods.text2sql.sqlexec import (
     COMPLEXITIES,
     clean_sql,
@@ -175,21 +174,17 @@ class SchemaConfig(StepConfig):
 
 
 @register_step
-class Text2SQLSchema(MapStep):
+class Text2SQLSchema(TemplatedStep, MapStep):
     """A real database's schema, or a synthesised one (model proposal → SQLite file)."""
 
     type_name = "text2sql_schema"
     uses_llm = True
     Config = SchemaConfig
     config: SchemaConfig
-    _template: PromptTemplate
 
     def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
+        super().setup(ctx)
         self._locks: dict[str, asyncio.Lock] = {}
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
         return ["database", "domain"]
@@ -208,12 +203,8 @@ class Text2SQLSchema(MapStep):
         lock = self._locks.setdefault(domain, asyncio.Lock())
         async with lock:
             seed = (ctx.run.seed * 1_000_003 + int(text_hash(domain)[:8], 16)) % 2**31
-            params = SamplingParams(temperature=self.config.temperature,
-                                    max_tokens=self.config.max_tokens, seed=seed)
-            request = LLMRequest(messages=self._template.render_messages({"domain": domain}),
-                                 params=params, json_schema=PROPOSAL_SCHEMA,
-                                 tags={"step": self.name})
-            [response] = await ctx.generate(request)
+            response = await self.ask(ctx, {"domain": domain}, schema=PROPOSAL_SCHEMA,
+                                      seed=seed)
         proposal = sanitize_schema(response.parsed)
         if not proposal.tables:
             why = "; ".join(proposal.notes) or "no tables"
@@ -223,7 +214,7 @@ class Text2SQLSchema(MapStep):
         path = await asyncio.to_thread(materialize, proposal, folder, stem[:40],
                                        rows_per_table=self.config.rows_per_table,
                                        seed=ctx.run.seed)
-        return _llm_output(response, self._template, {
+        return self.output(response, {
             "database": str(path.resolve()), "db_id": path.stem,
             "schema": proposal.schema_text(), "schema_origin": "synthesized",
             "schema_notes": proposal.notes})
@@ -232,13 +223,6 @@ class Text2SQLSchema(MapStep):
 def _file_schema(database: str) -> str:
     with SQLiteDatabase(database) as db:
         return db.schema()
-
-
-def _llm_output(response: LLMResponse, template: PromptTemplate,
-                columns: dict[str, Any]) -> Output:
-    return Output(columns=columns, model=response.model, template_hash=template.hash,
-                  usage=response.usage.to_json(), sample_index=response.sample_index,
-                  meta={"finish_reason": response.finish_reason})
 
 
 # --- SQL -----------------------------------------------------------------------------------
@@ -289,20 +273,13 @@ def _short(value: Any) -> str:
 
 
 @register_step
-class Text2SQLQuery(MapStep):
+class Text2SQLQuery(TemplatedStep, MapStep):
     """The model's query for the task's level; kept only if it parses, runs and returns rows."""
 
     type_name = "text2sql_sql"
     uses_llm = True
     Config = SqlConfig
     config: SqlConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
         # task_index: two tasks of one database and level must still be two queries.
@@ -317,11 +294,7 @@ class Text2SQLQuery(MapStep):
         schema = {"type": "object", "properties": {"sql": {
             "type": "string", "minLength": 8, "maxLength": cfg.sql_max_chars}},
             "required": ["sql"], "additionalProperties": False}
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                seed=ctx.seed)
-        request = LLMRequest(messages=self._template.render_messages(variables), params=params,
-                             json_schema=schema, n=cfg.candidates, tags={"step": self.name})
-        responses = await ctx.generate(request)
+        responses = await self.ask_n(ctx, variables, cfg.candidates, schema=schema)
         problems = []
         for response in responses:
             verdict = await self._check(str((response.parsed or {}).get("sql", "")), database,
@@ -329,7 +302,7 @@ class Text2SQLQuery(MapStep):
             if isinstance(verdict, str):
                 problems.append(verdict)
                 continue
-            output = _llm_output(response, self._template, verdict)
+            output = self.output(response, verdict)
             # Every candidate's tokens are this record's cost.
             output.usage = _sum_usage(r.usage.to_json() for r in responses)
             output.meta["candidates_tried"] = len(problems) + 1
@@ -395,20 +368,13 @@ _QUOTES_SQL = re.compile(r"\bselect\b.+\bfrom\b", re.I | re.S)
 
 
 @register_step
-class Text2SQLQuestion(MapStep):
+class Text2SQLQuestion(TemplatedStep, MapStep):
     """Back-translation: the question the query answers, in the task's style."""
 
     type_name = "text2sql_question"
     uses_llm = True
     Config = QuestionConfig
     config: QuestionConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
         return ["schema", "sql", "result", "style"]
@@ -421,17 +387,13 @@ class Text2SQLQuestion(MapStep):
             "type": "string", "minLength": 8, "maxLength": cap}},
             "required": ["question"], "additionalProperties": False}
         variables = {**record, "style_description": STYLE_DESCRIPTIONS[style]}
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                seed=ctx.seed)
-        request = LLMRequest(messages=self._template.render_messages(variables), params=params,
-                             json_schema=schema, tags={"step": self.name})
-        [response] = await ctx.generate(request)
+        response = await self.ask(ctx, variables, schema=schema)
         question = str((response.parsed or {}).get("question", "")).strip()
         if len(question.split()) < 3:
             return ItemResult.drop(f"question too short: {question!r}")
         if _QUOTES_SQL.search(question):
             return ItemResult.drop("question quotes SQL instead of asking in words")
-        return _llm_output(response, self._template, {"question": question})
+        return self.output(response, {"question": question})
 
 
 # --- chain of thought ----------------------------------------------------------------------
@@ -450,20 +412,13 @@ _FENCED = re.compile(r"```.*?(```|$)", re.S)
 
 
 @register_step
-class Text2SQLCot(MapStep):
+class Text2SQLCot(TemplatedStep, MapStep):
     """Step-by-step reasoning for the question, ending with the verified query (``cot``)."""
 
     type_name = "text2sql_cot"
     uses_llm = True
     Config = CotConfig
     config: CotConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
         return ["schema", "question", "sql"]
@@ -473,11 +428,7 @@ class Text2SQLCot(MapStep):
         schema = {"type": "object", "properties": {"reasoning": {
             "type": "string", "minLength": 20, "maxLength": cfg.reasoning_max_chars}},
             "required": ["reasoning"], "additionalProperties": False}
-        params = SamplingParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens,
-                                seed=ctx.seed)
-        request = LLMRequest(messages=self._template.render_messages(record), params=params,
-                             json_schema=schema, tags={"step": self.name})
-        [response] = await ctx.generate(request)
+        response = await self.ask(ctx, record, schema=schema)
         # A query the model wrote into its reasoning is not the verified one: cut it out.
         reasoning = _FENCED.sub("", str((response.parsed or {}).get("reasoning", ""))).strip()
         if len(reasoning.split()) < 4:
@@ -490,7 +441,7 @@ class Text2SQLCot(MapStep):
                 return ItemResult.drop(f"reasoning names none of the query's tables "
                                        f"({', '.join(sorted(tables))})")
         cot = f"{reasoning}\n\n```sql\n{sql}\n```"
-        return _llm_output(response, self._template, {"cot": cot})
+        return self.output(response, {"cot": cot})
 
 
 def query_tables(sql: str) -> set[str]:

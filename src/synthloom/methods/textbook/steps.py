@@ -33,8 +33,7 @@ from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, MapStep, SourceStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 from synthloom.quality.text import normalize
 
 #: Cosmopedia's audiences, from young children to researchers.
@@ -191,20 +190,13 @@ class SectionConfig(StepConfig):
 
 
 @register_step
-class TextbookSection(MapStep):
+class TextbookSection(TemplatedStep, MapStep):
     """One textbook section per (topic, audience, style)."""
 
     type_name = "textbook_section"
     uses_llm = True
     Config = SectionConfig
     config: SectionConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
         return ["topic", "audience", "style"]
@@ -228,28 +220,21 @@ class TextbookSection(MapStep):
         cfg = self.config
         variables = {"topic": record["topic"], "audience": record["audience"],
                      "style": record["style"], "n_exercises": cfg.exercises}
-        request = LLMRequest(
-            messages=self._template.render_messages(variables), json_schema=self.schema,
-            params=SamplingParams(temperature=cfg.temperature, max_tokens=self._max_tokens(),
-                                  seed=ctx.seed),
-            tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        response = await self.ask(ctx, variables, schema=self.schema,
+                                  max_tokens=self._max_tokens())
+        parsed = parsed_object(response)
         example = parsed.get("worked_example") if isinstance(parsed.get("worked_example"),
                                                               dict) else {}
         exercises = [{"problem": str(e.get("problem") or "").strip(),
                       "solution": str(e.get("solution") or "").strip()}
                      for e in (parsed.get("exercises") or []) if isinstance(e, dict)]
-        return Output(
-            columns={
-                "title": str(parsed.get("title") or "").strip(),
-                "text": str(parsed.get("section") or "").strip(),
-                "worked_example": {"problem": str(example.get("problem") or "").strip(),
-                                   "solution": str(example.get("solution") or "").strip()},
-                "exercises": exercises,
-            },
-            model=response.model, template_hash=self._template.hash,
-            usage=response.usage.to_json(), meta={"finish_reason": response.finish_reason})
+        return self.output(response, {
+            "title": str(parsed.get("title") or "").strip(),
+            "text": str(parsed.get("section") or "").strip(),
+            "worked_example": {"problem": str(example.get("problem") or "").strip(),
+                               "solution": str(example.get("solution") or "").strip()},
+            "exercises": exercises,
+        })
 
 
 class StructureConfig(StepConfig):

@@ -12,15 +12,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, FilterStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.docqa.pairs import usable_pairs
 from synthloom.methods.docqa.text import normalize, support, words
 from synthloom.methods.multihop.text import split_usage, string_schema
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 
 class ExtractConfig(StepConfig):
@@ -37,23 +36,16 @@ class ExtractConfig(StepConfig):
 
 
 @register_step
-class WebminingExtract(ExpandStep):
+class WebminingExtract(TemplatedStep, ExpandStep):
     """One record per extracted pair: ``question``, ``answer``, ``pair_index``."""
 
     type_name = "webmining_extract"
     uses_llm = True
     Config = ExtractConfig
     config: ExtractConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
-        return sorted({*(self._template.variables - {"text", "n"}), self.config.text_column})
+        return sorted({*(self.template().variables - {"text", "n"}), self.config.text_column})
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -75,14 +67,9 @@ class WebminingExtract(ExpandStep):
             return ItemResult.drop(f"no text in column {cfg.text_column!r}")
         max_tokens = cfg.max_tokens or \
             cfg.max_pairs * ((cfg.question_max_chars + cfg.answer_max_chars) // 3 + 16) + 16
-        request = LLMRequest(
-            messages=self._template.render_messages({**record, "text": text, "n": cfg.max_pairs}),
-            json_schema=self.schema,
-            params=SamplingParams(temperature=cfg.temperature, max_tokens=max_tokens,
-                                  seed=ctx.seed),
-            tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        response = await self.ask(ctx, {**record, "text": text, "n": cfg.max_pairs},
+                                  schema=self.schema, max_tokens=max_tokens)
+        parsed = parsed_object(response)
         raw = parsed.get("pairs") if isinstance(parsed.get("pairs"), list) else []
         pairs, problems = usable_pairs(raw[: cfg.max_pairs])
         if not pairs:
@@ -93,10 +80,9 @@ class WebminingExtract(ExpandStep):
         if problems:
             meta["pairs_rejected"] = problems
         # Whitespace collapsed: a pair copied across the page's line breaks reads as one line.
-        return [Output(columns={"question": " ".join(p["question"].split()),
-                                "answer": " ".join(p["answer"].split()), "pair_index": i},
-                       model=response.model, template_hash=self._template.hash,
-                       usage=shares[i], sample_index=response.sample_index, meta=meta)
+        return [self.output(response, {"question": " ".join(p["question"].split()),
+                                       "answer": " ".join(p["answer"].split()), "pair_index": i},
+                            usage=shares[i], meta=meta)
                 for i, p in enumerate(pairs)]
 
 

@@ -14,14 +14,13 @@ from typing import Any
 
 from pydantic import Field
 
-from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.docqa.text import support, words
 from synthloom.methods.multihop.text import string_schema
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep, parsed_object
 
 
 class RefineConfig(StepConfig):
@@ -36,21 +35,14 @@ class RefineConfig(StepConfig):
 
 
 @register_step
-class WebminingRefine(MapStep):
+class WebminingRefine(TemplatedStep, MapStep):
     type_name = "webmining_refine"
     uses_llm = True
     Config = RefineConfig
     config: RefineConfig
-    _template: PromptTemplate
-
-    def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
-
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
 
     def reads(self) -> list[str]:
-        return sorted({"question", "answer", "text", *(self._template.variables - {"context"})})
+        return sorted({"question", "answer", "text", *(self.template().variables - {"context"})})
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -64,15 +56,9 @@ class WebminingRefine(MapStep):
         if not words(answer):
             return ItemResult.drop("no extracted answer to refine")
         context = str(record.get("text") or "")[: cfg.context_chars] if cfg.context_chars else ""
-        request = LLMRequest(
-            messages=self._template.render_messages({**record, "context": context}),
-            json_schema=self.schema,
-            params=SamplingParams(temperature=cfg.temperature,
-                                  max_tokens=cfg.max_tokens or cfg.refined_max_chars // 3 + 16,
-                                  seed=ctx.seed),
-            tags={"step": self.name})
-        [response] = await ctx.generate(request)
-        parsed = response.parsed if isinstance(response.parsed, dict) else {}
+        response = await self.ask(ctx, {**record, "context": context}, schema=self.schema,
+                                  max_tokens=cfg.max_tokens or cfg.refined_max_chars // 3 + 16)
+        parsed = parsed_object(response)
         refined = str(parsed.get("refined_answer") or "").strip()
         if not words(refined):
             return ItemResult.drop("model returned an empty refined answer")
@@ -82,11 +68,9 @@ class WebminingRefine(MapStep):
                 f"refined answer inconsistent with the extracted one: it keeps {share:.2f} of "
                 f"the original's content words (< {cfg.consistency_threshold:.2f}); missing: "
                 f"{', '.join(missing[:8])}")
-        return Output(columns={"refined_answer": refined}, model=response.model,
-                      template_hash=self._template.hash, usage=response.usage.to_json(),
-                      sample_index=response.sample_index,
-                      meta={"finish_reason": response.finish_reason,
-                            "refine_consistency": round(share, 3),
-                            # a weak model often hands the answer back as it was: say so
-                            "refine_unchanged": " ".join(refined.split()) == " ".join(
-                                answer.split())})
+        return self.output(response, {"refined_answer": refined},
+                           meta={"finish_reason": response.finish_reason,
+                                 "refine_consistency": round(share, 3),
+                                 # a weak model often hands the answer back as it was: say so
+                                 "refine_unchanged": " ".join(refined.split()) == " ".join(
+                                     answer.split())})
