@@ -6,8 +6,12 @@ Here: the parent's real home directory and every process's environment are out o
 the same attacks written by "the model" (the scripted OpenAI test server, a deterministic test
 double) inside a real ``synthloom run pot`` are contained: the run finishes in bounded time,
 each program is a counted drop naming its cause, nothing persists outside, no process is left,
-and the parent's secret is in no output. In the fallback mode (no namespaces) the parent's
-environment is readable: a documented limitation, kept visible as a strict xfail.
+and the parent's secret is in no output. In the fallback mode (no namespaces) as root the
+program runs under a throw-away uid, so root's processes' environments are unreadable; checked
+with a world-readable interpreter where this project's own lives under /root (which a
+throw-away uid cannot run, so the fallback keeps root there). As the parent's own user, or as
+root without the uid, the environments are readable: a documented limitation, kept visible as
+a strict xfail.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from synthloom.verify.sandbox import (
     UID_RANGE,
     SandboxLimits,
     _expose_paths,
+    _no_isolation,
     isolation,
     run_python_sync,
 )
+from tests.integration.test_verify_sandbox_escapes import fallback_elsewhere
 from tests.support.fault_proxy import ScriptedOpenAIServer
 from tests.support.reliability import SCRIPTED_MODEL, load_run, read_jsonl, run_cli
 
@@ -112,11 +118,18 @@ def test_no_process_environment_shows_the_parent_secret(decoy: tuple[int, str]) 
     assert find_secret(*decoy).startswith("NOTHING")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "fallback isolation (no unshare) runs the program as the parent's user without a PID "
-    "namespace: /proc/<pid>/environ of the user's processes is readable. Documented in "
-    "verify/sandbox.py ('resource limits and a socket-blocking audit hook only'); use a machine "
-    "that allows namespaces"))
+#: What the fallback mode would do here (probes whether a throw-away uid can run Python).
+FALLBACK = _no_isolation("forced by the test")
+FALLBACK_KEEPS_THE_USER = (
+    "not root and no namespaces: the program runs as the parent's user without a PID "
+    "namespace, so /proc/<pid>/environ of the user's processes is readable; this cannot be "
+    "fixed without namespaces (documented in verify/sandbox.py); use a machine that allows them"
+    if os.geteuid() != 0 else
+    "root, but the fallback cannot drop to a throw-away uid here, so the program runs as root "
+    f"and reads every /proc/<pid>/environ: {FALLBACK.message}")
+
+
+@pytest.mark.xfail(not FALLBACK.drop_uid, strict=True, reason=FALLBACK_KEEPS_THE_USER)
 def test_fallback_mode_hides_other_process_environments(
         decoy: tuple[int, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNTHLOOM_SANDBOX_ISOLATION", "none")
@@ -126,6 +139,15 @@ def test_fallback_mode_hides_other_process_environments(
     finally:
         monkeypatch.delenv("SYNTHLOOM_SANDBOX_ISOLATION")
         isolation.cache_clear()
+
+
+def test_fallback_as_root_hides_environments_with_a_world_readable_python(
+        decoy: tuple[int, str]) -> None:
+    code = f"SECRET, DECOY = {decoy[1]!r}, {decoy[0]}\n" + FIND_SECRET
+    chosen = fallback_elsewhere(code)
+    assert chosen["kind"] == "none" and chosen["drop_uid"], chosen["message"]
+    assert chosen["result"]["status"] == "ok", chosen["result"]["stderr"]
+    assert chosen["result"]["stdout"].startswith("NOTHING")
 
 
 # --- the same attacks from "the model", inside a pot run ----------------------------------------

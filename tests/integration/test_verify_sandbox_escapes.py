@@ -1,15 +1,26 @@
 """The sandbox escape suite, on this machine's real isolation: network, filesystem, secrets,
-fork bomb, memory, infinite loop, output flood. Each run is bounded by a few seconds."""
+fork bomb, memory, infinite loop, output flood. Each run is bounded by a few seconds.
+
+The fallback mode (no namespaces) as root drops to a throw-away uid only where that uid can
+start the interpreter; this project's own may live under /root (mode 0700). So the fallback's
+uid drop is also checked with a world-readable system interpreter (``/usr/bin/python3``, 3.11+)
+that loads ``verify/sandbox.py`` on its own (it needs only the standard library)."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
 import socket
+import subprocess
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from synthloom.verify import sandbox
 from synthloom.verify.sandbox import UID_RANGE, SandboxLimits, isolation, run_python_sync
 
 LIMITS = SandboxLimits(timeout_s=4, memory_mb=256, processes=16)
@@ -17,6 +28,59 @@ LIMITS = SandboxLimits(timeout_s=4, memory_mb=256, processes=16)
 namespace_only = pytest.mark.skipif(
     isolation().kind != "namespace",
     reason=f"no namespace isolation here: {isolation().message}")
+
+HARNESS = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("sbx", sys.argv[1])
+sbx = importlib.util.module_from_spec(spec)
+sys.modules["sbx"] = sbx
+spec.loader.exec_module(sbx)
+iso = sbx.isolation()
+out = {"kind": iso.kind, "drop_uid": iso.drop_uid, "message": iso.message}
+if len(sys.argv) > 2:
+    limits = sbx.SandboxLimits(**json.loads(sys.argv[3]))
+    out["result"] = sbx.run_python_sync(sys.argv[2], limits).to_json()
+print(json.dumps(out))
+"""
+
+
+@lru_cache(maxsize=1)
+def world_python() -> str | None:
+    """A Python 3.11+ that any uid can run (not this project's, which may be under /root)."""
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"):
+        if not os.access(candidate, os.X_OK):
+            continue
+        check = subprocess.run([candidate, "-I", "-c", "import sys; print(sys.version_info >= "
+                                "(3, 11))"], capture_output=True, text=True, timeout=10)
+        if check.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+def fallback_elsewhere(code: str | None = None,
+                       limits: SandboxLimits = LIMITS) -> dict[str, Any]:
+    """Forced fallback mode, run by a world-readable interpreter: the isolation it chose, and
+    the result of ``code`` when given. Skips where the uid drop cannot be shown."""
+    python = world_python()
+    if os.geteuid() != 0 or python is None:
+        pytest.skip("needs root and a world-readable Python 3.11+ (/usr/bin/python3)")
+    args = [] if code is None else [code, json.dumps(limits.__dict__)]
+    done = subprocess.run([python, "-I", "-c", HARNESS, sandbox.__file__, *args],
+                          capture_output=True, text=True, timeout=30,
+                          env={"PATH": os.defpath, "SYNTHLOOM_SANDBOX_ISOLATION": "none"})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def uid_processes() -> list[int]:
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if UID_RANGE[0] <= os.stat(f"/proc/{name}").st_uid < UID_RANGE[1]:
+                found.append(int(name))
+        except OSError:
+            continue
+    return found
 
 
 @pytest.fixture
@@ -73,19 +137,57 @@ for host in ("127.0.0.1", "192.0.2.1"):
     assert not _accepted(listener)
 
 
-def test_writes_outside_the_work_dir_do_not_persist(tmp_path: Path) -> None:
+WRITE = ("import sys\nfor t in TARGETS:\n    try:\n        open(t, 'w').write('x'); "
+         "print('wrote', t)\n    except OSError as e:\n        print('refused', t, e.errno)\n")
+
+
+@pytest.mark.parametrize("mode", ["machine", "fallback", "fallback-world-python"])
+def test_writes_outside_the_work_dir_do_not_persist(
+        mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """namespace: nothing written outside the work dir is visible afterwards (private tmpfs,
+    read-only rest). Fallback as root with the throw-away uid: nothing lands in root-owned
+    places (the parent's home, /root, the project, the test's folder), and what the uid left at
+    the top of /tmp is removed. Fallback as the parent's own user guarantees nothing: skipped.
+    Whatever a run did create is removed afterwards either way."""
     token = secrets.token_hex(6)
-    targets = [f"/tmp/escape-{token}", str(tmp_path / f"escape-{token}"),
-               f"/root/escape-{token}", str(Path(__file__).parent / f"escape-{token}"),
-               os.path.expanduser(f"~/escape-{token}")]
-    code = "import sys\nfor t in sys.argv[1:] or TARGETS:\n" \
-           "    try:\n        open(t, 'w').write('x'); print('wrote', t)\n" \
-           "    except OSError as e:\n        print('refused', t, e.errno)\n"
-    result = run_python_sync(f"TARGETS = {targets!r}\n" + code, LIMITS)
-    assert result.status == "ok", result.stderr
-    assert result.stdout.count("\n") == len(targets)
-    for target in targets:
-        assert not Path(target).exists(), f"{target} escaped the sandbox"
+    scratch = f"/tmp/escape-{token}"
+    owned = [str(tmp_path / f"escape-{token}"), f"/root/escape-{token}",
+             str(Path(__file__).parent / f"escape-{token}"),
+             os.path.expanduser(f"~/escape-{token}")]
+    targets = [scratch, *owned]
+    code = f"TARGETS = {targets!r}\n" + WRITE
+    if mode == "fallback":
+        monkeypatch.setenv("SYNTHLOOM_SANDBOX_ISOLATION", "none")
+        isolation.cache_clear()
+    try:
+        if mode == "fallback-world-python":
+            chosen = fallback_elsewhere()
+            kind, drop_uid, message = chosen["kind"], chosen["drop_uid"], chosen["message"]
+        else:
+            iso = isolation()
+            kind, drop_uid, message = iso.kind, iso.drop_uid, iso.message
+        if kind == "none" and not drop_uid:
+            pytest.skip(f"fallback without a throw-away uid protects no file: {message}")
+        if mode == "fallback-world-python":
+            stdout = fallback_elsewhere(code)["result"]["stdout"]
+        else:
+            result = run_python_sync(code, LIMITS)
+            assert result.status == "ok", result.stderr
+            stdout = result.stdout
+        assert stdout.count("\n") == len(targets), stdout
+        if kind == "none":  # root-owned places refuse the throw-away uid outright
+            for target in owned:
+                assert f"refused {target} 13" in stdout, stdout
+        for target in targets:
+            assert not Path(target).exists(), f"{target} escaped the sandbox ({kind})"
+    finally:
+        for target in targets:
+            with_dir = Path(target)
+            if with_dir.is_dir() and not with_dir.is_symlink():
+                shutil.rmtree(with_dir, ignore_errors=True)
+            else:
+                with_dir.unlink(missing_ok=True)
+        isolation.cache_clear()
 
 
 def test_secrets_of_the_parent_are_not_visible(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,15 +214,19 @@ def test_fork_bomb_is_contained() -> None:
     result = run_python_sync(code, SandboxLimits(timeout_s=3, processes=16, memory_mb=256))
     assert result.status in ("timeout", "killed", "error")
     assert result.seconds < 6
-    leftovers = []
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            uid = os.stat(f"/proc/{name}").st_uid
-        except OSError:
-            continue
-        if UID_RANGE[0] <= uid < UID_RANGE[1]:
-            leftovers.append(name)
-    assert leftovers == []
+    assert uid_processes() == []
+
+
+def test_fallback_as_root_contains_a_fork_bomb_under_the_throw_away_uid() -> None:
+    """No PID namespace: RLIMIT_NPROC of the throw-away uid bounds the bomb, and the caller
+    kills every process of that uid (even ones that left the process group) before returning."""
+    code = ("import os\nwhile True:\n    try:\n        if os.fork() == 0:\n"
+            "            os.setsid()\n    except OSError:\n        pass\n")
+    chosen = fallback_elsewhere(code, SandboxLimits(timeout_s=3, processes=16, memory_mb=256))
+    assert chosen["kind"] == "none" and chosen["drop_uid"], chosen["message"]
+    result = chosen["result"]
+    assert result["status"] in ("timeout", "killed") and result["seconds"] < 6
+    assert uid_processes() == []
 
 
 def test_four_gigabytes_under_256_megabytes() -> None:

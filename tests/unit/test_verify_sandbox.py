@@ -105,6 +105,78 @@ def test_fallback_still_blocks_sockets_and_limits_processes(fallback: None) -> N
     forks = ("import os, time\nfor _ in range(60):\n    if os.fork() == 0:\n"
              "        time.sleep(20); os._exit(0)\n    time.sleep(0.01)\n")
     result = run_python_sync(forks, SandboxLimits(timeout_s=10, processes=8))
-    assert result.status == "killed" and "processes" in result.reason and result.seconds < 8
+    assert result.seconds < 8
+    if isolation().drop_uid:  # RLIMIT_NPROC binds for the throw-away uid: the 9th fork fails
+        assert result.status == "error" and "BlockingIOError" in result.stderr
+    else:  # the watchdog counts the process group
+        assert result.status == "killed" and "processes" in result.reason
     loop = run_python_sync("while True: pass", SandboxLimits(timeout_s=1))
     assert loop.status == "timeout"
+
+
+def test_fallback_kills_a_child_in_a_session_of_its_own(fallback: None) -> None:
+    """It left the process group: the launcher (a subreaper) kills its whole tree. Before,
+    Process.wait() also waited for the child's copy of the output pipes: forever."""
+    code = ("import os, time\npid = os.fork()\nif pid == 0:\n    os.setsid(); time.sleep(30)\n"
+            "print(pid)\n")
+    result = run_python_sync(code, QUICK)
+    assert result.status == "ok" and result.seconds < 3, result
+    pid = int(result.stdout)
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        state = "gone"
+    assert state in ("gone", "Z")
+
+
+def test_fallback_drops_to_a_throw_away_uid_only_as_root_and_when_it_works(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    user = sandbox._no_isolation("test")
+    assert not user.drop_uid and "your own user" in user.message
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(sandbox, "_uid_drop_failure", lambda: "Permission denied: /root/x")
+    blocked = sandbox._no_isolation("test")
+    assert not blocked.drop_uid and "Permission denied: /root/x" in blocked.message
+    monkeypatch.setattr(sandbox, "_uid_drop_failure", lambda: "")
+    dropped = sandbox._no_isolation("test")
+    assert dropped.kind == "none" and dropped.drop_uid and "throw-away uid" in dropped.message
+
+
+@pytest.mark.skipif(sandbox.os.geteuid() != 0, reason="chown to another uid needs root")
+def test_fallback_work_dir_belongs_to_the_throw_away_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    iso = sandbox.Isolation("none", (), True, "test")
+    monkeypatch.setattr(sandbox, "isolation", lambda: iso)
+    command, cfg, workdir, _ = sandbox._prepare("pass", QUICK, True, {"data.txt": "x"})
+    try:
+        assert command[0] == sandbox.sys.executable and not cfg["namespaces"]
+        uid = cfg["uid"]
+        assert sandbox.UID_RANGE[0] <= uid < sandbox.UID_RANGE[1]
+        for path in (Path(workdir), Path(workdir, "main.py"), Path(workdir, "data.txt")):
+            assert (path.stat().st_uid, path.stat().st_gid) == (uid, uid)
+        assert Path(workdir).stat().st_mode & 0o777 == 0o700
+    finally:
+        sandbox.shutil.rmtree(workdir)
+
+
+@pytest.mark.skipif(sandbox.os.geteuid() != 0, reason="files of another uid need root")
+def test_sweep_removes_only_the_uid_s_scratch_files(tmp_path: Path) -> None:
+    uid = sandbox._draw_uid()
+    mine, other = Path(f"/tmp/sbx-sweep-{uid}"), Path(f"/tmp/sbx-sweep-other-{uid}")
+    try:
+        (mine / "sub").mkdir(parents=True)
+        (mine / "sub" / "f").write_text("x")
+        link = Path(f"/tmp/sbx-sweep-link-{uid}")
+        link.symlink_to(tmp_path)  # a link to a root-owned folder: unlinked, never followed
+        (tmp_path / "keep").write_text("x")
+        other.write_text("x")
+        for path in (mine, mine / "sub", mine / "sub" / "f"):
+            sandbox.os.chown(path, uid, uid)
+        sandbox.os.lchown(link, uid, uid)
+        sandbox._sweep_scratch(uid)
+        assert not mine.exists() and not link.is_symlink()
+        assert other.exists() and (tmp_path / "keep").exists()
+    finally:
+        sandbox.shutil.rmtree(mine, ignore_errors=True)
+        other.unlink(missing_ok=True)
+        Path(f"/tmp/sbx-sweep-link-{uid}").unlink(missing_ok=True)

@@ -3,15 +3,20 @@
 Started by :mod:`synthloom.verify.sandbox`, usually inside fresh network + mount + PID
 namespaces made by ``unshare``, with one JSON argument. It
 
-1. hides the writable and private parts of the filesystem (``/tmp``, ``/root``, ``/home``, ...)
-   behind empty tmpfs mounts, re-exposing only the Python installation (read-only) and the work
-   directory (read-write), and makes the rest read-only where it can;
-2. forks the program: the child sets its resource limits, drops to a throw-away uid when the
-   launcher is real root (so RLIMIT_NPROC binds and nothing of root's is writable), and execs;
+1. (namespaces only) hides the writable and private parts of the filesystem (``/tmp``,
+   ``/root``, ``/home``, ...) behind empty tmpfs mounts, re-exposing only the Python
+   installation (read-only) and the work directory (read-write), and makes the rest read-only
+   where it can;
+2. forks the program: the child sets its resource limits, drops to the throw-away uid it was
+   given (``cfg["uid"]``: the launcher is real root, in either mode; so RLIMIT_NPROC binds and
+   nothing of root's is readable or writable), and execs;
 3. reaps every process until the program exits, counting processes where RLIMIT_NPROC cannot
    bind (no uid to drop to), and writes the exit status as JSON to the status fd.
 
-As PID 1 of the namespace its exit kills whatever the program left behind.
+As PID 1 of the namespace its exit kills whatever the program left behind. Without namespaces
+it is a child subreaper and, once the program has exited, kills what is left: every process of
+the throw-away uid at once (kill(-1) as that uid), or without a uid its process group and its
+descendant tree; the caller then kills the group and waits until the uid has no process.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import time
 
 MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+PR_SET_CHILD_SUBREAPER = 36
 SKIP_READONLY = ("/proc", "/sys", "/dev")
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -188,6 +194,10 @@ def main() -> None:
         except OSError as exc:
             os.write(status_fd, json.dumps({"setup_error": str(exc)}).encode())
             os._exit(0)
+    if not cfg.get("namespaces"):
+        # Orphans of the program become the launcher's children (not init's, which may reap
+        # late): they are reaped below, so no zombie of the throw-away uid outlives the run.
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     pid = os.fork()
     if pid == 0:
         _child(cfg)
@@ -216,9 +226,73 @@ def main() -> None:
         else:
             report["returncode"] = os.WEXITSTATUS(status)
     os.write(status_fd, json.dumps(report).encode())
-    if counted and not cfg.get("namespaces"):
-        _kill_group_but_me(os.getpgid(0))  # what the program left behind
+    if not cfg.get("namespaces"):  # what the program left behind (else PID 1's exit does it)
+        if counted:
+            _kill_group_but_me(os.getpgid(0))
+            _kill_descendants()  # also those in a session of their own (best effort)
+            _reap_all(block=False)
+        else:
+            _kill_uid(int(cfg["uid"]))
+            _reap_all(block=True)
     os._exit(0)
+
+
+def _kill_descendants() -> None:
+    """As subreaper every process the program made descends from the launcher: kill the tree,
+    pass after pass (a racing fork bomb can outrun a pass; the caller's timeout bounds it)."""
+    me = os.getpid()
+    for _ in range(50):
+        parent: dict[int, int] = {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as handle:
+                    parent[int(name)] = int(handle.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+        tree, frontier = set(), {me}
+        while frontier:
+            frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - tree
+            tree |= frontier
+        if not tree:
+            return
+        for pid in tree:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        _reap_all(block=False)
+
+
+def _reap_all(block: bool) -> None:
+    """Reap the (killed) children left; SIGKILLed processes exit promptly."""
+    while True:
+        try:
+            pid, _, _ = os.wait4(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+        if pid == 0:
+            return
+
+
+def _kill_uid(uid: int) -> None:
+    """Kill every process of the throw-away uid, even those in a session of their own: a child
+    that becomes the uid signals all of them at once (kill(-1) spares only itself and init;
+    no fork completes while the kernel walks the task list)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            for _ in range(3):
+                with contextlib.suppress(OSError):
+                    os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 if __name__ == "__main__":

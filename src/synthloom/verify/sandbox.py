@@ -9,13 +9,24 @@ Isolation, strongest available first:
   binds and nothing of root's is readable). The launcher is PID 1: when the program ends, every
   process it left is killed by the kernel.
 * ``none`` (``unshare`` unavailable, e.g. a container whose seccomp forbids it): the same
-  resource limits, a process-group kill and a process count; networking is blocked only by an
-  audit hook in the interpreter, which native code can bypass. A warning says so once.
+  resource limits and a process-group kill; networking is blocked only by an audit hook in the
+  interpreter, which native code can bypass, and the filesystem and ``/proc`` are shared with
+  the machine. As root, the program still runs under a throw-away uid when a probe shows that
+  uid can start this interpreter (it cannot when the interpreter lives in a private folder such
+  as ``/root/.pyenv``): root's files (its home, ``/proc/<pid>/environ`` of root's processes,
+  the project if root-owned) are then out of reach, ``RLIMIT_NPROC`` binds, every process of the
+  uid is killed afterwards and what it left at the top of ``/tmp``, ``/var/tmp`` and
+  ``/dev/shm`` is removed. World-readable files stay readable. Without the uid (not root, or
+  the probe failed) the program runs as the parent's user: it can read the environments of
+  the user's processes (``OPENAI_API_KEY``) and write the user's files, and only a polled
+  count of its process group limits processes. Either way the launcher is a subreaper and kills
+  what the program left when it ends (also children in a session of their own; with the uid,
+  all at once, so a fork bomb cannot outrun it). A warning says which variant, once.
 
-Always: a fresh temporary working directory (removed afterwards; it is also ``HOME``), limits on
-CPU time, address space, processes, file size and open files, a wall-clock timeout that kills
-everything, an environment with nothing inherited (``PATH``, ``LANG``, ``HOME`` only), stdout and
-stderr captured and truncated to a cap.
+Always: a fresh temporary working directory (removed afterwards; it is also ``HOME``; owned by
+the throw-away uid when there is one), limits on CPU time, address space, processes, file size
+and open files, a wall-clock timeout that kills everything, an environment with nothing
+inherited (``PATH``, ``LANG``, ``HOME`` only), stdout and stderr captured and truncated to a cap.
 """
 
 from __future__ import annotations
@@ -117,6 +128,7 @@ def isolation() -> Isolation:
     unshare = shutil.which("unshare")
     if sys.platform != "linux" or unshare is None:
         return _no_isolation("the unshare command (util-linux) was not found")
+    # As real root the program drops to a throw-away uid in both modes (see _no_isolation).
     is_root = os.geteuid() == 0
     flags = UNSHARE_FLAGS if is_root else ["--user", "--map-root-user", *UNSHARE_FLAGS]
     try:
@@ -131,9 +143,51 @@ def isolation() -> Isolation:
 
 
 def _no_isolation(why: str) -> Isolation:
-    message = (f"sandbox: no network namespace ({why}); running with resource limits and a "
-               "socket-blocking audit hook only, which native code can bypass")
-    return Isolation("none", (), False, message)
+    base = (f"sandbox: no namespaces ({why}); running with resource limits and a "
+            "socket-blocking audit hook (native code can bypass it), the filesystem and /proc "
+            "shared with this machine")
+    if os.geteuid() != 0:
+        return Isolation("none", (), False, base + (
+            ", as your own user: the program can read the environments of your processes "
+            "(e.g. OPENAI_API_KEY) and write your files; use a machine that allows namespaces"))
+    failure = _uid_drop_failure()
+    if failure:
+        return Isolation("none", (), False, base + (
+            f", as root: a throw-away uid cannot run this interpreter ({failure}); install "
+            "Python outside private folders such as /root, or use a machine that allows "
+            "namespaces"))
+    return Isolation("none", (), True, base + (
+        ", under a throw-away uid: root's files and processes are out of reach, "
+        "world-readable files and /tmp are not"))
+
+
+def _draw_uid() -> int:
+    return UID_RANGE[0] + secrets.randbelow(UID_RANGE[1] - UID_RANGE[0])
+
+
+def _uid_drop_failure() -> str:
+    """Why a throw-away uid could not run programs here ('' when it can).
+
+    Without a mount namespace the dropped program sees the real filesystem: the interpreter,
+    its import path and the work directory must be reachable by an arbitrary uid (a pyenv
+    under /root, mode 0700, is not), and the container must grant setuid/setgid."""
+    uid = _draw_uid()
+    workdir = tempfile.mkdtemp(prefix="synthloom-sbx-probe-")
+    try:
+        os.chown(workdir, uid, uid)
+        os.chmod(workdir, 0o700)
+        probe = subprocess.run(
+            [sys.executable, "-I", "-c", "import os, sys; os.listdir(sys.argv[1])", workdir],
+            user=uid, group=uid, extra_groups=[], cwd=workdir, capture_output=True,
+            timeout=20, env=_clean_env(workdir))
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if probe.returncode != 0:
+        lines = probe.stderr.decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else f"exit {probe.returncode}"
+    return ""
 
 
 _warned = False
@@ -183,7 +237,7 @@ def _prepare(code: str, limits: SandboxLimits, block_sockets: bool,
         Path(workdir, name).write_text(text, encoding="utf-8")
     uid = None
     if iso.drop_uid:
-        uid = UID_RANGE[0] + secrets.randbelow(UID_RANGE[1] - UID_RANGE[0])
+        uid = _draw_uid()
         for path in [workdir, *(str(p) for p in Path(workdir).iterdir())]:
             os.chown(path, uid, uid)
         os.chmod(workdir, 0o700)
@@ -201,17 +255,22 @@ def _prepare(code: str, limits: SandboxLimits, block_sockets: bool,
     return [*iso.prefix, python, "-I", "-S", str(LAUNCHER)], cfg, workdir, iso
 
 
-async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
-    """Keep the first ``cap`` bytes, drain (and drop) the rest so the program never blocks."""
-    kept = bytearray()
-    truncated = False
-    while chunk := await stream.read(65536):
-        room = cap - len(kept)
-        if room > 0:
-            kept += chunk[:room]
-        if len(chunk) > room:
-            truncated = True
-    return bytes(kept), truncated
+class _Capped:
+    """The first ``cap`` bytes of a stream; kept here so a cut-off read keeps what it had."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.kept = bytearray()
+        self.truncated = False
+
+    async def drain(self, stream: asyncio.StreamReader) -> None:
+        """Keep the first ``cap`` bytes, drain (and drop) the rest so the program never blocks."""
+        while chunk := await stream.read(65536):
+            room = self.cap - len(self.kept)
+            if room > 0:
+                self.kept += chunk[:room]
+            if len(chunk) > room:
+                self.truncated = True
 
 
 def _kill_group(pid: int) -> None:
@@ -229,16 +288,36 @@ def _processes_of(uid: int) -> list[int]:
     return found
 
 
-async def _until_gone(uid: int | None, deadline_s: float = 5.0) -> None:
+#: Run as the throw-away uid: signals every process of that uid at once (kill(-1) skips only
+#: the caller and init). Fork cannot complete while the kernel walks the task list for it.
+KILL_ALL = "import os\nfor _ in range(3):\n    try:\n        os.kill(-1, 9)\n    except OSError:\n        pass\n"
+
+
+async def _kill_all_of(uid: int) -> None:
+    with contextlib.suppress(OSError):
+        killer = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-S", "-c", KILL_ALL, user=uid, group=uid, extra_groups=[],
+            cwd="/", env={}, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        await killer.wait()
+
+
+async def _until_gone(uid: int | None, deadline_s: float = 5.0, *,
+                      as_uid: bool = False) -> None:
     """Wait until no process of the throw-away ``uid`` is left (killing any found).
 
     The kernel tears a PID namespace down asynchronously: the outer ``unshare`` can be reaped
     while the namespace's last processes are still exiting. "Contained" means none is left when
-    the result is returned, so wait for that, bounded."""
+    the result is returned, so wait for that, bounded. Without a PID namespace (``as_uid``,
+    the fallback mode, where the uid is known to run this interpreter) leftovers may still be
+    forking, even in a session of their own: one kill per pid never catches up with a fork
+    bomb, so a helper running as the uid kills them all at once."""
     if uid is None:
         return
     end = time.monotonic() + deadline_s
     while (left := _processes_of(uid)) and time.monotonic() < end:
+        if as_uid:
+            await _kill_all_of(uid)
         for pid in left:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
@@ -246,6 +325,32 @@ async def _until_gone(uid: int | None, deadline_s: float = 5.0) -> None:
     if left:
         log.warning("sandbox: %d process(es) of uid %d still exiting after %.0f s",
                     len(left), uid, deadline_s)
+
+
+async def _exit_of(proc: asyncio.subprocess.Process, deadline_s: float = 5.0) -> None:
+    """Wait for the launcher's exit alone (``Process.wait`` would also wait for its pipes)."""
+    end = time.monotonic() + deadline_s
+    while proc.returncode is None and time.monotonic() < end:
+        await asyncio.sleep(0.005)
+
+
+def _sweep_scratch(uid: int | None) -> None:
+    """Fallback mode: remove what the throw-away ``uid`` left at the top of the shared scratch
+    folders (the namespace mode's are private tmpfs mounts). Best effort: a file in a deeper
+    world-writable folder stays. Only called once no process of the uid is left, so nothing
+    races the removal; symlinks are unlinked, never followed."""
+    if uid is None:
+        return
+    for folder in SCRATCH:
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_uid != uid:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
 
 
 async def run_python(code: str, limits: SandboxLimits | None = None, *,
@@ -267,28 +372,36 @@ async def run_python(code: str, limits: SandboxLimits | None = None, *,
         finally:
             os.close(write_fd)
         assert proc.stdout is not None and proc.stderr is not None
-        readers = asyncio.gather(_read_capped(proc.stdout, limits.output_bytes),
-                                 _read_capped(proc.stderr, limits.output_bytes))
+        out, err = _Capped(limits.output_bytes), _Capped(limits.output_bytes)
+        readers = asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr))
         timed_out = False
         try:
             await asyncio.wait_for(proc.wait(), timeout=limits.timeout_s)
         except TimeoutError:
-            timed_out = True
+            # Process.wait() also waits for the pipes: a leftover of an ended program can hold
+            # them (fallback mode, a child in a session of its own). Only a running one is late.
+            timed_out = proc.returncode is None
         finally:
             _kill_group(proc.pid)  # whatever is left in the group (the namespace dies with it)
-            await proc.wait()
-            await _until_gone(cfg["uid"])
+            await _until_gone(cfg["uid"], as_uid=not cfg["namespaces"])
+            await _exit_of(proc)
+            if not cfg["namespaces"]:
+                _sweep_scratch(cfg["uid"])
         try:
-            (out, out_cut), (err, err_cut) = await asyncio.wait_for(readers, timeout=5)
-        except TimeoutError:  # a leftover holds the pipes open: give up on the rest
+            await asyncio.wait_for(readers, timeout=2)
+        except TimeoutError:  # a leftover holds the pipes open: keep what came, drop the rest
+            out.truncated = err.truncated = True
             readers.cancel()
-            (out, out_cut), (err, err_cut) = (b"", True), (b"", True)
+            transport = getattr(proc, "_transport", None)  # no public way to drop the pipes
+            if transport is not None:
+                transport.close()
         seconds = time.perf_counter() - began
         report = _read_status(read_fd)
     finally:
         os.close(read_fd)
         shutil.rmtree(workdir, ignore_errors=True)
-    return _result(report, timed_out, limits, seconds, iso, out, err, out_cut, err_cut)
+    return _result(report, timed_out, limits, seconds, iso, bytes(out.kept), bytes(err.kept),
+                   out.truncated, err.truncated)
 
 
 def _read_status(fd: int) -> dict[str, Any]:
