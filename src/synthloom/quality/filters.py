@@ -1,4 +1,8 @@
-"""Heuristic filters: each drop carries a reason string."""
+"""Heuristic filters: each drop carries a reason string.
+
+``ColumnFilter`` and ``TextFilter`` are the bases of the one-column filters here, in
+heuristics.py, judges.py and in methods (``bt_segment_filter``, ``drop_rejected``).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,30 @@ REFUSAL_PATTERNS = [
 REFUSAL_RE = re.compile(r"\b(" + "|".join(REFUSAL_PATTERNS) + r")\b", re.IGNORECASE)
 
 
+class ColumnFilter(FilterStep):
+    """A filter that reads one column, ``config.column`` (only it enters the cache key)."""
+
+    config: Any
+
+    def reads(self) -> list[str]:
+        return [self.config.column]
+
+
+class TextFilter(ColumnFilter):
+    """A filter on one text column: a missing or non-text value is dropped with that reason,
+    text goes to :meth:`check` (unstripped)."""
+
+    def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
+        value = record.get(self.config.column)
+        if not isinstance(value, str):
+            return f"{self.config.column} is missing or not text"
+        return self.check(value)
+
+    def check(self, text: str) -> str | None:
+        """Why ``text`` fails the filter, or None to keep the record."""
+        raise NotImplementedError
+
+
 class LengthConfig(StepConfig):
     column: str
     min_chars: int = 1
@@ -35,21 +63,15 @@ class LengthConfig(StepConfig):
 
 
 @register_step
-class LengthFilter(FilterStep):
+class LengthFilter(TextFilter):
     """Drops records whose ``column`` is missing, too short or too long."""
 
     type_name = "filter_length"
     Config = LengthConfig
     config: LengthConfig
 
-    def reads(self) -> list[str]:
-        return [self.config.column]
-
-    def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
-        value = record.get(self.config.column)
-        if not isinstance(value, str):
-            return f"{self.config.column} is missing or not text"
-        text = value.strip()
+    def check(self, text: str) -> str | None:
+        text = text.strip()
         if len(text) < self.config.min_chars:
             return f"{self.config.column} shorter than {self.config.min_chars} chars ({len(text)})"
         if self.config.max_chars is not None and len(text) > self.config.max_chars:
@@ -69,16 +91,13 @@ class RefusalConfig(StepConfig):
 
 
 @register_step
-class RefusalFilter(FilterStep):
+class RefusalFilter(ColumnFilter):
     """Drops refusals and apologies ("I'm sorry", "As an AI language model", ...)."""
 
     type_name = "filter_refusal"
     version = "2"  # patterns extended
     Config = RefusalConfig
     config: RefusalConfig
-
-    def reads(self) -> list[str]:
-        return [self.config.column]
 
     def setup(self, ctx: Any) -> None:
         extra = self.config.extra_patterns

@@ -15,20 +15,10 @@ from synthloom.core.errors import RecipeError, SynthloomError
 from synthloom.core.records import META
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, StepConfig
+from synthloom.quality.filters import ColumnFilter, TextFilter
 from synthloom.quality.text import words
 
 _FENCE_RE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
-
-
-class _ColumnFilter(FilterStep):
-    config: Any
-
-    def reads(self) -> list[str]:
-        return [self.config.column]
-
-    def _text(self, record: dict[str, Any]) -> str | None:
-        value = record.get(self.config.column)
-        return value if isinstance(value, str) else None
 
 
 # --- language id ---------------------------------------------------------------------------
@@ -59,18 +49,15 @@ class LanguageConfig(StepConfig):
 
 
 @register_step
-class LanguageFilter(_ColumnFilter):
+class LanguageFilter(TextFilter):
     """Keeps records whose ``column`` is in one of ``languages``."""
 
     type_name = "filter_language"
     Config = LanguageConfig
     config: LanguageConfig
 
-    def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
+    def check(self, text: str) -> str | None:
         cfg = self.config
-        text = self._text(record)
-        if text is None:
-            return f"{cfg.column} is missing or not text"
         allowed = ", ".join(cfg.languages)
         if len(text.strip()) < cfg.min_chars:
             if cfg.uncertain == "drop":
@@ -113,18 +100,15 @@ class RepetitionConfig(StepConfig):
 
 
 @register_step
-class RepetitionFilter(_ColumnFilter):
+class RepetitionFilter(TextFilter):
     """Drops degenerate, looping text: too many repeated word n-grams."""
 
     type_name = "filter_repetition"
     Config = RepetitionConfig
     config: RepetitionConfig
 
-    def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
+    def check(self, text: str) -> str | None:
         cfg = self.config
-        text = self._text(record)
-        if text is None:
-            return f"{cfg.column} is missing or not text"
         ratio, top, count, total = repetition(text, cfg.n)
         if total >= cfg.min_ngrams and ratio > cfg.max_ratio:
             return (f"{cfg.column} repeats itself: {ratio:.0%} of its {total} word {cfg.n}-grams "
@@ -176,7 +160,7 @@ class JsonConfig(StepConfig):
 
 
 @register_step
-class JsonFilter(_ColumnFilter):
+class JsonFilter(ColumnFilter):
     """Drops records whose ``column`` does not parse as JSON (or fails ``schema``).
     Already-parsed values (objects, lists) are validated as they are."""
 

@@ -14,6 +14,7 @@ when both orders agree, otherwise it is ``inconsistent`` (position bias cancelle
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,11 @@ from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.errors import RecipeError
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
-from synthloom.core.steps import FilterStep, MapStep, StepConfig
+from synthloom.core.steps import MapStep, StepConfig
 from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
+from synthloom.methods.templated import TemplatedStep, parsed_object
 from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.quality.filters import ColumnFilter
 
 
 @dataclass(frozen=True)
@@ -261,15 +264,12 @@ class FilterScoreConfig(StepConfig):
 
 
 @register_step
-class FilterScore(FilterStep):
+class FilterScore(ColumnFilter):
     """Keeps records whose scores column meets the thresholds; the reason names the scores."""
 
     type_name = "filter_score"
     Config = FilterScoreConfig
     config: FilterScoreConfig
-
-    def reads(self) -> list[str]:
-        return [self.config.column]
 
     def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
         cfg = self.config
@@ -317,7 +317,7 @@ class JudgePairwiseConfig(StepConfig):
 
 
 @register_step
-class JudgePairwise(MapStep):
+class JudgePairwise(TemplatedStep, MapStep):
     """Compares two answers in both orders; a verdict only when both orders agree."""
 
     type_name = "judge_pairwise"
@@ -326,7 +326,7 @@ class JudgePairwise(MapStep):
     config: JudgePairwiseConfig
 
     def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
+        super().setup(ctx)
         verdict = {"type": "string", "enum": list(VERDICTS)}
         props: dict[str, Any] = {"verdict": verdict}
         if self.config.rationale:
@@ -335,34 +335,28 @@ class JudgePairwise(MapStep):
         self._schema = {"type": "object", "properties": props, "required": list(props),
                         "additionalProperties": False}
 
-    def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash}
-
     def reads(self) -> list[str]:
         cols = {self.config.a, self.config.b}
         if self.config.instruction:
             cols.add(self.config.instruction)
         return sorted(cols)
 
-    def _request(self, instruction: Any, first: Any, second: Any, seed: int) -> LLMRequest:
-        variables = {"instruction": instruction, "response_a": first, "response_b": second,
-                     "rationale": self.config.rationale}
-        params = SamplingParams(temperature=self.config.temperature,
-                                max_tokens=self.config.max_tokens, seed=seed)
-        return LLMRequest(messages=self._template.render_messages(variables), params=params,
-                          json_schema=self._schema, tags={"step": self.name})
+    def _ask(self, ctx: ItemContext, instruction: Any, first: Any,
+             second: Any) -> Awaitable[LLMResponse]:
+        return self.ask(ctx, {"instruction": instruction, "response_a": first,
+                              "response_b": second, "rationale": self.config.rationale},
+                        schema=self._schema)
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         cfg = self.config
         instruction = column_value(record, cfg.instruction, self.name) if cfg.instruction \
             else None
         a, b = column_value(record, cfg.a, self.name), column_value(record, cfg.b, self.name)
-        [first], [swapped] = await asyncio.gather(
-            ctx.generate(self._request(instruction, a, b, ctx.seed)),
-            ctx.generate(self._request(instruction, b, a, ctx.seed)))
+        first, swapped = await asyncio.gather(self._ask(ctx, instruction, a, b),
+                                              self._ask(ctx, instruction, b, a))
         orders = []
         for order, response in (("ab", first), ("ba", swapped)):
-            parsed = response.parsed if isinstance(response.parsed, dict) else {}
+            parsed = parsed_object(response)
             verdict = parsed.get("verdict")
             if verdict not in VERDICTS:
                 raise ValueError(f"order {order}: verdict {verdict!r} is not one of {VERDICTS}")
@@ -377,5 +371,5 @@ class JudgePairwise(MapStep):
         usage = first.usage + swapped.usage
         return Output(columns={cfg.output: {"winner": winner, "consistent": winner !=
                                             "inconsistent", "orders": orders}},
-                      model=first.model, template_hash=self._template.hash,
+                      model=first.model, template_hash=self.template().hash,
                       usage=usage.to_json())

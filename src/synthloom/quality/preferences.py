@@ -21,8 +21,8 @@ from synthloom.core.errors import RecipeError, SynthloomError
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams, Usage
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.llm.types import Usage
+from synthloom.methods.templated import TemplatedStep
 from synthloom.quality.judges import JudgeOptions, RubricJudge, column_value
 
 
@@ -46,7 +46,7 @@ class PreferencePairsConfig(StepConfig):
 
 
 @register_step
-class PreferencePairs(MapStep):
+class PreferencePairs(TemplatedStep, MapStep):
     """West-of-N: the best and the worst of N scored answers become chosen / rejected."""
 
     type_name = "preference_pairs"
@@ -59,11 +59,11 @@ class PreferencePairs(MapStep):
         if cfg.score_column and not cfg.responses:
             raise RecipeError(f"step {self.name}: score_column needs responses (the column of "
                               "the answers those scores belong to)")
-        self._template: PromptTemplate = load_template(cfg.template, ctx.recipe_dir)
+        super().setup(ctx)
         self._judge = None if cfg.score_column else RubricJudge(cfg.judge, ctx.recipe_dir)
 
     def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash,
+        return {**super().extra_fingerprint(ctx),
                 "judge": self._judge.fingerprint() if self._judge else None}
 
     def reads(self) -> list[str]:
@@ -72,7 +72,7 @@ class PreferencePairs(MapStep):
         if cfg.responses:
             cols.add(cfg.responses)
         else:
-            cols |= self._template.variables - {"prompt", "context"}
+            cols |= self.template().variables - {"prompt", "context"}
         if cfg.score_column:
             cols.add(cfg.score_column)
         elif self._judge is not None:
@@ -82,12 +82,8 @@ class PreferencePairs(MapStep):
     async def _sample(self, record: dict[str, Any], prompt: str,
                       ctx: ItemContext) -> tuple[list[dict[str, Any]], Usage, str | None]:
         cfg = self.config
-        params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
-                                max_tokens=cfg.max_tokens, seed=ctx.seed)
-        messages = self._template.render_messages({**record, "context": ctx.context,
-                                                   "prompt": prompt})
-        responses = await ctx.generate(LLMRequest(messages=messages, params=params, n=cfg.n,
-                                                  tags={"step": self.name}))
+        responses = await self.ask_n(ctx, {**record, "context": ctx.context, "prompt": prompt},
+                                     cfg.n, top_p=cfg.top_p)
         usage = Usage()
         for r in responses:
             usage = usage + r.usage
@@ -145,7 +141,7 @@ class PreferencePairs(MapStep):
         if model is None and self._judge is not None:
             model = ctx.llm.model_id  # answers were given; the judge is the model used
         return Output(columns=columns, model=model,
-                      template_hash=self._template.hash, usage=usage.to_json(),
+                      template_hash=self.template().hash, usage=usage.to_json(),
                       meta={"chosen_index": chosen["index"], "rejected_index": rejected["index"],
                             "unscored": len(candidates) - len(scored)})
 

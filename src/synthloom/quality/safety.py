@@ -19,8 +19,7 @@ from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.llm.types import LLMRequest, SamplingParams
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.methods.templated import TemplatedStep
 
 DEFAULT_TAXONOMY = "pkg:quality/prompts/hazards.yaml"
 
@@ -36,16 +35,15 @@ class ModerateConfig(StepConfig):
 
 
 @register_step
-class Moderate(MapStep):
+class Moderate(TemplatedStep, MapStep):
     type_name = "moderate"
     uses_llm = True
     Config = ModerateConfig
     config: ModerateConfig
-    _template: PromptTemplate
     _taxonomy: dict[str, dict[str, str]]
 
     def setup(self, ctx: RunContext) -> None:
-        self._template = load_template(self.config.template, ctx.recipe_dir)
+        super().setup(ctx)
         path = resolve_data_path(self.config.taxonomy, ctx.recipe_dir)
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -56,7 +54,7 @@ class Moderate(MapStep):
         self._taxonomy = {str(k): v for k, v in data.items()}
 
     def extra_fingerprint(self, ctx: RunContext) -> Any:
-        return {"template": self._template.hash, "taxonomy": stable_hash(self._taxonomy)}
+        return {**super().extra_fingerprint(ctx), "taxonomy": stable_hash(self._taxonomy)}
 
     def reads(self) -> list[str]:
         return list(self.config.columns)
@@ -78,12 +76,9 @@ class Moderate(MapStep):
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         content = {c: record.get(c) for c in self.config.columns}
-        messages = self._template.render_messages(
-            {"content": content, "taxonomy": self._taxonomy})
-        [response] = await ctx.generate(LLMRequest(
-            messages=messages, json_schema=self.schema(), tags={"step": self.name},
-            params=SamplingParams(temperature=0.0, max_tokens=self.config.max_tokens,
-                                  seed=ctx.seed)))
+        # Greedy: a label should not depend on sampling (the config has no temperature).
+        response = await self.ask(ctx, {"content": content, "taxonomy": self._taxonomy},
+                                  schema=self.schema(), temperature=0.0)
         verdict = response.parsed
         categories = sorted(set(verdict["categories"]))
         # An item is unsafe when the judge says so or names a category.
@@ -94,4 +89,4 @@ class Moderate(MapStep):
                               for c in categories) or "unspecified"
             return ItemResult.drop(f"unsafe: {names}")
         return Output(columns={"safety": label}, model=response.model,
-                      template_hash=self._template.hash, usage=response.usage.to_json())
+                      template_hash=self.template().hash, usage=response.usage.to_json())

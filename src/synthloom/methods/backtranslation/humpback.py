@@ -24,9 +24,10 @@ from pydantic import Field
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
-from synthloom.core.steps import FilterStep, MapStep, StepConfig
+from synthloom.core.steps import MapStep, StepConfig
 from synthloom.methods.docqa.text import normalize, words
 from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.quality.filters import TextFilter
 
 #: Phrases that mark page furniture rather than content.
 BOILERPLATE_RE = re.compile(
@@ -86,21 +87,15 @@ def segment_problem(text: str, cfg: SegmentFilterConfig) -> str | None:
 
 
 @register_step
-class SegmentFilter(FilterStep):
+class SegmentFilter(TextFilter):
     """Keeps segments that can stand as an answer: length bounds, no boilerplate."""
 
     type_name = "bt_segment_filter"
     Config = SegmentFilterConfig
     config: SegmentFilterConfig
 
-    def reads(self) -> list[str]:
-        return [self.config.column]
-
-    def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
-        value = record.get(self.config.column)
-        if not isinstance(value, str):
-            return f"{self.config.column} is missing or not text"
-        return segment_problem(value.strip(), self.config)
+    def check(self, text: str) -> str | None:
+        return segment_problem(text.strip(), self.config)
 
 
 # --- self-augmentation -------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from typing import Any
 
 from synthloom.core.context import ItemContext
 from synthloom.core.registry import register_step
-from synthloom.core.steps import FilterStep, StepConfig
+from synthloom.core.steps import StepConfig
+from synthloom.quality.filters import ColumnFilter
 
 
 class RejectConfig(StepConfig):
@@ -21,13 +22,10 @@ class RejectConfig(StepConfig):
 
 
 @register_step
-class DropRejected(FilterStep):
+class DropRejected(ColumnFilter):
     type_name = "drop_rejected"
     Config = RejectConfig
     config: RejectConfig
-
-    def reads(self) -> list[str]:
-        return [self.config.column]
 
     def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
         reason = record.get(self.config.column)
