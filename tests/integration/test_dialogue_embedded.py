@@ -1,4 +1,4 @@
-"""magpie, camel and orca on the real embedded model (SmolLM2-135M), and magpie over HTTP
+"""magpie, camel, camel-society and orca on the real embedded model (SmolLM2-135M), and magpie over HTTP
 through a real llama.cpp server's /v1/completions. The model is weak, so these tests check
 that the runs finish with closed accounting, that every record carries the method's fields
 and that every drop names a known cause -- not the quality of the text."""
@@ -84,6 +84,45 @@ def test_camel_on_the_embedded_model(tmp_path: Path) -> None:
         assert record["specified_task"]
     for drop in dropped:
         assert drop["reason"].startswith(("no complete exchange", "task specifier")), drop
+
+
+SOCIETY_DROPS = ("generated task", "model gave no valid task list", "model listed no tasks",
+                 "no complete exchange", "task specifier", "exact duplicate")
+
+
+def test_camel_society_generates_tasks_on_the_embedded_model(tmp_path: Path) -> None:
+    """Role pair -> the model lists tasks (JSON schema) -> drops -> role-play, bounded: one
+    pair, two tasks, no specifier, one exchange of 32 tokens per agent. (At temperature 0.2
+    SmolLM2 lists one usable task here, so the role-play runs too; the checks hold either way.)"""
+    out = tmp_path / "camel-society"
+    recipe = Recipe.load("camel-society", {"num_tasks": "2", "specify": "false",
+                                           "max_turns": "1", "max_tokens": "32",
+                                           "temperature": "0.2",
+                                           "tasks.task_max_chars": "120"})
+    summary = run(recipe, out, limit=1).to_json()
+    assert summary["status"] == "ok"
+    for s in summary["steps"]:
+        produced = s["expanded"] if s["kind"] == "expand" else s.get("kept", s["out"])
+        assert s["in"] == produced + s["failed"] + s["dropped"], s
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert steps["roles"]["out"] == 1 and steps["role_names"]["out"] == 1
+    tasks = steps["tasks"]
+    assert tasks["llm_calls"] >= 1 and tasks["out"] <= 2
+    assert steps["roleplay"]["in"] <= 2 and steps["roleplay"]["llm_calls"] <= 4
+    kept, dropped = rows(out / "data.jsonl"), rows(out / "dropped.jsonl")
+    failed = rows(out / "failed.jsonl")
+    # Every listed task ends as a record, a drop or a failure; a pair without a list as one.
+    assert len(kept) + len(dropped) + len(failed) == tasks["out"] + tasks["dropped"] + \
+        tasks["failed"]
+    for record in kept:
+        assert (record["assistant_role"], record["user_role"]) == ("Accountant", "Athlete")
+        assert record["task_source"] == "generated" and record["task_index"] in (0, 1)
+        assert record["role_source"] == "file" and record["original_task"]
+        assert record["terminated_by"] in CAMEL_ENDS and record["turns"] == 1
+    for drop in dropped:
+        assert drop["reason"].startswith(SOCIETY_DROPS), drop
+        if drop["step"] == "usable_tasks":
+            assert drop["record"]["task_source"] == "generated"
 
 
 def test_orca_on_gsm8k_and_dolly(shared_data: Path, tmp_path: Path) -> None:

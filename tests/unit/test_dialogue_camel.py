@@ -1,16 +1,20 @@
 """CAMEL role-playing with the scripted test backend (a test double, no model): the task
 specifier, the two agents' views of the dialogue under the inception prompts, every stop rule
-(done token, turn limit, role flip, repetition, user not instructing) and the accounting."""
+(done token, turn limit, role flip, repetition, user not instructing) and the accounting; and the
+AI Society generation before it (``camel-society``): role lists, LLM role lists, per-pair task
+generation, the drops of empty/short/repeated tasks with their reasons."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
+from synthloom.methods.camel.society import clean_item, list_schema, task_problems
 from tests.support.scripted_backend import ScriptedTestBackend
 
 
@@ -158,3 +162,149 @@ def test_tasks_source_crosses_pairs_and_tasks_and_reports_bad_lines(tmp_path: Pa
     assert sorted(tasks) == ["Bake", "Cook rice", "Draft a lease"]
     [failure] = rows(tmp_path / "out" / "failed.jsonl")
     assert "tasks.jsonl:2" in json.dumps(failure)
+
+
+# --- camel-society: role lists -> generated tasks -> role-play ------------------------------------
+
+TASK_PROMPT = "diverse tasks that"
+
+
+class Society(ScriptedTestBackend):
+    """Plays the role generator, the task generator, the specifier and both agents.
+
+    ``tasks(assistant_role, user_role)`` is the task generator's reply (JSON text); dialogues
+    quote their task so that different tasks give different conversations.
+    """
+
+    def __init__(self, tasks: Callable[[str, str], str],
+                 roles: dict[str, str] | None = None) -> None:
+        super().__init__(self.reply)
+        self.tasks, self.roles = tasks, roles or {}
+        self.task_prompts: list[str] = []
+
+    def reply(self, request, seed) -> str:
+        messages = request.messages
+        text = messages[-1]["content"]
+        system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+        if TASK_PROMPT in text:
+            self.task_prompts.append(text)
+            pair = re.search(r"tasks that (.+) can assist (.+) cooperatively", text)
+            return self.tasks(pair.group(1), pair.group(2))
+        if "different roles that you can play" in text:
+            return self.roles["assistant"]
+        if "groups of internet users" in text:
+            return self.roles["user"]
+        if system == "You can make a task more specific.":
+            return re.search(r"to complete: (.+)\.\n", text).group(1)
+        if system.startswith("===== RULES OF USER ====="):
+            task = re.search(r"Here is the task: (.+)\. Never", system).group(1)
+            done = any(m["role"] == "assistant" for m in messages)
+            return "<CAMEL_TASK_DONE>" if done else f"Instruction: start on {task}\nInput: None"
+        return f"Solution: a plan for {messages[-1]['content'][19:]}. Next request."
+
+
+def society(tmp_path: Path, backend: Society, limit: int, **params: str
+            ) -> tuple[dict[str, dict], list[dict], list[dict]]:
+    recipe = Recipe.load("camel-society", {"max_turns": "2", **params})
+    out = tmp_path / "out"
+    summary = asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit)))
+    data = summary.to_json()
+    assert data["status"] == "ok"
+    assert all(closes(s) for s in data["steps"]), data["steps"]
+    return ({s["name"]: s for s in data["steps"]}, rows(out / "data.jsonl"),
+            rows(out / "dropped.jsonl"))
+
+
+def test_society_generates_tasks_per_role_pair_and_drops_bad_ones(tmp_path: Path) -> None:
+    def tasks(assistant: str, user: str) -> str:
+        good = f"Plan a monthly budget an {user} can keep"
+        return json.dumps({"tasks": [f"1. {good}", f"2. {good.lower()}.", "3. Go", "",
+                                     f"Draft a tax checklist for an {user}"]})
+
+    backend = Society(tasks)
+    steps, kept, dropped = society(tmp_path, backend, limit=2, num_tasks="5")
+    # The paper's task generation prompt, once per role pair (the first two pairs of the grid).
+    # (This backend has no constrained decoding, so the client appends the schema to it.)
+    assert ['"maxItems":5,' in p for p in backend.task_prompts] == [True, True]
+    assert [p.split("\n\nAnswer with only")[0] for p in backend.task_prompts] == [
+        f"List 5 diverse tasks that Accountant can assist {user} cooperatively to achieve "
+        "together.\nBe concise. Be creative." for user in ("Athlete", "Entrepreneur")]
+    assert (steps["roles"]["out"], steps["role_names"]["out"]) == (2, 2)
+    assert steps["role_names"]["llm_calls"] == 0  # roles from the file: no LLM
+    assert (steps["tasks"]["in"], steps["tasks"]["expanded"], steps["tasks"]["out"]) == (2, 2, 10)
+    assert steps["tasks"]["llm_calls"] == 2
+    # Per pair: a repeat (after cleaning numbering, case and the period), a too-short and an
+    # empty task are dropped, each with its reason; two tasks per pair go on.
+    assert (steps["usable_tasks"]["out"], steps["usable_tasks"]["dropped"]) == (4, 6)
+    reasons = sorted(d["reason"] for d in dropped if d["step"] == "usable_tasks")
+    assert reasons == sorted(["generated task 1 repeats task 0 of this role pair",
+                              "generated task 2 too short (1 words < 3)",
+                              "generated task 3 is empty"] * 2)
+    assert steps["roleplay"]["in"] == 4 and steps["unique"]["kept"] == 4 == len(kept)
+    by_task = {r["original_task"]: r for r in kept}
+    assert sorted(by_task) == ["Draft a tax checklist for an Athlete",
+                               "Draft a tax checklist for an Entrepreneur",
+                               "Plan a monthly budget an Athlete can keep",
+                               "Plan a monthly budget an Entrepreneur can keep"]
+    record = by_task["Draft a tax checklist for an Athlete"]
+    assert (record["assistant_role"], record["user_role"]) == ("Accountant", "Athlete")
+    assert (record["task_source"], record["task_index"], record["role_source"]) == \
+        ("generated", 4, "file")
+    assert record["turns"] == 1 and record["terminated_by"] == "done_token"
+    assert "Draft a tax checklist for an Athlete" in record["conversations"][0]["value"]
+    # The generated task records themselves carry the method's fields and the call's counts.
+    task_drop = next(d for d in dropped if d["reason"] == "generated task 3 is empty")
+    assert task_drop["record"]["task_source"] == "generated"
+    assert task_drop["record"]["_meta"]["tasks_listed"] == 5
+    assert task_drop["record"]["_meta"]["tasks_usable"] == 2
+
+
+def test_society_pair_without_a_task_list_is_dropped_with_the_reason(tmp_path: Path) -> None:
+    def tasks(assistant: str, user: str) -> str:
+        return "I would rather not." if user == "Athlete" else '{"tasks": ["   "]}'
+
+    steps, kept, dropped = society(tmp_path, Society(tasks), limit=2)
+    assert kept == [] and steps["tasks"]["dropped"] == 1 and steps["tasks"]["expanded"] == 1
+    [no_list] = [d for d in dropped if d["step"] == "tasks"]
+    assert no_list["reason"].startswith("model gave no valid task list")
+    assert no_list["record"]["user_role"] == "Athlete"
+    [blank] = [d for d in dropped if d["step"] == "usable_tasks"]
+    assert blank["reason"] == "generated task 0 is empty"
+    assert steps["roleplay"]["in"] == 0
+
+
+def test_society_roles_from_the_llm_fill_the_grid(tmp_path: Path) -> None:
+    roles = {"assistant": json.dumps({"roles": ["1. Chef", "chef"]}),
+             "user": json.dumps({"roles": ["Farmer", "Student."]})}
+    backend = Society(lambda a, u: json.dumps({"tasks": [f"Cook a harvest dinner for a {u}"]}),
+                      roles)
+    steps, kept, dropped = society(tmp_path, backend, limit=5, generate_roles="true",
+                                   num_roles="2", num_tasks="1")
+    # Two real calls (the two role lists) for all five pairs: the rest are cache hits.
+    assert steps["role_names"]["llm_calls"] == 2
+    assert steps["role_names"]["llm_cache_hits"] == 2 * 5 - 2
+    assert {(r["assistant_role"], r["user_role"], r["role_source"]) for r in kept} == \
+        {("Chef", "Farmer", "generated"), ("Chef", "Student", "generated")}
+    # "chef" repeats "Chef", so the one usable assistant role serves assistant index 0 only;
+    # pairs past the lists (user roles #3, #4; assistant role #2) are dropped with the reason.
+    reasons = sorted(d["reason"] for d in dropped if d["step"] == "role_names")
+    assert reasons == [
+        "model listed 1 usable assistant roles; this pair needs assistant role #2 "
+        "(role 1: repeats an earlier role)",
+        "model listed 2 usable user roles; this pair needs user role #3",
+        "model listed 2 usable user roles; this pair needs user role #4"]
+    assert backend.task_prompts[0].startswith("List 1 diverse tasks that Chef can assist Farmer")
+
+
+def test_task_cleaning_and_problems() -> None:
+    assert clean_item('2) "Write a grant proposal."') == "Write a grant proposal"
+    assert clean_item("- Task 3: Build a website") == "Build a website"
+    assert clean_item(None) == ""
+    assert task_problems(["Build a small website", "build a small WEBSITE!", "Hi", "",
+                          "Cooperat-team-work", "}"], 3) == [
+        None, "generated task 1 repeats task 0 of this role pair",
+        "generated task 2 too short (1 words < 3)", "generated task 3 is empty",
+        "generated task 4 too short (1 words < 3)", "generated task 5 has no words ('}')"]
+    schema = list_schema("tasks", 4, 900)
+    assert schema["properties"]["tasks"]["maxItems"] == 4
+    assert schema["properties"]["tasks"]["items"]["maxLength"] == 900

@@ -102,12 +102,16 @@ class CamelConfig(StepConfig):
     temperature: float = 0.7
     max_tokens: int = 512
     specify_max_tokens: int = 128
+    #: Input columns copied onto the dialogue record (e.g. ``task_source``, ``task_index`` of
+    #: generated tasks); the output otherwise replaces the input's columns.
+    carry: list[str] = Field(default_factory=list)
 
 
 @register_step
 class CamelRolePlay(TemplatedStep, MapStep):
     """Columns: ``conversations`` ([{from: human|gpt, value}]), ``assistant_role``,
-    ``user_role``, ``original_task``, ``specified_task``, ``turns``, ``terminated_by``."""
+    ``user_role``, ``original_task``, ``specified_task``, ``turns``, ``terminated_by`` (and the
+    ``carry`` columns of the input)."""
 
     type_name = "camel_roleplay"
     uses_llm = True
@@ -128,11 +132,13 @@ class CamelRolePlay(TemplatedStep, MapStep):
         names: set[str] = {"assistant_role", "user_role", "task"}
         for template in self._templates.values():
             names |= template.variables
-        return sorted(names - {"context", "word_limit"})
+        return sorted((names | set(self.config.carry)) - {"context", "word_limit"})
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
-        run = _Dialogue(self, record, ctx)
-        return await run.play()
+        result = await _Dialogue(self, record, ctx).play()
+        if isinstance(result, Output):
+            result.columns.update({c: record.get(c) for c in self.config.carry})
+        return result
 
 
 class _Dialogue:
