@@ -97,12 +97,17 @@ class RunStore:
             return
         items, self._pending_items = list(self._pending_items.values()), {}
         calls, self._pending_llm = list(self._pending_llm.items()), {}
+        self._write_locked(items, calls, "REPLACE")
+
+    def _write_locked(self, items: list[tuple[str, str, str]], calls: list[tuple[str, str]],
+                      on_conflict: str) -> None:
+        """Serialised rows in one transaction; ``on_conflict``: REPLACE or IGNORE."""
         self._db.execute("BEGIN")
         try:
+            self._db.executemany(f"INSERT OR {on_conflict} INTO item_cache (key, step, value) "
+                                 "VALUES (?, ?, ?)", items)
             self._db.executemany(
-                "INSERT OR REPLACE INTO item_cache (key, step, value) VALUES (?, ?, ?)", items)
-            self._db.executemany(
-                "INSERT OR REPLACE INTO llm_cache (key, value) VALUES (?, ?)", calls)
+                f"INSERT OR {on_conflict} INTO llm_cache (key, value) VALUES (?, ?)", calls)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -139,29 +144,13 @@ class RunStore:
         data = [(key, step, jsonio.dumps(value)) for key, step, value in rows]
         with self._lock:
             self._flush_locked()  # an older pending value must not overwrite these later
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO item_cache (key, step, value) VALUES (?, ?, ?)", data)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self._write_locked(data, [], "REPLACE")
 
     def put_rows(self, items: list[tuple[str, str, str]], calls: list[tuple[str, str]]) -> None:
         """Raw cache rows (already serialised) from another store, kept where already present."""
         with self._lock:
             self._flush_locked()
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO item_cache (key, step, value) VALUES (?, ?, ?)", items)
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO llm_cache (key, value) VALUES (?, ?)", calls)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self._write_locked(items, calls, "IGNORE")
 
     # --- LLM response cache --------------------------------------------------------------------
 
