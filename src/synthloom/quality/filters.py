@@ -7,6 +7,7 @@ heuristics.py, judges.py and in methods (``bt_segment_filter``, ``drop_rejected`
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from typing import Any
 
 from synthloom.core.context import ItemContext
@@ -50,9 +51,9 @@ class TextFilter(ColumnFilter):
             return f"{self.config.column} is missing or not text"
         return self.check(value)
 
+    @abstractmethod
     def check(self, text: str) -> str | None:
         """Why ``text`` fails the filter, or None to keep the record."""
-        raise NotImplementedError
 
 
 class LengthConfig(StepConfig):
