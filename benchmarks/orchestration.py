@@ -42,28 +42,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from numbered_prompts import Prompts
 from rawhttp import RawJSONClient, RawStreamBackend, free_port
 
 from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
-from synthloom.core.steps import SourceStep, StepConfig
 from synthloom.llm.backends.openai_compat import OpenAIBackend
 from synthloom.methods.generate import Generate
 
 HERE = Path(__file__).resolve().parent
-
-
-class PromptsConfig(StepConfig):
-    count: int
-
-
-class Prompts(SourceStep):
-    type_name = "bench_prompts"
-    Config = PromptsConfig
-
-    def read(self, ctx: Any):
-        for i in range(self.config.count):
-            yield {"q": f"question number {i}"}
 
 
 def payload(i: int) -> dict[str, Any]:

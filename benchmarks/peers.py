@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from numbered_prompts import Prompts
 from rawhttp import free_port
 
 from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
-from synthloom.core.steps import SourceStep, StepConfig
 from synthloom.methods.generate import Generate
 
 HERE = Path(__file__).resolve().parent
@@ -113,19 +113,6 @@ PEER_ENV = {  # no telemetry, no hub, no rich progress bars in a captured pipe
     "TELEMETRY_ENABLED": "false", "DISTILABEL_TELEMETRY": "0", "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1", "CURATOR_DISABLE_RICH_DISPLAY": "1", "OPENAI_API_KEY": "none",
 }
-
-
-class PromptsConfig(StepConfig):
-    count: int
-
-
-class Prompts(SourceStep):
-    type_name = "bench_peer_prompts"
-    Config = PromptsConfig
-
-    def read(self, ctx: Any):
-        for i in range(self.config.count):
-            yield {"instruction": f"question number {i}"}
 
 
 def venv_python(venv: Path) -> Path:
@@ -219,7 +206,7 @@ def main() -> None:
                 time.sleep(0.05)
         template = work / "q.jinja"
         template.write_text("{{ instruction }}")
-        recipe = Recipe(name="peers", sources=[Prompts(name="prompts", count=n)],
+        recipe = Recipe(name="peers", sources=[Prompts(name="prompts", count=n, column="instruction")],
                         steps=[Generate(name="generation", template=str(template),
                                         output="generation", max_tokens=MAX_TOKENS)])
         options = RunOptions(backend=f"openai:{base}", model="fake", concurrency=c)
