@@ -34,7 +34,7 @@ class RetrieveConfig(StepConfig):
     stopwords: str = "en"
 
 
-class _Bm25Index:
+class Bm25Index:
     def __init__(self, texts: list[str], stopwords: str) -> None:
         try:
             import bm25s
@@ -71,17 +71,17 @@ class RetrieveBm25(MapStep):
             raise RecipeError(
                 f"step {self.name}: corpus {self.config.corpus!r} must also be listed in context:")
         self._lock = threading.Lock()
-        self._index: _Bm25Index | None = None
+        self._index: Bm25Index | None = None
         self._indexed: int | None = None
 
     def reads(self) -> list[str]:
         return list(self.config.query_columns)
 
-    def _index_for(self, documents: list[dict[str, Any]]) -> _Bm25Index:
+    def _index_for(self, documents: list[dict[str, Any]]) -> Bm25Index:
         with self._lock:
             if self._index is None or self._indexed != id(documents):
                 texts = [str(d.get(self.config.text_column) or "") for d in documents]
-                self._index = _Bm25Index(texts, self.config.stopwords)
+                self._index = Bm25Index(texts, self.config.stopwords)
                 self._indexed = id(documents)
             return self._index
 

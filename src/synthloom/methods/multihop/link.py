@@ -119,10 +119,10 @@ class _Linker:
         self._bm25: Any = None
         if cfg.bm25_top_k and nodes:
             try:
-                from synthloom.sources.retrieval import _Bm25Index
+                from synthloom.sources.retrieval import Bm25Index
             except ImportError:  # pragma: no cover - bm25s is a core dependency
                 raise SynthloomError('bm25 linking needs bm25s: pip install "bm25s>=0.2"') from None
-            self._bm25 = _Bm25Index([n.fact for n in nodes], "en")
+            self._bm25 = Bm25Index([n.fact for n in nodes], "en")
             for node in nodes:
                 node.padded = token_text(node.fact)
 
