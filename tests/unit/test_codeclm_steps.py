@@ -1,6 +1,7 @@
 """CodecLM recipe with the scripted test backend (a test double), on the real self-instruct
 user-oriented seed instructions: metadata encoding, decoding, Self-Rubrics, and Contrastive
-Filtering with the target emulated by a tighter budget."""
+Filtering with the target emulated by a tighter budget - including the feedback loop that
+sends small-gap instructions back to Self-Rubrics (``improve_rounds``)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,14 @@ def rows(path: Path) -> list[dict]:
 class Codec:
     """Scripted roles: encoder, decoder, rubric writer, improver, responder, judge."""
 
-    def __init__(self, target_tokens: int = 64) -> None:
+    def __init__(self, target_tokens: int = 64, improves_after: int | None = None) -> None:
         self.target_tokens = target_tokens
+        #: A "word choice" instruction with this many constraints gets a large gap (None: never).
+        self.improves_after = improves_after
         self.calls: dict[str, int] = {}
         self.params: dict[str, list] = {"strong": [], "target": []}
         self.systems: list[str] = []
+        self.strong_seeds: list[tuple[int | None, str]] = []
 
     def __call__(self, request, seed) -> str:
         text = last_user_text(request)
@@ -62,20 +66,27 @@ class Codec:
             count("judge")
             if "LONG ANSWER" in text:
                 return json.dumps({"reason": "complete", "score": 8})
-            return json.dumps({"reason": "cut short", "score": 7 if "word choice" in text else 3})
+            hard = self.improves_after is not None \
+                and text.count("Constraint:") >= self.improves_after
+            small = "word choice" in text and not hard
+            return json.dumps({"reason": "cut short", "score": 7 if small else 3})
         # A response: the target side is the one with the small token budget.
         side = "target" if request.params.max_tokens == self.target_tokens else "strong"
         self.params[side].append((request.params.max_tokens, request.params.temperature))
         self.systems.append(system)
+        if side == "strong":
+            self.strong_seeds.append((seed, text))
         count(side)
         return "LONG ANSWER with every part." if side == "strong" else "Short answer."
 
 
 def test_codeclm_chain_on_real_seeds(shared_data: Path, tmp_path: Path) -> None:
+    """improve_rounds=0: judged once, small gaps dropped at once (the loop-less behaviour)."""
     codec = Codec()
     recipe = Recipe.load("codeclm", {"seeds": str(shared_data / SEEDS), "target_tokens": "64",
                                      "target_temperature": "0.3", "min_gap": "2",
-                                     "target_system": "Answer in one sentence."})
+                                     "target_system": "Answer in one sentence.",
+                                     "improve_rounds": "0"})
     summary = asyncio.run(run_recipe(recipe, tmp_path / "out", RunOptions(
         backend=ScriptedTestBackend(codec), limit=3))).to_json()
     steps = {s["name"]: s for s in summary["steps"]}
@@ -100,13 +111,16 @@ def test_codeclm_chain_on_real_seeds(shared_data: Path, tmp_path: Path) -> None:
         assert r["strong_response"].startswith("LONG") and r["target_response"] == "Short answer."
         assert r["score_gap"] == r["strong_score"] - r["target_score"]
         assert r["_meta"]["target_emulated"]["max_tokens"] == 64
+        assert r["improve_round"] == 0 and r["score_gaps"] == [r["score_gap"]]
+        assert r["improve_history"] == [] and r["improve_stopped"] is None
     kept = rows(tmp_path / "out" / "data.jsonl")
     dropped = [d for d in rows(tmp_path / "out" / "dropped.jsonl") if d["step"] == "gap"]
     assert len(kept) == 2 and len(dropped) == 1 and summary["records"] == 2
     assert all(r["metadata"]["use_case"] == "email writing" for r in kept)
     assert all(r["score_gap"] == 5 and r["response"] == r["strong_response"] for r in kept)
     assert dropped[0]["record"]["metadata"]["use_case"] == "word choice review"
-    assert dropped[0]["reason"].startswith("score gap 1 < 2 (strong 8, target 7)")
+    assert dropped[0]["reason"] == ("score gap 1 < 2 (strong 8, target 7): the target already "
+                                    "answers it about as well")
     # The seed's own input (instances[0].input) reached the encoder with the instruction.
     first = json.loads((shared_data / SEEDS).read_text().splitlines()[0])
     assert judged[0]["seed_instruction"].endswith(first["instances"][0]["input"].strip())
@@ -147,3 +161,100 @@ def test_hollow_rubric_actions_are_a_drop(tmp_path: Path) -> None:
     [drop] = rows(tmp_path / "out" / "dropped.jsonl")
     assert drop["reason"] == "self-rubrics produced no usable action (got ['[1]', '2]'])"
     assert "improve" not in codec.calls and "strong" not in codec.calls
+
+
+def run_loop(shared_data: Path, out: Path, codec: Codec, rounds: int) -> dict:
+    recipe = Recipe.load("codeclm", {"seeds": str(shared_data / SEEDS), "target_tokens": "64",
+                                     "improve_rounds": str(rounds)})
+    summary = asyncio.run(run_recipe(recipe, out, RunOptions(
+        backend=ScriptedTestBackend(codec), limit=3))).to_json()
+    for s in summary["steps"]:
+        produced = s["expanded"] if s["kind"] == "expand" else s["out"]
+        assert s["in"] == produced + s["failed"] + s["dropped"], s
+    return summary
+
+
+def test_small_gap_instruction_improves_and_is_kept(shared_data: Path, tmp_path: Path) -> None:
+    # Self-Rubrics adds one constraint; with a second one the target falls behind.
+    codec = Codec(improves_after=2)
+    summary = run_loop(shared_data, tmp_path / "out", codec, rounds=1)
+    # One extra round for the one small-gap item: 1 improvement, 2 responses, 2 verdicts.
+    assert codec.calls == {"encode": 3, "decode": 3, "rubric": 3, "improve": 4, "strong": 4,
+                           "target": 4, "judge": 8}
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert steps["contrastive"]["llm_calls"] == 3 * 4 + 5
+    assert steps["gap"]["dropped"] == 0 and summary["records"] == 3
+    kept = rows(tmp_path / "out" / "data.jsonl")
+    [looped] = [r for r in kept if r["metadata"]["use_case"] == "word choice review"]
+    assert looped["improve_round"] == 1 and looped["score_gaps"] == [1, 5]
+    assert looped["score_gap"] == 5 and looped["improve_stopped"] is None
+    [first] = looped["improve_history"]
+    assert first["round"] == 0 and first["score_gap"] == 1 and first["target_score"] == 7
+    assert first["instruction"].count("Constraint:") == 1
+    assert looped["instruction"].startswith(first["instruction"] + ". Constraint: ")
+    # The loop applies an action Self-Rubrics had not applied yet, and records it.
+    assert len(looped["applied_actions"]) == 2 == len(set(looped["applied_actions"]))
+    assert first["next_actions"] == looped["applied_actions"][1:]
+    assert set(looped["applied_actions"]) <= set(looped["actions"])
+    assert looped["response"] == looped["strong_response"]
+    assert looped["_meta"]["improve_rounds"] == 1
+    for r in kept:
+        if r is not looped:
+            assert r["improve_round"] == 0 and r["score_gaps"] == [5]
+    # Each round asks with its own seed: the cache cannot hand round 1 round 0's answer.
+    seeds = [seed for seed, text in codec.strong_seeds if "word choice" in text]
+    assert len(seeds) == 2 and seeds[0] != seeds[1]
+
+
+def test_instruction_that_never_improves_is_dropped(shared_data: Path, tmp_path: Path) -> None:
+    codec = Codec(improves_after=None)
+    summary = run_loop(shared_data, tmp_path / "out", codec, rounds=2)
+    assert codec.calls["improve"] == 3 + 2 and codec.calls["judge"] == 6 + 4
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert steps["gap"]["in"] == 3 and steps["gap"]["dropped"] == 1
+    assert summary["records"] == 2
+    [drop] = [d for d in rows(tmp_path / "out" / "dropped.jsonl") if d["step"] == "gap"]
+    assert drop["reason"] == (
+        "score gap 1 < 2 (strong 8, target 7) after 2 Self-Rubrics improvement rounds "
+        "(gap per round: 1, 1, 1): the target already answers it about as well")
+    record = drop["record"]
+    assert record["improve_round"] == 2 and len(record["improve_history"]) == 2
+    assert record["instruction"].count("Constraint:") == 3
+    # Three rounds of actions in all: each of the three written actions once.
+    assert sorted(record["applied_actions"]) == sorted(record["actions"])
+    judged = rows(tmp_path / "out" / "judged.jsonl")
+    assert len(judged) == 3 and sum(r["improve_round"] for r in judged) == 2
+    seeds = [seed for seed, text in codec.strong_seeds if "word choice" in text]
+    assert len(set(seeds)) == 3
+
+
+def test_failed_improvement_stops_the_loop(shared_data: Path, tmp_path: Path) -> None:
+    class Stuck(Codec):
+        def __call__(self, request, seed) -> str:
+            text = last_user_text(request)
+            # The loop's improvement (its instruction already has a constraint) echoes it.
+            if "Rewrite the instruction by applying" in text and "Constraint:" in text:
+                self.calls["stuck"] = self.calls.get("stuck", 0) + 1
+                return json.dumps({"instruction": text.split('"""')[1].strip()})
+            return super().__call__(request, seed)
+
+    codec = Stuck()
+    run_loop(shared_data, tmp_path / "out", codec, rounds=3)
+    assert codec.calls["stuck"] == 1 and codec.calls["strong"] == 3
+    [drop] = [d for d in rows(tmp_path / "out" / "dropped.jsonl") if d["step"] == "gap"]
+    assert drop["reason"] == (
+        "score gap 1 < 2 (strong 8, target 7) after 0 Self-Rubrics improvement rounds "
+        "(gap per round: 1); loop stopped: improvement for round 1 returned the instruction "
+        "unchanged: the target already answers it about as well")
+    assert drop["record"]["improve_round"] == 0
+
+
+def test_gap_filter_reason_names_rounds() -> None:
+    step = CodecGapFilter(name="g", min_gap=2)
+    record = {"score_gap": 0, "strong_score": 5, "target_score": 5, "improve_round": 1,
+              "score_gaps": [1, 0], "improve_stopped": None}
+    assert step.process(record, None) == (  # type: ignore[arg-type]
+        "score gap 0 < 2 (strong 5, target 5) after 1 Self-Rubrics improvement round "
+        "(gap per round: 1, 0): the target already answers it about as well")
+    assert CodecContrastive(name="c", improve_rounds=0).reads() == ["instruction"]
+    assert "rubric" in CodecContrastive(name="c").reads()

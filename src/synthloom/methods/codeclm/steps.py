@@ -12,8 +12,14 @@ Contrastive Filtering.
 - ``codeclm_contrastive`` (map): a "strong" and a "target" response, each scored 1-10 by the
   strong model as judge (one response per call, so position bias cannot enter);
   ``score_gap = strong_score - target_score``.
+  An instruction whose gap is below ``min_gap`` is sent back to Self-Rubrics (the record's
+  rubric and one more of its actions) and judged again, for at most ``improve_rounds`` rounds
+  (the paper's feedback loop; 0 = judged once). The record says which round it ends at
+  (``improve_round``, 0 = first pass), the gap of each round (``score_gaps``) and the
+  instructions it replaced (``improve_history``).
 - ``codeclm_gap_filter`` (filter): keeps instructions whose gap reaches ``min_gap`` - the ones
-  the target model cannot yet answer well, which are the ones worth training it on.
+  the target model cannot yet answer well, which are the ones worth training it on; a drop
+  after improvement rounds names them and the gap of each.
 
 The engine binds one backend per run, so the strong and the target model are the same model
 under two settings: ``strong`` and ``target`` (temperature, max_tokens, an optional system
@@ -182,6 +188,32 @@ class RubricsConfig(StepConfig):
     temperature: float = 0.7
 
 
+def _choose_actions(rng: random.Random, pool: list[str], actions: list[str],
+                    k: int) -> tuple[list[str], list[str]]:
+    """A seeded choice of ``k`` actions from ``pool`` (refilled from ``actions`` once spent),
+    and the pool left."""
+    if not pool:
+        pool = list(actions)  # more rounds than actions: start over
+    chosen = rng.sample(pool, min(k, len(pool)))
+    return chosen, [a for a in pool if a not in chosen]
+
+
+async def _apply_actions(step: TemplatedStep, ctx: ItemContext, *, use_case: str,
+                         skills: list[str], rubric: str, instruction: str, chosen: list[str],
+                         max_chars: int, seed_offset: int,
+                         temperature: float | None = None) -> tuple[str, LLMResponse]:
+    """One Self-Rubrics improvement: ``chosen`` actions applied to ``instruction`` with the
+    step's ``improve_template``. Shared by Self-Rubrics and by Contrastive Filtering's feedback
+    loop, which sends small-gap instructions back here."""
+    improved = await step.ask(
+        ctx, {"use_case": use_case, "skills": skills, "rubric": rubric,
+              "instruction": instruction, "actions": chosen},
+        template="improve_template",
+        schema=_object({"instruction": _string(max_chars)}), temperature=temperature,
+        max_tokens=_tokens(max_chars), seed_offset=seed_offset)
+    return str((improved.parsed or {}).get("instruction") or "").strip(), improved
+
+
 @register_step
 class CodecSelfRubrics(TemplatedStep, MapStep):
     """Rubric + actions for the metadata, then the instruction rewritten with them."""
@@ -220,19 +252,13 @@ class CodecSelfRubrics(TemplatedStep, MapStep):
         pool = list(actions)
         applied: list[str] = []
         instruction = base
-        improve_schema = _object({"instruction": _string(cfg.instruction_max_chars)})
         for round_ in range(cfg.rounds):
-            if not pool:
-                pool = list(actions)  # more rounds than actions: start over
-            chosen = rng.sample(pool, min(cfg.actions_per_round, len(pool)))
-            pool = [a for a in pool if a not in chosen]
-            improved = await self.ask(
-                ctx, {"use_case": use_case, "skills": skills, "rubric": rubric,
-                      "instruction": instruction, "actions": chosen},
-                template="improve_template", schema=improve_schema,
-                max_tokens=_tokens(cfg.instruction_max_chars), seed_offset=round_ + 1)
+            chosen, pool = _choose_actions(rng, pool, actions, cfg.actions_per_round)
+            text, improved = await _apply_actions(
+                self, ctx, use_case=use_case, skills=skills, rubric=rubric,
+                instruction=instruction, chosen=chosen, max_chars=cfg.instruction_max_chars,
+                seed_offset=round_ + 1)
             usage = usage + improved.usage
-            text = str((improved.parsed or {}).get("instruction") or "").strip()
             if _words(text) < cfg.min_words:
                 return ItemResult.drop(f"improved instruction of round {round_ + 1} has "
                                        f"{_words(text)} words (< {cfg.min_words})")
@@ -261,30 +287,62 @@ class Settings(BaseModel):
     system: str = ""
 
 
+class ImproveSettings(BaseModel):
+    """How the feedback loop rewrites a small-gap instruction (as Self-Rubrics' own fields)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actions_per_round: int = Field(default=1, ge=1, le=8)
+    instruction_max_chars: int = Field(default=900, ge=40, le=900)
+    min_words: int = Field(default=4, ge=1)
+    temperature: float = 0.7
+
+
 class ContrastiveConfig(StepConfig):
     response_template: str = "codeclm/prompts/respond.jinja"
     judge_template: str = "codeclm/prompts/judge.jinja"
+    improve_template: str = "codeclm/prompts/improve.jinja"
     strong: Settings = Settings(temperature=0.7, max_tokens=512)
     #: Emulated target: the same model with a tighter budget (see the module docstring).
     target: Settings = Settings(temperature=0.7, max_tokens=128)
     judge: Settings = Settings(temperature=0.2, max_tokens=160)
     reason_max_chars: int = Field(default=300, ge=20, le=900)
+    #: The paper's feedback loop: an instruction whose gap is below ``min_gap`` goes back to
+    #: Self-Rubrics (one more action applied) and is judged again, at most this many times.
+    #: 0: judged once (no loop).
+    improve_rounds: int = Field(default=1, ge=0, le=4)
+    #: The "small gap" of the loop; set it to the gap filter's ``min_gap``.
+    min_gap: int = 2
+    improve: ImproveSettings = ImproveSettings()
 
 
 JUDGE_MIN, JUDGE_MAX = 1, 10
+#: Seed offsets per round: respond/judge at ROUND_STRIDE*r + 0..3, the improvement that leads
+#: to round r at ROUND_STRIDE*r - 1 - every request of every round has its own seed, and
+#: round 0 keeps the offsets 0..3 of the loop-less step (its cached answers stay valid).
+ROUND_STRIDE = 5
 
 
 @register_step
 class CodecContrastive(TemplatedStep, MapStep):
-    """Strong and target responses, each judged 1-10 by the strong settings; the gap."""
+    """Strong and target responses, each judged 1-10 by the strong settings; the gap. A small
+    gap sends the instruction back to Self-Rubrics for up to ``improve_rounds`` rounds."""
 
     type_name = "codeclm_contrastive"
     uses_llm = True
     Config = ContrastiveConfig
     config: ContrastiveConfig
-    template_fields = ("response_template", "judge_template")
+    template_fields = ("response_template", "judge_template", "improve_template")
+
+    def active_template_fields(self) -> tuple[str, ...]:
+        # Without the loop the improve template is unused: not loaded, not fingerprinted.
+        if self.config.improve_rounds:
+            return self.template_fields
+        return ("response_template", "judge_template")
 
     def reads(self) -> list[str]:
+        if self.config.improve_rounds:
+            return ["instruction", "metadata", "rubric", "actions", "applied_actions"]
         return ["instruction"]
 
     def judge_schema(self) -> dict[str, Any]:
@@ -309,30 +367,96 @@ class CodecContrastive(TemplatedStep, MapStep):
         parsed = verdict.parsed or {}
         return int(parsed["score"]), str(parsed.get("reason") or "").strip(), verdict
 
+    async def _contrast(self, ctx: ItemContext, instruction: str,
+                        round_: int) -> tuple[dict[str, Any] | str, Usage]:
+        """One round: both responses and both verdicts (columns), or why the round failed."""
+        cfg, base = self.config, ROUND_STRIDE * round_
+        strong = await self._respond(ctx, instruction, cfg.strong, base)
+        target = await self._respond(ctx, instruction, cfg.target, base + 1)
+        strong_text, target_text = strong.text.strip(), target.text.strip()
+        if not strong_text:
+            return (f"empty strong response (finish_reason={strong.finish_reason})",
+                    strong.usage + target.usage)
+        # An empty target answer is the weakest answer there is: judged like any other.
+        strong_score, strong_reason, v1 = await self._judge(ctx, instruction, strong_text,
+                                                            base + 2)
+        target_score, target_reason, v2 = await self._judge(ctx, instruction,
+                                                            target_text or "(no answer)",
+                                                            base + 3)
+        return {"instruction": instruction,
+                "strong_response": strong_text, "target_response": target_text,
+                "strong_score": strong_score, "target_score": target_score,
+                "score_gap": strong_score - target_score,
+                "judge_reasons": {"strong": strong_reason, "target": target_reason},
+                # The training pair: the instruction with the strong model's answer.
+                "response": strong_text,
+                # Popped by ``process``: provenance of the round that is kept.
+                "_responses": (strong, target)}, strong.usage + target.usage + v1.usage + v2.usage
+
+    async def _improve(self, ctx: ItemContext, record: dict[str, Any], instruction: str,
+                       applied: list[str], rng: random.Random,
+                       round_: int) -> tuple[str | None, list[str], str | None, Usage]:
+        """Self-Rubrics once more on a small-gap instruction: (new instruction, actions
+        applied, why not, usage). The record's rubric and actions are reused (the paper's
+        rubrics are per metadata); actions not yet applied go first."""
+        cfg = self.config.improve
+        actions = [str(a) for a in record.get("actions") or []]
+        if not actions:
+            return None, [], "no Self-Rubrics actions in the record", Usage(0, 0)
+        use_case, skills = _metadata(record)
+        fresh = [a for a in actions if a not in applied]
+        chosen, _ = _choose_actions(rng, fresh, actions, cfg.actions_per_round)
+        text, response = await _apply_actions(
+            self, ctx, use_case=use_case, skills=skills, rubric=str(record.get("rubric") or ""),
+            instruction=instruction, chosen=chosen, max_chars=cfg.instruction_max_chars,
+            seed_offset=ROUND_STRIDE * round_ - 1, temperature=cfg.temperature)
+        if _words(text) < cfg.min_words:
+            return None, chosen, (f"improvement for round {round_} has {_words(text)} words "
+                                  f"(< {cfg.min_words})"), response.usage
+        if text.lower() == instruction.lower():
+            return None, chosen, (f"improvement for round {round_} returned the instruction "
+                                  "unchanged"), response.usage
+        return text, chosen, None, response.usage
+
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         cfg = self.config
         instruction = str(record.get("instruction") or "").strip()
-        strong = await self._respond(ctx, instruction, cfg.strong, 0)
-        target = await self._respond(ctx, instruction, cfg.target, 1)
-        strong_text, target_text = strong.text.strip(), target.text.strip()
-        if not strong_text:
-            return ItemResult.drop(f"empty strong response (finish_reason="
-                                   f"{strong.finish_reason})")
-        # An empty target answer is the weakest answer there is: judged like any other.
-        strong_score, strong_reason, v1 = await self._judge(ctx, instruction, strong_text, 2)
-        target_score, target_reason, v2 = await self._judge(ctx, instruction,
-                                                            target_text or "(no answer)", 3)
-        usage: Usage = strong.usage + target.usage + v1.usage + v2.usage
+        result, usage = await self._contrast(ctx, instruction, 0)
+        if isinstance(result, str):
+            return ItemResult.drop(result)
+        applied = [str(a) for a in record.get("applied_actions") or []]
+        rng = random.Random(ctx.seed)
+        history: list[dict[str, Any]] = []
+        gaps, round_, stopped = [result["score_gap"]], 0, None
+        # Contrastive Filtering's feedback: a small gap means the target already answers it,
+        # so the instruction is made harder and judged again, a bounded number of times.
+        while result["score_gap"] < cfg.min_gap and round_ < cfg.improve_rounds:
+            new, chosen, stopped, used = await self._improve(ctx, record, result["instruction"],
+                                                             applied, rng, round_ + 1)
+            usage = usage + used
+            if new is None:
+                break
+            judged, used = await self._contrast(ctx, new, round_ + 1)
+            usage = usage + used
+            if isinstance(judged, str):  # keep the last judged round; say why it ended
+                stopped = f"round {round_ + 1}: {judged}"
+                break
+            history.append({key: result[key] for key in
+                            ("instruction", "strong_score", "target_score", "score_gap")}
+                           | {"round": round_, "next_actions": chosen})
+            applied = applied + chosen
+            result, round_ = judged, round_ + 1
+            gaps.append(result["score_gap"])
+        strong, target = result.pop("_responses")
+        columns = {**result, "improve_round": round_, "score_gaps": gaps,
+                   "improve_history": history, "improve_stopped": stopped}
+        if round_:
+            columns["applied_actions"] = applied
         return self.output(
-            strong, {"strong_response": strong_text, "target_response": target_text,
-                     "strong_score": strong_score, "target_score": target_score,
-                     "score_gap": strong_score - target_score,
-                     "judge_reasons": {"strong": strong_reason, "target": target_reason},
-                     # The training pair: the instruction with the strong model's answer.
-                     "response": strong_text},
-            template="judge_template", usage=usage.to_json(),
+            strong, columns, template="judge_template", usage=usage.to_json(),
             meta={"strong_finish_reason": strong.finish_reason,
                   "target_finish_reason": target.finish_reason,
+                  "improve_rounds": cfg.improve_rounds,
                   "target_emulated": {"same_model": True,
                                       **cfg.target.model_dump(exclude={"system"}),
                                       "system": bool(cfg.target.system)}})
@@ -345,21 +469,31 @@ class GapConfig(StepConfig):
 
 @register_step
 class CodecGapFilter(FilterStep):
-    """Contrastive filtering's decision: a small gap means the target already handles it."""
+    """Contrastive filtering's decision: a small gap means the target already handles it (after
+    the contrastive step's improvement rounds, when it had any)."""
 
     type_name = "codeclm_gap_filter"
     Config = GapConfig
     config: GapConfig
 
     def reads(self) -> list[str]:
-        return ["score_gap", "strong_score", "target_score"]
+        return ["score_gap", "strong_score", "target_score", "improve_round", "score_gaps",
+                "improve_stopped"]
 
     def process(self, record: dict[str, Any], ctx: ItemContext) -> str | None:
         gap = record.get("score_gap")
         if not isinstance(gap, int):
             return "no score_gap (contrastive step missing)"
-        if gap < self.config.min_gap:
-            return (f"score gap {gap} < {self.config.min_gap} (strong "
-                    f"{record.get('strong_score')}, target {record.get('target_score')}): "
-                    "the target already answers it about as well")
-        return None
+        if gap >= self.config.min_gap:
+            return None
+        reason = (f"score gap {gap} < {self.config.min_gap} (strong "
+                  f"{record.get('strong_score')}, target {record.get('target_score')})")
+        gaps = record.get("score_gaps") or [gap]
+        if len(gaps) > 1 or record.get("improve_stopped"):
+            rounds = int(record.get("improve_round") or 0)
+            reason += (f" after {rounds} Self-Rubrics improvement round"
+                       f"{'' if rounds == 1 else 's'} (gap per round: "
+                       f"{', '.join(str(g) for g in gaps)})")
+            if record.get("improve_stopped"):
+                reason += f"; loop stopped: {record['improve_stopped']}"
+        return reason + ": the target already answers it about as well"
