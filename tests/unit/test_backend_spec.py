@@ -536,3 +536,22 @@ def test_the_key_never_leaks(
     )
     leaks = [t for t in texts if SECRET in t]
     assert not leaks
+
+
+def test_grammar_schema_turns_small_integer_ranges_into_enums() -> None:
+    from synthloom.llm.backends.llamacpp import grammar_schema
+
+    schema = {"type": "object", "properties": {
+        "score": {"type": "integer", "minimum": 1, "maximum": 10},
+        "year": {"type": "integer", "minimum": 0, "maximum": 5000},  # too wide: left alone
+        "items": {"type": "array", "items": {"type": "integer", "minimum": -2, "maximum": 2}},
+        "minimum": {"type": "string"}}}
+    out = grammar_schema(schema)
+    assert out["properties"]["score"]["enum"] == list(range(1, 11))
+    assert "enum" not in out["properties"]["year"]
+    assert out["properties"]["items"]["items"]["enum"] == [-2, -1, 0, 1, 2]
+    assert out["properties"]["minimum"] == {"type": "string"}
+    assert "enum" not in schema["properties"]["score"]  # the original is not changed
+    llama_grammar = pytest.importorskip("llama_cpp.llama_grammar", reason="llama-cpp-python")
+    gbnf = llama_grammar.json_schema_to_gbnf(json.dumps(out))
+    assert '"10"' in gbnf  # the grammar enumerates the scores instead of any integer

@@ -25,6 +25,29 @@ _HASH_CHUNK = 1 << 20  # 1 MiB from each end: cheap, yet changes whenever the we
 _MAX_GRAMMARS = 64
 
 
+#: Integer ranges up to this wide become enums in the grammar (see ``grammar_schema``).
+_ENUM_RANGE_MAX = 100
+
+
+def grammar_schema(schema: Any) -> Any:
+    """``schema`` as llama-cpp-python's grammar converter should see it.
+
+    The converter ignores ``minimum``/``maximum``, so a 1-10 judge score could come out as
+    1000000000000000 (seen with the embedded model) and fail validation on every retry. A small
+    bounded integer range is also given as an ``enum``, which the grammar does enforce; the
+    client still validates against the original schema."""
+    if isinstance(schema, list):
+        return [grammar_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: grammar_schema(value) for key, value in schema.items()}
+    low, high = out.get("minimum"), out.get("maximum")
+    if (out.get("type") == "integer" and "enum" not in out and isinstance(low, int)
+            and isinstance(high, int) and 0 <= high - low <= _ENUM_RANGE_MAX):
+        out["enum"] = list(range(low, high + 1))
+    return out
+
+
 def _import_llama_cpp() -> Any:
     try:
         import llama_cpp
@@ -160,7 +183,8 @@ class LlamaCppBackend(Backend):
         if grammar is None:
             llama_cpp = _import_llama_cpp()
             try:
-                grammar = llama_cpp.LlamaGrammar.from_json_schema(key, verbose=False)
+                grammar = llama_cpp.LlamaGrammar.from_json_schema(
+                    canonical_json(grammar_schema(schema)), verbose=False)
             except Exception:
                 # Same fallback as llama.cpp's chat path: any JSON; the client validates after.
                 grammar = llama_cpp.LlamaGrammar.from_string(
@@ -190,7 +214,7 @@ class LlamaCppBackend(Backend):
                     # The chat handler compiles this into a grammar (llama-cpp-python >= 0.2.x).
                     kwargs["response_format"] = {
                         "type": "json_object",
-                        "schema": request.json_schema,
+                        "schema": grammar_schema(request.json_schema),
                     }
                 out = llm.create_chat_completion(messages=request.messages, **kwargs)
                 choice = out["choices"][0]
