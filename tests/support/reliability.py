@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.fault_proxy import ScriptedOpenAIServer
+from tests.support.runs import read_jsonl
 
 SCRIPTED_MODEL = "scripted-model"
 
@@ -111,12 +112,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120
     """``synthloom ARGS`` in a subprocess, output captured."""
     return subprocess.run(cli(*args), capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def load_run(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

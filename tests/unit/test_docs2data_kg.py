@@ -20,6 +20,7 @@ from synthloom.methods.kg.paths import KgPaths, build_graph
 from synthloom.methods.kg.question import KgCheck
 from synthloom.methods.kg.triples import usable_triples
 from synthloom.methods.multihop.text import normalize_entity, proper_nouns
+from tests.support.runs import assert_closed, read_jsonl, step
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 PASSAGE_RE = re.compile(r'"""\n(.*?)\n"""', re.DOTALL)
@@ -40,22 +41,6 @@ def responder(request, seed) -> str:
             {"head": "Nothing", "relation": "is", "tail": "Here"}]})
     start = re.search(r"Start entity: (.*)", text).group(1)
     return json.dumps({"question": f"Following the links from {start}, where do you end up?"})
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def assert_closed(summary: dict) -> None:
-    for s in summary["steps"]:
-        done = {"expand": s.get("expanded"), "global": s.get("kept")}.get(s["kind"], s["out"])
-        assert s["in"] == done + s["failed"] + s["dropped"], s
-
-
-def step(summary: dict, name: str) -> dict:
-    return next(s for s in summary["steps"] if s["name"] == name)
 
 
 # --- triples and the graph -----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from synthloom.methods.multihop.completeness import MultihopEvidence
 from synthloom.methods.multihop.link import MultihopLink
 from synthloom.methods.multihop.text import mentions, normalize_entity, proper_nouns, token_text
 from synthloom.methods.multihop.verify import MultihopVerify
+from tests.support.runs import assert_closed, read_jsonl, step
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 PASSAGE_RE = re.compile(r'"""\n(.*?)\n"""', re.DOTALL)
@@ -51,22 +52,6 @@ def responder(request, seed) -> str:
     answer = (proper_nouns(facts[-1]) or [facts[-1].split()[-1]])[-1]
     return json.dumps({"question": f"Which name ends fact number {len(facts)} here?",
                        "answer": answer})
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def assert_closed(summary: dict) -> None:
-    for s in summary["steps"]:
-        done = {"expand": s.get("expanded"), "global": s.get("kept")}.get(s["kind"], s["out"])
-        assert s["in"] == done + s["failed"] + s["dropped"], s
-
-
-def step(summary: dict, name: str) -> dict:
-    return next(s for s in summary["steps"] if s["name"] == name)
 
 
 def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend) -> dict:

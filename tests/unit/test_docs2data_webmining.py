@@ -20,6 +20,7 @@ from synthloom.core.recipe import Recipe
 from synthloom.core.records import make_record
 from synthloom.methods.webmining.extract import WebminingInText
 from synthloom.methods.webmining.recall import WebminingRecall, keyword_score, read_labels
+from tests.support.runs import assert_closed, read_jsonl, step
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 PASSAGE_RE = re.compile(r'"""\n(.*?)\n"""', re.DOTALL)
@@ -47,22 +48,6 @@ def responder(request, seed, *, drift: bool = False) -> str:
         original = re.search(r"Original answer: (.*?)\n\nRewrite", text, re.DOTALL).group(1)
         return json.dumps({"refined_answer": f"1. {original} 2. Check that it worked."})
     raise AssertionError(text)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def assert_closed(summary: dict) -> None:
-    for s in summary["steps"]:
-        done = {"expand": s.get("expanded"), "global": s.get("kept")}.get(s["kind"], s["out"])
-        assert s["in"] == done + s["failed"] + s["dropped"], s
-
-
-def step(summary: dict, name: str) -> dict:
-    return next(s for s in summary["steps"] if s["name"] == name)
 
 
 @functools.cache

@@ -4,17 +4,16 @@ the iteration field, and the accounting; plus real web and PDF files."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
 from synthloom.llm.types import LLMRequest
 from synthloom.methods.backtranslation.humpback import SegmentFilterConfig, segment_problem
+from tests.support.runs import read_jsonl, run_scripted, step, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 PROSE = (
@@ -45,25 +44,6 @@ def responder(request: LLMRequest, seed: int | None) -> str:
     return json.dumps({"instruction": "Explain how river deltas form."})
 
 
-def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int | None = None
-        ) -> dict:
-    return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit))).to_json()
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
-        if path.exists() else []
-
-
-def step(summary: dict, name: str) -> dict:
-    return next(s for s in summary["steps"] if s["name"] == name)
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s["out"]
-    return s["in"] == produced + s["failed"] + s["dropped"]
-
-
 def corpus(folder: Path) -> Path:
     folder.mkdir()
     for name, text in {"a_bees.txt": PROSE, "b_nav.txt": NAV, "c_cookies.txt": COOKIES,
@@ -77,22 +57,22 @@ def test_prefilter_backward_and_curation(tmp_path: Path) -> None:
     backend = ScriptedTestBackend(responder)
     recipe = Recipe.load("backtranslation", {"corpus": str(corpus(tmp_path / "docs")),
                                              "min_words": "30", "iteration": "2"})
-    summary = run(recipe, tmp_path / "out", backend)
-    assert all(closes(s) for s in summary["steps"])
+    summary = run_scripted(recipe, tmp_path / "out", backend)
+    assert all(step_closes(s) for s in summary["steps"])
     seg = step(summary, "segment_ok")
     assert seg["in"] == 5 and seg["out"] == 2 and seg["dropped"] == 3 and seg["llm_calls"] == 0
     assert step(summary, "backward")["llm_calls"] == 2
     curate = step(summary, "curate")
     assert curate["in"] == 2 and curate["out"] == 1 and curate["dropped"] == 1
     assert backend.calls == 4
-    [kept] = rows(tmp_path / "out" / "data.jsonl")
+    [kept] = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert kept["instruction"] == "How do honey bees keep their hive warm and cool?"
     assert kept["output"] == PROSE  # the segment itself is the answer, unchanged
     assert (kept["curation_score"], kept["curation_reason"], kept["iteration"]) == (
         5, "Complete and helpful answer.", 2)
     assert kept["_meta"]["source"]["path"] == "a_bees.txt"
     reasons = {d["record"].get("path") or d["record"].get("instruction"): d["reason"]
-               for d in rows(tmp_path / "out" / "dropped.jsonl")}
+               for d in read_jsonl(tmp_path / "out" / "dropped.jsonl")}
     assert reasons["Explain how river deltas form."] == \
         "curation score 2 < 4: Reads like an encyclopedia excerpt."
     assert reasons["b_nav.txt"].startswith("boilerplate: 95% of lines have under 4 words")
@@ -103,7 +83,7 @@ def test_prefilter_backward_and_curation(tmp_path: Path) -> None:
     again = ScriptedTestBackend(responder)
     recipe = Recipe.load("backtranslation", {"corpus": str(tmp_path / "docs"), "min_words": "30",
                                              "iteration": "2", "threshold": "2"})
-    summary = run(recipe, tmp_path / "out", again)
+    summary = run_scripted(recipe, tmp_path / "out", again)
     assert step(summary, "curate")["out"] == 2 and again.calls == 2
 
 
@@ -120,14 +100,14 @@ def test_bad_backward_and_curation_answers(tmp_path: Path) -> None:
     backend = ScriptedTestBackend(bad)
     recipe = Recipe.load("backtranslation", {"corpus": str(corpus(tmp_path / "docs")),
                                              "min_words": "30"})
-    summary = run(recipe, tmp_path / "out", backend)
+    summary = run_scripted(recipe, tmp_path / "out", backend)
     backward, curate = step(summary, "backward"), step(summary, "curate")
     assert backward["dropped"] == 1 and backward["out"] == 1
-    [drop] = [d for d in rows(tmp_path / "out" / "dropped.jsonl") if d["step"] == "backward"]
+    [drop] = [d for d in read_jsonl(tmp_path / "out" / "dropped.jsonl") if d["step"] == "backward"]
     assert drop["reason"].startswith("instruction repeats the prompt's wording")
     # A score outside 1-5 is re-asked (structured repair), then fails the item: counted.
-    assert curate["failed"] == 1 and curate["out"] == 0 and closes(curate)
-    [failed] = rows(tmp_path / "out" / "failed.jsonl")
+    assert curate["failed"] == 1 and curate["out"] == 0 and step_closes(curate)
+    [failed] = read_jsonl(tmp_path / "out" / "failed.jsonl")
     assert failed["step"] == "curate" and "schema" in failed["message"]
 
 
@@ -160,14 +140,14 @@ def test_real_web_and_pdf_files(tmp_path: Path, shared_data: Path) -> None:
         (docs / src.name).symlink_to(src)
     backend = ScriptedTestBackend(responder)
     recipe = Recipe.load("backtranslation", {"corpus": str(docs), "max_segments_per_doc": "2"})
-    summary = run(recipe, tmp_path / "out", backend)
-    assert all(closes(s) for s in summary["steps"])
+    summary = run_scripted(recipe, tmp_path / "out", backend)
+    assert all(step_closes(s) for s in summary["steps"])
     source = step(summary, "documents")
     assert source["in"] == 4 and source["failed"] + source["out"] == 4  # the scan has no text
     segments = step(summary, "segments")["out"]
     assert segments >= 4 and step(summary, "segment_ok")["in"] == segments
     kept = step(summary, "segment_ok")["out"]
     assert step(summary, "backward")["llm_calls"] == kept > 0
-    for record in rows(tmp_path / "out" / "dropped.jsonl"):
+    for record in read_jsonl(tmp_path / "out" / "dropped.jsonl"):
         if record["step"] == "curate":
             assert record["reason"] == "curation score 2 < 4: Reads like an encyclopedia excerpt."

@@ -4,13 +4,10 @@ the accounting."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 
 import pytest
 
-from synthloom.api import RunOptions, run_recipe
 from synthloom.core.errors import RecipeError
 from synthloom.core.recipe import Recipe
 from synthloom.export.formats import ExportOptions, export
@@ -20,25 +17,8 @@ from synthloom.methods.constitutional.critique import (
     draw_principles,
     load_principles,
 )
+from tests.support.runs import read_jsonl, run_scripted, step, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
-
-
-def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int) -> dict:
-    return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit))).to_json()
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
-        if path.exists() else []
-
-
-def step(summary: dict, name: str) -> dict:
-    return next(s for s in summary["steps"] if s["name"] == name)
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s["out"]
-    return s["in"] == produced + s["failed"] + s["dropped"]
 
 
 class Recorder:
@@ -64,11 +44,11 @@ class Recorder:
 def test_one_round_gives_sft_and_dpo_fields(tmp_path: Path) -> None:
     recorder = Recorder()
     backend = ScriptedTestBackend(recorder)
-    summary = run(Recipe.load("constitutional"), tmp_path / "out", backend, limit=3)
+    summary = run_scripted(Recipe.load("constitutional"), tmp_path / "out", backend, limit=3)
     cr = step(summary, "critique_revise")
-    assert cr["in"] == 3 and cr["out"] == 3 and closes(cr)
+    assert cr["in"] == 3 and cr["out"] == 3 and step_closes(cr)
     assert cr["llm_calls"] == 6 and backend.calls == 3 + 6  # initial + critique + revision
-    records = rows(tmp_path / "out" / "data.jsonl")
+    records = read_jsonl(tmp_path / "out" / "data.jsonl")
     principles, _ = load_principles(DEFAULT_PRINCIPLES, None)
     by_id = {p["id"]: p for p in principles}
     for record in records:
@@ -93,20 +73,20 @@ def test_one_round_gives_sft_and_dpo_fields(tmp_path: Path) -> None:
     assert revision_calls[0].messages[-2]["content"] == "The answer is curt and gives no " \
                                                          "safety advice."
     # The same record is an SFT row and a DPO row.
-    dpo = rows(export(tmp_path / "out", tmp_path / "dpo", ExportOptions(format="dpo")).data_path)
+    dpo = read_jsonl(export(tmp_path / "out", tmp_path / "dpo", ExportOptions(format="dpo")).data_path)
     assert [(d["prompt"], d["chosen"], d["rejected"]) for d in dpo] == [
         (r["prompt"], r["revision"], r["original_response"]) for r in records]
-    alpaca = rows(export(tmp_path / "out", tmp_path / "sft",
+    alpaca = read_jsonl(export(tmp_path / "out", tmp_path / "sft",
                          ExportOptions(format="alpaca")).data_path)
     assert [a["output"] for a in alpaca] == [r["revision"] for r in records]
 
 
 def test_rounds_use_distinct_principles_and_chain_revisions(tmp_path: Path) -> None:
     backend = ScriptedTestBackend(Recorder())
-    summary = run(Recipe.load("constitutional", {"rounds": "3"}), tmp_path / "out", backend,
+    summary = run_scripted(Recipe.load("constitutional", {"rounds": "3"}), tmp_path / "out", backend,
                   limit=2)
     assert step(summary, "critique_revise")["llm_calls"] == 2 * 3 * 2
-    for record in rows(tmp_path / "out" / "data.jsonl"):
+    for record in read_jsonl(tmp_path / "out" / "data.jsonl"):
         rounds = record["rounds"]
         assert [r["round"] for r in rounds] == [1, 2, 3] and record["n_rounds"] == 3
         assert len({r["principle_id"] for r in rounds}) == 3
@@ -125,17 +105,17 @@ def test_identical_and_empty_revisions_are_dropped_with_reasons(tmp_path: Path) 
             return "  Original   ANSWER.  "  # equal up to case and whitespace
         return "Original answer."
 
-    summary = run(Recipe.load("constitutional"), tmp_path / "a", ScriptedTestBackend(same), 2)
+    summary = run_scripted(Recipe.load("constitutional"), tmp_path / "a", ScriptedTestBackend(same), 2)
     cr = step(summary, "critique_revise")
-    assert cr["dropped"] == 2 and cr["out"] == 0 and closes(cr)
-    reasons = [d["reason"] for d in rows(tmp_path / "a" / "dropped.jsonl")]
+    assert cr["dropped"] == 2 and cr["out"] == 0 and step_closes(cr)
+    reasons = [d["reason"] for d in read_jsonl(tmp_path / "a" / "dropped.jsonl")]
     assert all(r.startswith("revision identical to the original response after 1 round")
                for r in reasons)
 
-    summary = run(Recipe.load("constitutional"), tmp_path / "b",
+    summary = run_scripted(Recipe.load("constitutional"), tmp_path / "b",
                   ScriptedTestBackend(Recorder(revision="   ")), 2)
     assert step(summary, "critique_revise")["dropped"] == 2
-    reasons = [d["reason"] for d in rows(tmp_path / "b" / "dropped.jsonl")]
+    reasons = [d["reason"] for d in read_jsonl(tmp_path / "b" / "dropped.jsonl")]
     assert all(r.startswith("round 1 revision is empty (finish_reason=stop) (principle ")
                for r in reasons)
 
@@ -145,9 +125,9 @@ def test_user_principles_file_and_reproducible_draws(tmp_path: Path) -> None:
     own.write_text("principles:\n  - id: pirate\n    critique: Is it written like a pirate?\n"
                    "    revision: Rewrite it like a pirate.\n")
     recorder = Recorder()
-    run(Recipe.load("constitutional", {"principles": str(own)}), tmp_path / "out",
+    run_scripted(Recipe.load("constitutional", {"principles": str(own)}), tmp_path / "out",
         ScriptedTestBackend(recorder), limit=1)
-    [record] = rows(tmp_path / "out" / "data.jsonl")
+    [record] = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert record["principle"] == {"id": "pirate", "critique_request":
                                    "Is it written like a pirate?",
                                    "revision_request": "Rewrite it like a pirate."}
@@ -155,7 +135,7 @@ def test_user_principles_file_and_reproducible_draws(tmp_path: Path) -> None:
     # Editing the constitution recomputes the step (its content is in the fingerprint).
     own.write_text(own.read_text().replace("pirate?", "parrot?"))
     again = ScriptedTestBackend(Recorder())
-    run(Recipe.load("constitutional", {"principles": str(own)}), tmp_path / "out", again, 1)
+    run_scripted(Recipe.load("constitutional", {"principles": str(own)}), tmp_path / "out", again, 1)
     assert again.calls == 2  # initial response replayed from the cache; critique + revision new
 
     principles, _ = load_principles(DEFAULT_PRINCIPLES, None)
@@ -170,16 +150,16 @@ def test_bad_principles_file_fails_before_any_call(tmp_path: Path) -> None:
     bad.write_text("principles:\n  - id: x\n    critique: only a critique\n")
     backend = ScriptedTestBackend(Recorder())
     with pytest.raises(RecipeError, match="entry 0 needs non-empty 'critique' and 'revision'"):
-        run(Recipe.load("constitutional", {"principles": str(bad)}), tmp_path / "o", backend, 1)
+        run_scripted(Recipe.load("constitutional", {"principles": str(bad)}), tmp_path / "o", backend, 1)
     assert backend.calls == 0
 
 
 def test_real_oasst_prompts(tmp_path: Path, shared_data: Path) -> None:
     seeds = shared_data / "seed_instructions" / "oasst_prompt_lottery_en_250_text.jsonl"
-    summary = run(Recipe.load("constitutional", {"prompts": str(seeds)}), tmp_path / "out",
+    summary = run_scripted(Recipe.load("constitutional", {"prompts": str(seeds)}), tmp_path / "out",
                   ScriptedTestBackend(Recorder()), limit=5)
-    assert all(closes(s) for s in summary["steps"])
-    records = rows(tmp_path / "out" / "data.jsonl")
-    dropped = rows(tmp_path / "out" / "dropped.jsonl")
+    assert all(step_closes(s) for s in summary["steps"])
+    records = read_jsonl(tmp_path / "out" / "data.jsonl")
+    dropped = read_jsonl(tmp_path / "out" / "dropped.jsonl")
     assert len(records) + len(dropped) == 5
     assert records[0]["prompt"] == "Can you tell me about GLaDOS?"

@@ -4,14 +4,13 @@ partners, the optional segment-only answer check, and the accounting."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
 
-from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
 from synthloom.llm.types import LLMRequest
+from tests.support.runs import read_jsonl, run_scripted, step, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 CITIES = ["Lisbon", "Oslo", "Quito", "Hanoi", "Perth", "Accra", "Lima", "Riga", "Dakar"]
@@ -51,25 +50,6 @@ def qa_responder(request: LLMRequest, seed: int | None) -> str:
                        "answer": f"Ledger {ledgers}."})
 
 
-def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int | None = None
-        ) -> dict:
-    return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit))).to_json()
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
-        if path.exists() else []
-
-
-def step(summary: dict, name: str) -> dict:
-    return next(s for s in summary["steps"] if s["name"] == name)
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s["out"]
-    return s["in"] == produced + s["failed"] + s["dropped"]
-
-
 PARAMS = {"segment_tokens": "64", "needles_per_doc": "1", "context_tokens": "400"}
 
 
@@ -77,12 +57,12 @@ def test_needles_are_placed_and_recorded(tmp_path: Path) -> None:
     corpus = make_corpus(tmp_path / "corpus", [3, 3, 3])
     recipe = Recipe.load("long-context", {**PARAMS, "corpus": str(corpus)})
     backend = ScriptedTestBackend(qa_responder)
-    summary = run(recipe, tmp_path / "out", backend)
-    assert all(closes(s) for s in summary["steps"])
+    summary = run_scripted(recipe, tmp_path / "out", backend)
+    assert all(step_closes(s) for s in summary["steps"])
     assert step(summary, "segments")["out"] == 9 and step(summary, "needles")["out"] == 3
     assert step(summary, "qa")["out"] == 6 and backend.calls == 6  # single + multi each
     assert step(summary, "check")["llm_calls"] == 0  # the check is off by default
-    records = rows(tmp_path / "out" / "data.jsonl")
+    records = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert sorted(r["kind"] for r in records) == ["multi"] * 3 + ["single"] * 3
     for record in records:
         context = record["context"]
@@ -116,31 +96,31 @@ def test_needles_are_placed_and_recorded(tmp_path: Path) -> None:
 
     # Same seed: same contexts (replayed); another seed: other positions.
     again = ScriptedTestBackend(qa_responder)
-    run(Recipe.load("long-context", {**PARAMS, "corpus": str(corpus)}), tmp_path / "out", again)
-    assert again.calls == 0 and rows(tmp_path / "out" / "data.jsonl") == records
+    run_scripted(Recipe.load("long-context", {**PARAMS, "corpus": str(corpus)}), tmp_path / "out", again)
+    assert again.calls == 0 and read_jsonl(tmp_path / "out" / "data.jsonl") == records
     other = Recipe.load("long-context", {**PARAMS, "corpus": str(corpus)})
     other.seed = 1
-    run(other, tmp_path / "seed1", ScriptedTestBackend(qa_responder))
-    moved = rows(tmp_path / "seed1" / "data.jsonl")
+    run_scripted(other, tmp_path / "seed1", ScriptedTestBackend(qa_responder))
+    moved = read_jsonl(tmp_path / "seed1" / "data.jsonl")
     assert [r["needles"] for r in moved] != [r["needles"] for r in records]
 
 
 def test_short_documents_skip_multi_and_small_pools_are_counted(tmp_path: Path) -> None:
     corpus = make_corpus(tmp_path / "corpus", [1, 1])
     recipe = Recipe.load("long-context", {**PARAMS, "corpus": str(corpus), "min_fill": "0.9"})
-    summary = run(recipe, tmp_path / "out", ScriptedTestBackend(qa_responder))
+    summary = run_scripted(recipe, tmp_path / "out", ScriptedTestBackend(qa_responder))
     qa = step(summary, "qa")
     assert qa["in"] == 2 and qa["out"] == 2 and qa["llm_calls"] == 2  # single only
     ctx = step(summary, "long_context")
-    assert ctx["dropped"] == 2 and closes(ctx)
-    reasons = [d["reason"] for d in rows(tmp_path / "out" / "dropped.jsonl")]
+    assert ctx["dropped"] == 2 and step_closes(ctx)
+    reasons = [d["reason"] for d in read_jsonl(tmp_path / "out" / "dropped.jsonl")]
     assert all(re.match(r"context reached \d+ of target 400 tokens \(< min_fill 0.9\): the pool "
                         r"has 1 usable filler segment", r) for r in reasons)
     only_multi = Recipe.load("long-context", {**PARAMS, "corpus": str(corpus),
                                               "kinds": '["multi"]'})
-    summary = run(only_multi, tmp_path / "multi", ScriptedTestBackend(qa_responder))
+    summary = run_scripted(only_multi, tmp_path / "multi", ScriptedTestBackend(qa_responder))
     assert step(summary, "qa")["dropped"] == 2 and step(summary, "qa")["llm_calls"] == 0
-    reasons = [d["reason"] for d in rows(tmp_path / "multi" / "dropped.jsonl")]
+    reasons = [d["reason"] for d in read_jsonl(tmp_path / "multi" / "dropped.jsonl")]
     assert reasons == ["no usable QA pair: multi: the document has 0 other segment(s), "
                        "2 segments needed"] * 2
 
@@ -156,13 +136,13 @@ def test_segment_only_check_drops_disagreeing_pairs(tmp_path: Path) -> None:
 
     recipe = Recipe.load("long-context", {**PARAMS, "corpus": str(corpus), "check": "true",
                                           "kinds": '["single", "multi"]'})
-    summary = run(recipe, tmp_path / "out", ScriptedTestBackend(wrong_on_multi))
+    summary = run_scripted(recipe, tmp_path / "out", ScriptedTestBackend(wrong_on_multi))
     check = step(summary, "check")
     assert check["in"] == 4 and check["out"] == 2 and check["dropped"] == 2
-    assert check["llm_calls"] == 4 and closes(check)
-    kept = rows(tmp_path / "out" / "data.jsonl")
+    assert check["llm_calls"] == 4 and step_closes(check)
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert {r["kind"] for r in kept} == {"single"}
-    reasons = [d["reason"] for d in rows(tmp_path / "out" / "dropped.jsonl")]
+    reasons = [d["reason"] for d in read_jsonl(tmp_path / "out" / "dropped.jsonl")]
     assert all(r.startswith("segment-only answer does not match: 0.00 of the answer's content "
                             "words < 0.5") for r in reasons)
 
@@ -172,7 +152,7 @@ def test_chars_unit_without_the_tokenizer(tmp_path: Path) -> None:
     recipe = Recipe.load("long-context", {**PARAMS, "corpus": str(corpus), "kinds": '["single"]',
                                           "context_tokens": "900",
                                           "long_context.unit": "chars"})
-    run(recipe, tmp_path / "out", ScriptedTestBackend(qa_responder))
-    for record in rows(tmp_path / "out" / "data.jsonl"):
+    run_scripted(recipe, tmp_path / "out", ScriptedTestBackend(qa_responder))
+    for record in read_jsonl(tmp_path / "out" / "data.jsonl"):
         assert record["length_unit"] == "chars"
         assert record["context_tokens"] == len(record["context"]) <= 900
