@@ -34,6 +34,7 @@ from synthloom.core.fingerprint import stable_hash
 from synthloom.core.idset import IdSet
 from synthloom.core.recipe import Recipe
 from synthloom.core.records import META, ItemResult, Output, columns_of, make_record, rid
+from synthloom.core.runlock import RunLock
 from synthloom.core.steps import (
     GlobalStep,
     Sink,
@@ -107,6 +108,14 @@ class LocalExecutor:
     async def run(self) -> RunSummary:
         started = time.time()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(self.run_dir)  # one run per folder; raises RunLockedError if held
+        lock.acquire()
+        try:
+            return await self._run_locked(started)
+        finally:
+            lock.release()
+
+    async def _run_locked(self, started: float) -> RunSummary:
         self.store = self._given_store or RunStore(self.run_dir / "run.db")
         self.ctx = RunContext(
             run_dir=self.run_dir, seed=self.recipe.seed, llm=self.llm,
