@@ -11,6 +11,9 @@ import pytest
 
 from tests.support.llama_server import LlamaServer
 
+# pytester: the suite-config tests run a throw-away pytest session in a subprocess.
+pytest_plugins = ["pytester"]
+
 
 def shared_data_dir() -> Path:
     """``../shared/data`` beside the checkout; absent in a fresh clone."""

@@ -276,6 +276,51 @@ def test_bad_files_become_failures_naming_file_and_cause(bad_corpus: Path) -> No
                                                "A readable page about owls.", "first", "last"]
 
 
+# Reads each PDF with cryptography (and pycryptodome) made unimportable before pypdf is imported,
+# as on a machine without the crypto library: pypdf then falls back to its AES-less provider.
+_READ_WITHOUT_CRYPTO = """
+import json, sys
+sys.modules["cryptography"] = None
+sys.modules["Crypto"] = None
+from synthloom.sources.pdf_reader import read_pdf
+out = {}
+for path in sys.argv[1:]:
+    try:
+        out[path] = ["ok", read_pdf(open(path, "rb").read()).text]
+    except Exception as exc:
+        out[path] = [type(exc).__name__, str(exc)]
+print(json.dumps(out))
+"""
+
+
+def test_aes_pdf_without_crypto_library_is_a_clear_failure_and_the_rest_is_read(
+        tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    good = make_pdf([["A readable page about owls."]])
+    paths = {"aes_owner_only.pdf": encrypt_pdf(good, ""), "plain.pdf": good}
+    for name, data in paths.items():
+        (tmp_path / name).write_bytes(data)
+    proc = subprocess.run([sys.executable, "-c", _READ_WITHOUT_CRYPTO,
+                           *(str(tmp_path / n) for n in paths)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    result = {Path(k).name: v for k, v in json.loads(proc.stdout).items()}
+    error_class, message = result["aes_owner_only.pdf"]
+    assert error_class == "EncryptedDocument"
+    assert "cryptography" in message and "pip install" in message
+    assert result["plain.pdf"] == ["ok", "A readable page about owls."]
+
+
+def test_aes_pdf_with_empty_user_password_is_read_with_the_crypto_dependency() -> None:
+    from synthloom.sources.pdf_reader import read_pdf
+
+    good = make_pdf([["A readable page about owls."]])
+    assert read_pdf(encrypt_pdf(good, "")).text == "A readable page about owls."
+    with pytest.raises(Exception, match="not opened by an empty password"):
+        read_pdf(encrypt_pdf(good, "secret"))
+
+
 def test_missing_path_is_a_recipe_error(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match="path not found"):
         read_all(tmp_path / "nope")

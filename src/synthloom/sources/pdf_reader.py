@@ -41,14 +41,15 @@ def read_pdf(data: bytes) -> Document:
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not _decrypt(reader):
-            raise EncryptedDocument("PDF is encrypted with a password (not opened by an empty "
-                                    "password); decrypt it first")
+        if reader.is_encrypted:
+            _decrypt(reader)
         pages = [page.extract_text() or "" for page in reader.pages]
     except (EncryptedDocument, SynthloomError):
         raise
     except Exception as exc:  # noqa: BLE001 - pypdf raises many types on damaged files
-        if type(exc).__name__ in ("FileNotDecryptedError", "DependencyError"):
+        if type(exc).__name__ == "DependencyError":
+            raise _needs_crypto(exc) from None
+        if type(exc).__name__ == "FileNotDecryptedError":
             raise EncryptedDocument(f"PDF is encrypted: {exc}") from None
         raise CorruptDocument(f"PDF cannot be parsed ({type(exc).__name__}: {exc})") from None
     if not pages:
@@ -62,11 +63,27 @@ def read_pdf(data: bytes) -> Document:
     return Document(text=text, title=_title(reader, text), format="pdf", page_spans=spans)
 
 
-def _decrypt(reader: Any) -> bool:
+def _needs_crypto(exc: Exception) -> EncryptedDocument:
+    # pypdf raises this when the AES key or a stream needs a crypto library that is not installed
+    return EncryptedDocument(f"PDF is encrypted and cannot be decrypted here ({exc}); "
+                             "pip install 'cryptography>=3.1'")
+
+
+def _decrypt(reader: Any) -> None:
+    """Open an encrypted PDF with the empty user password, or raise EncryptedDocument saying why.
+
+    A missing crypto library and a real password are different fixes for the user, so the
+    message tells them apart."""
     try:
-        return bool(reader.decrypt(""))
-    except Exception:  # noqa: BLE001 - unsupported algorithm or missing crypto library
-        return False
+        opened = bool(reader.decrypt(""))
+    except Exception as exc:  # noqa: BLE001 - unsupported algorithm or missing crypto library
+        if type(exc).__name__ == "DependencyError":
+            raise _needs_crypto(exc) from None
+        raise EncryptedDocument(
+            f"PDF is encrypted and cannot be decrypted ({type(exc).__name__}: {exc})") from None
+    if not opened:
+        raise EncryptedDocument("PDF is encrypted with a password (not opened by an empty "
+                                "password); decrypt it first")
 
 
 def _join_pages(texts: list[str]) -> tuple[str, list[list[int]]]:
