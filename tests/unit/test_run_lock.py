@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -56,3 +57,30 @@ def test_stale_lock_is_taken_over_and_released(tmp_path):
     assert (tmp_path / ".lock").read_text().strip() != str(dead.pid)
     lock.release()
     assert not (tmp_path / ".lock").exists()
+
+
+def test_resume_keeps_failed_and_dropped_rows_exactly_once(tmp_path):
+    # Scripted test backend: a budget stop, then a resume, must leave the same failed/dropped
+    # rows as one uninterrupted run - none lost from run 1, none written twice.
+    from tests.support.runs import read_jsonl
+    from tests.support.scripted_backend import ScriptedTestBackend
+    from tests.unit.test_engine import corpus as engine_corpus
+    from tests.unit.test_engine import make_recipe, responder, run
+
+    corpus = engine_corpus.__wrapped__(tmp_path)
+
+    def rows(out, name):
+        return sorted(json.dumps(r, sort_keys=True) for r in read_jsonl(out / name))
+
+    run(make_recipe(corpus), tmp_path / "whole", ScriptedTestBackend(responder))
+    part = tmp_path / "part"
+    first = run(make_recipe(corpus), part, ScriptedTestBackend(responder),
+                budget_tokens=40, concurrency=1, batch_size=2)
+    assert first["status"] == "stopped"
+    run1_failed = rows(part, "failed.jsonl")
+    assert run1_failed  # the empty document failed in run 1; it must survive run 2 once
+    run(make_recipe(corpus), part, ScriptedTestBackend(responder))
+    for name in ("failed.jsonl", "dropped.jsonl"):
+        assert rows(tmp_path / "whole", name), name  # the comparison is not vacuous
+        assert rows(part, name) == rows(tmp_path / "whole", name), name
+    assert set(run1_failed) <= set(rows(part, "failed.jsonl"))
