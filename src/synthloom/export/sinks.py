@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,8 +46,13 @@ class ParquetSink(Sink):
                 'the parquet sink needs pyarrow: pip install "synthloom[parquet]"') from None
         self._path = Path(run_dir) / self.config.path
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer: Any = None
-        self._schema: Any = None
+        # Why spool: a column may first appear (or first be non-null) in a later batch, so the
+        # schema is only known at the end. Each batch goes to its own part file; close() unifies
+        # the schemas and rewrites the parts one at a time, so memory stays at one batch.
+        self._spool = self._path.parent / f".{self._path.name}.parts"
+        shutil.rmtree(self._spool, ignore_errors=True)
+        self._spool.mkdir()
+        self._parts: list[Path] = []
 
     def write(self, records: list[dict[str, Any]]) -> None:
         import pyarrow as pa
@@ -55,14 +61,38 @@ class ParquetSink(Sink):
         if not records:
             return
         rows = [{**r, "_meta": json.dumps(r.get("_meta"), ensure_ascii=False)} for r in records]
-        if self._writer is None:
-            table = pa.Table.from_pylist(rows)
-            self._schema = table.schema
-            self._writer = pq.ParquetWriter(self._path, self._schema)
-        else:
-            table = pa.Table.from_pylist(rows, schema=self._schema)
-        self._writer.write_table(table)
+        part = self._spool / f"{len(self._parts):06d}.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), part)
+        self._parts.append(part)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            if not self._parts:
+                return
+            schemas = [pq.read_schema(p) for p in self._parts]
+            try:
+                schema = pa.unify_schemas(schemas, promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise SynthloomError(f"parquet sink {self._path}: columns with incompatible "
+                                     f"types across batches: {exc}") from None
+            with pq.ParquetWriter(self._path, schema) as writer:
+                for part in self._parts:
+                    writer.write_table(_conform(pq.read_table(part), schema))
+        finally:
+            shutil.rmtree(self._spool, ignore_errors=True)
+
+
+def _conform(table: Any, schema: Any) -> Any:
+    """Give ``table`` every column of ``schema`` (missing ones as nulls), in order and type."""
+    import pyarrow as pa
+
+    columns = []
+    for f in schema:
+        if f.name in table.column_names:
+            columns.append(table.column(f.name).cast(f.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, type=f.type))
+    return pa.Table.from_arrays(columns, schema=schema)
