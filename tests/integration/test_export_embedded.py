@@ -71,8 +71,10 @@ def test_every_format_loads_back(run_dir: Path, tmp_path: Path) -> None:
     assert [(a["instruction"], a["output"]) for a in alpaca] == [
         (r["instruction"], r["response"]) for r in records]
     share = rows_of(tmp_path / "sharegpt" / "train.jsonl")
+    assert len(share) == n  # else the all() below holds vacuously
     assert all([t["from"] for t in s["conversations"]] == ["human", "gpt"] for s in share)
     msgs = rows_of(tmp_path / "messages" / "train.jsonl")
+    assert len(msgs) == n
     assert all([m["role"] for m in s["messages"]] == ["user", "assistant"] for s in msgs)
     info = json.loads((tmp_path / "sharegpt" / "dataset_info.json").read_text())
     assert info["quickstart"]["columns"] == {"messages": "conversations"}

@@ -59,6 +59,9 @@ def test_logic_solve_on_the_embedded_model(tmp_path: Path) -> None:
     assert steps["solve"]["in"] == 4 and steps["solve"]["dropped"] == 0
     assert steps["solve"]["llm_calls"] == 4 - steps["solve"]["failed"]
     records = rows(out / "data.jsonl")
+    # Every puzzle is kept (solved or not, with a reason), so an empty file is a bug.
+    assert len(records) == steps["solve"]["out"] == 4 - steps["solve"]["failed"] > 0, \
+        f"embedded logic-solve kept {len(records)} records: {steps['solve']}"
     assert [r["task"] for r in records] == TASKS[:len(records)]
     for record in records:
         assert record["verified"] is True and record["model_response"] is not None

@@ -69,8 +69,9 @@ def test_long_context_on_real_web_pages(tmp_path: Path, shared_data: Path) -> No
     assert all(closes(s) for s in steps.values())
     assert steps["needles"]["out"] == 2 and steps["qa"]["llm_calls"] == 4  # single + multi each
     records = rows(tmp_path / "out" / "data.jsonl")
-    assert records or rows(tmp_path / "out" / "dropped.jsonl") or \
-        rows(tmp_path / "out" / "failed.jsonl")
+    # The seeded 135M model keeps 3 of 4 QA pairs here; none kept means the chain broke.
+    assert records, f"long-context kept no records: {steps}"
+    assert len(records) == steps["long_context"]["out"]
     for record in records:
         context = record["context"]
         assert record["kind"] in ("single", "multi") and record["question"] and record["answer"]
