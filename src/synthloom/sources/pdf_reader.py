@@ -78,7 +78,7 @@ def _decrypt(reader: Any) -> None:
         opened = bool(reader.decrypt(""))
     except Exception as exc:  # noqa: BLE001 - unsupported algorithm or missing crypto library
         if type(exc).__name__ == "DependencyError":
-            raise _needs_crypto(exc) from None
+            raise  # read_pdf's handler names the missing library
         raise EncryptedDocument(
             f"PDF is encrypted and cannot be decrypted ({type(exc).__name__}: {exc})") from None
     if not opened:
