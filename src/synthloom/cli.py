@@ -58,6 +58,10 @@ def run(
     backend: Annotated[str | None, typer.Option(
         help="llamacpp (embedded default) | llamacpp:PATH.gguf | openai:BASE_URL")] = None,
     model: Annotated[str | None, typer.Option(help="Model name for the openai backend.")] = None,
+    model_for: Annotated[list[str] | None, typer.Option(
+        "--model-for", help="NAME=SPEC: the backend of a named model of the recipe's models: "
+        "(repeatable), e.g. judge=openai:http://127.0.0.1:8001/v1 or "
+        "'judge={backend: \"openai:http://127.0.0.1:8001/v1\", model: qwen}'.")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="param=value, or step.key=value (repeatable).")] = None,
     concurrency: Annotated[int | None, typer.Option(help="LLM requests in flight.")] = None,
@@ -82,7 +86,10 @@ def run(
     from synthloom.core.recipe import Recipe
 
     def go() -> RunSummary:
-        loaded = Recipe.load(recipe, _parse_sets(set_ or []))
+        from synthloom.core.models import parse_model_for
+
+        loaded = Recipe.load(recipe, _parse_sets(set_ or []),
+                             models=parse_model_for(model_for or []))
         folder = out or Path("synthloom-runs") / loaded.name
         display = _Progress(enabled=not quiet and console.is_terminal)
         options = RunOptions(

@@ -63,9 +63,11 @@ class RunSummary:
     status: str = "ok"
     stopped_reason: str | None = None
     llm: dict[str, Any] = field(default_factory=dict)
+    #: Per named model (recipe ``models:``): its client's calls, tokens, retries, and steps.
+    models: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "recipe": self.recipe,
             "status": self.status,
             "stopped_reason": self.stopped_reason,
@@ -80,3 +82,6 @@ class RunSummary:
             "llm": self.llm,
             "steps": [s.to_json() for s in self.steps],
         }
+        if self.models:
+            data["models"] = self.models
+        return data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,10 +35,26 @@ class RunContext:
     context: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: Recipe file's folder (templates resolve against it first).
     recipe_dir: Path | None = None
+    #: The run's clients by model name (recipe ``models:``); ``llm`` is the one of this view.
+    models: dict[str, LLMLike] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str | None:
         return self.llm.model_id if self.llm is not None else None
+
+    def llm_for(self, name: str | None) -> LLMLike | None:
+        """The client of a named model (None or ``default``: the run's own model)."""
+        if name is None or name == "default":
+            return self.models.get("default", self.llm) if self.models else self.llm
+        if name not in self.models:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise RuntimeError(f"no model named {name!r} in this run (known: {known})")
+        return self.models[name]
+
+    def for_model(self, name: str | None) -> RunContext:
+        """The view a step sees: ``llm`` is its own model's client (the same ``context``)."""
+        llm = self.llm_for(name)
+        return self if llm is self.llm else dataclasses.replace(self, llm=llm)
 
 
 @dataclass
@@ -62,10 +79,14 @@ class ItemContext:
             raise RuntimeError("this step needs an LLM but the run has none")
         return self.run.llm
 
-    async def generate(self, request: Any) -> list[Any]:
-        """Generate through the run's client, charging calls and tokens to this item."""
+    async def generate(self, request: Any, model: str | None = None) -> list[Any]:
+        """Generate through the step's client (or the named ``model``'s), charging calls and
+        tokens to this item."""
+        llm = self.llm if model is None else self.run.llm_for(model)
+        if llm is None:
+            raise RuntimeError(f"this step needs model {model!r} but the run has none")
         try:
-            responses = await self.llm.generate(request)
+            responses = await llm.generate(request)
         except Exception as exc:
             usage = getattr(exc, "usage", None)
             if usage is not None:

@@ -80,6 +80,7 @@ class LocalExecutor:
         run_dir: str | Path,
         *,
         llm: LLMLike | None = None,
+        models: dict[str, LLMLike] | None = None,
         batch_size: int = 32,
         limit: int | None = None,
         inflight_batches: int | None = None,
@@ -90,10 +91,17 @@ class LocalExecutor:
     ) -> None:
         self.recipe = recipe
         self.run_dir = Path(run_dir)
+        #: Clients by model name (recipe ``models:``); ``llm`` is the run's own (``default``).
+        self.models: dict[str, LLMLike] = dict(models or {})
+        if llm is None:
+            llm = self.models.get("default")
+        elif "default" not in self.models:
+            self.models["default"] = llm
         self.llm = llm
         self.batch_size = max(1, batch_size)
         self.limit = limit
-        concurrency = getattr(llm, "concurrency", 8) or 8
+        concurrency = max([getattr(c, "concurrency", 8) or 8 for c in self.models.values()]
+                          or [8])
         # Enough batches in flight to keep the LLM busy across batch boundaries.
         self.inflight = inflight_batches or max(2, -(-2 * concurrency // self.batch_size) + 1)
         self.workers = workers or os.cpu_count() or 1
@@ -102,6 +110,7 @@ class LocalExecutor:
         self.stopped_reason: str | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._given_store = store
+        self._step_ctx: dict[str, RunContext] = {}
 
     # --- public ----------------------------------------------------------------------------------
 
@@ -120,13 +129,15 @@ class LocalExecutor:
         self.ctx = RunContext(
             run_dir=self.run_dir, seed=self.recipe.seed, llm=self.llm,
             recipe_dir=self.recipe.path.parent if self.recipe.path else None,
+            models=self.models,
         )
+        self._step_ctx: dict[str, RunContext] = {}
         self._failed_out = open(self.run_dir / "failed.jsonl", "wb")  # noqa: SIM115
         self._dropped_out = open(self.run_dir / "dropped.jsonl", "wb")  # noqa: SIM115
         summary = RunSummary(recipe=self.recipe.name)
         try:
             for node in self.recipe.nodes:
-                node.setup(self.ctx)
+                node.setup(self.ctx_of(node))
             nodes = self._wire()
             summary.steps = [n.stats for n in nodes.values()]
             self._stats = summary.steps
@@ -144,12 +155,43 @@ class LocalExecutor:
             stats_fn = getattr(self.llm, "stats", None)
             if callable(stats_fn):
                 summary.llm = stats_fn()
+            summary.models = self.models_summary()
             data = summary.to_json()
             (self.run_dir / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
             self.store.record_run(started, time.time(), self.recipe.name, summary.status, data)
             if self._given_store is None:
                 self.store.close()
         return summary
+
+    def ctx_of(self, step: Step) -> RunContext:
+        """The run context a step sees: ``llm`` is the client of the step's own model."""
+        ctx = self._step_ctx.get(step.name)
+        if ctx is None:
+            ctx = self._step_ctx[step.name] = self.ctx.for_model(step.config.model)
+        return ctx
+
+    def models_summary(self) -> dict[str, Any]:
+        """Per named model: its client's calls, tokens, retries... and the steps that use it
+        (summary.json ``models``). Empty when the run uses only its own model."""
+        if set(self.models) <= {"default"}:
+            return {}
+        steps: dict[str, list[str]] = {}
+        for step in self.recipe.steps:
+            if getattr(step, "uses_llm", False):
+                for name in step.model_names() or ["default"]:
+                    steps.setdefault(name, []).append(step.name)
+        out: dict[str, Any] = {}
+        first: dict[int, str] = {}
+        for name in sorted(self.models, key=lambda n: (n != "default", n)):
+            client = self.models[name]
+            if id(client) in first:  # an alias: the same client, counted once
+                out[name] = {"same_as": first[id(client)], "steps": steps.get(name, [])}
+                continue
+            first[id(client)] = name
+            stats_fn = getattr(client, "stats", None)
+            data = dict(stats_fn()) if callable(stats_fn) else {"model": client.model_id}
+            out[name] = {**data, "steps": steps.get(name, [])}
+        return out
 
     # --- wiring ----------------------------------------------------------------------------------
 
@@ -231,7 +273,7 @@ class LocalExecutor:
     async def _run_source(self, node: _Node) -> None:
         step: SourceStep = node.step  # type: ignore[assignment]
         stats = node.stats
-        items: Iterator[Any] = iter(step.read(self.ctx))
+        items: Iterator[Any] = iter(step.read(self.ctx_of(step)))
         seen = IdSet()
         emitted = 0
         while not self.stopped_reason:
@@ -281,7 +323,7 @@ class LocalExecutor:
     async def _run_streaming(self, node: _Node) -> None:
         assert node.inbox is not None
         context_hash = await self._context_hash(node.step)
-        fingerprint = node.step.fingerprint(self.ctx)
+        fingerprint = node.step.fingerprint(self.ctx_of(node.step))
         window: deque[asyncio.Task] = deque()
         while True:
             batch = await node.inbox.get()
@@ -328,7 +370,8 @@ class LocalExecutor:
         return self._records_from(node, batch, results, hits)  # type: ignore[arg-type]
 
     def _compute_sync(self, step: _PerItemStep, record: dict[str, Any], key: str) -> ItemResult:
-        ictx = ItemContext(run=self.ctx, item_key=key, seed=derive_seed(self.ctx.seed, key))
+        ictx = ItemContext(run=self.ctx_of(step), item_key=key,
+                           seed=derive_seed(self.ctx.seed, key))
         try:
             return step.to_result(step.process(record, ictx))
         except SynthloomError:
@@ -338,7 +381,8 @@ class LocalExecutor:
 
     async def _compute_one(self, step: _PerItemStep, record: dict[str, Any],
                            key: str) -> ItemResult:
-        ictx = ItemContext(run=self.ctx, item_key=key, seed=derive_seed(self.ctx.seed, key))
+        ictx = ItemContext(run=self.ctx_of(step), item_key=key,
+                           seed=derive_seed(self.ctx.seed, key))
         try:
             if self.stopped_reason == "budget_exhausted":
                 raise BudgetExhausted("token budget spent before this item started")
@@ -388,7 +432,7 @@ class LocalExecutor:
                               ) -> tuple[list[ItemResult], list[bool]]:
         """The barrier's results for all its input, from the cache or computed once."""
         context_hash = await self._context_hash(step)
-        fingerprint = step.fingerprint(self.ctx)
+        fingerprint = step.fingerprint(self.ctx_of(step))
         key = stable_hash("global", fingerprint, context_hash,
                           [step.item_key(fingerprint, r, "") for r in records])
         cached = self.store.get_items([key])
@@ -397,7 +441,7 @@ class LocalExecutor:
             hits = [True] * len(records)
         else:
             try:
-                results = await step.process_all(records, self.ctx)
+                results = await step.process_all(records, self.ctx_of(step))
             except SynthloomError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the whole barrier failed: every input

@@ -7,10 +7,13 @@ YAML shape::
     seed: 0
     params:
       docs: {default: "pkg:data/quickstart", help: "folder of .txt/.md files"}
+    models:                                 # optional: named models, each its own client
+      judge: {backend: "openai:http://127.0.0.1:8001/v1", model: qwen2.5-7b, concurrency: 4}
     sources:
       - {name: documents, type: text_files, path: "${docs}"}
     steps:
       - {name: instruction, type: generate, template: quickstart/instruction.jinja, ...}
+      - {name: score, type: judge_rubric, model: judge}    # default: the run's model
     sinks:
       - {type: jsonl, path: data.jsonl}      # from: last step unless named
 
@@ -31,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from synthloom.core.errors import RecipeError
+from synthloom.core.models import DEFAULT_MODEL, ModelSpec, parse_model_spec
 from synthloom.core.registry import sink_type, step_type
 from synthloom.core.steps import Sink, SourceStep, Step, StepKind
 
@@ -55,6 +59,8 @@ class RecipeFile(BaseModel):
     version: int = 1
     seed: int = 0
     params: dict[str, ParamSpec] = {}
+    #: Named models (``core/models.py``): {name: spec mapping | backend string | "default"}.
+    models: dict[str, Any] = {}
     sources: list[dict[str, Any]]
     steps: list[dict[str, Any]] = []
     sinks: list[dict[str, Any]] = []
@@ -70,11 +76,49 @@ class Recipe:
     seed: int = 0
     path: Path | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: Named models steps may call (``model: NAME``); ``default`` is always the run's model.
+    models: dict[str, ModelSpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.sinks:
             self.sinks = [sink_type("jsonl")(path="data.jsonl")]
+        self.models = {name: parse_model_spec(spec, f"recipe {self.name}: models.{name}")
+                       for name, spec in self.models.items()}
         self.validate_graph()
+
+    def with_models(self, overrides: dict[str, Any]) -> Recipe:
+        """``--model-for``: replace (or add) named models, then check the steps again."""
+        for name, spec in overrides.items():
+            self.models[name] = parse_model_spec(spec, f"--model-for {name}")
+        self.validate_models()
+        return self
+
+    def models_used(self) -> set[str]:
+        """Every model name an LLM step calls (``default`` for steps naming none)."""
+        names: set[str] = set()
+        for step in self.steps:
+            if getattr(step, "uses_llm", False):
+                names.update(step.model_names() or [DEFAULT_MODEL])
+        return names
+
+    def validate_models(self) -> None:
+        if DEFAULT_MODEL in self.models:
+            raise RecipeError(f"recipe {self.name}: models: {DEFAULT_MODEL!r} is the run's own "
+                              "model; set it with --backend/--model, or pick another name")
+        declared = {DEFAULT_MODEL, *self.models}
+        for step in self.nodes:
+            names = step.model_names()
+            if names and not getattr(step, "uses_llm", False):
+                raise RecipeError(
+                    f"recipe {self.name}: step {step.name!r} names model {names[0]!r} but "
+                    f"does not call an LLM (type {step.type_name})")
+            for name in names:
+                if name not in declared:
+                    known = ", ".join(sorted(declared))
+                    raise RecipeError(
+                        f"recipe {self.name}: step {step.name!r} names model {name!r}, which "
+                        f"is not declared under models: (declared: {known}; add it there or "
+                        f"give --model-for {name}=SPEC)")
 
     @property
     def nodes(self) -> list[Step]:
@@ -113,21 +157,25 @@ class Recipe:
                     f"recipe {self.name}: sink {sink.config.path!r} reads unknown node "
                     f"{self.sink_input(sink)!r}"
                 )
+        self.validate_models()
 
     # --- loading ---------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, name_or_path: str | Path, overrides: dict[str, str] | None = None) -> Recipe:
+    def load(cls, name_or_path: str | Path, overrides: dict[str, str] | None = None,
+             models: dict[str, Any] | None = None) -> Recipe:
+        """``models``: ``--model-for`` specs, replacing or adding named models."""
         path = find_recipe(name_or_path)
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise RecipeError(f"recipe {path}: not valid YAML: {exc}") from None
-        return cls.from_dict(raw, path=path, overrides=overrides)
+        return cls.from_dict(raw, path=path, overrides=overrides, models=models)
 
     @classmethod
     def from_dict(cls, raw: Any, *, path: Path | None = None,
-                  overrides: dict[str, str] | None = None) -> Recipe:
+                  overrides: dict[str, str] | None = None,
+                  models: dict[str, Any] | None = None) -> Recipe:
         where = str(path) if path else "<dict>"
         if not isinstance(raw, dict):
             raise RecipeError(f"recipe {where}: expected a mapping at the top level")
@@ -164,9 +212,15 @@ class Recipe:
         if unknown:
             raise RecipeError(f"recipe {where}: --set names unknown step(s): {sorted(unknown)}")
         sinks = [_build_sink(d, params, where, i) for i, d in enumerate(spec.sinks)]
+        declared = {name: parse_model_spec(substitute(value, params), f"recipe {where}: "
+                                           f"models.{name}")
+                    for name, value in spec.models.items()}
+        for name, value in (models or {}).items():
+            declared[name] = parse_model_spec(value, f"--model-for {name}")
         return cls(
             name=spec.name, sources=sources, steps=steps, sinks=sinks,
             description=spec.description, seed=spec.seed, path=path, params=params,
+            models=declared,
         )
 
 

@@ -42,9 +42,12 @@ class StepConfig(BaseModel):
     input: str | None = None
     #: Nodes materialised in full before this step starts, given as ``ctx.context[name]``.
     context: list[str] = Field(default_factory=list)
+    #: The named model (recipe ``models:``) this step calls; None: the run's model. Its model
+    #: id, not this name, enters the fingerprint.
+    model: str | None = None
 
     #: Keys that name graph wiring, not computation: kept out of the fingerprint.
-    wiring: ClassVar[frozenset[str]] = frozenset({"name", "input", "context"})
+    wiring: ClassVar[frozenset[str]] = frozenset({"name", "input", "context", "model"})
 
 
 class Step(ABC):
@@ -86,6 +89,11 @@ class Step(ABC):
             "step", self.kind, self.type_name, self.version, config, model, ctx.seed,
             self.extra_fingerprint(ctx),
         )
+
+    def model_names(self) -> list[str]:
+        """The named models this step calls (its own ``model:``; a step that calls several,
+        like CodecLM's strong/target pair, adds the others). Checked against ``models:``."""
+        return [self.config.model] if self.config.model else []
 
     def reads(self) -> list[str] | None:
         """Columns the step reads (None: all). Only these enter the per-item cache key."""

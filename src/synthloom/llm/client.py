@@ -89,6 +89,9 @@ class LLMClient:
             "model": self.model_id,
             "calls": self._counts["calls"],
             "cache_hits": self._counts["cache_hits"],
+            # Tokens of every backend call this client made (new work; cache hits are free).
+            "prompt_tokens": self._counts["prompt_tokens"],
+            "completion_tokens": self._counts["completion_tokens"],
             "retries": self._counts["retries"],
             "retry_causes": dict(self._causes),
             "failed_requests": sum(self._failures.values()),
@@ -190,6 +193,8 @@ class LLMClient:
             if self.gate is not None:
                 self.gate.on_success()
             self.budget.add(raw.usage.prompt_tokens + raw.usage.completion_tokens)
+            self._counts["prompt_tokens"] += raw.usage.prompt_tokens
+            self._counts["completion_tokens"] += raw.usage.completion_tokens
             return raw
 
         def on_retry(exc: BaseException, number: int, wait: float) -> None:

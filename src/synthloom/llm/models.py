@@ -1,0 +1,134 @@
+"""Clients of a run's named models: one :class:`LLMClient` per model, each with its own limits.
+
+``build_clients`` turns the recipe's ``models:`` (``core/models.py``) plus the run's own model
+into ``{name: client}``. A name whose spec is ``default`` (an alias) shares the run's client;
+every other name gets its own backend and client: concurrency, RPM/TPM, retries, its own token
+share, and the response cache (the run store; keys carry the model id, so models never share
+entries). The run's ``--budget-tokens`` caps all models together (:class:`SharedBudget`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthloom.core.models import DEFAULT_MODEL, ModelSpec
+from synthloom.llm.backends import resolve_backend
+from synthloom.llm.backends.base import Backend
+from synthloom.llm.client import LLMClient, ResponseCache
+from synthloom.llm.limits import TokenBudget
+
+
+class SharedBudget:
+    """A model's own token share and the run's total, checked and charged together."""
+
+    def __init__(self, own: TokenBudget, run: TokenBudget) -> None:
+        self.own = own
+        self.run = run
+
+    @property
+    def max_tokens(self) -> int | None:
+        return self.own.max_tokens
+
+    @property
+    def spent(self) -> int:
+        return self.own.spent
+
+    @property
+    def remaining(self) -> int | None:
+        left = [b.remaining for b in (self.own, self.run) if b.remaining is not None]
+        return min(left) if left else None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.own.exhausted or self.run.exhausted
+
+    def check(self) -> None:
+        self.run.check()
+        self.own.check()
+
+    def add(self, n: int) -> None:
+        self.own.add(n)
+        self.run.add(n)
+
+
+@dataclass
+class RunModels:
+    """How the run's own model and its limits were given (``--backend/--model/...``)."""
+
+    backend: str | Backend | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int | None = None
+    rpm: float | None = None
+    tpm: float | None = None
+    budget_tokens: int | None = None
+    #: Named models (recipe ``models:`` after ``--model-for``).
+    specs: dict[str, ModelSpec] = field(default_factory=dict)
+    #: Rate limits are divided by this (Ray: actors of one step share a model's limits).
+    share: int = 1
+
+    def backend_of(self, name: str) -> Backend | str | None:
+        """The backend (object or spec) a name resolves to, without building it."""
+        spec = self.specs.get(name)
+        if spec is None or spec.backend == DEFAULT_MODEL:
+            return self.backend
+        return spec.backend
+
+    def build_backend(self, name: str) -> Backend:
+        spec = self.specs.get(name)
+        if spec is None or spec.is_alias:
+            backend = self.backend
+            if isinstance(backend, Backend):
+                return backend
+            return resolve_backend(backend, model=self.model, api_key_env=self.api_key_env)
+        backend = self.backend if spec.backend == DEFAULT_MODEL else spec.backend
+        if isinstance(backend, Backend):
+            if spec.model is not None:
+                raise ValueError(f"model {name}: a built backend object takes no model name")
+            return backend
+        return resolve_backend(backend, model=spec.model or (self.model if spec.backend ==
+                                                               DEFAULT_MODEL else None),
+                               api_key_env=spec.api_key_env or self.api_key_env, **spec.options)
+
+    def client(self, name: str, backend: Backend, cache: ResponseCache | None,
+               run_budget: TokenBudget) -> LLMClient:
+        spec = self.specs.get(name)
+        if spec is None or spec.is_alias:
+            spec = ModelSpec()
+        share = max(1, self.share)
+        rpm = spec.rpm if spec.rpm is not None else (self.rpm if name == DEFAULT_MODEL else None)
+        tpm = spec.tpm if spec.tpm is not None else (self.tpm if name == DEFAULT_MODEL else None)
+        kwargs: dict[str, Any] = {
+            "concurrency": spec.concurrency or (self.concurrency if name == DEFAULT_MODEL
+                                                else None),
+            "rpm": rpm / share if rpm else None, "tpm": tpm / share if tpm else None}
+        if spec.max_attempts is not None:
+            kwargs["max_attempts"] = spec.max_attempts
+        if spec.request_timeout_s is not None:
+            kwargs["request_timeout_s"] = spec.request_timeout_s
+        client = LLMClient(backend, cache=cache, **kwargs)
+        client.budget = SharedBudget(TokenBudget(spec.budget_tokens), run_budget)  # type: ignore[assignment]
+        return client
+
+    def aliases(self, names: set[str]) -> dict[str, str]:
+        """name -> the name whose client it shares (aliases of the run's model)."""
+        return {n: DEFAULT_MODEL for n in names
+                if n != DEFAULT_MODEL and (n not in self.specs or self.specs[n].is_alias)}
+
+
+def build_clients(run: RunModels, names: set[str], cache: ResponseCache | None,
+                  run_budget: TokenBudget | None = None) -> dict[str, LLMClient]:
+    """One client per distinct model among ``names`` (aliases share the run's client)."""
+    budget = run_budget if run_budget is not None else TokenBudget(run.budget_tokens)
+    aliases = run.aliases(names)
+    wanted = [n for n in sorted(names) if n not in aliases]
+    if aliases and DEFAULT_MODEL not in wanted:
+        wanted.insert(0, DEFAULT_MODEL)
+    clients: dict[str, LLMClient] = {}
+    for name in wanted:
+        clients[name] = run.client(name, run.build_backend(name), cache, budget)
+    for name, target in aliases.items():
+        clients[name] = clients[target]
+    return clients
+
