@@ -259,3 +259,22 @@ def test_a_models_token_share_and_the_run_budget(tmp_path: Path) -> None:
     assert summary["status"] == "stopped" and summary["stopped_reason"] == "budget_exhausted"
     assert judge.calls == 0 and default.calls == 6  # "ask" ran for every item
     assert {s["name"]: s["failed"] for s in summary["steps"]}["judge"] == 6
+
+
+def test_report_html_has_a_row_per_model(tmp_path: Path) -> None:
+    from synthloom.export.report import build_report
+
+    folder = write_inputs(tmp_path)
+    out = tmp_path / "out"
+    judge = ScriptedTestBackend(judge_says("j"), name="judge-a")
+    run(Recipe.from_dict(recipe_dict(folder)), out,
+        backend=ScriptedTestBackend(teacher, name="teacher"), model_for={"judge": judge})
+    html = build_report(out)
+    assert "<h3>Per model</h3>" in html
+    table = html[html.index("<h3>Per model</h3>"):]
+    row = table[table.index('<td class="">judge</td>'):]
+    row = row[:row.index("</tr>")]
+    assert "scripted:judge-a" in row
+    summary = json.loads((out / "summary.json").read_text())
+    assert f">{summary['models']['judge']['calls']}<" in row
+    assert f">{summary['models']['judge']['prompt_tokens']}<" in row

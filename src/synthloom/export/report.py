@@ -242,7 +242,30 @@ def _tokens(summary: dict[str, Any], price_per_1k: float) -> str:
             "(<code>--price-per-1k</code>). Replayed items spend nothing and count 0.</p>"
             + chart + _table(["step", "LLM calls", "LLM cache hits", "prompt tokens",
                               "completion tokens", "cost", "seconds", "items/s",
-                              "completion tok/s"], rows, set(range(1, 9))))
+                              "completion tok/s"], rows, set(range(1, 9)))
+            + _models(summary))
+
+
+def _models(summary: dict[str, Any]) -> str:
+    """Per named model (recipe ``models:``): what its own client did (calls are backend
+    requests, retries included; tokens are new work)."""
+    models = summary.get("models") or {}
+    if not models:
+        return ""
+    rows = []
+    for name, m in models.items():
+        steps = ", ".join(m.get("steps", []))
+        if "same_as" in m:
+            rows.append([name, f"same client as {m['same_as']}", "", steps, "", "", "", "",
+                         "", ""])
+            continue
+        rows.append([name, m.get("backend", ""), m.get("model", ""), steps, m.get("calls", 0),
+                     m.get("cache_hits", 0), m.get("retries", 0), m.get("failed_requests", 0),
+                     m.get("prompt_tokens", 0), m.get("completion_tokens", 0)])
+    return ("<h3>Per model</h3>"
+            + _table(["model", "backend", "model id", "steps", "calls", "cache hits", "retries",
+                      "failed requests", "prompt tokens", "completion tokens"], rows,
+                     set(range(4, 10))))
 
 
 def _reasons(data: RunData) -> str:
