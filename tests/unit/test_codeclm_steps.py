@@ -258,3 +258,54 @@ def test_gap_filter_reason_names_rounds() -> None:
         "(gap per round: 1, 0): the target already answers it about as well")
     assert CodecContrastive(name="c", improve_rounds=0).reads() == ["instruction"]
     assert "rubric" in CodecContrastive(name="c").reads()
+
+
+def test_a_named_target_model_is_a_real_second_model(shared_data: Path, tmp_path: Path) -> None:
+    """--model-for target=...: the target answers on its own backend (the scripted test
+    backend, a second instance) under the strong side's sampling; the strong model judges."""
+    strong, target = Codec(), Codec()
+    strong_backend = ScriptedTestBackend(strong, name="strong")
+    target_backend = ScriptedTestBackend(target, name="target-b")
+    params = {"seeds": str(shared_data / SEEDS), "improve_rounds": "0"}
+    out = tmp_path / "out"
+    summary = asyncio.run(run_recipe(Recipe.load("codeclm", params), out, RunOptions(
+        backend=strong_backend, limit=3, model_for={"target": target_backend}))).to_json()
+    # The target model wrote only the target responses, with the strong settings (512, 0.7).
+    assert target.calls == {"strong": 3} and target.params["strong"] == [(512, 0.7)] * 3
+    assert target_backend.calls == 3
+    assert "target" not in strong.calls and strong.calls["strong"] == 3
+    assert strong.calls["judge"] == 6  # both answers judged by the strong model
+    judged = rows(out / "judged.jsonl")
+    assert len(judged) == 3
+    for r in judged:
+        assert r["_meta"]["target_model"] == "scripted:target-b"
+        assert "target_emulated" not in r["_meta"]
+        assert r["target_response"].startswith("LONG")  # the second model's own answer
+    assert summary["models"]["target"]["calls"] == 3
+    assert summary["models"]["target"]["steps"] == ["contrastive"]
+    # Back to the emulation in the same folder: only the contrastive step (and the filter
+    # after it) recomputes; the target is then the run's model under the target handicap.
+    again = Codec(target_tokens=128)
+    summary = asyncio.run(run_recipe(Recipe.load("codeclm", params), out, RunOptions(
+        backend=ScriptedTestBackend(again, name="strong"), limit=3))).to_json()
+    assert set(again.calls) == {"strong", "target", "judge"}
+    assert again.params["target"] == [(128, 0.7)] * 3
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert steps["self_rubrics"]["cached"] == 3 and steps["contrastive"]["cached"] == 0
+    assert all(r["_meta"]["target_emulated"]["same_model"] for r in rows(out / "judged.jsonl"))
+
+
+def test_emulated_target_keeps_the_fingerprint_of_a_step_without_one(tmp_path: Path) -> None:
+    from synthloom.core.context import RunContext
+
+    client = ScriptedTestBackend()
+    ctx = RunContext(run_dir=tmp_path, llm=client, models={"default": client, "target": client})
+    named = CodecContrastive(name="c", target_model="target")
+    plain = CodecContrastive(name="c")
+    for step in (named, plain):
+        step.setup(ctx)
+    assert named.fingerprint(ctx) == plain.fingerprint(ctx)
+    other = ScriptedTestBackend(name="other")
+    ctx2 = RunContext(run_dir=tmp_path, llm=client, models={"default": client, "target": other})
+    assert named.fingerprint(ctx2) != plain.fingerprint(ctx2)
+    assert named.model_names() == ["target"]

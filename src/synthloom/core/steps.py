@@ -83,7 +83,8 @@ class Step(ABC):
         return None
 
     def fingerprint(self, ctx: RunContext) -> str:
-        config = self.config.model_dump(mode="json", exclude=set(StepConfig.wiring))
+        # A config class may name more wiring (keys whose effect enters extra_fingerprint).
+        config = self.config.model_dump(mode="json", exclude=set(type(self.config).wiring))
         model = ctx.model_id if self.uses_llm else None
         return stable_hash(
             "step", self.kind, self.type_name, self.version, config, model, ctx.seed,

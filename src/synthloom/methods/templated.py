@@ -113,16 +113,17 @@ class TemplatedStep(Step):
             messages = template.render_messages(variables)
         return LLMRequest(messages=messages, params=params, json_schema=schema, n=n, tags=tags)
 
-    async def ask(self, ctx: ItemContext, variables: dict[str, Any],
-                  **options: Any) -> LLMResponse:
-        """One sample for ``variables`` (options as in :meth:`request`)."""
-        [response] = await ctx.generate(self.request(ctx, variables, **options))
+    async def ask(self, ctx: ItemContext, variables: dict[str, Any], *,
+                  model: str | None = None, **options: Any) -> LLMResponse:
+        """One sample for ``variables`` (options as in :meth:`request`) from the step's own
+        model, or the named ``model`` (recipe ``models:``)."""
+        [response] = await ctx.generate(self.request(ctx, variables, **options), model=model)
         return response
 
-    async def ask_n(self, ctx: ItemContext, variables: dict[str, Any], n: int,
-                    **options: Any) -> list[LLMResponse]:
+    async def ask_n(self, ctx: ItemContext, variables: dict[str, Any], n: int, *,
+                    model: str | None = None, **options: Any) -> list[LLMResponse]:
         """``n`` samples (seeds ``seed + i``, each cached on its own)."""
-        return await ctx.generate(self.request(ctx, variables, n=n, **options))
+        return await ctx.generate(self.request(ctx, variables, n=n, **options), model=model)
 
     def output(self, response: LLMResponse, columns: dict[str, Any], *,
                template: str = "template", meta: dict[str, Any] | None = None,

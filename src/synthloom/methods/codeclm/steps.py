@@ -21,17 +21,21 @@ Contrastive Filtering.
   the target model cannot yet answer well, which are the ones worth training it on; a drop
   after improvement rounds names them and the gap of each.
 
-The engine binds one backend per run, so the strong and the target model are the same model
-under two settings: ``strong`` and ``target`` (temperature, max_tokens, an optional system
-prompt) configure each. With one model the target is an *emulation* (a tighter token budget,
-by default); the gap measures that handicap, not a second model's weakness.
+The strong model is the step's own (``model:``, default the run's); ``target_model`` names the
+target (a model of the recipe's ``models:``). When the target is a separate model (the shipped
+recipe declares ``target: default``; ``--model-for target=SPEC`` makes it one), the paper's
+comparison runs: both answer under the same sampling (``distinct_target``, default the strong
+side's settings) and the strong model judges. When it is the same model, the target is an
+*emulation*: the same model under the ``target`` settings (a tighter token budget by default,
+an optional system prompt); the gap then measures that handicap, not a second model's weakness,
+and the record says so (``_meta.target_emulated``).
 """
 
 from __future__ import annotations
 
 import random
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -299,6 +303,10 @@ class ImproveSettings(BaseModel):
 
 
 class ContrastiveConfig(StepConfig):
+    #: The target's named model (recipe ``models:``); None or the step's own: emulated.
+    target_model: str | None = None
+    #: Sampling of a separate target model (None: the ``strong`` settings, a fair comparison).
+    distinct_target: Settings | None = None
     response_template: str = "codeclm/prompts/respond.jinja"
     judge_template: str = "codeclm/prompts/judge.jinja"
     improve_template: str = "codeclm/prompts/improve.jinja"
@@ -314,6 +322,10 @@ class ContrastiveConfig(StepConfig):
     #: The "small gap" of the loop; set it to the gap filter's ``min_gap``.
     min_gap: int = 2
     improve: ImproveSettings = ImproveSettings()
+
+    #: The target's model enters the fingerprint by its id, only when it is a separate model
+    #: (an emulated run keeps the fingerprint it had before target models existed).
+    wiring: ClassVar[frozenset[str]] = StepConfig.wiring | {"target_model", "distinct_target"}
 
 
 JUDGE_MIN, JUDGE_MAX = 1, 10
@@ -345,16 +357,35 @@ class CodecContrastive(TemplatedStep, MapStep):
             return ["instruction", "metadata", "rubric", "actions", "applied_actions"]
         return ["instruction"]
 
+    def model_names(self) -> list[str]:
+        return [*super().model_names(), *filter(None, [self.config.target_model])]
+
+    def _target_llm(self, run: Any) -> Any:
+        """The target's client when it is a separate model, else None (emulated)."""
+        if self.config.target_model is None:
+            return None
+        target = run.llm_for(self.config.target_model)
+        return None if target is run.llm else target
+
+    def extra_fingerprint(self, ctx: Any) -> Any:
+        base = super().extra_fingerprint(ctx)
+        target = self._target_llm(ctx)
+        if target is None:
+            return base
+        settings = self.config.distinct_target or self.config.strong
+        return {"templates": base, "target_model": target.model_id,
+                "target_settings": settings.model_dump(mode="json")}
+
     def judge_schema(self) -> dict[str, Any]:
         return _object({"reason": _string(self.config.reason_max_chars),
                         "score": {"type": "integer", "minimum": JUDGE_MIN,
                                   "maximum": JUDGE_MAX}})
 
     async def _respond(self, ctx: ItemContext, instruction: str, side: Settings,
-                       offset: int) -> LLMResponse:
+                       offset: int, model: str | None = None) -> LLMResponse:
         return await self.ask(ctx, {"instruction": instruction, "system": side.system},
                               template="response_template", temperature=side.temperature,
-                              max_tokens=side.max_tokens, seed_offset=offset)
+                              max_tokens=side.max_tokens, seed_offset=offset, model=model)
 
     async def _judge(self, ctx: ItemContext, instruction: str, response: str,
                      offset: int) -> tuple[int, str, LLMResponse]:
@@ -372,7 +403,11 @@ class CodecContrastive(TemplatedStep, MapStep):
         """One round: both responses and both verdicts (columns), or why the round failed."""
         cfg, base = self.config, ROUND_STRIDE * round_
         strong = await self._respond(ctx, instruction, cfg.strong, base)
-        target = await self._respond(ctx, instruction, cfg.target, base + 1)
+        if self._target_llm(ctx.run) is not None:  # a real second model
+            target = await self._respond(ctx, instruction, cfg.distinct_target or cfg.strong,
+                                         base + 1, model=cfg.target_model)
+        else:
+            target = await self._respond(ctx, instruction, cfg.target, base + 1)
         strong_text, target_text = strong.text.strip(), target.text.strip()
         if not strong_text:
             return (f"empty strong response (finish_reason={strong.finish_reason})",
@@ -452,14 +487,17 @@ class CodecContrastive(TemplatedStep, MapStep):
                    "improve_history": history, "improve_stopped": stopped}
         if round_:
             columns["applied_actions"] = applied
-        return self.output(
-            strong, columns, template="judge_template", usage=usage.to_json(),
-            meta={"strong_finish_reason": strong.finish_reason,
-                  "target_finish_reason": target.finish_reason,
-                  "improve_rounds": cfg.improve_rounds,
-                  "target_emulated": {"same_model": True,
-                                      **cfg.target.model_dump(exclude={"system"}),
-                                      "system": bool(cfg.target.system)}})
+        meta = {"strong_finish_reason": strong.finish_reason,
+                "target_finish_reason": target.finish_reason,
+                "improve_rounds": cfg.improve_rounds}
+        if self._target_llm(ctx.run) is not None:
+            meta["target_model"] = target.model
+        else:
+            meta["target_emulated"] = {"same_model": True,
+                                       **cfg.target.model_dump(exclude={"system"}),
+                                       "system": bool(cfg.target.system)}
+        return self.output(strong, columns, template="judge_template", usage=usage.to_json(),
+                           meta=meta)
 
 
 class GapConfig(StepConfig):
