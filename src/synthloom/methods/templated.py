@@ -35,6 +35,13 @@ from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
 from synthloom.methods.templates import PromptTemplate, load_template
 
 
+async def _generate(ctx: ItemContext, request: LLMRequest, model: str | None) -> list[Any]:
+    # ``model`` only when named: an item context of the one-model shape keeps working.
+    if model is None:
+        return await ctx.generate(request)
+    return await ctx.generate(request, model=model)
+
+
 def parsed_object(response: LLMResponse) -> dict[str, Any]:
     """The structured reply as a dict; ``{}`` when the model returned something else."""
     return response.parsed if isinstance(response.parsed, dict) else {}
@@ -117,13 +124,13 @@ class TemplatedStep(Step):
                   model: str | None = None, **options: Any) -> LLMResponse:
         """One sample for ``variables`` (options as in :meth:`request`) from the step's own
         model, or the named ``model`` (recipe ``models:``)."""
-        [response] = await ctx.generate(self.request(ctx, variables, **options), model=model)
+        [response] = await _generate(ctx, self.request(ctx, variables, **options), model)
         return response
 
     async def ask_n(self, ctx: ItemContext, variables: dict[str, Any], n: int, *,
                     model: str | None = None, **options: Any) -> list[LLMResponse]:
         """``n`` samples (seeds ``seed + i``, each cached on its own)."""
-        return await ctx.generate(self.request(ctx, variables, n=n, **options), model=model)
+        return await _generate(ctx, self.request(ctx, variables, n=n, **options), model)
 
     def output(self, response: LLMResponse, columns: dict[str, Any], *,
                template: str = "template", meta: dict[str, Any] | None = None,
