@@ -237,6 +237,17 @@ class RayExecutor(LocalExecutor):
         return count
 
 
+def _step_clients(factory: Any, step: Step, store: RunStore) -> dict[str, Any]:
+    """{model name: client} for one step's actor: ``factory.clients(names, store)`` when the
+    factory knows named models (api's), else the factory's one client as ``default``."""
+    if factory is None:
+        return {}
+    clients = getattr(factory, "clients", None)
+    if callable(clients):
+        return clients(set(step.model_names()) or {"default"}, store)
+    return {"default": factory(store)}
+
+
 def _dataset(ray: Any, records: list[dict[str, Any]], batch_size: int) -> Any:
     rows = [{"kind": RECORD, "data": jsonio.dumps(r)} for r in records]
     if not rows:  # Ray cannot infer a schema from nothing
@@ -273,14 +284,18 @@ class _StageWorker:
                  context: dict[str, list[dict[str, Any]]],
                  client_factory: ClientFactory | None) -> None:
         self.store = ShardedStore(run_dir)
-        llm = client_factory(self.store) if client_factory is not None else None
-        self.executor = _WorkerExecutor(None, run_dir, llm=llm, store=self.store, workers=1)
+        # The clients of the models this step calls, and only those (named models: their own
+        # backends and limits; a plain factory callable builds the run's one client).
+        models = _step_clients(client_factory, step, self.store)
+        llm = models.get("default")
+        self.executor = _WorkerExecutor(None, run_dir, llm=llm, models=models, store=self.store,
+                                        workers=1)
         self.executor.store = self.store  # what run() would set: the actor never calls run()
         self.executor.ctx = RunContext(run_dir=Path(run_dir), seed=seed, llm=llm,
-                                       context=context, recipe_dir=recipe_dir)
-        step.setup(self.executor.ctx)
+                                       context=context, recipe_dir=recipe_dir, models=models)
+        step.setup(self.executor.ctx_of(step))
         self.node = _Node(step=step, stats=StepStats(name=step.name, kind=str(step.kind)))
-        self.fingerprint = step.fingerprint(self.executor.ctx)
+        self.fingerprint = step.fingerprint(self.executor.ctx_of(step))
         self.context_hash = stable_hash(
             [[rid(r) for r in context[n]] for n in step.config.context]
         ) if step.config.context else ""
