@@ -278,3 +278,17 @@ def test_report_html_has_a_row_per_model(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert f">{summary['models']['judge']['calls']}<" in row
     assert f">{summary['models']['judge']['prompt_tokens']}<" in row
+
+
+def test_model_for_a_name_nothing_uses_is_an_error(tmp_path: Path) -> None:
+    folder = write_inputs(tmp_path)
+    with pytest.raises(RecipeError, match=r"--model-for jduge: the recipe declares no model "
+                                          r"'jduge' and no step calls one \(models: judge"):
+        Recipe.from_dict(recipe_dict(folder), models={"jduge": "openai:http://h:1/v1"})
+    recipe = Recipe.from_dict(recipe_dict(folder))
+    with pytest.raises(RecipeError, match="--model-for critic: the recipe declares no model"):
+        recipe.with_models({"critic": "openai:http://h:1/v1"})
+    # --set moves a step to a new name; --model-for then gives that name its backend.
+    moved = Recipe.from_dict(recipe_dict(folder), overrides={"polish.model": "critic"},
+                             models={"critic": "openai:http://h:1/v1"})
+    assert moved.models_used() == {"default", "judge", "critic"}

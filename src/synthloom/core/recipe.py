@@ -88,7 +88,9 @@ class Recipe:
 
     def with_models(self, overrides: dict[str, Any]) -> Recipe:
         """``--model-for``: replace (or add) named models, then check the steps again."""
+        called = {n for step in self.nodes for n in step.model_names()}
         for name, spec in overrides.items():
+            _check_override(name, self.models, called)
             self.models[name] = parse_model_spec(spec, f"--model-for {name}")
         self.validate_models()
         return self
@@ -215,13 +217,26 @@ class Recipe:
         declared = {name: parse_model_spec(substitute(value, params), f"recipe {where}: "
                                            f"models.{name}")
                     for name, value in spec.models.items()}
+        called = {n for step in steps for n in step.model_names()}
         for name, value in (models or {}).items():
+            _check_override(name, declared, called)
             declared[name] = parse_model_spec(value, f"--model-for {name}")
         return cls(
             name=spec.name, sources=sources, steps=steps, sinks=sinks,
             description=spec.description, seed=spec.seed, path=path, params=params,
             models=declared,
         )
+
+
+def _check_override(name: str, declared: dict[str, Any], called: set[str]) -> None:
+    """``--model-for NAME``: NAME must be a declared model or one a step calls (a typo would
+    otherwise run everything on the default model without a word)."""
+    if name in declared or name in called:
+        return
+    known = ", ".join(sorted({*declared, *called})) or "none"
+    raise RecipeError(f"--model-for {name}: the recipe declares no model {name!r} and no step "
+                      f"calls one (models: {known}; a step calls one with model: NAME, e.g. "
+                      f"--set STEP.model={name})")
 
 
 def _describe(exc: ValidationError) -> str:
