@@ -96,6 +96,29 @@ class ItemContext:
             self._charge(response.usage, 0 if response.cached else response.calls, response.cached)
         return responses
 
+    @property
+    def has_reward_model(self) -> bool:
+        """The step's own model scores (prompt, response) pairs: a reward model."""
+        return self.run.llm is not None and bool(getattr(self.run.llm, "supports_score", False))
+
+    async def score(self, pairs: list[tuple[Any, str]], model: str | None = None) -> list[Any]:
+        """Reward-model scores of (prompt, response) pairs by the step's client (or the named
+        ``model``'s), charged to this item."""
+        llm = self.llm if model is None else self.run.llm_for(model)
+        scorer = getattr(llm, "score", None)
+        if scorer is None:
+            raise RuntimeError(f"model {model or 'of this step'!r} cannot score "
+                               "(prompt, response) pairs")
+        try:
+            results = await scorer(pairs)
+        except Exception as exc:
+            if getattr(exc, "usage", None) is not None:
+                self._charge(exc.usage, getattr(exc, "calls", 0), cached=False)
+            raise
+        for result in results:
+            self._charge(result.usage, 0 if result.cached else result.calls, result.cached)
+        return results
+
     def _charge(self, usage: Any, calls: int, cached: bool) -> None:
         if cached:
             self.cache_hits += 1

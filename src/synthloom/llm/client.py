@@ -28,9 +28,12 @@ from synthloom.llm.types import (
     LLMRequest,
     LLMResponse,
     RawCompletion,
+    ScorePrompt,
+    ScoreResult,
     StructuredOutputError,
     TransientLLMError,
     Usage,
+    score_cache_key,
 )
 
 
@@ -83,6 +86,15 @@ class LLMClient:
     def count_tokens(self, text: str) -> int:
         return self.backend.count_tokens(text)
 
+    @property
+    def supports_generate(self) -> bool:
+        return self.backend.supports_generate
+
+    @property
+    def supports_score(self) -> bool:
+        """A reward model: ``score`` works (and ``generate`` does not)."""
+        return self.backend.supports_score
+
     def stats(self) -> dict[str, Any]:
         return {
             "backend": self.backend.kind,
@@ -105,6 +117,8 @@ class LLMClient:
 
     async def generate(self, request: LLMRequest) -> list[LLMResponse]:
         """``request.n`` samples (each cached by its own sample index), in order."""
+        if not self.backend.supports_generate:
+            await self.backend.complete(request, seed=None)  # raises its own clear error
         if request.n == 1:
             return [await self._sample(request, 0)]
         return list(await asyncio.gather(*(self._sample(request, i) for i in range(request.n))))
@@ -112,8 +126,63 @@ class LLMClient:
     async def generate_many(self, requests: list[LLMRequest]) -> list[list[LLMResponse]]:
         return list(await asyncio.gather(*(self.generate(r) for r in requests)))
 
+    async def score(self, pairs: list[tuple[ScorePrompt, str]]) -> list[ScoreResult]:
+        """Reward-model scores of (prompt, response) pairs, in order. Each pair is one call
+        with the cache, budget, rate limits, concurrency gate and retries of ``generate``;
+        the backend batches the pairs in flight."""
+        if not self.backend.supports_score:
+            raise SynthloomError(f"backend {self.backend.spec} cannot score (prompt, response) "
+                                 "pairs; name a reward model, e.g. reward:/path/to/model")
+        return list(await asyncio.gather(*(self._score_one(p, r) for p, r in pairs)))
+
     async def aclose(self) -> None:
         await self.backend.aclose()
+
+    async def _score_one(self, prompt: ScorePrompt, response: str) -> ScoreResult:
+        key = score_cache_key(self.model_id, prompt, response)
+        if self.cache is not None:
+            hit = self.cache.get_llm(key)
+            if hit is not None:
+                self._counts["cache_hits"] += 1
+                return ScoreResult.from_json(hit, cached=True)
+        begun, attempts = time.perf_counter(), 0
+        text = prompt if isinstance(prompt, str) else "".join(m.get("content", "") for m in prompt)
+        estimate = (len(text) + len(response)) // 4
+
+        async def attempt() -> Any:
+            nonlocal attempts
+            self.budget.check()
+            await self.rate.acquire(estimate)
+            attempts += 1
+            self._counts["calls"] += 1
+            if self.cache is not None:
+                self.cache.flush()  # as in _call: a crash repeats only the calls in flight
+            async with self._slot():
+                raw = await asyncio.wait_for(self.backend.score(prompt, response),
+                                             self.request_timeout_s)
+            if self.gate is not None:
+                self.gate.on_success()
+            self.budget.add(raw.usage.prompt_tokens)
+            self._counts["prompt_tokens"] += raw.usage.prompt_tokens
+            return raw
+
+        def on_retry(exc: BaseException, number: int, wait: float) -> None:
+            self._counts["retries"] += 1
+            self._causes[_cause(exc)] += 1
+
+        try:
+            raw = await self.retry.call(attempt, on_retry=on_retry)
+        except Exception as exc:
+            if not isinstance(exc, SynthloomError):
+                self._failures[_cause(exc)] += 1
+            exc.usage, exc.calls = Usage(), attempts  # type: ignore[attr-defined]
+            raise
+        result = ScoreResult(score=raw.score, usage=raw.usage, model=self.model_id,
+                             latency_s=time.perf_counter() - begun, calls=attempts,
+                             finished_at=time.time())
+        if self.cache is not None:
+            self.cache.put_llm(key, result.to_json())
+        return result
 
     # --- one sample ----------------------------------------------------------------------------
 

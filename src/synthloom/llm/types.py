@@ -123,6 +123,47 @@ class LLMResponse:
         return cls(**data, cached=cached)
 
 
+#: What a reward model reads: the prompt as text, or the conversation before the response.
+ScorePrompt = str | list[dict[str, str]]
+
+
+def score_cache_key(model_id: str, prompt: ScorePrompt, response: str) -> str:
+    """Cache key of one (prompt, response) score: the model and exactly what it reads."""
+    return stable_hash("score", model_id, prompt, response)
+
+
+@dataclass(slots=True)
+class RawScore:
+    """What a scoring backend returns for one (prompt, response) pair."""
+
+    score: float
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(slots=True)
+class ScoreResult:
+    """One reward-model score, with what it cost (``usage.prompt_tokens``: tokens read)."""
+
+    score: float
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+    latency_s: float = 0.0
+    cached: bool = False
+    calls: int = 1
+    finished_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"score": self.score, "usage": self.usage.to_json(), "model": self.model,
+                "latency_s": self.latency_s, "calls": self.calls,
+                "finished_at": self.finished_at}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, cached: bool = False) -> ScoreResult:
+        data = dict(data)
+        data["usage"] = Usage(**data.get("usage", {}))
+        return cls(**data, cached=cached)
+
+
 # --- errors raised by backends, classified once for the retry layer -------------------------
 
 

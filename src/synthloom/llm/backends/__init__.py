@@ -16,6 +16,7 @@ VALID_FORMS = (
     '"llamacpp:/path/to/model.gguf"',
     '"openai:http://host:port/v1" (any OpenAI-compatible server)',
     '"vllm:MODEL[?tensor_parallel_size=N&...]" (vLLM in this process; GPU)',
+    '"reward:PATH_OR_HF_ID[?batch_size=N&...]" (a reward model: scores, does not generate)',
 )
 
 
@@ -45,12 +46,20 @@ def _vllm(target: str, model: str | None, api_key_env: str, options: dict[str, A
     return VLLMBackend(name, **{**engine_options, **options})
 
 
+def _reward(target: str, model: str | None, api_key_env: str, options: dict[str, Any]) -> Backend:
+    from synthloom.llm.backends.reward import RewardModelBackend, parse_reward_spec
+
+    name, model_options = parse_reward_spec(target or model or "")
+    return RewardModelBackend(name, **{**model_options, **options})
+
+
 # kind -> factory(target after "kind:", model, api_key_env, options). New backends: one line.
 BackendFactory = Callable[[str, str | None, str, dict[str, Any]], Backend]
 _REGISTRY: dict[str, BackendFactory] = {
     "llamacpp": _llamacpp,
     "openai": _openai,
     "vllm": _vllm,
+    "reward": _reward,
 }
 
 

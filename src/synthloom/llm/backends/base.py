@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from synthloom.llm.types import LLMRequest, RawCompletion
+from synthloom.core.errors import BackendError
+from synthloom.llm.types import LLMRequest, RawCompletion, RawScore, ScorePrompt
 
 
 class Backend(ABC):
@@ -18,6 +19,15 @@ class Backend(ABC):
     supports_raw_prompt: bool = False
     #: A sensible default for in-flight requests.
     default_concurrency: int = 8
+    #: The backend generates text (``complete``); a reward model does not.
+    supports_generate: bool = True
+    #: The backend scores (prompt, response) pairs (``score``): a reward model.
+    supports_score: bool = False
+
+    @property
+    def spec(self) -> str:
+        """How the user named this backend, for error messages (``reward:/models/rm``)."""
+        return self.kind
 
     @property
     @abstractmethod
@@ -27,6 +37,11 @@ class Backend(ABC):
     @abstractmethod
     async def complete(self, request: LLMRequest, *, seed: int | None) -> RawCompletion:
         """One completion for ``request`` with the given seed (``request.n`` is ignored here)."""
+
+    async def score(self, prompt: ScorePrompt, response: str) -> RawScore:
+        """The reward of ``response`` to ``prompt`` (one pair; batching is the backend's)."""
+        raise BackendError(f"backend {self.spec} cannot score (prompt, response) pairs; "
+                           "name a reward model, e.g. reward:/path/to/reward-model")
 
     def count_tokens(self, text: str) -> int:
         """Token count with the backend's tokenizer where it has one; an estimate otherwise."""
