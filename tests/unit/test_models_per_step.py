@@ -292,3 +292,20 @@ def test_model_for_a_name_nothing_uses_is_an_error(tmp_path: Path) -> None:
     moved = Recipe.from_dict(recipe_dict(folder), overrides={"polish.model": "critic"},
                              models={"critic": "openai:http://h:1/v1"})
     assert moved.models_used() == {"default", "judge", "critic"}
+
+
+def test_dataset_card_lists_every_model_that_made_the_data(tmp_path: Path) -> None:
+    from synthloom.export.formats import ColumnMap, ExportOptions, export
+
+    folder = write_inputs(tmp_path)
+    out = tmp_path / "out"
+    run(Recipe.from_dict(recipe_dict(folder)), out,
+        backend=ScriptedTestBackend(teacher, name="teacher"),
+        model_for={"judge": ScriptedTestBackend(judge_says("j"), name="judge-a")})
+    export(out, tmp_path / "x", ExportOptions(format="alpaca", columns=ColumnMap(
+        instruction="question", response="final")))
+    card = (tmp_path / "x" / "README.md").read_text()
+    models = card[card.index("## Models"):]
+    # The records name the last step's model; the judge's model made the data too.
+    assert "`scripted:teacher`: 5 exported records" in models
+    assert "`scripted:judge-a`: named model `judge` (`judge`; 5 calls this run" in models

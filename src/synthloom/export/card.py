@@ -146,6 +146,15 @@ def build_card(run_dir: Path, result: ExportResult, file: str = "data.jsonl") ->
             models.most_common()]
     if run_model and run_model not in models:
         out.append(f"- `{run_model}`: the run's model (summary.json)")
+    # Named models (recipe models:) made the data too, also where the exported records name a
+    # later step's model: each is listed, so its terms get checked.
+    for name, info in (summary.get("models") or {}).items():
+        model_id = info.get("model")
+        if "same_as" in info or not model_id or model_id in models or model_id == run_model:
+            continue
+        steps = ", ".join(f"`{s}`" for s in info.get("steps", [])) or "no step"
+        out.append(f"- `{model_id}`: named model `{name}` ({steps}; {info.get('calls', 0)} "
+                   "calls this run, summary.json)")
     if not models and not run_model:
         out.append("- none recorded (no LLM step)")
     if recipe_yaml:
