@@ -151,8 +151,9 @@ def steps(
     for column in ("setting", "type", "default"):
         table.add_column(column)
     for field_name, field in cls.Config.model_fields.items():
-        if field_name in ("name", "input", "context"):
-            continue  # wiring, the same on every step
+        if field_name in ("name", "input", "context") or (field_name == "model"
+                                                          and not cls.uses_llm):
+            continue  # wiring, the same on every step (model: only where the step calls one)
         default = "required" if field.is_required() else repr(field.get_default())
         table.add_row(field.alias or field_name, _type_name(field.annotation), default)
     Console().print(table)

@@ -309,3 +309,15 @@ def test_dataset_card_lists_every_model_that_made_the_data(tmp_path: Path) -> No
     # The records name the last step's model; the judge's model made the data too.
     assert "`scripted:teacher`: 5 exported records" in models
     assert "`scripted:judge-a`: named model `judge` (`judge`; 5 calls this run" in models
+
+
+def test_synthloom_steps_shows_model_only_for_llm_steps() -> None:
+    from synthloom.cli import app
+
+    def settings(name: str) -> set[str]:
+        result = CliRunner().invoke(app, ["steps", name], env={"COLUMNS": "200"})
+        assert result.exit_code == 0
+        return {line.split()[0] for line in result.output.splitlines()[1:] if line.strip()}
+
+    assert "model" in settings("generate")
+    assert "model" not in settings("filter_length")
