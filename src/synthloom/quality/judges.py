@@ -140,6 +140,8 @@ def normalise_scores(parsed: Any, rubric: str, criteria: tuple[str, ...] | None,
 def score_line(scores: dict[str, Any]) -> str:
     """Compact scores for drop reasons: ``total 2/7 (specificity=1, complexity=0, ...)``."""
     parts = ", ".join(f"{k}={v['score']}" for k, v in scores.get("criteria", {}).items())
+    if scores.get("max_total") is None:  # a reward model's score: no scale, no criteria
+        return f"total {scores.get('total'):.4g}" + (f" ({parts})" if parts else "")
     return f"total {scores.get('total')}/{scores.get('max_total')} ({parts})"
 
 
@@ -225,6 +227,12 @@ class JudgeRubric(MapStep):
 
     def setup(self, ctx: RunContext) -> None:
         self._judge = RubricJudge(self.config, ctx.recipe_dir)
+        # The step's own model is a reward model: it scores (instruction, response) itself.
+        llm = getattr(ctx, "llm", None)
+        self._reward = llm if getattr(llm, "supports_score", False) else None
+        if self._reward is not None and not self.config.response:
+            raise RecipeError(f"step {self.name}: its model {self._reward.model_id} is a reward "
+                              "model, which scores an answer: set 'response' to its column")
         if self._judge.needs_response and not self.config.response:
             raise RecipeError(f"step {self.name}: rubric {self.config.rubric} judges an answer; "
                               "set 'response' to the answer's column")
@@ -244,6 +252,8 @@ class JudgeRubric(MapStep):
                      "instruction": column_value(record, cfg.instruction, self.name),
                      "response": column_value(record, cfg.response, self.name)
                      if cfg.response else None}
+        if self._reward is not None:
+            return await self._reward_score(variables["instruction"], variables["response"], ctx)
         scores, response = await self._judge.score(variables, ctx, self.name)
         if cfg.min_total is not None and scores["total"] < cfg.min_total:
             return ItemResult.drop(f"{scores['rubric']} {score_line(scores)} < min_total "
@@ -251,6 +261,18 @@ class JudgeRubric(MapStep):
         return Output(columns={cfg.output: scores}, model=response.model,
                       template_hash=self._judge.template.hash, usage=response.usage.to_json(),
                       meta={"finish_reason": response.finish_reason})
+
+
+    async def _reward_score(self, instruction: Any, response: Any,
+                            ctx: ItemContext) -> Output | ItemResult:
+        cfg = self.config
+        [result] = await ctx.score([(instruction, str(response))])
+        scores = {"rubric": "reward", "model": result.model, "criteria": {},
+                  "total": result.score, "max_total": None}
+        if cfg.min_total is not None and scores["total"] < cfg.min_total:
+            return ItemResult.drop(f"reward {score_line(scores)} < min_total {cfg.min_total:g}")
+        return Output(columns={cfg.output: scores}, model=result.model,
+                      usage=result.usage.to_json())
 
 
 # --- filter_score ------------------------------------------------------------------------------

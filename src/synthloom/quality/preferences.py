@@ -18,6 +18,9 @@ from pydantic import Field
 
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.errors import RecipeError, SynthloomError
+from synthloom.core.executor import derive_seed
+from synthloom.core.fingerprint import stable_hash
+from synthloom.core.models import DEFAULT_MODEL
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
@@ -41,8 +44,14 @@ class PreferencePairsConfig(StepConfig):
     score_column: str | None = None
     #: The rubric judge that scores each answer (see ``judge_rubric``).
     judge: JudgeOptions = Field(default_factory=lambda: JudgeOptions(rubric="ultrafeedback"))
-    #: Pairs whose best and worst totals differ by less than this are dropped.
-    min_margin: float = 1.0
+    #: Pairs whose best and worst totals differ by less than this are dropped (None: 1.0 on
+    #: the judge's totals, 0 on reward-model scores, whose scale is the model's own).
+    min_margin: float | None = None
+    #: A named model (recipe ``models:``) that scores the answers: a reward model
+    #: (``reward:PATH``), in place of the rubric judge. The answers are still sampled by the
+    #: step's own model. When the step's own model is a reward model, it scores the given
+    #: ``responses`` (it cannot sample them).
+    reward_model: str | None = None
 
 
 @register_step
@@ -60,11 +69,54 @@ class PreferencePairs(TemplatedStep, MapStep):
             raise RecipeError(f"step {self.name}: score_column needs responses (the column of "
                               "the answers those scores belong to)")
         super().setup(ctx)
-        self._judge = None if cfg.score_column else RubricJudge(cfg.judge, ctx.recipe_dir)
+        self._reward = self._reward_client(ctx)
+        self._judge = (None if cfg.score_column or self._reward is not None
+                       else RubricJudge(cfg.judge, ctx.recipe_dir))
+
+    def _reward_client(self, ctx: RunContext) -> Any:
+        """The reward model that scores the answers, or None (judge / given scores)."""
+        cfg = self.config
+        if cfg.score_column:
+            if cfg.reward_model:
+                raise RecipeError(f"step {self.name}: give either score_column or "
+                                  "reward_model, not both")
+            return None
+        if cfg.reward_model:
+            try:
+                llm = ctx.llm_for(cfg.reward_model)
+            except RuntimeError as exc:
+                raise RecipeError(f"step {self.name}: reward_model: {exc} (declare it in the "
+                                  "recipe's models:)") from None
+            if llm is None:
+                raise RecipeError(f"step {self.name}: reward_model {cfg.reward_model!r}: the "
+                                  "run has no model")
+            if not getattr(llm, "supports_score", False):
+                raise RecipeError(f"step {self.name}: reward_model {cfg.reward_model!r} "
+                                  f"({llm.model_id}) is not a reward model; use reward:PATH")
+            return llm
+        if getattr(getattr(ctx, "llm", None), "supports_score", False):
+            if not cfg.responses:
+                raise RecipeError(
+                    f"step {self.name}: its model {ctx.llm.model_id} is a reward model, which "
+                    "scores answers but cannot sample them: give the answers in 'responses' "
+                    "(e.g. from a generate_n step), or sample with the step's model and score "
+                    "with 'reward_model: NAME'")
+            return ctx.llm
+        return None
+
+    def model_names(self) -> list[str]:
+        # Its own model samples (the run's when it names none); the reward model scores.
+        names = super().model_names() or [DEFAULT_MODEL]
+        if self.config.reward_model and self.config.reward_model not in names:
+            names.append(self.config.reward_model)
+        return names
+
 
     def extra_fingerprint(self, ctx: RunContext) -> Any:
         return {**super().extra_fingerprint(ctx),
-                "judge": self._judge.fingerprint() if self._judge else None}
+                "judge": self._judge.fingerprint() if self._judge else None,
+                # The reward model's identity, not its name: another model reruns the step.
+                **({"reward": self._reward.model_id} if self._reward is not None else {})}
 
     def reads(self) -> list[str]:
         cfg = self.config
@@ -82,8 +134,13 @@ class PreferencePairs(TemplatedStep, MapStep):
     async def _sample(self, record: dict[str, Any], prompt: str,
                       ctx: ItemContext) -> tuple[list[dict[str, Any]], Usage, str | None]:
         cfg = self.config
-        responses = await self.ask_n(ctx, {**record, "context": ctx.context, "prompt": prompt},
-                                     cfg.n, top_p=cfg.top_p)
+        messages = self.template().render_messages(
+            {**record, "context": ctx.context, "prompt": prompt})
+        # The samples' seed depends on what is asked, not on who scores the answers: another
+        # judge or reward model rescores the same answers (from the response cache).
+        seed = derive_seed(ctx.run.seed, stable_hash("preference_pairs.samples", messages))
+        responses = await self.ask_n(ctx, {}, cfg.n, top_p=cfg.top_p, messages=messages,
+                                     seed=seed)
         usage = Usage()
         for r in responses:
             usage = usage + r.usage
@@ -110,6 +167,9 @@ class PreferencePairs(TemplatedStep, MapStep):
         failures: list[str] = []
         if cfg.score_column:
             scores = _given_scores(column_value(record, cfg.score_column, self.name), candidates)
+        elif self._reward is not None:
+            scores, judge_usage = await self._reward_scores(prompt, candidates, ctx, failures)
+            usage = usage + judge_usage
         else:
             scores, judge_usage = await self._score(prompt, record, candidates, ctx, failures)
             usage = usage + judge_usage
@@ -124,8 +184,10 @@ class PreferencePairs(TemplatedStep, MapStep):
         if margin == 0:
             return ItemResult.drop(f"tie: all {len(scored)} scored answers have total "
                                    f"{totals[best]:g}")
-        if margin < cfg.min_margin:
-            return ItemResult.drop(f"margin {margin:g} < min_margin {cfg.min_margin:g} "
+        min_margin = cfg.min_margin if cfg.min_margin is not None else (
+            0.0 if self._reward is not None else 1.0)
+        if margin < min_margin:
+            return ItemResult.drop(f"margin {margin:g} < min_margin {min_margin:g} "
                                    f"(best {totals[best]:g}, worst {totals[worst]:g})")
         (chosen, chosen_scores), (rejected, rejected_scores) = scored[best], scored[worst]
         columns: dict[str, Any] = {
@@ -140,10 +202,34 @@ class PreferencePairs(TemplatedStep, MapStep):
                 columns[f"{side}_reasoning"] = cand["reasoning"]
         if model is None and self._judge is not None:
             model = ctx.llm.model_id  # answers were given; the judge is the model used
+        scorer = {}
+        if self._reward is not None:
+            scorer = {"scorer": self._reward.model_id}
+            model = model or self._reward.model_id
         return Output(columns=columns, model=model,
                       template_hash=self.template().hash, usage=usage.to_json(),
-                      meta={"chosen_index": chosen["index"], "rejected_index": rejected["index"],
+                      meta={**scorer, "chosen_index": chosen["index"], "rejected_index": rejected["index"],
                             "unscored": len(candidates) - len(scored)})
+
+    async def _reward_scores(self, prompt: str, candidates: list[dict[str, Any]],
+                             ctx: ItemContext, failures: list[str]) -> tuple[list[Any], Usage]:
+        """Each answer's reward-model score of (prompt, answer); one that fails (too long for
+        the model) is left out and named, like an answer the judge cannot score."""
+        model = self.config.reward_model
+        results = await asyncio.gather(
+            *(ctx.score([(prompt, c["text"])], model=model) for c in candidates),
+            return_exceptions=True)
+        scores: list[Any] = []
+        usage = Usage()
+        for cand, result in zip(candidates, results, strict=True):
+            if isinstance(result, BaseException):
+                _keep_going(result)
+                failures.append(f"answer {cand['index']}: {type(result).__name__}: {result}")
+                scores.append(None)
+            else:
+                scores.append(result[0].score)
+                usage = usage + result[0].usage
+        return scores, usage
 
     async def _score(self, prompt: str, record: dict[str, Any], candidates: list[dict[str, Any]],
                      ctx: ItemContext, failures: list[str]) -> tuple[list[Any], Usage]:
@@ -157,16 +243,19 @@ class PreferencePairs(TemplatedStep, MapStep):
         usage = Usage()
         for cand, result in zip(candidates, results, strict=True):
             if isinstance(result, BaseException):
-                if not isinstance(result, Exception):
-                    raise result
-                if isinstance(result, SynthloomError):
-                    raise result  # budget spent, server gone: stop, not a per-answer problem
+                _keep_going(result)
                 failures.append(f"answer {cand['index']}: {type(result).__name__}: {result}")
                 scores.append(None)
             else:
                 scores.append(result[0])
                 usage = usage + result[1].usage
         return scores, usage
+
+
+def _keep_going(exc: BaseException) -> None:
+    """Re-raise what is no per-answer problem: cancellation, budget spent, server gone."""
+    if not isinstance(exc, Exception) or isinstance(exc, SynthloomError):
+        raise exc
 
 
 def _total(score: Any) -> float:
