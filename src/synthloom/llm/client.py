@@ -83,6 +83,12 @@ class LLMClient:
     def model_id(self) -> str:
         return self.backend.model_id
 
+    @property
+    def backend_kind(self) -> str:
+        """The backend's kind (``llamacpp``, ``openai``, ...): steps that must respect one
+        backend's limits (llama.cpp grammar sizes) read it."""
+        return self.backend.kind
+
     def count_tokens(self, text: str) -> int:
         return self.backend.count_tokens(text)
 
