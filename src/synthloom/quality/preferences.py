@@ -208,7 +208,8 @@ class PreferencePairs(TemplatedStep, MapStep):
             model = model or self._reward.model_id
         return Output(columns=columns, model=model,
                       template_hash=self.template().hash, usage=usage.to_json(),
-                      meta={**scorer, "chosen_index": chosen["index"], "rejected_index": rejected["index"],
+                      meta={**scorer, "chosen_index": chosen["index"],
+                            "rejected_index": rejected["index"],
                             "unscored": len(candidates) - len(scored)})
 
     async def _reward_scores(self, prompt: str, candidates: list[dict[str, Any]],
@@ -216,40 +217,43 @@ class PreferencePairs(TemplatedStep, MapStep):
         """Each answer's reward-model score of (prompt, answer); one that fails (too long for
         the model) is left out and named, like an answer the judge cannot score."""
         model = self.config.reward_model
-        results = await asyncio.gather(
-            *(ctx.score([(prompt, c["text"])], model=model) for c in candidates),
-            return_exceptions=True)
-        scores: list[Any] = []
-        usage = Usage()
-        for cand, result in zip(candidates, results, strict=True):
-            if isinstance(result, BaseException):
-                _keep_going(result)
-                failures.append(f"answer {cand['index']}: {type(result).__name__}: {result}")
-                scores.append(None)
-            else:
-                scores.append(result[0].score)
-                usage = usage + result[0].usage
-        return scores, usage
+
+        async def one(text: str) -> tuple[float, Usage]:
+            [result] = await ctx.score([(prompt, text)], model=model)
+            return result.score, result.usage
+
+        return await _collect(candidates, [one(c["text"]) for c in candidates], failures)
 
     async def _score(self, prompt: str, record: dict[str, Any], candidates: list[dict[str, Any]],
                      ctx: ItemContext, failures: list[str]) -> tuple[list[Any], Usage]:
         assert self._judge is not None
         judge = self._judge
-        results = await asyncio.gather(
-            *(judge.score({**record, "context": ctx.context, "instruction": prompt,
-                           "response": c["text"]}, ctx, self.name) for c in candidates),
-            return_exceptions=True)
-        scores: list[Any] = []
-        usage = Usage()
-        for cand, result in zip(candidates, results, strict=True):
-            if isinstance(result, BaseException):
-                _keep_going(result)
-                failures.append(f"answer {cand['index']}: {type(result).__name__}: {result}")
-                scores.append(None)
-            else:
-                scores.append(result[0])
-                usage = usage + result[1].usage
-        return scores, usage
+
+        async def one(text: str) -> tuple[Any, Usage]:
+            scores, response = await judge.score({**record, "context": ctx.context,
+                                                  "instruction": prompt, "response": text},
+                                                 ctx, self.name)
+            return scores, response.usage
+
+        return await _collect(candidates, [one(c["text"]) for c in candidates], failures)
+
+
+async def _collect(candidates: list[dict[str, Any]], calls: list[Any],
+                   failures: list[str]) -> tuple[list[Any], Usage]:
+    """Each answer's (score, usage) from ``calls``, concurrently; an answer that cannot be
+    scored gets None and its error in ``failures`` (what is no per-answer problem raises)."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    scores: list[Any] = []
+    usage = Usage()
+    for cand, result in zip(candidates, results, strict=True):
+        if isinstance(result, BaseException):
+            _keep_going(result)
+            failures.append(f"answer {cand['index']}: {type(result).__name__}: {result}")
+            scores.append(None)
+        else:
+            scores.append(result[0])
+            usage = usage + result[1]
+    return scores, usage
 
 
 def _keep_going(exc: BaseException) -> None:

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
+from typing import TypeVar
 
 from synthloom.core.errors import BackendError
 from synthloom.llm.types import LLMRequest, RawCompletion, RawScore, ScorePrompt
+
+T = TypeVar("T")
+
+
+async def next_batch(queue: asyncio.Queue[T], max_batch: int, gather_s: float) -> list[T]:
+    """The next batch for a backend that batches inside (vLLM, reward models): the first item
+    waited for, then whatever else arrives within ``gather_s``, up to ``max_batch``."""
+    loop = asyncio.get_running_loop()
+    batch = [await queue.get()]
+    deadline = loop.time() + gather_s
+    while len(batch) < max_batch:
+        timeout = deadline - loop.time()
+        if timeout <= 0:
+            break
+        try:
+            batch.append(await asyncio.wait_for(queue.get(), timeout))
+        except TimeoutError:
+            break
+    return batch
 
 
 class Backend(ABC):

@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from synthloom.core.errors import BackendError
-from synthloom.llm.backends.base import Backend
+from synthloom.llm.backends.base import Backend, next_batch
 from synthloom.llm.backends.vllm_offline import _scalar
 from synthloom.llm.types import (
     LLMRequest,
@@ -287,16 +287,7 @@ class RewardModelBackend(Backend):
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            deadline = loop.time() + self.gather_s
-            while len(batch) < self.batch_size:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except TimeoutError:
-                    break
+            batch = await next_batch(self._queue, self.batch_size, self.gather_s)
             batch = [b for b in batch if not b.future.done()]  # cancelled while queued
             if not batch:
                 continue

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from synthloom.core.errors import BackendError
-from synthloom.llm.backends.base import Backend
+from synthloom.llm.backends.base import Backend, next_batch
 from synthloom.llm.types import LLMRequest, PermanentLLMError, RawCompletion, Usage
 
 
@@ -136,16 +136,7 @@ class VLLMBackend(Backend):
     async def _batches(self) -> None:
         assert self._queue is not None
         while True:
-            batch = [await self._queue.get()]
-            deadline = asyncio.get_running_loop().time() + self.gather_s
-            while len(batch) < self.max_batch:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except TimeoutError:
-                    break
+            batch = await next_batch(self._queue, self.max_batch, self.gather_s)
             try:
                 outputs = await asyncio.to_thread(
                     self._llm().generate, [b.prompt for b in batch], [b.params for b in batch],
