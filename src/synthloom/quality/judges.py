@@ -26,6 +26,7 @@ from synthloom.core.errors import RecipeError
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
+from synthloom.llm.kinds import grammar_limited
 from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
 from synthloom.methods.templated import TemplatedStep, parsed_object
 from synthloom.methods.templates import PromptTemplate, load_template
@@ -212,6 +213,9 @@ class JudgeRubricConfig(StepConfig, JudgeOptions):
     output: str = "scores"
     #: Drop records whose total is below this, with the scores in the reason.
     min_total: float | None = None
+    #: Replaces ``min_total`` when the step's client is llama.cpp (the weak embedded model,
+    #: whose judge rarely gives a full score; a paper's strict rule would keep nothing).
+    min_total_llamacpp: float | None = None
 
     model_config = {**StepConfig.model_config, "populate_by_name": True}
 
@@ -255,9 +259,12 @@ class JudgeRubric(MapStep):
         if self._reward is not None:
             return await self._reward_score(variables["instruction"], variables["response"], ctx)
         scores, response = await self._judge.score(variables, ctx, self.name)
-        if cfg.min_total is not None and scores["total"] < cfg.min_total:
+        threshold = cfg.min_total
+        if cfg.min_total_llamacpp is not None and grammar_limited(ctx):
+            threshold = cfg.min_total_llamacpp
+        if threshold is not None and scores["total"] < threshold:
             return ItemResult.drop(f"{scores['rubric']} {score_line(scores)} < min_total "
-                                   f"{cfg.min_total:g}")
+                                   f"{threshold:g}")
         return Output(columns={cfg.output: scores}, model=response.model,
                       template_hash=self._judge.template.hash, usage=response.usage.to_json(),
                       meta={"finish_reason": response.finish_reason})

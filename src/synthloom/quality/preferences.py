@@ -52,6 +52,8 @@ class PreferencePairsConfig(StepConfig):
     #: step's own model. When the step's own model is a reward model, it scores the given
     #: ``responses`` (it cannot sample them).
     reward_model: str | None = None
+    #: Sampled answers cut off at max_tokens (finish_reason ``length``) are no candidates.
+    exclude_truncated: bool = True
 
 
 @register_step
@@ -111,7 +113,6 @@ class PreferencePairs(TemplatedStep, MapStep):
             names.append(self.config.reward_model)
         return names
 
-
     def extra_fingerprint(self, ctx: RunContext) -> Any:
         return {**super().extra_fingerprint(ctx),
                 "judge": self._judge.fingerprint() if self._judge else None,
@@ -144,8 +145,8 @@ class PreferencePairs(TemplatedStep, MapStep):
         usage = Usage()
         for r in responses:
             usage = usage + r.usage
-        candidates = [{"index": r.sample_index, "text": r.text.strip(), "reasoning": r.reasoning}
-                      for r in responses]
+        candidates = [{"index": r.sample_index, "text": r.text.strip(), "reasoning": r.reasoning,
+                       "finish_reason": r.finish_reason} for r in responses]
         return candidates, usage, responses[0].model if responses else None
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
@@ -161,8 +162,15 @@ class PreferencePairs(TemplatedStep, MapStep):
         else:
             candidates, usage, model = await self._sample(record, prompt, ctx)
         candidates = [c for c in candidates if c["text"]]  # an empty answer is no candidate
+        truncated = 0
+        if cfg.exclude_truncated:
+            # A cut-off answer is unfinished: as "rejected" it teaches length, not quality.
+            kept = [c for c in candidates if c.get("finish_reason") != "length"]
+            truncated = len(candidates) - len(kept)
+            candidates = kept
         if len(candidates) < 2:
-            return ItemResult.drop(f"fewer than 2 non-empty answers ({len(candidates)})")
+            cut = f", {truncated} cut off at max_tokens excluded" if truncated else ""
+            return ItemResult.drop(f"fewer than 2 non-empty answers ({len(candidates)}{cut})")
 
         failures: list[str] = []
         if cfg.score_column:
@@ -210,7 +218,8 @@ class PreferencePairs(TemplatedStep, MapStep):
                       template_hash=self.template().hash, usage=usage.to_json(),
                       meta={**scorer, "chosen_index": chosen["index"],
                             "rejected_index": rejected["index"],
-                            "unscored": len(candidates) - len(scored)})
+                            "unscored": len(candidates) - len(scored),
+                            "truncated_excluded": truncated})
 
     async def _reward_scores(self, prompt: str, candidates: list[dict[str, Any]],
                              ctx: ItemContext, failures: list[str]) -> tuple[list[Any], Usage]:

@@ -56,16 +56,21 @@ async def _embed_column(records: list[dict[str, Any]], column: str | list[str],
 
 
 def auto_topics(n: int) -> int:
-    """Default topic count: about sqrt(n/2), between 2 and 50 (and never above n)."""
-    return max(1, min(n, max(2, min(50, round(math.sqrt(n / 2))))))
+    """Default topic count: about sqrt(n/2), at least 2 (and never above n). No upper cap:
+    a million instructions get ~700 topics, as topic-diverse selection at scale needs."""
+    return max(1, min(n, max(2, round(math.sqrt(n / 2)))))
 
 
 class ClusterConfig(StepConfig):
     column: str | list[str] = "text"
     embedder: EmbedderConfig = EmbedderConfig()
-    #: Number of topics (default: about sqrt(n/2), 2..50).
+    #: Number of topics (default: about sqrt(n/2), at least 2; kmeans/agglomerative only).
     n_topics: int | None = Field(default=None, ge=1)
-    algorithm: Literal["kmeans", "agglomerative"] = "kmeans"
+    #: ``hdbscan`` (BERTopic's clusterer, scikit-learn >= 1.3) finds the number of topics
+    #: itself; its outliers (-1) become one more topic, numbered like the others.
+    algorithm: Literal["kmeans", "agglomerative", "hdbscan"] = "kmeans"
+    #: Smallest HDBSCAN topic (default: max(5, n/200)).
+    min_topic_size: int | None = Field(default=None, ge=2)
     #: Words in each topic label.
     label_words: int = Field(default=4, ge=1)
     topic_column: str = "topic"
@@ -110,7 +115,16 @@ class ClusterTopics(GlobalStep):
         k = min(n, self.config.n_topics or auto_topics(n))
         if k <= 1:
             return np.zeros(n, dtype=np.int64)
-        if self.config.algorithm == "kmeans":
+        if self.config.algorithm == "hdbscan":
+            try:
+                from sklearn.cluster import HDBSCAN
+            except ImportError:
+                raise SynthloomError('algorithm hdbscan needs scikit-learn >= 1.3: '
+                                     'pip install "scikit-learn>=1.3"') from None
+            size = self.config.min_topic_size or max(5, n // 200)
+            raw = HDBSCAN(min_cluster_size=min(size, n), metric="euclidean").fit_predict(
+                np.asarray(vectors, dtype=np.float64))
+        elif self.config.algorithm == "kmeans":
             raw = KMeans(n_clusters=k, n_init=10, random_state=self.config.seed).fit_predict(vectors)
         else:
             raw = AgglomerativeClustering(n_clusters=k, metric="cosine",
