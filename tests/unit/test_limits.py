@@ -35,21 +35,69 @@ def test_rate_limiter_without_limits_is_a_noop() -> None:
     assert asyncio.run(_count_within(limiter, 50, 10**9, 0.05)) == 50
 
 
-def test_rpm_lets_a_minute_burst_through_then_blocks() -> None:
-    # rpm=6: six go at once, the seventh would need ten more seconds.
-    assert asyncio.run(_count_within(RateLimiter(rpm=6), 10, 1, 0.3)) == 6
+def test_rpm_lets_ten_seconds_worth_through_then_blocks() -> None:
+    # rpm=60: ten (10 s worth) go at once, the eleventh waits a second for the pace.
+    assert asyncio.run(_count_within(RateLimiter(rpm=60), 20, 1, 0.3)) == 10
 
 
-def test_rpm_drips_at_the_configured_rate() -> None:
-    # rpm=600 = 10/s once the 600-request burst is spent: about 5 in 0.5 s, not all 20.
-    async def run() -> int:
-        limiter = RateLimiter(rpm=600)
-        for _ in range(600):
-            await limiter.acquire(0)
-        return await _count_within(limiter, 20, 0, 0.5)
+class VirtualTime:
+    """A clock that only moves when the limiter sleeps: minutes of pacing in milliseconds."""
 
-    done = asyncio.run(run())
-    assert 3 <= done <= 7, done
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _windowed_max(times: list[float], weights: list[float], window: float) -> float:
+    best = 0.0
+    for i, start in enumerate(times):
+        best = max(best, sum(w for t, w in zip(times[i:], weights[i:], strict=True) if t < start + window))
+    return best
+
+
+@pytest.mark.parametrize(("rpm", "tpm", "tokens"), [
+    (120, None, [0]),
+    (None, 6000, [150, 40, 900, 300]),  # large requests against the 1000-token burst
+    (90, 9000, [700, 20]),
+    (3, None, [0]),  # a sixth of the minute is half a request: one per 10 s, three per minute
+])
+def test_every_60_seconds_hold_the_limit_and_the_pace_is_even(
+        rpm: float | None, tpm: float | None, tokens: list[int]) -> None:
+    # The old leaky bucket let a whole minute's burst through and then dripped at the rate:
+    # 2 x the limit within the first 60 s. A greedy caller here, over 5 virtual minutes: at
+    # most the limit in any 60 s, a sixth as burst plus the rate (a third) in any 10 s, and
+    # close to the limit's throughput (nothing lost to pacing).
+    vt = VirtualTime()
+    limiter = RateLimiter(rpm=rpm, tpm=tpm, clock=vt.clock, sleep=vt.sleep)
+    times: list[float] = []
+    weights: list[int] = []
+
+    async def greedy() -> None:
+        i = 0
+        while vt.now < 300:
+            await limiter.acquire(tokens[i % len(tokens)])
+            times.append(vt.now)
+            weights.append(tokens[i % len(tokens)])
+            i += 1
+
+    asyncio.run(greedy())
+    ones = [1.0] * len(times)
+    if rpm is not None:
+        assert _windowed_max(times, ones, 60.0) <= rpm
+        assert _windowed_max(times, ones, 10.0) <= max(1.0, rpm / 3)
+        if tpm is None:
+            assert len(times) >= 5 * rpm - rpm / 6 - 1
+    if tpm is not None:
+        charged = [min(w, tpm) for w in weights]
+        assert _windowed_max(times, charged, 60.0) <= tpm
+        assert _windowed_max(times, charged, 10.0) <= tpm / 3 + max(weights)
+        if rpm is None:
+            assert sum(weights) >= 5 * tpm - tpm / 6 - max(weights)
 
 
 def test_tpm_blocks_when_tokens_do_not_fit() -> None:

@@ -118,6 +118,8 @@ class LLMClient:
             "structured_failures": self._counts["structured_failures"],
             "structured_token_raises": self._counts["structured_token_raises"],
             "concurrency_limit": self.gate.limit if self.gate else self.concurrency,
+            "concurrency_lowest": self.gate.lowest if self.gate else self.concurrency,
+            "concurrency_decreases": self.gate.decreases if self.gate else 0,
             "budget_tokens_spent": self.budget.spent,
         }
 
@@ -158,12 +160,14 @@ class LLMClient:
         async def attempt() -> Any:
             nonlocal attempts
             self.budget.check()
-            await self.rate.acquire(estimate)
             attempts += 1
             self._counts["calls"] += 1
             if self.cache is not None:
                 self.cache.flush()  # as in _call: a crash repeats only the calls in flight
             async with self._slot():
+                # Paced inside the slot, right before sending: a permit taken earlier and then
+                # held while waiting for a slot would reach the server in a later burst.
+                await self.rate.acquire(estimate)
                 raw = await asyncio.wait_for(self.backend.score(prompt, response),
                                              self.request_timeout_s)
             if self.gate is not None:
@@ -255,7 +259,6 @@ class LLMClient:
         async def attempt() -> RawCompletion:
             nonlocal attempts
             self.budget.check()
-            await self.rate.acquire(estimate)
             attempts += 1
             self._counts["calls"] += 1
             if self.cache is not None:
@@ -263,6 +266,9 @@ class LLMClient:
                 # repeats only calls that were in flight (the store commits in groups).
                 self.cache.flush()
             async with self._slot():
+                # Paced inside the slot, right before sending: a permit taken earlier and then
+                # held while waiting for a slot would reach the server in a later burst.
+                await self.rate.acquire(estimate)
                 raw = await asyncio.wait_for(
                     self.backend.complete(request, seed=seed), self.request_timeout_s)
             if self.gate is not None:

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from aiolimiter import AsyncLimiter
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -27,44 +26,118 @@ T = TypeVar("T")
 RETRYABLE: tuple[type[BaseException], ...] = (TransientLLMError, TimeoutError)
 
 
-class RateLimiter:
-    """Requests-per-minute and tokens-per-minute limits (leaky buckets, bursts up to one minute)."""
+class _Window:
+    """Sliding-window log: the weights admitted in the last ``period`` seconds sum to at most
+    ``quota``. A weight larger than the quota is charged as the whole quota (it waits for an
+    empty window instead of forever)."""
 
-    def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
+    def __init__(self, period: float, quota: float) -> None:
+        self.period = period
+        self.quota = quota
+        self._log: deque[tuple[float, float]] = deque()
+        self._used = 0.0
+
+    def wait_s(self, now: float, weight: float) -> float:
+        """Seconds until ``weight`` fits (0 when it fits now)."""
+        # (1 us of slack: a sleep of exactly the computed wait must find the entry expired)
+        while self._log and self._log[0][0] <= now - self.period + 1e-6:
+            self._used -= self._log.popleft()[1]
+        excess = self._used + min(weight, self.quota) - self.quota
+        if excess <= 1e-9:
+            return 0.0
+        for admitted_at, charged in self._log:  # oldest first: wait until enough expire
+            excess -= charged
+            if excess <= 1e-9:
+                return admitted_at + self.period - now
+        return self.period  # pragma: no cover - the charge never exceeds the quota
+
+    def add(self, now: float, weight: float) -> None:
+        charged = min(weight, self.quota)
+        if charged > 0:
+            self._log.append((now, charged))
+            self._used += charged
+
+
+class _Pace:
+    """Leaky bucket (draining at ``rate`` per second, ``burst`` deep) for an even pace. A
+    request is let in once it fits, or once the bucket is empty if it is larger than the whole
+    burst; it is charged in full, so the long-run rate is exactly ``rate`` (no waste when
+    requests are large against the burst)."""
+
+    def __init__(self, rate: float, burst: float, cap: float) -> None:
+        self.rate, self.burst, self.cap = rate, burst, cap
+        self._level = 0.0
+        self._at: float | None = None
+
+    def _drain(self, now: float) -> None:
+        if self._at is not None:
+            self._level = max(0.0, self._level - (now - self._at) * self.rate)
+        self._at = now
+
+    def wait_s(self, now: float, weight: float) -> float:
+        self._drain(now)
+        target = max(0.0, self.burst - min(weight, self.cap))  # the level it must drain to
+        return max(0.0, (self._level - target) / self.rate)
+
+    def add(self, now: float, weight: float) -> None:
+        self._drain(now)
+        self._level += min(weight, self.cap)
+
+
+class RateLimiter:
+    """Requests-per-minute and tokens-per-minute limits, held in every 60-second window.
+
+    Each limit is a sliding 60 s window (never more than the limit in any 60 s: what a server
+    counting per minute checks) and a leaky bucket at the limit's rate with a sixth of it as
+    burst, so a run starts with 10 s worth instead of a whole minute's and then keeps an even
+    pace (at most a third of the limit in any 10 s). Waiters are served in arrival order.
+    """
+
+    BURST_S = 10.0  # the burst is this many seconds' worth of the limit
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         for name, value in (("rpm", rpm), ("tpm", tpm)):
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be > 0 (or None for no limit)")
         self.rpm = rpm
         self.tpm = tpm
-        # aiolimiter binds to the loop it first runs in, so the buckets are built lazily and
-        # rebuilt if the limiter is reused from another event loop (e.g. a second asyncio.run).
+        self._clock = clock
+        self._sleep = sleep
+        self._limits: dict[str, tuple[_Window, _Pace]] = {
+            name: (_Window(60.0, limit),
+                   _Pace(limit / 60.0, limit * self.BURST_S / 60.0, cap=limit))
+            for name, limit in (("requests", rpm), ("tokens", tpm)) if limit is not None}
+        # asyncio.Lock binds to the loop it first waits in, so it is rebuilt if the limiter is
+        # reused from another event loop (e.g. a second asyncio.run).
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._requests: AsyncLimiter | None = None
-        self._tokens: AsyncLimiter | None = None
+        self._lock: asyncio.Lock | None = None
 
     @property
     def enabled(self) -> bool:
         return self.rpm is not None or self.tpm is not None
 
-    def _buckets(self) -> tuple[AsyncLimiter | None, AsyncLimiter | None]:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop = loop
-            self._requests = AsyncLimiter(self.rpm, 60) if self.rpm is not None else None
-            self._tokens = AsyncLimiter(self.tpm, 60) if self.tpm is not None else None
-        return self._requests, self._tokens
-
     async def acquire(self, tokens: int) -> None:
         """Wait until one more request carrying ``tokens`` tokens fits within both limits."""
         if not self.enabled:
             return
-        requests, token_bucket = self._buckets()
-        if requests is not None:
-            await requests.acquire(1)
-        if token_bucket is not None and tokens > 0:
-            # A request larger than the whole minute's allowance would wait forever (aiolimiter
-            # even refuses it), so it is charged as one full minute instead.
-            await token_bucket.acquire(min(float(tokens), token_bucket.max_rate))
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop or self._lock is None:
+            self._loop, self._lock = loop, asyncio.Lock()
+        weights = {"requests": 1.0, "tokens": float(max(tokens, 0))}
+        # One waiter at a time (FIFO): a request admitted later never overtakes an earlier one.
+        async with self._lock:
+            while True:
+                now = self._clock()
+                wait = max(part.wait_s(now, weights[name])
+                           for name, parts in self._limits.items() for part in parts)
+                if wait <= 1e-6:  # float dust: a sleep that short changes nothing
+                    break
+                await self._sleep(wait)
+            for name, parts in self._limits.items():
+                for part in parts:
+                    part.add(now, weights[name])
 
 
 class AdaptiveConcurrency:
@@ -91,6 +164,9 @@ class AdaptiveConcurrency:
         self._limit = initial
         self._in_flight = 0
         self._successes = 0
+        #: The lowest limit reached and how often it was halved (summary.json shows both).
+        self.lowest = initial
+        self.decreases = 0
         self._last_decrease: float | None = None
         # FIFO of parked acquirers; a plain future list (not asyncio.Condition) so release needs
         # no lock and works from a finally block even while the task is being cancelled.
@@ -152,6 +228,8 @@ class AdaptiveConcurrency:
         new = max(self.minimum, self._limit // 2)
         changed = new != self._limit
         self._limit = new
+        self.lowest = min(self.lowest, new)
+        self.decreases += changed
         return changed
 
     def on_success(self) -> bool:
