@@ -275,3 +275,17 @@ def test_judge_threshold_for_llamacpp_only_scripted_backend(tmp_path: Path) -> N
         assert len(read(out, "data.jsonl")) == kept
         if not kept:
             assert "< min_total 7" in read(out, "dropped.jsonl")[0]["reason"]
+
+
+def test_seed_word_cap_only_on_llamacpp_scripted_backend(tmp_path: Path) -> None:
+    from synthloom.methods.synthquestions.seeds import SeedInstruction
+
+    step = SeedInstruction(name="seeds")
+    long_seed = {"instruction": "Review this contract clause by clause: " + "term " * 900}
+    for backend, dropped in ((ScriptedTestBackend(), False), (ScriptedLlamaCppKind(), True)):
+        ctx = ItemContext(run=RunContext(run_dir=tmp_path, llm=LLMClient(backend)),
+                          item_key="k", seed=0)
+        result = step.to_result(step.process(long_seed, ctx))
+        assert bool(result.dropped) is dropped
+        if dropped:
+            assert "too long: 906 words (> 600)" in result.dropped

@@ -9,6 +9,7 @@ from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
+from synthloom.llm.kinds import grammar_limited
 
 # Alpaca-style wrappers ("Below is an instruction ... ### Instruction: ... ### Response:").
 ALPACA_RE = re.compile(
@@ -25,7 +26,9 @@ class SeedConfig(StepConfig):
     #: question, query, text, input; or the first user turn of messages/conversations).
     column: str | None = None
     min_words: int = 3
-    max_words: int = 600
+    #: Longer seeds are dropped. Default: 600 on llamacpp (the embedded model's context and
+    #: grammar limits), no cap elsewhere (the paper keeps long real prompts).
+    max_words: int | None = None
     #: Minimum share of ASCII letters among letters: a cheap English check.
     min_ascii_letter_share: float = 0.9
 
@@ -47,8 +50,9 @@ class SeedInstruction(MapStep):
         words = len(text.split())
         if words < self.config.min_words:
             return ItemResult.drop(f"incomplete: {words} words (< {self.config.min_words})")
-        if words > self.config.max_words:
-            return ItemResult.drop(f"too long: {words} words (> {self.config.max_words})")
+        limit = self.config.max_words or (600 if grammar_limited(ctx) else None)
+        if limit is not None and words > limit:
+            return ItemResult.drop(f"too long: {words} words (> {limit})")
         letters = [c for c in text if c.isalpha()]
         share = sum(c.isascii() for c in letters) / max(1, len(letters))
         if share < self.config.min_ascii_letter_share:
