@@ -50,7 +50,8 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
             {"name": "arena", "type": "judge_rubric", "input": "given", "rubric": "arena7",
              "max_rationale_chars": 60, "max_tokens": 400},
             {"name": "pairs", "type": "preference_pairs", "input": "prompts", "n": 2,
-             "max_tokens": 32, "min_margin": 1, "judge": judge},
+             "max_tokens": 32, "min_margin": 1, "judge": judge,
+             "exclude_truncated": False},  # 32-token answers are cut off; judge them anyway
             {"name": "tie", "type": "preference_pairs", "input": "given", "responses": "answers",
              "judge": judge},
             {"name": "pairwise", "type": "judge_pairwise", "input": "given", "rationale": False,
