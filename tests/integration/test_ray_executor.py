@@ -12,10 +12,18 @@ import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from synthloom.api import RunOptions, run_recipe
+from synthloom.cli import app
 from synthloom.core.recipe import Recipe
 from synthloom.core.registry import register_step
+from tests.support.fault_proxy import (
+    FaultPlan,
+    FaultProxy,
+    ScriptedHTTPError,
+    ScriptedOpenAIServer,
+)
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 from tests.support.steps import CountContext
 
@@ -185,3 +193,98 @@ def test_worker_killed_mid_run_repeats_no_finished_call(tmp_path: Path) -> None:
         lambda request, seed: f"answer number {last_user_text(request)}"))
     assert ids(out / "data.jsonl") == ids(tmp_path / "local" / "data.jsonl")
     assert resumed["records"] == local["records"] > 0
+
+
+LLM_RECIPE = """
+name: ray-llm
+seed: 5
+sources:
+  - {name: seeds, type: jsonl, path: SEEDS}
+steps:
+  - name: answer
+    type: generate
+    template: answer.jinja
+    output: answer
+sinks:
+  - {type: jsonl, path: data.jsonl}
+"""
+
+
+def write_llm_recipe(tmp_path: Path, n: int) -> Path:
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps({"q": f"question {i}"}) + "\n" for i in range(n)))
+    (tmp_path / "answer.jinja").write_text("Answer: {{ q }}")
+    path = tmp_path / "ray-llm.yaml"
+    path.write_text(LLM_RECIPE.replace("SEEDS", str(seeds)))
+    return path
+
+
+def question_number(request: dict) -> int:
+    return int(str(request["messages"][-1]["content"]).split()[-1])
+
+
+def test_budget_caps_all_actors_together_and_the_cli_exits_3(tmp_path: Path) -> None:
+    """The real OpenAI-compatible HTTP path to a scripted server (a test double): with two
+    actors, --budget-tokens caps the run's tokens (not each actor's), the run stops as a local
+    one does (status stopped, exit 3), and a rerun finishes without repeating a finished call."""
+    recipe = write_llm_recipe(tmp_path, 100)
+    out = tmp_path / "ray"
+    budget, actors, batch = 200, 2, 4
+    with ScriptedOpenAIServer(lambda r: f"answer number {question_number(r)} here") as server:
+        args = ["run", str(recipe), "--out", str(out), "--backend", f"openai:{server.base_url}",
+                "--model", "scripted-model", "--executor", "ray", "--ray-actors", str(actors),
+                "--batch-size", str(batch), "--concurrency", "1", "--quiet", "--no-report"]
+        stopped = CliRunner().invoke(app, [*args, "--budget-tokens", str(budget)])
+        assert stopped.exit_code == 3, stopped.output
+        first = json.loads((out / "summary.json").read_text())
+        assert first["status"] == "stopped" and first["stopped_reason"] == "budget_exhausted"
+        assert all(closes(s) for s in first["steps"])
+        spent = first["prompt_tokens"] + first["completion_tokens"]
+        assert first["llm"]["budget_tokens_spent"] == spent  # the actors' counts, summed
+        # Each request checks the shared total before it goes; at most the requests of one
+        # batch per actor were already past the check when the total reached the budget.
+        per_call = -(-spent // first["llm_calls"])
+        assert budget <= spent <= budget + actors * batch * per_call, (spent, per_call)
+        failed = rows(out / "failed.jsonl")
+        assert failed and {r["error_class"] for r in failed} == {"BudgetExhausted"}
+        assert len(failed) == first["failed"] == 100 - first["records"]
+        # The same command without the cap finishes; no finished call is made again.
+        resumed = CliRunner().invoke(app, args)
+        assert resumed.exit_code == 0, resumed.output
+        second = json.loads((out / "summary.json").read_text())
+        assert second["status"] == "ok" and second["records"] == 100
+        assert second["llm_calls"] == 100 - first["records"]
+        done = server.completed_bodies()
+        assert len(done) == 100 and set(done.values()) == {1}
+
+
+def test_llm_block_counts_the_actors_retries_and_failures_as_a_local_run(tmp_path: Path) -> None:
+    """summary.json's llm block on Ray sums the actors' clients: the same retries (by cause)
+    and failed requests as a local run of the same input through the same faults (a fault
+    proxy in front of a scripted OpenAI-compatible server: real HTTP, scripted answers)."""
+    recipe = Recipe.load(write_llm_recipe(tmp_path, 24))
+
+    def responder(request: dict) -> str:
+        number = question_number(request)
+        if number % 7 == 3:  # 3, 10, 17: refused for good (HTTP 400, not retried)
+            raise ScriptedHTTPError(400, f"question {number} is refused")
+        return f"answer number {number} here"
+
+    llm = {}
+    with ScriptedOpenAIServer(responder) as upstream:
+        for executor in ("local", "ray"):
+            # The first four requests fail once each, whichever item or actor sends them.
+            plan = FaultPlan(first_n=["429", "500", "503", "reset"], retry_after=0.1)
+            with FaultProxy(upstream.base_url, plan) as proxy:
+                summary = go(recipe, tmp_path / executor, backend=f"openai:{proxy.base_url}",
+                             model="scripted-model", batch_size=4, executor=executor,
+                             ray_actors=2)
+            assert summary["failed"] == 3 and summary["records"] == 21, executor
+            llm[executor] = summary["llm"]
+    local, on_ray = llm["local"], llm["ray"]
+    assert local["retries"] == 4 and sum(local["retry_causes"].values()) == 4
+    assert local["failed_requests"] == 3
+    same = ("model", "calls", "retries", "retry_causes", "failed_requests", "failure_causes",
+            "structured_repairs", "structured_failures", "budget_tokens_spent")
+    assert {k: on_ray[k] for k in same} == {k: local[k] for k in same}
+    assert on_ray["concurrency_decreases"] >= 1  # a 429/503 halved an actor's limit

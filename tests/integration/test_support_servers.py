@@ -22,6 +22,7 @@ from tests.support.fault_proxy import (
     Exchange,
     FaultPlan,
     FaultProxy,
+    ScriptedHTTPError,
     ScriptedOpenAIServer,
 )
 from tests.support.llama_server import LlamaServer
@@ -272,6 +273,17 @@ def test_scripted_server_reports_responder_errors() -> None:
     assert response.status_code == 500
     assert "boom" in response.json()["error"]["message"]
     assert server.completed_bodies() == {}
+
+
+def test_scripted_server_answers_a_responders_status() -> None:
+    def responder(request: dict[str, Any]) -> str:
+        raise ScriptedHTTPError(400, "no such question")
+
+    with ScriptedOpenAIServer(responder) as server, httpx.Client(timeout=10) as c:
+        response = c.post(f"{server.base_url}/chat/completions", json={"messages": []})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "no such question"
+    assert [r.status for r in server.requests()] == [400]
 
 
 # -- LlamaServer ---------------------------------------------------------------------------

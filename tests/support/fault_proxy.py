@@ -473,6 +473,16 @@ class FaultProxy(_LoopbackServer):
 Responder = Callable[[dict[str, Any]], str]
 
 
+class ScriptedHTTPError(Exception):
+    """Raised by a responder: the server answers with ``status`` (e.g. 400, a request the
+    client must not retry) and ``message`` as the OpenAI-style error body."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -494,7 +504,8 @@ class ScriptedOpenAIServer(_LoopbackServer):
     Answers ``POST .../chat/completions`` and ``POST .../completions`` with
     ``responder(request_json)`` as the assistant text (called once per choice when ``n`` > 1),
     and ``GET .../models`` with one model named ``model``. ``usage`` counts whitespace-split
-    words; ``finish_reason`` is "stop". A responder that raises gives a 500 with its message.
+    words; ``finish_reason`` is "stop". A responder that raises gives a 500 with its message
+    (a :class:`ScriptedHTTPError`: its own status).
     Requests are logged like ``FaultProxy``'s, and their parsed JSON bodies kept in order.
     """
 
@@ -602,6 +613,10 @@ class ScriptedOpenAIServer(_LoopbackServer):
                     server._stopping.wait(server.latency_s)
                 try:
                     answer = _json_bytes(server._answer(path, request))
+                except ScriptedHTTPError as exc:
+                    server._log.update(index, status=exc.status)
+                    self._send(exc.status, _error_body(exc.status, exc.message))
+                    return
                 except Exception as exc:  # surface responder bugs as a 500
                     server._log.update(index, status=500)
                     self._send(500, _error_body(500, f"responder failed: {exc!r}"))

@@ -11,8 +11,14 @@
 * Sinks are written by the driver while it streams the final dataset.
 
 Rows travel as ``{"kind", "data"}``: ``record`` rows carry a record (JSON); the other kinds are
-accounting events (``stats`` per batch, ``failed``, ``dropped``) that flow down the chain until
-the driver drains them. Ray commits a task's output once, even when it retried the task after
+accounting events (``stats`` per batch, ``failed``, ``dropped``; ``llm``: what the actor's
+clients counted in the batch, by model; ``stopped``: the actor stopped, e.g. on the token
+budget) that flow down the chain until the driver drains them.
+
+``--budget-tokens`` caps the run, not each actor: every client (the actors' and the driver's)
+charges its tokens to one tally, a Ray actor, and checks the cap against its total.
+
+Ray commits a task's output once, even when it retried the task after
 a worker died, so every event is counted exactly once; a retried batch finds its finished items
 in the shards and repeats no finished LLM call.
 """
@@ -23,6 +29,7 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,10 +87,17 @@ class RayExecutor(LocalExecutor):
         ray = require_ray()
         started_here = self._init_ray(ray)
         self._nodes = nodes
+        # One token tally for the run: every client's budget is checked against its total.
+        self._tally = RayTokenTally.start(ray) if self.client_factory is not None else None
+        if self._tally is not None:
+            for _, client in _clients(self.ctx):
+                _share_budget(client, self._tally)
         try:
             return await self._plan(nodes)
         finally:
             merge_shards(self.store, self.run_dir)
+            if self._tally is not None:
+                self._tally.stop(ray)
             if started_here:
                 ray.shutdown()
 
@@ -175,7 +189,8 @@ class RayExecutor(LocalExecutor):
                 "step": type(step)(config=step.config), "run_dir": str(self.run_dir),
                 "recipe_dir": self.ctx.recipe_dir, "seed": self.ctx.seed,
                 "context": self.ctx.context,
-                "client_factory": self.client_factory if step.uses_llm else None},
+                "client_factory": self.client_factory if step.uses_llm else None,
+                "tally": self._tally},
             batch_size=self.batch_size, batch_format="numpy", concurrency=self.actors,
             num_cpus=1 if step.cpu_bound else 0.25,
             num_gpus=self.gpus_per_llm_actor if step.uses_llm else 0)
@@ -215,8 +230,24 @@ class RayExecutor(LocalExecutor):
                                event.pop("message"), event)
         elif kind == "dropped":
             self._write_dropped(event["record"], event["step"], event["reason"])
+        elif kind == "llm":
+            self._add_llm_counts(event)
+        elif kind == "stopped":
+            # An actor stopped (the token budget): the run stops, as the local executor's does.
+            self.stopped_reason = self.stopped_reason or event["reason"]
         else:
             raise SynthloomError(f"ray executor: unknown event kind {kind!r}")
+
+    def _add_llm_counts(self, event: dict[str, Any]) -> None:
+        """Fold an actor's client counts into the driver's client of the same model (by model
+        name, else model id), whose ``stats()`` summary.json reports."""
+        clients = _clients(self.ctx)
+        target = next((c for name, c in clients if name is not None and name == event.get("name")),
+                      None) or next((c for _, c in clients
+                                     if getattr(c, "model_id", None) == event["model"]), None)
+        add = getattr(target or self.llm, "add_counts", None)
+        if callable(add):
+            add(event, event.get("source", ""))
 
     def _write_sink(self, sink: Any, dataset: Any) -> int:
         sink.open(self.run_dir)
@@ -237,6 +268,62 @@ class RayExecutor(LocalExecutor):
         return count
 
 
+class _TokenTally:
+    """Tokens spent by the run's clients, by budget key (a Ray actor: one process counts)."""
+
+    def __init__(self) -> None:
+        self.spent: Counter[str] = Counter()
+
+    def add(self, key: str, n: int) -> None:
+        self.spent[key] += n
+
+    def total(self, key: str) -> int:
+        return self.spent[key]
+
+
+class RayTokenTally:
+    """A client's handle on the run's tally (pickled to the actors): the ``SharedTally`` a
+    ``TokenBudget`` charges. ``add`` does not wait: Ray runs one caller's calls to an actor in
+    order, so this process's next ``total`` already counts it."""
+
+    def __init__(self, actor: Any, key: str = "run") -> None:
+        self.actor = actor
+        self.key = key
+
+    @classmethod
+    def start(cls, ray: Any) -> RayTokenTally:
+        return cls(ray.remote(num_cpus=0)(_TokenTally).remote())
+
+    def stop(self, ray: Any) -> None:
+        ray.kill(self.actor)
+
+    def child(self, key: str) -> RayTokenTally:
+        return RayTokenTally(self.actor, key)
+
+    def add(self, n: int) -> None:
+        self.actor.add.remote(self.key, n)
+
+    def total(self) -> int:
+        import ray
+
+        return int(ray.get(self.actor.total.remote(self.key)))
+
+
+def _clients(ctx: RunContext | None) -> list[tuple[str | None, Any]]:
+    """The run's LLM clients (the run's own one, named models' ones), each once."""
+    if ctx is None:
+        return []
+    pairs: list[tuple[str | None, Any]] = [(None, ctx.llm)] if ctx.llm is not None else []
+    pairs += [(name, c) for name, c in (getattr(ctx, "models", None) or {}).items()]
+    seen: set[int] = set()
+    out = []
+    for name, client in pairs:
+        if id(client) not in seen:
+            seen.add(id(client))
+            out.append((name, client))
+    return out
+
+
 def _step_clients(factory: Any, step: Step, store: RunStore) -> dict[str, Any]:
     """{model name: client} for one step's actor: ``factory.clients(names, store)`` when the
     factory knows named models (api's), else the factory's one client as ``default``."""
@@ -246,6 +333,12 @@ def _step_clients(factory: Any, step: Step, store: RunStore) -> dict[str, Any]:
     if callable(clients):
         return clients(set(step.model_names()) or {"default"}, store)
     return {"default": factory(store)}
+
+
+def _share_budget(client: Any, tally: RayTokenTally) -> None:
+    share = getattr(client, "share_budget", None)
+    if callable(share):
+        share(tally)
 
 
 def _dataset(ray: Any, records: list[dict[str, Any]], batch_size: int) -> Any:
@@ -282,8 +375,11 @@ class _StageWorker:
 
     def __init__(self, step: _PerItemStep, run_dir: str, recipe_dir: Path | None, seed: int,
                  context: dict[str, list[dict[str, Any]]],
-                 client_factory: ClientFactory | None) -> None:
+                 client_factory: ClientFactory | None, tally: RayTokenTally | None = None
+                 ) -> None:
         self.store = ShardedStore(run_dir)
+        #: Names this actor in its ``llm`` events (its concurrency limit replaces its last one).
+        self.source = uuid.uuid4().hex[:12]
         # The clients of the models this step calls, and only those (named models: their own
         # backends and limits; a plain factory callable builds the run's one client).
         models = _step_clients(client_factory, step, self.store)
@@ -293,6 +389,9 @@ class _StageWorker:
         self.executor.store = self.store  # what run() would set: the actor never calls run()
         self.executor.ctx = RunContext(run_dir=Path(run_dir), seed=seed, llm=llm,
                                        context=context, recipe_dir=recipe_dir, models=models)
+        if tally is not None:
+            for _, client in _clients(self.executor.ctx):
+                _share_budget(client, tally)
         step.setup(self.executor.ctx_of(step))
         self.node = _Node(step=step, stats=StepStats(name=step.name, kind=str(step.kind)))
         self.fingerprint = step.fingerprint(self.executor.ctx_of(step))
@@ -320,7 +419,10 @@ class _StageWorker:
         stats = self.node.stats
         stats.seconds = time.perf_counter() - begun
         events = [*self.executor.events,
-                  ("stats", {"name": step.name, **{k: getattr(stats, k) for k in COUNTED}})]
+                  ("stats", {"name": step.name, **{k: getattr(stats, k) for k in COUNTED}}),
+                  *self._llm_events()]
+        if self.executor.stopped_reason:
+            events.append(("stopped", {"reason": self.executor.stopped_reason}))
         for kind, event in events:
             kinds.append(kind)
             datas.append(jsonio.dumps(event))
@@ -328,3 +430,16 @@ class _StageWorker:
             kinds.append(RECORD)
             datas.append(jsonio.dumps(record))
         return {"kind": kinds, "data": datas}
+
+    def _llm_events(self) -> list[tuple[str, dict[str, Any]]]:
+        """What this actor's clients counted in the batch (calls, retries and failures by
+        cause, repairs, tokens), one event per client that did anything."""
+        events = []
+        for name, client in _clients(self.executor.ctx):
+            take = getattr(client, "take_counts", None)
+            if not callable(take):
+                continue
+            delta = take()
+            if any(delta["counts"].values()) or delta["concurrency_decreases"]:
+                events.append(("llm", {**delta, "name": name, "source": self.source}))
+        return events

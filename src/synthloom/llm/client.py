@@ -78,6 +78,12 @@ class LLMClient:
         self._counts: Counter[str] = Counter()
         self._causes: Counter[str] = Counter()
         self._failures: Counter[str] = Counter()
+        #: What ``take_counts`` last handed out (a Ray actor's client reports deltas).
+        self._taken: dict[str, Any] | None = None
+        #: Folded in by ``add_counts`` from this model's clients in other processes (Ray
+        #: actors), besides the counters above: so ``stats`` describes the whole run.
+        self._others: dict[str, Any] = {"budget_tokens_spent": 0, "concurrency_decreases": 0,
+                                        "concurrency_limit": {}, "concurrency_lowest": None}
 
     @property
     def model_id(self) -> str:
@@ -102,6 +108,8 @@ class LLMClient:
         return self.backend.supports_score
 
     def stats(self) -> dict[str, Any]:
+        limit, lowest, decreases = self._own_gauges()
+        others = self._others
         return {
             "backend": self.backend.kind,
             "model": self.model_id,
@@ -117,11 +125,59 @@ class LLMClient:
             "structured_repairs": self._counts["structured_repairs"],
             "structured_failures": self._counts["structured_failures"],
             "structured_token_raises": self._counts["structured_token_raises"],
-            "concurrency_limit": self.gate.limit if self.gate else self.concurrency,
-            "concurrency_lowest": self.gate.lowest if self.gate else self.concurrency,
-            "concurrency_decreases": self.gate.decreases if self.gate else 0,
-            "budget_tokens_spent": self.budget.spent,
+            # With other processes' clients folded in: the lowest limit any of them holds.
+            "concurrency_limit": min([limit, *others["concurrency_limit"].values()]),
+            "concurrency_lowest": lowest if others["concurrency_lowest"] is None
+            else min(lowest, others["concurrency_lowest"]),
+            "concurrency_decreases": decreases + others["concurrency_decreases"],
+            "budget_tokens_spent": self.budget.spent + others["budget_tokens_spent"],
         }
+
+    def _own_gauges(self) -> tuple[int, int, int]:
+        """This client's concurrency limit now, its lowest, and how often it was halved."""
+        if self.gate is None:
+            return self.concurrency, self.concurrency, 0
+        return self.gate.limit, self.gate.lowest, self.gate.decreases
+
+    def share_budget(self, tally: Any) -> None:
+        """Charge this client's tokens to a tally shared with other processes, so the run's
+        budget caps them together (the Ray executor: one tally for all its actors)."""
+        self.budget.share(tally, self.model_id)
+
+    def take_counts(self) -> dict[str, Any]:
+        """What this client counted since the last call, for a driver to fold into its own
+        client of the same model (``add_counts``): a Ray actor reports it after each batch."""
+        limit, lowest, decreases = self._own_gauges()
+        now = {"counts": Counter(self._counts), "retry_causes": Counter(self._causes),
+               "failure_causes": Counter(self._failures),
+               "budget_tokens_spent": self.budget.spent, "concurrency_decreases": decreases}
+        before = self._taken or {"counts": Counter(), "retry_causes": Counter(),
+                                 "failure_causes": Counter(), "budget_tokens_spent": 0,
+                                 "concurrency_decreases": 0}
+        self._taken = now
+        delta: dict[str, Any] = {"model": self.model_id}
+        for key in ("counts", "retry_causes", "failure_causes"):
+            delta[key] = dict(now[key] - before[key])
+        for key in ("budget_tokens_spent", "concurrency_decreases"):
+            delta[key] = now[key] - before[key]
+        delta.update(concurrency_limit=limit, concurrency_lowest=lowest)
+        return delta
+
+    def add_counts(self, delta: dict[str, Any], source: str = "") -> None:
+        """Fold in a ``take_counts`` delta of this model's client in another process
+        (``source`` names that process: its concurrency limit replaces its earlier one)."""
+        self._counts.update(delta.get("counts", {}))
+        self._causes.update(delta.get("retry_causes", {}))
+        self._failures.update(delta.get("failure_causes", {}))
+        others = self._others
+        for key in ("budget_tokens_spent", "concurrency_decreases"):
+            others[key] += delta.get(key, 0)
+        if "concurrency_limit" in delta:
+            others["concurrency_limit"][source] = delta["concurrency_limit"]
+        if "concurrency_lowest" in delta:
+            lowest = others["concurrency_lowest"]
+            others["concurrency_lowest"] = delta["concurrency_lowest"] if lowest is None \
+                else min(lowest, delta["concurrency_lowest"])
 
     async def generate(self, request: LLMRequest) -> list[LLMResponse]:
         """``request.n`` samples (each cached by its own sample index), in order."""

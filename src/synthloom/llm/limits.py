@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -331,10 +331,25 @@ class RetryPolicy:
         return await retrying(replay_then_call)
 
 
+class SharedTally(Protocol):
+    """Tokens spent, counted in one place for several processes (the Ray executor's actors
+    share one, so a run's budget caps them together instead of each actor)."""
+
+    def add(self, n: int) -> None: ...
+
+    def total(self) -> int: ...
+
+    def child(self, key: str) -> SharedTally:
+        """Another count on the same counter (a named model's own share, beside the run's)."""
+        ...
+
+
 class TokenBudget:
     """Caps the tokens a run may spend; callers count only new (non-cached) tokens.
 
     Because cached responses cost nothing, rerunning with a larger budget resumes the run.
+    ``spent`` is what this budget charged; with a :class:`SharedTally` (see ``share``) the cap
+    is checked against the tally's total, what every sharing process spent.
     """
 
     def __init__(self, max_tokens: int | None) -> None:
@@ -342,30 +357,51 @@ class TokenBudget:
             raise ValueError("max_tokens must be >= 0 (or None for no budget)")
         self.max_tokens = max_tokens
         self._spent = 0
+        self._tally: SharedTally | None = None
+
+    def share(self, tally: SharedTally, model: str | None = None) -> None:
+        """Count against ``tally`` from now on (tokens already spent are charged to it).
+        An unlimited budget has nothing to cap: it keeps counting locally. (``model``: the
+        sharing client's model; a named model's budget keeps its own share under it.)"""
+        if self.max_tokens is None or tally is self._tally:
+            return
+        if self._spent:
+            tally.add(self._spent)
+        self._tally = tally
 
     @property
     def spent(self) -> int:
         return self._spent
 
     @property
+    def total_spent(self) -> int:
+        """Tokens spent by every process sharing this budget (this one alone if none)."""
+        return self._tally.total() if self._tally is not None else self._spent
+
+    @property
     def remaining(self) -> int | None:
         if self.max_tokens is None:
             return None
-        return max(0, self.max_tokens - self._spent)
+        return max(0, self.max_tokens - self.total_spent)
 
     @property
     def exhausted(self) -> bool:
-        return self.max_tokens is not None and self._spent >= self.max_tokens
+        return self.max_tokens is not None and self.total_spent >= self.max_tokens
 
     def add(self, n: int) -> None:
         if n < 0:
             raise ValueError("cannot add a negative number of tokens")
         self._spent += n
+        if self._tally is not None and n:
+            self._tally.add(n)
 
     def check(self) -> None:
         """Raise BudgetExhausted once the budget is spent (call before each new request)."""
-        if self.exhausted:
+        if self.max_tokens is None:
+            return
+        total = self.total_spent
+        if total >= self.max_tokens:
             raise BudgetExhausted(
-                f"token budget of {self.max_tokens} spent ({self._spent} used); rerun the same "
+                f"token budget of {self.max_tokens} spent ({total} used); rerun the same "
                 "command with a larger --budget-tokens to continue"
             )

@@ -16,7 +16,7 @@ from synthloom.core.models import DEFAULT_MODEL, ModelSpec
 from synthloom.llm.backends import resolve_backend
 from synthloom.llm.backends.base import Backend
 from synthloom.llm.client import LLMClient, ResponseCache
-from synthloom.llm.limits import TokenBudget
+from synthloom.llm.limits import SharedTally, TokenBudget
 
 
 class SharedBudget:
@@ -50,6 +50,12 @@ class SharedBudget:
     def add(self, n: int) -> None:
         self.own.add(n)
         self.run.add(n)
+
+    def share(self, tally: SharedTally, model: str | None = None) -> None:
+        """Count against a tally shared with other processes (Ray actors): the run's total
+        under the tally's key, this model's own share under its model id."""
+        self.run.share(tally)
+        self.own.share(tally.child(f"model:{model}"))
 
 
 @dataclass
