@@ -96,11 +96,6 @@ class ItemContext:
             self._charge(response.usage, 0 if response.cached else response.calls, response.cached)
         return responses
 
-    @property
-    def has_reward_model(self) -> bool:
-        """The step's own model scores (prompt, response) pairs: a reward model."""
-        return self.run.llm is not None and bool(getattr(self.run.llm, "supports_score", False))
-
     async def score(self, pairs: list[tuple[Any, str]], model: str | None = None) -> list[Any]:
         """Reward-model scores of (prompt, response) pairs by the step's client (or the named
         ``model``'s), charged to this item."""
