@@ -446,19 +446,49 @@ def push_to_hub(out_dir: Path, fmt: str, repo: str, token_env: str = "HF_TOKEN",
     token = hub_token(token_env)
     try:
         import datasets
-        from huggingface_hub import HfApi
+        from huggingface_hub import HfApi, constants
+        from huggingface_hub.errors import HfHubHTTPError
     except ImportError:
         raise SynthloomError('--push-to-hub needs the datasets package: pip install '
                              '"synthloom[hf]"') from None
     if fmt == "hf":
         dataset = datasets.load_from_disk(str(out_dir))
     elif fmt == "parquet":
-        dataset = datasets.Dataset.from_parquet(str(out_dir / "train.parquet"))
+        import pyarrow.parquet as pq
+
+        dataset = datasets.Dataset(pq.read_table(out_dir / "train.parquet"))
     else:
-        dataset = datasets.Dataset.from_json(str(out_dir / "train.jsonl"))
-    dataset.push_to_hub(repo, token=token, private=private)
-    card = out_dir / "README.md"
-    if card.is_file():
-        HfApi(token=token).upload_file(path_or_fileobj=str(card), path_in_repo="README.md",
-                                       repo_id=repo, repo_type="dataset")
-    return f"https://huggingface.co/datasets/{repo}"
+        dataset = _jsonl_dataset(datasets, out_dir / "train.jsonl")
+    try:
+        dataset.push_to_hub(repo, token=token, private=private)
+        card = out_dir / "README.md"
+        if card.is_file():
+            HfApi(token=token).upload_file(path_or_fileobj=str(card), path_in_repo="README.md",
+                                           repo_id=repo, repo_type="dataset")
+    except HfHubHTTPError as exc:
+        # One line (status, what the Hub said, what to do), not a multi-line HTTP dump.
+        status = exc.response.status_code
+        said = exc.server_message or str(exc).splitlines()[0]
+        hint = f" (check the token in ${token_env})" if status in (401, 403) else ""
+        raise SynthloomError(f"push to the Hub dataset {repo} at {constants.ENDPOINT} failed: "
+                             f"HTTP {status}: {said.strip()}{hint}; the export in {out_dir} "
+                             "is kept") from exc
+    return f"{constants.ENDPOINT}/datasets/{repo}"  # HF_ENDPOINT (a mirror) when set
+
+
+def _jsonl_dataset(datasets: Any, path: Path) -> Any:
+    """The rows of a JSONL export as a Dataset whose nested columns stay nested.
+
+    ``Dataset.from_json`` (datasets 5) types a list of turns with differing keys (a sharegpt
+    ``gpt`` turn with ``reasoning_content``, a ``human`` one without) as JSON strings, which
+    the uploaded parquet then holds; Arrow's inference takes the union of the keys instead.
+    A column whose values share no Arrow type is stored as JSON strings, as in parquet exports.
+    """
+    import pyarrow as pa
+
+    with path.open(encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    try:
+        return datasets.Dataset.from_list(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return datasets.Dataset(arrow_table(rows))
