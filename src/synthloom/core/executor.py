@@ -88,6 +88,7 @@ class LocalExecutor:
         on_progress: ProgressCallback | None = None,
         queue_batches: int = 4,
         store: RunStore | None = None,
+        resample: dict[tuple[str, str], int] | None = None,
     ) -> None:
         self.recipe = recipe
         self.run_dir = Path(run_dir)
@@ -111,6 +112,8 @@ class LocalExecutor:
         self._pool: ProcessPoolExecutor | None = None
         self._given_store = store
         self._step_ctx: dict[str, RunContext] = {}
+        #: (step, input record id) -> sample bump (``--regenerate rejected``, review/).
+        self.resample = dict(resample or {})
 
     # --- public ----------------------------------------------------------------------------------
 
@@ -340,6 +343,11 @@ class LocalExecutor:
                              batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         step: _PerItemStep = node.step  # type: ignore[assignment]
         keys = [step.item_key(fingerprint, r, context_hash) for r in batch]
+        bumps = [self.resample.get((step.name, rid(r)), 0) for r in batch] \
+            if getattr(self, "resample", None) else None
+        if bumps:  # a bumped item gets a new key: new seeds, so new samples, not the cache's
+            keys = [stable_hash(k, "resample", b) if b else k
+                    for k, b in zip(keys, bumps, strict=True)]
         cached = self.store.get_items(keys)
         results: list[ItemResult | None] = [None] * len(batch)
         hits = [False] * len(batch)
@@ -367,6 +375,8 @@ class LocalExecutor:
                                       if r.cacheable()])
             for i, result in zip(misses, computed, strict=True):
                 results[i] = result
+        if bumps:
+            _mark_resampled(results, bumps)  # type: ignore[arg-type]
         return self._records_from(node, batch, results, hits)  # type: ignore[arg-type]
 
     def _compute_sync(self, step: _PerItemStep, record: dict[str, Any], key: str) -> ItemResult:
@@ -525,6 +535,16 @@ class LocalExecutor:
         finally:
             sink.close()
         return count
+
+
+def _mark_resampled(results: list[ItemResult], bumps: list[int]) -> None:
+    """A regenerated item's outputs: the sample index moves on by the bump (new record ids)
+    and ``_meta.resample`` says how many times it was regenerated."""
+    for result, bump in zip(results, bumps, strict=True):
+        for output in result.outputs if bump else ():
+            if output.columns or output.replace:
+                output.sample_index = (output.sample_index or 0) + bump
+                output.meta = {**output.meta, "resample": bump}
 
 
 def inherited_meta(meta: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,201 @@
+"""The review web app: Starlette + server-rendered Jinja2 pages (autoescape on), no CDN.
+
+Pages: ``/`` (overview: funnel, per-step counts, per-model cost — the report's own tables),
+``/records/{file}`` (records / failed / dropped, paginated and filtered in SQLite), and
+``/row/{n}`` (one row: every column, reasoning apart, provenance back to the source chunk,
+the prompt). ``POST /row/{n}/decide`` stores a decision (accept / reject / edit + note).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from synthloom.review.decisions import STATUSES, Decisions
+from synthloom.review.index import FILES, Filters, RunIndex
+
+HERE = Path(__file__).parent
+PER_PAGE = 50
+#: Keys whose string values are secrets (API keys, tokens, passwords): never shown.
+SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|authorization|bearer|"
+                        r"(^|_)token$|access[_-]?key|credential)", re.I)
+#: Values that look like keys whatever their column (OpenAI/HF/Anthropic/GitHub/AWS shapes).
+SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,}|gh[pous]_[A-Za-z0-9]{20,}"
+                          r"|AKIA[0-9A-Z]{16}|xox[bp]-[A-Za-z0-9\-]{10,})")
+REDACTED = "•••redacted•••"
+LABELS = {"records": "records", "failed": "failed", "dropped": "dropped"}
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """A copy with secret-looking fields and values replaced (records, summaries, recipes)."""
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if isinstance(value, str):
+        if key and SECRET_KEY.search(key):
+            return REDACTED
+        return SECRET_VALUE.sub(REDACTED, value)
+    return value
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
+    env.globals["labels"] = LABELS
+    return env
+
+
+class ReviewApp:
+    """State of one served run folder: its index, decisions and summary."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        if not self.run_dir.is_dir():
+            raise FileNotFoundError(f"{self.run_dir}: no such run folder")
+        self.index = RunIndex(self.run_dir)
+        self.index.refresh()
+        self.decisions = Decisions(self.run_dir)
+        self.env = _env()
+
+    def render(self, name: str, **context: Any) -> HTMLResponse:
+        context.setdefault("run_dir", str(self.run_dir))
+        context.setdefault("counts", {k: self.index.count(k) for k in self.index.files})
+        return HTMLResponse(self.env.get_template(name).render(**context))
+
+    # --- pages ---------------------------------------------------------------------------------
+
+    async def overview(self, request: Request) -> Response:
+        from synthloom.export.report import _funnel, _tokens, load_summary
+
+        self.index.refresh()
+        summary = redact(load_summary(self.run_dir))
+        # The report's own funnel and cost tables (they escape every value themselves).
+        return self.render("overview.html", summary=summary,
+                           funnel=Markup(_funnel(summary)), tokens=Markup(_tokens(summary, 0.0)),
+                           decisions=self.decisions.counts(), bad=self.decisions.bad_lines,
+                           files=self.index.files)
+
+    async def records(self, request: Request) -> Response:
+        key = request.path_params["file"]
+        if key not in self.index.files:
+            return PlainTextResponse(f"no such file {key!r}", status_code=404)
+        self.index.refresh()
+        q = request.query_params
+        try:
+            filters = Filters(step=q.get("step") or None, topic=q.get("topic") or None,
+                              reason=q.get("reason") or None, q=q.get("q") or None,
+                              score_min=_float(q.get("score_min")),
+                              score_max=_float(q.get("score_max")))
+            page_no = int(q.get("page") or 1)
+        except ValueError as exc:
+            return PlainTextResponse(f"bad filter: {exc}", status_code=400)
+        decision = q.get("decision") or ""
+        if decision in STATUSES:
+            filters.ids = self.decisions.ids(decision)
+        page = self.index.page(key, filters, page_no, PER_PAGE)
+        for row in page.rows:
+            d = self.decisions.get(row["id"] or "")
+            row["decision"] = d.status if d else ""
+            row["preview"] = redact(row["preview"] or "")
+        base = {k: v for k, v in q.items() if k != "page" and v}
+        return self.render(
+            "records.html", key=key, file=self.index.files[key], page=page, query=base,
+            steps=self.index.facets(key, "step"), topics=self.index.facets(key, "topic"),
+            reasons=self.index.facets(key, "reason", 50), statuses=STATUSES,
+            link=lambda n: "?" + urlencode({**base, "page": n}))
+
+    async def row(self, request: Request) -> Response:
+        n = request.path_params["n"]
+        got = self.index.get(n)
+        if got is None:
+            return PlainTextResponse(f"no row {n}", status_code=404)
+        key, line, row = got
+        if isinstance(row, str):  # a line that is not JSON: say which and why
+            return self.render("row.html", key=key, line=line, n=n, error=row, record={},
+                               wrapper={}, columns=[], reasoning=[], meta={}, chain=[],
+                               source=None, prompt=None, decision=None, editable=[],
+                               file=self.index.files[key])
+        from synthloom.review.provenance import chain, prompt_of, source_view
+
+        row = redact(row)
+        record = row.get("record") if key in FILES and isinstance(row.get("record"), dict) \
+            else ({} if key in FILES else row)
+        wrapper = {k: v for k, v in row.items() if k != "record"} if key in FILES else {}
+        meta = record.get("_meta") or {}
+        columns = [(k, v) for k, v in record.items() if k != "_meta"
+                   and not k.endswith("reasoning")]
+        reasoning = [(k, v) for k, v in record.items() if k.endswith("reasoning") and v]
+        editable = [(k, v) for k, v in columns if isinstance(v, str)]
+        d = self.decisions.get(meta.get("id", "")) if meta else None
+        return self.render(
+            "row.html", key=key, line=line, n=n, error=None, record=record, wrapper=wrapper,
+            columns=columns, reasoning=reasoning, meta=meta, file=self.index.files[key],
+            chain=chain(self.index, record), source=source_view(self.run_dir, record),
+            prompt=prompt_of(self.run_dir, record), decision=d, editable=editable)
+
+    async def decide(self, request: Request) -> Response:
+        if not _same_origin(request):
+            return PlainTextResponse("cross-origin form refused", status_code=403)
+        n = request.path_params["n"]
+        got = self.index.get(n)
+        if got is None or isinstance(got[2], str):
+            return PlainTextResponse(f"no record at row {n}", status_code=404)
+        key, _, row = got
+        record = row.get("record") if key in FILES else row
+        if not isinstance(record, dict) or not (record.get("_meta") or {}).get("id"):
+            return PlainTextResponse("this row has no record to decide on", status_code=400)
+        form = await request.form()
+        status = str(form.get("status", ""))
+        if status not in STATUSES:
+            return PlainTextResponse(f"decision {status!r}: one of {STATUSES}", status_code=400)
+        edits = {}
+        for name, value in form.multi_items():
+            col = name[5:] if name.startswith("edit:") else None
+            if col and isinstance(record.get(col), str) and str(value) != record[col]:
+                edits[col] = str(value).replace("\r\n", "\n")
+        self.decisions.decide(record, status, str(form.get("note", "")), edits)
+        return RedirectResponse(f"/row/{n}", status_code=303)
+
+
+def _float(value: str | None) -> float | None:
+    return float(value) if value not in (None, "") else None
+
+
+def _same_origin(request: Request) -> bool:
+    """A form post from another site (a page the reviewer has open) is refused."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return origin.split("://", 1)[-1] == request.headers.get("host")
+
+
+def create_app(run_dir: str | Path, allowed_hosts: list[str] | None = None) -> Starlette:
+    state = ReviewApp(run_dir)
+    routes = [
+        Route("/", state.overview),
+        Route("/records/{file}", state.records),
+        Route("/row/{n:int}", state.row),
+        Route("/row/{n:int}/decide", state.decide, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    # Host header check: a DNS-rebinding page cannot reach the app under another name.
+    hosts = allowed_hosts or ["127.0.0.1", "localhost", "testserver"]
+    app = Starlette(routes=routes,
+                    middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+    app.state.review = state
+    return app

@@ -1,0 +1,303 @@
+"""A SQLite index of a run folder's JSONL files: one row per line with its byte offset, the
+columns the records table filters on, and an FTS5 table for text search.
+
+The index lives in ``RUN/review/index.db``; it is built incrementally (a file that only grew is
+indexed from where the last build stopped; a rewritten one is indexed again) and reused across
+restarts. Records are read back by seeking to their offset, so nothing loads the whole file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+#: Browsable files: key -> file name in the run folder. The sink file is found at open.
+FILES = {"failed": "failed.jsonl", "dropped": "dropped.jsonl"}
+HEAD_BYTES = 4096
+BATCH = 5000
+#: Columns whose names say "score" are the score filter's column (the report does the same).
+SCORE_NAMES = ("score", "margin")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, path TEXT, size INTEGER,
+                                  head TEXT, indexed INTEGER);
+CREATE TABLE IF NOT EXISTS rows (n INTEGER PRIMARY KEY, file TEXT NOT NULL, line INTEGER,
+    offset INTEGER, length INTEGER, id TEXT, step TEXT, score REAL, topic TEXT, reason TEXT,
+    preview TEXT);
+CREATE INDEX IF NOT EXISTS rows_file ON rows (file, n);
+CREATE INDEX IF NOT EXISTS rows_step ON rows (file, step, n);
+CREATE INDEX IF NOT EXISTS rows_score ON rows (file, score);
+CREATE INDEX IF NOT EXISTS rows_topic ON rows (file, topic, n);
+CREATE INDEX IF NOT EXISTS rows_reason ON rows (file, reason, n);
+CREATE INDEX IF NOT EXISTS rows_id ON rows (id);
+"""
+#: One contentless FTS5 table per file (text is not stored twice; a rewritten file's table is
+#: dropped and made again, since SQLite < 3.43 cannot delete from contentless tables).
+FTS = "CREATE VIRTUAL TABLE IF NOT EXISTS fts_{key} USING fts5(text, content='')"
+
+
+
+def sink_file(run_dir: Path) -> str:
+    """The run's record file: ``data.jsonl`` (the default sink) or the first other sink file."""
+    if (run_dir / "data.jsonl").is_file():
+        return "data.jsonl"
+    skip = set(FILES.values())
+    found = sorted(p.name for p in run_dir.glob("*.jsonl") if p.name not in skip)
+    return found[0] if found else "data.jsonl"
+
+
+def record_of(row: dict[str, Any], file: str) -> dict[str, Any]:
+    """The record inside a row (failed/dropped rows wrap it; a source failure has none)."""
+    if file in FILES and isinstance(row.get("record"), dict):
+        return row["record"]
+    return row if file not in FILES else {}
+
+
+def score_of(record: dict[str, Any]) -> float | None:
+    for key, value in record.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and (
+                key in SCORE_NAMES or key.endswith("_score")):
+            return float(value)
+        if isinstance(value, dict) and isinstance(value.get("total"), int | float) \
+                and isinstance(value.get("criteria"), dict):
+            return float(value["total"])
+    return None
+
+
+def text_of(record: dict[str, Any], row: dict[str, Any]) -> str:
+    """What the text search sees: every string column, plus a failure's message / reason."""
+    parts = [v for k, v in record.items() if k != "_meta" and isinstance(v, str)]
+    parts += [str(row[k]) for k in ("reason", "message", "error_class") if row.get(k)]
+    return "\n".join(parts)
+
+
+def preview_of(record: dict[str, Any], row: dict[str, Any]) -> str:
+    for key in ("instruction", "question", "prompt", "response", "answer", "text"):
+        if isinstance(record.get(key), str):
+            return record[key][:200]
+    for key, value in record.items():
+        if key != "_meta" and isinstance(value, str):
+            return value[:200]
+    return str(row.get("message") or row.get("reason") or "")[:200]
+
+
+@dataclass
+class Page:
+    rows: list[dict[str, Any]]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+@dataclass
+class Filters:
+    step: str | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+    topic: str | None = None
+    reason: str | None = None
+    q: str | None = None
+    ids: list[str] | None = field(default=None)  # a decision filter: these record ids
+
+
+class RunIndex:
+    """The index of one run folder. ``refresh()`` brings it up to date with the files."""
+
+    def __init__(self, run_dir: str | Path, db_path: str | Path | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.files = {"records": sink_file(self.run_dir), **FILES}
+        path = Path(db_path) if db_path else self.run_dir / "review" / "index.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        for key in self.files:
+            self.db.execute(FTS.format(key=key))
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- building ------------------------------------------------------------------------------
+
+    def refresh(self) -> dict[str, int]:
+        """Index what is new in each file; returns the lines indexed now per file key."""
+        return {key: self._refresh_file(key, self.run_dir / name)
+                for key, name in self.files.items()}
+
+    def _refresh_file(self, key: str, path: Path) -> int:
+        known = self.db.execute("SELECT path, size, head, indexed FROM files WHERE name=?",
+                                (key,)).fetchone()
+        if not path.is_file():
+            if known:
+                self._forget(key)
+            return 0
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = hashlib.blake2b(handle.read(HEAD_BYTES), digest_size=16).hexdigest()
+        start = 0
+        if known:
+            k_path, k_size, k_head, k_indexed = known
+            if k_path == str(path) and size >= k_indexed and (
+                    k_head == head or k_indexed < HEAD_BYTES and size == k_size):
+                if size == k_indexed:
+                    return 0
+                start = k_indexed  # the file only grew: index the new lines
+            else:
+                self._forget(key)  # rewritten (a rerun): index it again
+        return self._index_from(key, path, start, head, size)
+
+    def _forget(self, key: str) -> None:
+        with self.db:
+            self.db.execute(f"DROP TABLE IF EXISTS fts_{key}")
+            self.db.execute(FTS.format(key=key))
+            self.db.execute("DELETE FROM rows WHERE file=?", (key,))
+            self.db.execute("DELETE FROM files WHERE name=?", (key,))
+
+    def _index_from(self, key: str, path: Path, start: int, head: str, size: int) -> int:
+        line_no = self.db.execute("SELECT COALESCE(MAX(line), 0) FROM rows WHERE file=?",
+                                  (key,)).fetchone()[0]
+        count, offset = 0, start
+        rows: list[tuple[Any, ...]] = []
+        with path.open("rb") as handle:
+            handle.seek(start)
+            for raw in handle:
+                if not raw.endswith(b"\n"):
+                    break  # a line still being written: the next refresh takes it
+                line_no += 1
+                length = len(raw)
+                if raw.strip():
+                    rows.append(self._row(key, raw, line_no, offset, length))
+                offset += length
+                if len(rows) >= BATCH:
+                    count += self._insert(key, rows)
+                    rows = []
+            count += self._insert(key, rows)
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)",
+                            (key, str(path), size, head, offset))
+        return count
+
+    def _row(self, key: str, raw: bytes, line: int, offset: int, length: int
+             ) -> tuple[Any, ...]:
+        try:
+            row = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            # A bad line stays browsable: the record page names the file, line and cause.
+            return (key, line, offset, length, None, None, None, None,
+                    f"not JSON: {exc}", raw[:200].decode("utf-8", "replace"), "")
+        if not isinstance(row, dict):
+            return (key, line, offset, length, None, None, None, None, "not an object", "", "")
+        record = record_of(row, self.files.get(key, ""))
+        meta = record.get("_meta") if isinstance(record.get("_meta"), dict) else {}
+        step = row.get("step") if key in FILES else meta.get("step")
+        topic = record.get("topic_label")
+        reason = row.get("reason") if key == "dropped" else \
+            row.get("error_class") if key == "failed" else None
+        rid = row.get("id") if key in FILES else meta.get("id")
+        return (key, line, offset, length, rid, step, score_of(record),
+                topic if isinstance(topic, str) else None, reason,
+                preview_of(record, row), text_of(record, row))
+
+    def _insert(self, key: str, rows: list[tuple[Any, ...]]) -> int:
+        if not rows:
+            return 0
+        with self.db:
+            cur = self.db.cursor()
+            for r in rows:
+                cur.execute("INSERT INTO rows (file, line, offset, length, id, step, score, "
+                            "topic, reason, preview) VALUES (?,?,?,?,?,?,?,?,?,?)", r[:10])
+                cur.execute(f"INSERT INTO fts_{key} (rowid, text) VALUES (?, ?)",
+                            (cur.lastrowid, r[10]))
+        return len(rows)
+
+    # --- querying ------------------------------------------------------------------------------
+
+    def _where(self, key: str, f: Filters) -> tuple[str, list[Any]]:
+        if key not in self.files:  # the key names a table: only the known ones
+            raise KeyError(key)
+        clauses, args = ["file = ?"], [key]
+        if f.step:
+            clauses.append("step = ?")
+            args.append(f.step)
+        if f.topic:
+            clauses.append("topic = ?")
+            args.append(f.topic)
+        if f.reason:
+            clauses.append("reason LIKE ?")
+            args.append(f"%{f.reason}%")
+        if f.score_min is not None:
+            clauses.append("score >= ?")
+            args.append(f.score_min)
+        if f.score_max is not None:
+            clauses.append("score <= ?")
+            args.append(f.score_max)
+        if f.ids is not None:
+            clauses.append(f"id IN ({','.join('?' * len(f.ids))})" if f.ids else "0")
+            args.extend(f.ids)
+        if f.q:
+            clauses.append(f"n IN (SELECT rowid FROM fts_{key} WHERE fts_{key} MATCH ?)")
+            args.append(fts_query(f.q))
+        return " AND ".join(clauses), args
+
+    def page(self, key: str, filters: Filters, page: int = 1, per_page: int = 50) -> Page:
+        where, args = self._where(key, filters)
+        total = self.db.execute(f"SELECT COUNT(*) FROM rows WHERE {where}", args).fetchone()[0]
+        page = max(1, page)
+        cur = self.db.execute(
+            f"SELECT n, line, id, step, score, topic, reason, preview FROM rows WHERE {where} "
+            "ORDER BY n LIMIT ? OFFSET ?", [*args, per_page, (page - 1) * per_page])
+        names = ("n", "line", "id", "step", "score", "topic", "reason", "preview")
+        return Page([dict(zip(names, r, strict=True)) for r in cur], total, page, per_page)
+
+    def facets(self, key: str, column: str, most: int = 200) -> list[tuple[str, int]]:
+        """Distinct values of ``step``/``topic``/``reason`` in a file with their counts."""
+        assert column in ("step", "topic", "reason")
+        return [(v, c) for v, c in self.db.execute(
+            f"SELECT {column}, COUNT(*) FROM rows WHERE file=? AND {column} IS NOT NULL "
+            f"GROUP BY {column} ORDER BY COUNT(*) DESC LIMIT ?", (key, most))]
+
+    def count(self, key: str) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM rows WHERE file=?", (key,)).fetchone()[0]
+
+    def get(self, n: int) -> tuple[str, int, dict[str, Any] | str] | None:
+        """(file key, line, the parsed row — or the bad line's text) of index row ``n``."""
+        hit = self.db.execute("SELECT file, line, offset, length FROM rows WHERE n=?",
+                              (n,)).fetchone()
+        if hit is None:
+            return None
+        key, line, offset, length = hit
+        with (self.run_dir / self.files[key]).open("rb") as handle:
+            handle.seek(offset)
+            raw = handle.read(length)
+        try:
+            return key, line, orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return key, line, f"{self.files[key]}:{line}: not JSON ({exc})"
+
+    def find(self, record_id: str) -> list[tuple[str, int]]:
+        """Where a record id occurs: (file key, index row) pairs."""
+        return list(self.db.execute("SELECT file, n FROM rows WHERE id=? ORDER BY n",
+                                    (record_id,)))
+
+    def iter_file(self, key: str) -> Iterator[dict[str, Any]]:
+        with (self.run_dir / self.files[key]).open("rb") as handle:
+            for raw in handle:
+                if raw.strip():
+                    yield orjson.loads(raw)
+
+
+def fts_query(text: str) -> str:
+    """User text as an FTS5 query: each word quoted (no operator syntax errors), all required."""
+    words = [w.replace('"', '""') for w in text.split()]
+    return " ".join(f'"{w}"' for w in words) or '""'

@@ -1,0 +1,64 @@
+"""Review web UI (issue 14): the Starlette app over a run folder, with Starlette's TestClient
+and a real SQLite index; the run folder is written by the test (no model needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="the review extra (starlette) is not installed")
+pytest.importorskip("multipart", reason="python-multipart (form posts) is not installed")
+from starlette.testclient import TestClient  # noqa: E402
+
+from synthloom.review.app import create_app  # noqa: E402
+
+PAYLOAD = "<script>alert(1)</script>"
+
+
+def _run(tmp_path: Path, n: int = 120) -> Path:
+    recs = [{"instruction": f"{PAYLOAD} question {i}", "response": f"answer {i}",
+             "judge_score": i % 5, "api_key": "sk-secretsecretsecret1234",
+             "_meta": {"id": f"id{i}", "parents": [f"p{i}"], "step": "response",
+                       "source": {"id": "s", "path": str(tmp_path / "doc.txt"),
+                                  "char_start": 6, "char_end": 18}}} for i in range(n)]
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (tmp_path / "doc.txt").write_text(f"hello {PAYLOAD} and more")
+    (tmp_path / "dropped.jsonl").write_text(json.dumps(
+        {"id": "x", "step": "short", "reason": f"too short {PAYLOAD}", "record": recs[0]}) + "\n")
+    (tmp_path / "summary.json").write_text(json.dumps({"recipe": "t", "steps": [
+        {"name": "a", "kind": "map", "in": 3, "out": 2, "failed": 1, "dropped": 0}]}))
+    return tmp_path
+
+
+def test_pages_escape_payloads_and_hide_keys(tmp_path: Path) -> None:
+    client = TestClient(create_app(_run(tmp_path)))
+    for url in ["/", "/records/records", "/records/dropped", "/row/1", "/row/121"]:
+        page = client.get(url)
+        assert page.status_code == 200, url
+        assert PAYLOAD not in page.text, url
+        assert "sk-secret" not in page.text, url
+    assert "&lt;script&gt;" in client.get("/row/1").text
+
+
+def test_filters_and_pagination(tmp_path: Path) -> None:
+    client = TestClient(create_app(_run(tmp_path)))
+    assert "120 rows" in client.get("/records/records").text
+    assert client.get("/records/records?page=3").text.count('class="open"') == 20
+    assert "24 rows" in client.get("/records/records?score_min=4").text
+    assert "1 rows" in client.get("/records/records?q=question+7&score_min=2").text
+
+
+def test_decisions_survive_restart(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    client = TestClient(create_app(run))
+    done = client.post("/row/2/decide", data={"status": "rejected", "note": "bad",
+                                              "edit:response": "new"})
+    assert done.status_code == 200
+    again = TestClient(create_app(run))
+    assert "1 rows" in again.get("/records/records?decision=rejected").text
+    assert "rejected" in again.get("/row/2").text
+    refused = again.post("/row/3/decide", data={"status": "accepted"},
+                         headers={"origin": "http://evil.example"})
+    assert refused.status_code == 403
