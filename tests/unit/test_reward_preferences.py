@@ -239,3 +239,24 @@ steps:
     assert models["rm"]["backend"] == "reward" and models["rm"]["model"].startswith(
         "reward:tiny-rm:")
     assert models["rm"]["prompt_tokens"] > 0 and models["rm"]["completion_tokens"] == 0
+
+
+def test_an_answer_too_long_for_the_reward_model_is_left_out_and_named(
+        rm: Path, tmp_path: Path) -> None:
+    rows = [{"instruction": "explain the rainbow",
+             "answers": ["the sun", "light", "the sun and water and light because the rain "
+                         "is very long"]},
+            {"instruction": "why is the tide",
+             "answers": ["the moon", "the sun and water and light because the rain is long"]}]
+    out = tmp_path / "long"
+    summary = run(out, [PreferencePairs(name="pairs", responses="answers")],
+                  f"reward:{rm}?max_length=16", rows=rows)
+    [pair] = read(out, "data.jsonl")
+    assert pair["candidate_scores"][2] is None and pair["_meta"]["unscored"] == 1
+    assert {pair["chosen"], pair["rejected"]} == {"the sun", "light"}
+    [failed] = read(out, "failed.jsonl")  # one answer left: no pair, and it says why
+    assert failed["message"].startswith("only 1 of 2 answers could be scored: answer 1: "
+                                        "PermanentLLMError")
+    assert "max_length 16" in failed["message"]
+    step = summary["steps"][1]
+    assert (step["out"], step["failed"]) == (1, 1)
