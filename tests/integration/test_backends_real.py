@@ -171,8 +171,8 @@ def _start_llama_server() -> Iterator[_OwnServer]:
         port = sock.getsockname()[1]
     cmd = [
         sys.executable,
-        "-m",
-        "llama_cpp.server",
+        "-c",
+        "from synthloom.llm.backends.llamacpp_cpu import serve_main; serve_main()",
         "--model",
         str(embedded_model_path()),
         "--model_alias",

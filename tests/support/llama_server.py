@@ -127,8 +127,9 @@ class LlamaServer:
     def command(self) -> list[str]:
         return [
             sys.executable,
-            "-m",
-            "llama_cpp.server",
+            "-c",
+            # llama_cpp.server, with the embedded backend's AMX setting (llamacpp_cpu.py)
+            "from synthloom.llm.backends.llamacpp_cpu import serve_main; serve_main()",
             "--model",
             str(self.model_path),
             "--model_alias",

@@ -130,6 +130,9 @@ class LlamaCppBackend(Backend):
         with self._load_lock:
             if self._llm is None:
                 llama_cpp = _import_llama_cpp()
+                from synthloom.llm.backends.llamacpp_cpu import apply_extra_buffer_setting
+
+                apply_extra_buffer_setting()  # AMX weight buffers crash batched decode
                 path = self.model_path
                 kwargs: dict[str, Any] = {"n_ctx": self.n_ctx, "verbose": False}
                 if self.n_threads is not None:
