@@ -38,6 +38,9 @@ class RunOptions:
     ray_actors: int = 1
     #: ``--model-for``: named models replaced or added, {name: spec string | mapping | Backend}.
     model_for: dict[str, Any] = field(default_factory=dict)
+    #: ``rejected``: new samples for the items whose records were rejected in
+    #: ``synthloom review`` (RUN/review/decisions.jsonl); everything else from the cache.
+    regenerate: str | None = None
 
     def run_models(self, recipe: Recipe, share: int = 1) -> RunModels:
         return RunModels(backend=self.backend, model=self.model, api_key_env=self.api_key_env,
@@ -61,6 +64,8 @@ async def run_recipe(recipe: str | Path | Recipe, out: str | Path,
     client: LLMClient | None = None
     clients: dict[str, LLMClient] = {}
     try:
+        # Marked before any model loads: a run folder without decisions fails at once.
+        regenerated = _mark_regeneration(recipe, out, opts.regenerate)
         # One client per named model the LLM steps call (aliases of the run's model share it).
         clients = build_clients(opts.run_models(recipe), recipe.models_used(), cache=store)
         for distinct in {id(c): c for c in clients.values()}.values():
@@ -79,16 +84,39 @@ async def run_recipe(recipe: str | Path | Recipe, out: str | Path,
             factory = _ClientFactory(opts, recipe) if clients else None
             gpus = max([getattr(c.backend, "tensor_parallel_size", 0) or 0
                         for c in clients.values()] or [0])
-            return await RayExecutor(recipe, out, client_factory=factory,
-                                     address=opts.ray_address, actors=opts.ray_actors,
-                                     gpus_per_llm_actor=gpus, **common).run()
+            ray_run = RayExecutor(recipe, out, client_factory=factory,
+                                  address=opts.ray_address, actors=opts.ray_actors,
+                                  gpus_per_llm_actor=gpus, **common)
+            ray_run.regenerated = regenerated
+            return await ray_run.run()
         if opts.executor != "local":
             raise SynthloomError(f"--executor {opts.executor!r}: expected local or ray")
-        return await LocalExecutor(recipe, out, **common).run()
+        local = LocalExecutor(recipe, out, **common)
+        local.regenerated = regenerated
+        return await local.run()
     finally:
         for distinct in {id(c): c for c in clients.values()}.values():
             await distinct.aclose()
         store.close()
+
+
+def _mark_regeneration(recipe: Recipe, out: Path, what: str | None) -> dict[str, Any] | None:
+    """``--regenerate rejected``: bump the sample of each rejected record's producing item
+    (RUN/review/resample.json) before the run reads the bumps."""
+    if what is None:
+        return None
+    if what != "rejected":
+        raise SynthloomError(f"--regenerate {what!r}: only 'rejected' (the records rejected "
+                             "in `synthloom review`)")
+    from synthloom.core.steps import StepKind
+    from synthloom.review.decisions import Decisions, mark_rejected_for_regeneration
+
+    if not Decisions(out).path.is_file():
+        raise SynthloomError(f"--regenerate rejected: {out} has no review decisions "
+                             f"({Decisions(out).path}); make them with `synthloom review {out}`")
+    per_item = {s.name for s in recipe.steps
+                if s.kind in (StepKind.MAP, StepKind.EXPAND, StepKind.FILTER)}
+    return mark_rejected_for_regeneration(out, per_item).to_json()
 
 
 class _ClientFactory:

@@ -62,3 +62,19 @@ def test_decisions_survive_restart(tmp_path: Path) -> None:
     refused = again.post("/row/3/decide", data={"status": "accepted"},
                          headers={"origin": "http://evil.example"})
     assert refused.status_code == 403
+
+
+def test_unchanged_textareas_are_no_edit(tmp_path: Path) -> None:
+    """A browser posts every textarea back, with CRLF line breaks: only a real change is an
+    edit, and the form keeps a value's leading newline (HTML drops one after <textarea>)."""
+    run = _run(tmp_path, n=3)
+    rec = json.loads((run / "data.jsonl").read_text().splitlines()[0])
+    rec["response"] = "\nfirst line\nsecond line"
+    (run / "data.jsonl").write_text(json.dumps(rec) + "\n")
+    client = TestClient(create_app(run))
+    assert '<textarea name="edit:response" rows="4">\n\nfirst line' in client.get("/row/1").text
+    client.post("/row/1/decide", data={"status": "accepted",
+                                        "edit:response": "\r\nfirst line\r\nsecond line",
+                                        "edit:instruction": rec["instruction"]})
+    decision = json.loads((run / "review" / "decisions.jsonl").read_text())
+    assert decision["status"] == "accepted" and decision["edits"] == {}

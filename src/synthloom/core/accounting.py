@@ -65,6 +65,8 @@ class RunSummary:
     llm: dict[str, Any] = field(default_factory=dict)
     #: Per named model (recipe ``models:``): its client's calls, tokens, retries, and steps.
     models: dict[str, Any] = field(default_factory=dict)
+    #: ``--regenerate rejected``: items given new samples, and decisions it could not honour.
+    regenerated: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -84,4 +86,6 @@ class RunSummary:
         }
         if self.models:
             data["models"] = self.models
+        if self.regenerated is not None:
+            data["regenerated"] = self.regenerated
         return data

@@ -74,6 +74,9 @@ def derive_seed(run_seed: int, item_key: str) -> int:
 
 
 class LocalExecutor:
+    #: What ``--regenerate rejected`` marked before the run (summary.json ``regenerated``).
+    regenerated: dict[str, Any] | None = None
+
     def __init__(
         self,
         recipe: Recipe,
@@ -137,7 +140,7 @@ class LocalExecutor:
         self._step_ctx: dict[str, RunContext] = {}
         self._failed_out = open(self.run_dir / "failed.jsonl", "wb")  # noqa: SIM115
         self._dropped_out = open(self.run_dir / "dropped.jsonl", "wb")  # noqa: SIM115
-        summary = RunSummary(recipe=self.recipe.name)
+        summary = RunSummary(recipe=self.recipe.name, regenerated=self.regenerated)
         try:
             for node in self.recipe.nodes:
                 node.setup(self.ctx_of(node))

@@ -126,6 +126,12 @@ def build_card(run_dir: Path, result: ExportResult, file: str = "data.jsonl") ->
             f"- Read {result.read} records from the run's `{file}`; skipped {skipped}"
             + ("" if not skipped else " (" + "; ".join(
                 f"{n}× {why}" for why, n in result.skipped.most_common()) + ")") + "."]
+    if result.reviewed:
+        r = result.reviewed
+        out.append(f"- Human review: only the {r['kept']} of {r['of']} records of "
+                   f"`{r['source_file']}` a reviewer marked **{r['status']}** "
+                   f"(`synthloom review`); {r['edited']} carry the reviewer's edited values "
+                   "(`_meta.edited` names the columns).")
     if result.columns:
         mapping = ", ".join(f"{k} ← `{v}`" for k, v in result.columns.items())
         out.append(f"- Column mapping: {mapping}.")

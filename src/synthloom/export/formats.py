@@ -13,7 +13,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,9 @@ class ExportOptions:
     file: str = "data.jsonl"
     #: Dataset name for the card and the LLaMA-Factory entry (default: the recipe's name).
     name: str | None = None
+    #: ``accepted`` (or ``rejected`` / ``pending``): only the records with that review
+    #: decision (``synthloom review``), the reviewer's edited values applied.
+    reviewed: str | None = None
 
 
 @dataclass
@@ -72,6 +75,8 @@ class ExportResult:
     columns: dict[str, Any] = field(default_factory=dict)
     dataset_info: dict[str, Any] | None = None
     card_path: Path | None = None
+    #: With ``reviewed``: {"status", "file", "kept", "of", "edited"} for the card and CLI.
+    reviewed: dict[str, Any] | None = None
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -366,6 +371,9 @@ def export(run_dir: str | Path, out_dir: str | Path, options: ExportOptions,
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if out_dir.resolve() == run_dir.resolve():
         raise SynthloomError("--out must not be the run folder itself")
+    reviewed = _select_reviewed(run_dir, options) if options.reviewed else None
+    if reviewed is not None:
+        options = replace(options, file=reviewed["file"])
     sample = [r for _, r in zip(range(200), read_records(run_dir, options.file), strict=False)]
     if not sample:
         raise SynthloomError(f"{options.file} in {run_dir} has no records to export")
@@ -378,7 +386,7 @@ def export(run_dir: str | Path, out_dir: str | Path, options: ExportOptions,
     if cols.get("system"):
         shown["system"] = "(fixed text)"
     result = ExportResult(out_dir=out_dir, data_path=out_dir / data_name, format=fmt, name=name,
-                          columns=shown)
+                          columns=shown, reviewed=reviewed)
 
     rows = _rows(run_dir, options, cols, result)
     if fmt in ("parquet", "hf"):
@@ -408,6 +416,27 @@ def export(run_dir: str | Path, out_dir: str | Path, options: ExportOptions,
 
         result.card_path = write_card(run_dir, result, options.file)
     return result
+
+
+def _select_reviewed(run_dir: Path, options: ExportOptions) -> dict[str, Any]:
+    """Write the records with the asked review decision to ``RUN/review/export-STATUS.jsonl``
+    (edits applied); the export then reads that file."""
+    from synthloom.review.decisions import STATUSES, write_reviewed
+
+    status = options.reviewed or ""
+    if status not in STATUSES:
+        raise SynthloomError(f"--reviewed {status!r}: one of {', '.join(STATUSES)}")
+    if not (run_dir / options.file).is_file():
+        raise SynthloomError(f"no {options.file} in {run_dir} (is it a synthloom run folder?)")
+    file = f"review/export-{status}.jsonl"
+    got = write_reviewed(run_dir, options.file, status, run_dir / file)
+    if not got.written:
+        raise SynthloomError(
+            f"none of the {got.read} records of {run_dir / options.file} is marked {status} in "
+            f"{run_dir / 'review' / 'decisions.jsonl'}; review them with `synthloom review "
+            f"{run_dir}`")
+    return {"status": status, "file": file, "source_file": options.file, "kept": got.written,
+            "of": got.read, "edited": got.edited, "bad_lines": got.bad_lines}
 
 
 def _rows(run_dir: Path, options: ExportOptions, cols: dict[str, Any],

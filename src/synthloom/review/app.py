@@ -63,8 +63,9 @@ def _env() -> jinja2.Environment:
 class ReviewApp:
     """State of one served run folder: its index, decisions and summary."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, price_per_1k: float = 0.0) -> None:
         self.run_dir = Path(run_dir)
+        self.price_per_1k = price_per_1k
         if not self.run_dir.is_dir():
             raise FileNotFoundError(f"{self.run_dir}: no such run folder")
         self.index = RunIndex(self.run_dir)
@@ -86,7 +87,8 @@ class ReviewApp:
         summary = redact(load_summary(self.run_dir))
         # The report's own funnel and cost tables (they escape every value themselves).
         return self.render("overview.html", summary=summary,
-                           funnel=Markup(_funnel(summary)), tokens=Markup(_tokens(summary, 0.0)),
+                           funnel=Markup(_funnel(summary)),
+                           tokens=Markup(_tokens(summary, self.price_per_1k)),
                            decisions=self.decisions.counts(), bad=self.decisions.bad_lines,
                            files=self.index.files)
 
@@ -111,6 +113,7 @@ class ReviewApp:
         for row in page.rows:
             d = self.decisions.get(row["id"] or "")
             row["decision"] = d.status if d else ""
+            row["note"] = d.note if d else ""
             row["preview"] = redact(row["preview"] or "")
         base = {k: v for k, v in q.items() if k != "page" and v}
         return self.render(
@@ -166,8 +169,10 @@ class ReviewApp:
         edits = {}
         for name, value in form.multi_items():
             col = name[5:] if name.startswith("edit:") else None
-            if col and isinstance(record.get(col), str) and str(value) != record[col]:
-                edits[col] = str(value).replace("\r\n", "\n")
+            # Browsers send a textarea's line breaks as CRLF: compare what the user typed.
+            typed = str(value).replace("\r\n", "\n")
+            if col and isinstance(record.get(col), str) and typed != record[col]:
+                edits[col] = typed
         self.decisions.decide(record, status, str(form.get("note", "")), edits)
         return RedirectResponse(f"/row/{n}", status_code=303)
 
@@ -184,8 +189,9 @@ def _same_origin(request: Request) -> bool:
     return origin.split("://", 1)[-1] == request.headers.get("host")
 
 
-def create_app(run_dir: str | Path, allowed_hosts: list[str] | None = None) -> Starlette:
-    state = ReviewApp(run_dir)
+def create_app(run_dir: str | Path, allowed_hosts: list[str] | None = None,
+               price_per_1k: float = 0.0) -> Starlette:
+    state = ReviewApp(run_dir, price_per_1k)
     routes = [
         Route("/", state.overview),
         Route("/records/{file}", state.records),
