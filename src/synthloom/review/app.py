@@ -66,6 +66,7 @@ class ReviewApp:
     def __init__(self, run_dir: str | Path, price_per_1k: float = 0.0) -> None:
         self.run_dir = Path(run_dir)
         self.price_per_1k = price_per_1k
+        self._overview: tuple[Any, ...] | None = None
         if not self.run_dir.is_dir():
             raise FileNotFoundError(f"{self.run_dir}: no such run folder")
         self.index = RunIndex(self.run_dir)
@@ -81,16 +82,24 @@ class ReviewApp:
     # --- pages ---------------------------------------------------------------------------------
 
     async def overview(self, request: Request) -> Response:
-        from synthloom.export.report import _funnel, _tokens, load_summary
-
         self.index.refresh()
-        summary = redact(load_summary(self.run_dir))
-        # The report's own funnel and cost tables (they escape every value themselves).
-        return self.render("overview.html", summary=summary,
-                           funnel=Markup(_funnel(summary)),
-                           tokens=Markup(_tokens(summary, self.price_per_1k)),
+        summary, funnel, tokens = self._overview_parts()
+        return self.render("overview.html", summary=summary, funnel=funnel, tokens=tokens,
                            decisions=self.decisions.counts(), bad=self.decisions.bad_lines,
                            files=self.index.files)
+
+    def _overview_parts(self) -> tuple[dict[str, Any], Markup, Markup]:
+        """The summary and the report's own funnel and cost tables (they escape every value
+        themselves), drawn again only when summary.json changes (the charts take ~100 ms)."""
+        from synthloom.export.report import _funnel, _tokens, load_summary
+
+        path = self.run_dir / "summary.json"
+        stamp = path.stat().st_mtime_ns if path.is_file() else None
+        if self._overview is None or self._overview[0] != stamp:
+            summary = redact(load_summary(self.run_dir))
+            self._overview = (stamp, summary, Markup(_funnel(summary)),
+                              Markup(_tokens(summary, self.price_per_1k)))
+        return self._overview[1:]
 
     async def records(self, request: Request) -> Response:
         key = request.path_params["file"]
