@@ -274,6 +274,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,1000000", help="comma-separated record counts")
     parser.add_argument("--repeat", type=int, default=15, help="warm requests per page")
+    parser.add_argument("--quick", action="store_true",
+                        help="1k and 10k records, 5 requests a page (a smoke run)")
     parser.add_argument("--keep", action="store_true", help="keep the run folders")
     parser.add_argument("--workdir", default=None, help="where the run folders go (a temp dir)")
     parser.add_argument("--child-build", default=None, help=argparse.SUPPRESS)
@@ -286,6 +288,8 @@ def main() -> int:
     if args.child_serve:
         child_serve(args.child_serve, args.port)
         return 0
+    if args.quick:
+        args.sizes, args.repeat = "1000,10000", 5
     sizes = sorted(int(s) for s in args.sizes.split(","))
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="review-"))
     workdir.mkdir(parents=True, exist_ok=True)
