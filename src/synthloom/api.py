@@ -81,7 +81,7 @@ async def run_recipe(recipe: str | Path | Recipe, out: str | Path,
         if opts.executor == "ray":
             from synthloom.core.ray_executor import RayExecutor
 
-            factory = _ClientFactory(opts, recipe) if clients else None
+            factory = _ClientFactory(opts, recipe, clients) if clients else None
             gpus = max([getattr(c.backend, "tensor_parallel_size", 0) or 0
                         for c in clients.values()] or [0])
             ray_run = RayExecutor(recipe, out, client_factory=factory,
@@ -123,10 +123,14 @@ class _ClientFactory:
     """Builds a Ray worker's LLM clients (pickled to the workers): the models its step uses,
     each model's rate limits shared out among the actors, the worker's own store as cache."""
 
-    def __init__(self, opts: RunOptions, recipe: Recipe) -> None:
+    def __init__(self, opts: RunOptions, recipe: Recipe,
+                 checked: dict[str, LLMClient] | None = None) -> None:
         # A backend named by its spec is built again in each worker (a loaded embedded model
-        # does not pickle); a Backend object is shipped as it is.
-        self.models = opts.run_models(recipe, share=max(1, opts.ray_actors))
+        # does not pickle); a Backend object is shipped as it is. ``checked``: the driver's
+        # clients after ``check()``, whose resolved model names the workers' backends take
+        # (``--backend openai:URL`` with no ``--model``: the model the server lists).
+        models = opts.run_models(recipe, share=max(1, opts.ray_actors))
+        self.models = models.resolved(checked) if checked else models
 
     def clients(self, names: set[str], store: RunStore) -> dict[str, LLMClient]:
         """{name: client} for the models one step calls (``default``: the run's model)."""

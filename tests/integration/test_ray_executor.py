@@ -288,3 +288,73 @@ def test_llm_block_counts_the_actors_retries_and_failures_as_a_local_run(tmp_pat
             "structured_repairs", "structured_failures", "budget_tokens_spent")
     assert {k: on_ray[k] for k in same} == {k: local[k] for k in same}
     assert on_ray["concurrency_decreases"] >= 1  # a 429/503 halved an actor's limit
+
+
+def test_regenerated_items_match_local_on_ray(tmp_path: Path) -> None:
+    """``--regenerate rejected``: RUN/review/resample.json bumps an item's sample on Ray as on a
+    local run (the actors get the bumps): same record ids, the bumped one new (ScriptedTestBackend,
+    a test double, answers with the seed in the text)."""
+    recipe = Recipe.load(write_llm_recipe(tmp_path, 8))
+
+    def seeded(request, seed) -> str:
+        return f"answer to {last_user_text(request)} (seed {seed})"
+
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    go(recipe, local, backend=ScriptedTestBackend(seeded), batch_size=4)
+    before = ids(local / "data.jsonl")
+    target = rows(local / "data.jsonl")[5]["_meta"]
+    bumps = json.dumps([{"step": "answer", "parent": target["parents"][0], "bump": 2}])
+    for run_dir in (local, on_ray):
+        (run_dir / "review").mkdir(parents=True)
+        (run_dir / "review" / "resample.json").write_text(bumps)
+    again = go(recipe, local, backend=ScriptedTestBackend(seeded), batch_size=4)
+    assert again["llm_calls"] == 1
+    summary = go(recipe, on_ray, backend=ScriptedTestBackend(seeded), batch_size=4,
+                 executor="ray", ray_actors=2)
+    assert summary["status"] == "ok" and summary["records"] == 8 and summary["failed"] == 0
+    assert ids(on_ray / "data.jsonl") == ids(local / "data.jsonl")
+    changed = [i for i, (a, b) in enumerate(zip(before, ids(on_ray / "data.jsonl"),
+                                                strict=True)) if a != b]
+    assert changed == [5]
+    redone = rows(on_ray / "data.jsonl")[5]
+    assert redone["_meta"]["sample_index"] == 2 and redone["_meta"]["resample"] == 2
+    assert redone == rows(local / "data.jsonl")[5]
+
+
+NO_MODEL_RECIPE = """
+name: ray-no-model
+seed: 5
+sources:
+  - {name: seeds, type: jsonl, path: SEEDS}
+steps:
+  - name: answer
+    type: generate
+    template: answer.jinja
+    output: answer
+    max_tokens: 16
+sinks:
+  - {type: jsonl, path: data.jsonl}
+"""
+
+
+def test_openai_backend_without_model_on_ray_uses_the_served_model(llama_server,
+                                                                   tmp_path: Path) -> None:
+    """``--backend openai:URL`` with no ``--model`` on Ray, against a real llama_cpp.server:
+    the driver's check() finds the served model, and the actors call that model too."""
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps({"q": f"Name a colour, {i}."}) + "\n" for i in range(3)))
+    (tmp_path / "answer.jinja").write_text("{{ q }}")
+    recipe = tmp_path / "no-model.yaml"
+    recipe.write_text(NO_MODEL_RECIPE.replace("SEEDS", str(seeds)))
+    out = tmp_path / "ray"
+    done = CliRunner().invoke(app, [
+        "run", str(recipe), "--out", str(out), "--backend", f"openai:{llama_server.base_url}",
+        "--executor", "ray", "--limit", "2", "--batch-size", "1", "--quiet", "--no-report"])
+    assert done.exit_code == 0, done.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["failed"] == 0 and summary["records"] == 2
+    assert summary["llm_calls"] == 2
+    records = rows(out / "data.jsonl")
+    assert len(records) == 2
+    assert {r["_meta"]["model"] for r in records} == {f"openai:{llama_server.model}"}
+    assert not (out / "failed.jsonl").exists() or not rows(out / "failed.jsonl")

@@ -190,7 +190,9 @@ class RayExecutor(LocalExecutor):
                 "recipe_dir": self.ctx.recipe_dir, "seed": self.ctx.seed,
                 "context": self.ctx.context,
                 "client_factory": self.client_factory if step.uses_llm else None,
-                "tally": self._tally},
+                "tally": self._tally,
+                # ``--regenerate rejected``: this step's sample bumps (review/resample.json).
+                "resample": {k: b for k, b in self.resample.items() if k[0] == step.name}},
             batch_size=self.batch_size, batch_format="numpy", concurrency=self.actors,
             num_cpus=1 if step.cpu_bound else 0.25,
             num_gpus=self.gpus_per_llm_actor if step.uses_llm else 0)
@@ -375,8 +377,8 @@ class _StageWorker:
 
     def __init__(self, step: _PerItemStep, run_dir: str, recipe_dir: Path | None, seed: int,
                  context: dict[str, list[dict[str, Any]]],
-                 client_factory: ClientFactory | None, tally: RayTokenTally | None = None
-                 ) -> None:
+                 client_factory: ClientFactory | None, tally: RayTokenTally | None = None,
+                 resample: dict[tuple[str, str], int] | None = None) -> None:
         self.store = ShardedStore(run_dir)
         #: Names this actor in its ``llm`` events (its concurrency limit replaces its last one).
         self.source = uuid.uuid4().hex[:12]
@@ -385,7 +387,7 @@ class _StageWorker:
         models = _step_clients(client_factory, step, self.store)
         llm = models.get("default")
         self.executor = _WorkerExecutor(None, run_dir, llm=llm, models=models, store=self.store,
-                                        workers=1)
+                                        workers=1, resample=resample)
         self.executor.store = self.store  # what run() would set: the actor never calls run()
         self.executor.ctx = RunContext(run_dir=Path(run_dir), seed=seed, llm=llm,
                                        context=context, recipe_dir=recipe_dir, models=models)

@@ -9,7 +9,7 @@ entries). The run's ``--budget-tokens`` caps all models together (:class:`Shared
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from synthloom.core.models import DEFAULT_MODEL, ModelSpec
@@ -116,6 +116,27 @@ class RunModels:
         client = LLMClient(backend, cache=cache, **kwargs)
         client.budget = SharedBudget(TokenBudget(spec.budget_tokens), run_budget)  # type: ignore[assignment]
         return client
+
+    def resolved(self, clients: dict[str, LLMClient]) -> RunModels:
+        """A copy that names the model each checked backend chose where the run named none
+        (``--backend openai:URL`` without ``--model``: the server's first listed model), so
+        backends built again from the specs (Ray workers) call the model the driver checked.
+        Backend objects are shipped as they are and need nothing."""
+        model = self.model
+        specs = dict(self.specs)
+        for name, client in clients.items():
+            found = getattr(client.backend, "resolved_model", None)
+            if not found:
+                continue
+            spec = specs.get(name)
+            if spec is None or spec.is_alias:
+                if name == DEFAULT_MODEL and model is None and not isinstance(self.backend,
+                                                                              Backend):
+                    model = found
+            elif spec.model is None and not isinstance(spec.backend, Backend) and not (
+                    spec.backend == DEFAULT_MODEL and isinstance(self.backend, Backend)):
+                specs[name] = spec.model_copy(update={"model": found})
+        return replace(self, model=model, specs=specs)
 
     def aliases(self, names: set[str]) -> dict[str, str]:
         """name -> the name whose client it shares (aliases of the run's model)."""

@@ -71,5 +71,12 @@ class Backend(ABC):
     async def check(self) -> None:  # noqa: B027 - optional hook
         """Fail fast with a BackendError naming what is wrong (unreachable URL, missing file)."""
 
+    @property
+    def resolved_model(self) -> str | None:
+        """The model name ``check()`` chose when none was given (an OpenAI-compatible server's
+        first listed model), so copies of this backend built elsewhere (Ray workers) can be
+        given it; None where the backend resolves nothing."""
+        return None
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections / model memory."""

@@ -143,6 +143,10 @@ class OpenAIBackend(Backend):
         # keeps its cache.
         return f"openai:{self.model}"
 
+    @property
+    def resolved_model(self) -> str | None:
+        return self.model
+
     # --- HTTP plumbing ----------------------------------------------------------------------
 
     def _http(self) -> Transport:
