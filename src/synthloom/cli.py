@@ -384,6 +384,11 @@ def review(
                           "it can read these records and change decisions", highlight=False)
             # A wildcard bind has no one name to check the Host header against.
             hosts = ["*"] if host in ("0.0.0.0", "::") else [*hosts, host]
+        size = sum(f.stat().st_size for f in run_dir.glob("*.jsonl"))
+        if size > 50 * 2**20 and not (run_dir / "review" / "index.db").is_file():
+            console.print(f"indexing {size / 2**20:,.0f} MB of records once "
+                          "(about 30 s a GB); later starts reuse RUN/review/index.db",
+                          highlight=False)
         app_ = create_app(run_dir, allowed_hosts=hosts, price_per_1k=price_per_1k)
         # Bind here, not in uvicorn: a busy port is one clear error, and port 0's pick is known
         # (and listening) before the URL line is printed.
