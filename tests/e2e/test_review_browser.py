@@ -150,6 +150,10 @@ def test_review_reject_regenerate_export(run_dir: Path, browser: Any, tmp_path: 
         page.goto(server.url + "/records/records?decision=rejected")
         assert page.inner_text("#total").startswith("2 rows")
         shot(page, "rejected")
+        page.goto(server.url + "/records/records?decision=pending")  # "not reviewed"
+        assert page.inner_text("#total").startswith(f"{len(before) - 3} rows")
+        page.check("#all")  # the header box ticks every row of the page (inline script)
+        assert page.locator("input[name=n]:checked").count() == len(before) - 3
         page.goto(server.url + "/records/dropped")
         assert page.inner_text("#total").startswith(f"{len(dropped_before)} rows")
         shot(page, "dropped")

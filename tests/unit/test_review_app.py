@@ -78,3 +78,43 @@ def test_unchanged_textareas_are_no_edit(tmp_path: Path) -> None:
                                         "edit:instruction": rec["instruction"]})
     decision = json.loads((run / "review" / "decisions.jsonl").read_text())
     assert decision["status"] == "accepted" and decision["edits"] == {}
+
+
+def test_bulk_decisions_and_the_not_reviewed_filter(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    client = TestClient(create_app(run))
+    assert "120 rows" in client.get("/records/records?decision=pending").text
+    done = client.post("/records/records/decide",
+                       data={"status": "rejected", "note": "bulk", "n": ["1", "2", "3"],
+                             "back": "/records/records?step=response&page=2"},
+                       follow_redirects=False)
+    assert done.status_code == 303
+    assert done.headers["location"] == "/records/records?step=response&page=2"
+    assert "3 rows" in client.get("/records/records?decision=rejected").text
+    assert "117 rows" in client.get("/records/records?decision=pending").text
+    assert "— bulk" in client.get("/records/records?decision=rejected").text
+    # Set back to undecided: "not reviewed" again.
+    client.post("/records/records/decide", data={"status": "pending", "n": ["2"]})
+    assert "118 rows" in client.get("/records/records?decision=pending").text
+    # Never an open redirect; rows of another file are not decided through this one.
+    away = client.post("/records/records/decide",
+                       data={"status": "accepted", "n": ["121"], "back": "https://evil.example/"},
+                       follow_redirects=False)
+    assert away.headers["location"] == "/records/records"
+    assert "0 rows" in client.get("/records/records?decision=accepted").text
+    refused = client.post("/records/records/decide", data={"status": "accepted", "n": ["5"]},
+                          headers={"origin": "http://evil.example"})
+    assert refused.status_code == 403
+
+
+def test_record_page_walks_the_file(tmp_path: Path) -> None:
+    client = TestClient(create_app(_run(tmp_path)))
+    page = client.get("/row/2").text
+    assert 'href="/row/1" id="prev-row"' in page and 'href="/row/3" id="next-row"' in page
+    assert 'id="prev-row"' not in client.get("/row/1").text
+    assert 'id="next-row"' not in client.get("/row/120").text  # the last record of data.jsonl
+    moved = client.post("/row/5/decide", data={"status": "accepted", "then_next": "1"},
+                        follow_redirects=False)
+    assert moved.headers["location"] == "/row/6"
+    stay = client.post("/row/7/decide", data={"status": "accepted"}, follow_redirects=False)
+    assert stay.headers["location"] == "/row/7"

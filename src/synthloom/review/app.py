@@ -116,7 +116,9 @@ class ReviewApp:
         except ValueError as exc:
             return PlainTextResponse(f"bad filter: {exc}", status_code=400)
         decision = q.get("decision") or ""
-        if decision in STATUSES:
+        if decision == "pending":  # not reviewed yet, or set back to undecided
+            filters.exclude_ids = self.decisions.ids("accepted") + self.decisions.ids("rejected")
+        elif decision in STATUSES:
             filters.ids = self.decisions.ids(decision)
         page = self.index.page(key, filters, page_no, PER_PAGE)
         for row in page.rows:
@@ -129,7 +131,8 @@ class ReviewApp:
             "records.html", key=key, file=self.index.files[key], page=page, query=base,
             steps=self.index.facets(key, "step"), topics=self.index.facets(key, "topic"),
             reasons=self.index.facets(key, "reason", 50), statuses=STATUSES,
-            link=lambda n: "?" + urlencode({**base, "page": n}))
+            link=lambda n: "?" + urlencode({**base, "page": n}),
+            here=request.url.path + ("?" + request.url.query if request.url.query else ""))
 
     async def row(self, request: Request) -> Response:
         n = request.path_params["n"]
@@ -141,7 +144,7 @@ class ReviewApp:
             return self.render("row.html", key=key, line=line, n=n, error=row, record={},
                                wrapper={}, columns=[], reasoning=[], meta={}, chain=[],
                                source=None, prompt=None, decision=None, editable=[],
-                               file=self.index.files[key])
+                               file=self.index.files[key], before=None, after=None)
         from synthloom.review.provenance import chain, prompt_of, source_view
 
         row = redact(row)
@@ -154,8 +157,10 @@ class ReviewApp:
         reasoning = [(k, v) for k, v in record.items() if k.endswith("reasoning") and v]
         editable = [(k, v) for k, v in columns if isinstance(v, str)]
         d = self.decisions.get(meta.get("id", "")) if meta else None
+        before, after = self.index.neighbours(key, n)
         return self.render(
             "row.html", key=key, line=line, n=n, error=None, record=record, wrapper=wrapper,
+            before=before, after=after,
             columns=columns, reasoning=reasoning, meta=meta, file=self.index.files[key],
             chain=chain(self.index, record), source=source_view(self.run_dir, record),
             prompt=prompt_of(self.run_dir, record), decision=d, editable=editable)
@@ -183,7 +188,36 @@ class ReviewApp:
             if col and isinstance(record.get(col), str) and typed != record[col]:
                 edits[col] = typed
         self.decisions.decide(record, status, str(form.get("note", "")), edits)
-        return RedirectResponse(f"/row/{n}", status_code=303)
+        after = self.index.neighbours(key, n)[1] if form.get("then_next") else None
+        return RedirectResponse(f"/row/{after if after is not None else n}", status_code=303)
+
+    async def decide_many(self, request: Request) -> Response:
+        """The records table's bulk action: one decision (and note) for the ticked rows."""
+        if not _same_origin(request):
+            return PlainTextResponse("cross-origin form refused", status_code=403)
+        key = request.path_params["file"]
+        if key not in self.index.files:
+            return PlainTextResponse(f"no such file {key!r}", status_code=404)
+        form = await request.form()
+        status = str(form.get("status", ""))
+        if status not in STATUSES:
+            return PlainTextResponse(f"decision {status!r}: one of {STATUSES}", status_code=400)
+        try:
+            rows = [int(str(v)) for v in form.getlist("n")]
+        except ValueError:
+            return PlainTextResponse("row numbers must be integers", status_code=400)
+        note = str(form.get("note", ""))
+        for n in rows:
+            got = self.index.get(n)
+            if got is None or got[0] != key or isinstance(got[2], str):
+                continue  # a row of another file, or not a record: nothing to decide
+            record = got[2].get("record") if key in FILES else got[2]
+            if isinstance(record, dict) and (record.get("_meta") or {}).get("id"):
+                self.decisions.decide(record, status, note)
+        back = str(form.get("back", ""))
+        # Only back to a records page of this app (never an open redirect).
+        target = back if back.startswith(f"/records/{key}") else f"/records/{key}"
+        return RedirectResponse(target, status_code=303)
 
 
 def _float(value: str | None) -> float | None:
@@ -206,6 +240,7 @@ def create_app(run_dir: str | Path, allowed_hosts: list[str] | None = None,
         Route("/records/{file}", state.records),
         Route("/row/{n:int}", state.row),
         Route("/row/{n:int}/decide", state.decide, methods=["POST"]),
+        Route("/records/{file}/decide", state.decide_many, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     # Host header check: a DNS-rebinding page cannot reach the app under another name.

@@ -118,6 +118,8 @@ class Filters:
     reason: str | None = None
     q: str | None = None
     ids: list[str] | None = field(default=None)  # a decision filter: these record ids
+    #: "not reviewed yet": every row but these record ids (those with a decision).
+    exclude_ids: list[str] | None = field(default=None)
 
 
 class RunIndex:
@@ -293,6 +295,9 @@ class RunIndex:
             # One parameter, however many decisions (a list of ?s stops at 32766).
             clauses.append("id IN (SELECT value FROM json_each(?))")
             args.append(orjson.dumps(f.ids).decode())
+        if f.exclude_ids:
+            clauses.append("(id IS NULL OR id NOT IN (SELECT value FROM json_each(?)))")
+            args.append(orjson.dumps(f.exclude_ids).decode())
         return " AND ".join(clauses), args
 
     def page(self, key: str, filters: Filters, page: int = 1, per_page: int = 50) -> Page:
@@ -348,6 +353,14 @@ class RunIndex:
         hit = self.db.execute("SELECT count FROM facets WHERE file=? AND col=? AND value=''",
                               (key, ROWS)).fetchone()
         return hit[0] if hit else 0
+
+    def neighbours(self, key: str, n: int) -> tuple[int | None, int | None]:
+        """The index rows before and after ``n`` in the same file (record page's prev/next)."""
+        before = self.db.execute("SELECT MAX(n) FROM rows WHERE file=? AND n<?",
+                                 (key, n)).fetchone()[0]
+        after = self.db.execute("SELECT MIN(n) FROM rows WHERE file=? AND n>?",
+                                (key, n)).fetchone()[0]
+        return before, after
 
     def get(self, n: int) -> tuple[str, int, dict[str, Any] | str] | None:
         """(file key, line, the parsed row — or the bad line's text) of index row ``n``."""
