@@ -362,6 +362,9 @@ def review(
         help="Address to bind. The default keeps the app on this machine; another address "
         "shows your records (and lets anyone decide on them) to the network.")] = "127.0.0.1",
     price_per_1k: Annotated[float, typer.Option(help="Price per 1k tokens for the cost.")] = 0.0,
+    use_token: Annotated[bool, typer.Option(
+        "--token/--no-token", help="Require the access token the printed URL carries "
+        "(--no-token: anyone who reaches the port; refused with a non-local --host).")] = True,
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
 ) -> None:
     """Browse, judge and edit a run's records in a local web app (pip install
@@ -379,9 +382,13 @@ def review(
             raise SynthloomError(f"{run_dir}: no summary.json or .jsonl files "
                                  "(is it a synthloom run folder?)")
         hosts = ["127.0.0.1", "localhost", "[::1]"]
+        if host not in LOOPBACK and not use_token:
+            raise SynthloomError(f"--no-token with --host {host}: anyone on the network could "
+                                 "read the records and change decisions; keep the token")
         if host not in LOOPBACK:
-            console.print(f"[yellow]warning:[/] serving on {host}: every machine that reaches "
-                          "it can read these records and change decisions", highlight=False)
+            console.print(f"[yellow]warning:[/] serving on {host}: whoever has the printed URL "
+                          "(its token) can read these records and change decisions; the "
+                          "traffic is plain HTTP", highlight=False)
             # A wildcard bind has no one name to check the Host header against.
             hosts = ["*"] if host in ("0.0.0.0", "::") else [*hosts, host]
         size = sum(f.stat().st_size for f in run_dir.glob("*.jsonl"))
@@ -389,7 +396,9 @@ def review(
             console.print(f"indexing {size / 2**20:,.0f} MB of records once "
                           "(about 30 s a GB); later starts reuse RUN/review/index.db",
                           highlight=False)
-        app_ = create_app(run_dir, allowed_hosts=hosts, price_per_1k=price_per_1k)
+        import secrets
+
+        token = secrets.token_urlsafe(24) if use_token else None
         # Bind here, not in uvicorn: a busy port is one clear error, and port 0's pick is known
         # (and listening) before the URL line is printed.
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -400,9 +409,13 @@ def review(
         except OSError as exc:
             sock.close()
             raise SynthloomError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+        bound = sock.getsockname()[1]
+        app_ = create_app(run_dir, allowed_hosts=hosts, price_per_1k=price_per_1k, token=token,
+                          cookie=f"synthloom_review_{bound}")
         shown = f"[{host}]" if ":" in host else host
         # One line a script can read for the URL.
-        print(f"review: http://{shown}:{sock.getsockname()[1]}/  (Ctrl-C stops)", flush=True)
+        print(f"review: http://{shown}:{bound}/" + (f"?token={token}" if token else "")
+              + "  (Ctrl-C stops)", flush=True)
         server = uvicorn.Server(uvicorn.Config(app_, log_level="warning", server_header=False))
         try:
             server.run(sockets=[sock])

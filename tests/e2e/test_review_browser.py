@@ -58,7 +58,8 @@ class ReviewServer:
         if not line.startswith("review: "):
             self.proc.kill()
             raise AssertionError(f"review did not start: {line!r} {self.proc.stderr.read()}")
-        self.url = line.split()[1].rstrip("/")
+        self.entry = line.split()[1]  # http://127.0.0.1:PORT/?token=...
+        self.url = self.entry.split("/?", 1)[0].rstrip("/")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -112,8 +113,11 @@ def test_review_reject_regenerate_export(run_dir: Path, browser: Any, tmp_path: 
     server = ReviewServer(run_dir)
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        # Overview: the report's funnel names every step of the recipe.
-        page.goto(server.url + "/")
+        # Without the printed URL's token: nothing to see.
+        assert page.goto(server.url + "/records/records").status == 401
+        # Overview (through the printed URL): the report's funnel names every step.
+        page.goto(server.entry)
+        assert page.url == server.url + "/"  # the token went into a cookie, out of the URL
         funnel = page.inner_text("main")
         for step in ("instruction", "instruction_ok", "response", "response_ok"):
             assert step in funnel
@@ -192,6 +196,7 @@ def test_review_reject_regenerate_export(run_dir: Path, browser: Any, tmp_path: 
     server = ReviewServer(run_dir)
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server.entry)
         page.goto(server.url + "/records/records")
         assert page.inner_text("#total").startswith(f"{len(after)} rows")
         if regenerated:

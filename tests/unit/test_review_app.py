@@ -118,3 +118,19 @@ def test_record_page_walks_the_file(tmp_path: Path) -> None:
     assert moved.headers["location"] == "/row/6"
     stay = client.post("/row/7/decide", data={"status": "accepted"}, follow_redirects=False)
     assert stay.headers["location"] == "/row/7"
+
+
+def test_token_gate(tmp_path: Path) -> None:
+    client = TestClient(create_app(_run(tmp_path), token="t0k3n", cookie="c"))
+    assert client.get("/records/records").status_code == 401
+    assert client.get("/row/1?token=wrong").status_code == 401
+    entry = client.get("/records/records?step=response&token=t0k3n", follow_redirects=False)
+    assert entry.status_code == 303
+    assert entry.headers["location"] == "/records/records?step=response"
+    assert "httponly" in entry.headers["set-cookie"].lower()
+    assert "samesite=strict" in entry.headers["set-cookie"].lower()
+    assert client.get("/records/records").status_code == 200  # the cookie from now on
+    assert client.get("/static/style.css").status_code == 200
+    other = TestClient(create_app(tmp_path, token="other", cookie="c"))
+    other.cookies.set("c", "t0k3n")
+    assert other.get("/").status_code == 401

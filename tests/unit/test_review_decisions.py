@@ -119,3 +119,10 @@ def test_cli_review_refuses_a_folder_that_is_no_run(tmp_path: Path) -> None:
     pytest.importorskip("uvicorn", reason="the review extra (uvicorn) is not installed")
     done = CliRunner().invoke(app, ["review", str(tmp_path / "nowhere")])
     assert done.exit_code != 0 and "is it a synthloom run folder" in done.output
+
+
+def test_cli_review_keeps_the_token_off_loopback(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn", reason="the review extra (uvicorn) is not installed")
+    run = _run(tmp_path, [_record(0)])
+    done = CliRunner().invoke(app, ["review", str(run), "--host", "0.0.0.0", "--no-token"])
+    assert done.exit_code != 0 and "--no-token with --host 0.0.0.0" in done.output

@@ -8,6 +8,7 @@ the prompt). ``POST /row/{n}/decide`` stores a decision (accept / reject / edit 
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from pathlib import Path
@@ -232,8 +233,41 @@ def _same_origin(request: Request) -> bool:
     return origin.split("://", 1)[-1] == request.headers.get("host")
 
 
+class TokenGate:
+    """Access token, as Jupyter does it: the URL that ``synthloom review`` prints carries
+    ``?token=``; the first visit trades it for an HttpOnly, SameSite=Strict cookie and is
+    redirected to the same page without it. Anything else gets 401: another user of the
+    machine (or of the network, with ``--host``) cannot read the records or decide on them."""
+
+    def __init__(self, app: Any, token: str, cookie: str) -> None:
+        self.app, self.token, self.cookie = app, token, cookie
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        given = request.query_params.get("token")
+        if given is not None and hmac.compare_digest(given, self.token):
+            rest = urlencode([(k, v) for k, v in request.query_params.multi_items()
+                              if k != "token"])
+            response: Response = RedirectResponse(
+                request.url.path + (f"?{rest}" if rest else ""), status_code=303)
+            response.set_cookie(self.cookie, self.token, httponly=True, samesite="strict")
+        elif hmac.compare_digest(request.cookies.get(self.cookie, ""), self.token):
+            await self.app(scope, receive, send)
+            return
+        else:
+            response = PlainTextResponse(
+                "synthloom review: open the URL that `synthloom review` printed (it carries "
+                "the access token)", status_code=401)
+        await response(scope, receive, send)
+
+
 def create_app(run_dir: str | Path, allowed_hosts: list[str] | None = None,
-               price_per_1k: float = 0.0) -> Starlette:
+               price_per_1k: float = 0.0, token: str | None = None,
+               cookie: str = "synthloom_review") -> Starlette:
+    """The app; with ``token``, every request needs it (``TokenGate``)."""
     state = ReviewApp(run_dir, price_per_1k)
     routes = [
         Route("/", state.overview),
@@ -245,7 +279,9 @@ def create_app(run_dir: str | Path, allowed_hosts: list[str] | None = None,
     ]
     # Host header check: a DNS-rebinding page cannot reach the app under another name.
     hosts = allowed_hosts or ["127.0.0.1", "localhost", "testserver"]
-    app = Starlette(routes=routes,
-                    middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts)]
+    if token is not None:
+        middleware.append(Middleware(TokenGate, token=token, cookie=cookie))
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.review = state
     return app
