@@ -134,3 +134,16 @@ def test_token_gate(tmp_path: Path) -> None:
     other = TestClient(create_app(tmp_path, token="other", cookie="c"))
     other.cookies.set("c", "t0k3n")
     assert other.get("/").status_code == 401
+
+
+def test_redacted_values_are_not_editable(tmp_path: Path) -> None:
+    """A value shown redacted cannot be edited: posting the form back must not write the
+    redaction mark over the real value."""
+    run = _run(tmp_path, n=2)
+    client = TestClient(create_app(run))
+    page = client.get("/row/1").text
+    assert 'name="edit:api_key"' not in page and 'name="edit:response"' in page
+    client.post("/row/1/decide", data={"status": "accepted", "edit:api_key": "•••redacted•••",
+                                        "edit:response": "answer 0"})
+    decision = json.loads((run / "review" / "decisions.jsonl").read_text())
+    assert decision["edits"] == {}

@@ -156,7 +156,9 @@ class ReviewApp:
         columns = [(k, v) for k, v in record.items() if k != "_meta"
                    and not k.endswith("reasoning")]
         reasoning = [(k, v) for k, v in record.items() if k.endswith("reasoning") and v]
-        editable = [(k, v) for k, v in columns if isinstance(v, str)]
+        # A redacted value is not offered for editing: posting the form back would write the
+        # redaction mark over the real value.
+        editable = [(k, v) for k, v in columns if isinstance(v, str) and REDACTED not in v]
         d = self.decisions.get(meta.get("id", "")) if meta else None
         before, after = self.index.neighbours(key, n)
         return self.render(
@@ -186,7 +188,8 @@ class ReviewApp:
             col = name[5:] if name.startswith("edit:") else None
             # Browsers send a textarea's line breaks as CRLF: compare what the user typed.
             typed = str(value).replace("\r\n", "\n")
-            if col and isinstance(record.get(col), str) and typed != record[col]:
+            if col and isinstance(record.get(col), str) and typed != record[col] \
+                    and redact(record[col], col) == record[col]:
                 edits[col] = typed
         self.decisions.decide(record, status, str(form.get("note", "")), edits)
         after = self.index.neighbours(key, n)[1] if form.get("then_next") else None
