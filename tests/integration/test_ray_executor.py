@@ -321,20 +321,9 @@ def test_regenerated_items_match_local_on_ray(tmp_path: Path) -> None:
     assert redone == rows(local / "data.jsonl")[5]
 
 
-NO_MODEL_RECIPE = """
-name: ray-no-model
-seed: 5
-sources:
-  - {name: seeds, type: jsonl, path: SEEDS}
-steps:
-  - name: answer
-    type: generate
-    template: answer.jinja
-    output: answer
-    max_tokens: 16
-sinks:
-  - {type: jsonl, path: data.jsonl}
-"""
+# The LLM recipe above, with short answers (a real server generates them).
+NO_MODEL_RECIPE = LLM_RECIPE.replace("name: ray-llm", "name: ray-no-model").replace(
+    "    output: answer\n", "    output: answer\n    max_tokens: 16\n")
 
 
 def test_openai_backend_without_model_on_ray_uses_the_served_model(llama_server,
