@@ -48,6 +48,30 @@ class MissingColumn(DocumentError):
     pass
 
 
+class NestedTooDeep(DocumentError):
+    """A JSON row nested deeper than the run can hash and write (or Python can parse)."""
+
+
+class DanglingSymlink(DocumentError):
+    """A symbolic link whose target does not exist (or a link loop)."""
+
+
+class OutsideFolder(DocumentError):
+    """A symbolic link out of the source's folder (read only with ``follow_symlinks``)."""
+
+
+class ForbiddenPath(DocumentError):
+    """A path under /proc, /sys or /dev: kernel state and devices, never corpus text."""
+
+
+class SpecialFile(DocumentError):
+    """A FIFO, socket or device: not opened (a FIFO would block the reader forever)."""
+
+
+class UnreadableFile(DocumentError):
+    """An entry that cannot be examined (stat or listing failed)."""
+
+
 @dataclass
 class Document:
     """Extracted text plus what the chunker and provenance need."""

@@ -30,6 +30,7 @@ from synthloom.sources.document import (
     first_line_title,
 )
 from synthloom.sources.docx_reader import read_docx
+from synthloom.sources.fsguard import Entry, refusal, root_refusal, safe_str, shown, walk_tree
 from synthloom.sources.pdf_reader import read_pdf
 from synthloom.sources.tabular import is_hf_dataset_dir, iter_rows
 from synthloom.sources.text_readers import read_html, read_plain
@@ -69,6 +70,8 @@ class DocumentsConfig(StepConfig):
     keep_columns: list[str] = []
     #: Whole-file formats above this size fail as FileTooLarge (tabular files stream).
     max_bytes: int = 20_000_000
+    #: Read symbolic links that lead out of the folder (never into /proc, /sys or /dev).
+    follow_symlinks: bool = False
 
 
 @register_step
@@ -82,44 +85,64 @@ class Documents(SourceStep):
     def read(self, ctx: RunContext) -> Iterator[Output | SourceFailure]:
         root = resolve_data_path(self.config.path, ctx.recipe_dir)
         if not root.exists():
-            raise RecipeError(f"source {self.name}: path not found: {root}")
-        for path, fmt in self._inputs(root):
-            shown = str(path.relative_to(root)) if root.is_dir() and path != root else path.name
+            raise RecipeError(f"source {self.name}: path not found: {shown(root)}")
+        for path, fmt, refused in self._inputs(root):
+            if refused is not None:
+                yield SourceFailure(shown(path), type(refused).__name__, safe_str(str(refused)))
+                continue
+            name = shown(path.relative_to(root)) if root.is_dir() and path != root \
+                else shown(path.name)
             if fmt in TABULAR:
-                yield from self._rows(path, fmt, shown)
+                yield from self._rows(path, fmt, name)
                 continue
             try:
                 document = read_document(path, fmt, self.config.max_bytes)
             except SynthloomError:
                 raise  # a missing library stops the run with one line
             except DocumentError as exc:
-                yield SourceFailure(str(path), type(exc).__name__, str(exc))
+                yield SourceFailure(shown(path), type(exc).__name__, safe_str(str(exc)))
                 continue
             except Exception as exc:  # noqa: BLE001 - a parser bug on one file is that file's
-                yield SourceFailure(str(path), type(exc).__name__, f"{fmt} reader: {exc}")
+                yield SourceFailure(shown(path), type(exc).__name__,
+                                    safe_str(f"{fmt} reader: {exc}"))
                 continue
-            yield Output(columns=document.columns(shown), meta={"path": str(path)})
+            yield Output(columns=document.columns(name), meta={"path": shown(path)})
 
     # --- which files ---------------------------------------------------------------------------
 
-    def _inputs(self, root: Path) -> Iterator[tuple[Path, str]]:
+    def _inputs(self, root: Path) -> Iterator[tuple[Path, str, DocumentError | None]]:
+        """``(path, format, None or why it is not opened)``: links out of the folder (unless
+        ``follow_symlinks``), into /proc, /sys, /dev, dangling; FIFOs, sockets, devices."""
         wanted = {e.lower() if e.startswith(".") or e == "hf" else f".{e.lower()}"
                   for e in self.config.extensions} if self.config.extensions else None
-        if root.is_file() or is_hf_dataset_dir(root):
-            yield root, format_of(root)
+        follow = self.config.follow_symlinks
+        refused = root_refusal(root)
+        if refused is not None:
+            yield root, "", refused
             return
-        for path in walk(root):
-            if path.is_dir():  # an HF dataset folder
+        if is_hf_dataset_dir(root):
+            yield root, "hf", None
+            return
+        if not root.is_dir():
+            yield root, format_of(root), refusal(root, None, follow)
+            return
+        folder = os.path.realpath(root)
+        for path, why in walk_tree(root, follow_symlinks=follow, skip_hidden=True,
+                                   unit_dir=is_hf_dataset_dir):
+            if why is not None:
+                yield path, "", why
+            elif path.is_dir():  # an HF dataset folder
                 if wanted is None or "hf" in wanted:
-                    yield path, "hf"
+                    yield path, "hf", None
             elif path.suffix.lower() in FORMATS and (wanted is None or
                                                     path.suffix.lower() in wanted):
-                yield path, FORMATS[path.suffix.lower()]
+                yield path, FORMATS[path.suffix.lower()], refusal(path, folder, follow)
 
     # --- tabular rows --------------------------------------------------------------------------
 
-    def _rows(self, path: Path, fmt: str, shown: str) -> Iterator[Output | SourceFailure]:
+    def _rows(self, path: Path, fmt: str, label: str) -> Iterator[Output | SourceFailure]:
         cfg = self.config
+        name = shown(path)
         wanted = [cfg.text_column, *filter(None, [cfg.title_column]), *cfg.keep_columns]
         try:
             rows = iter_rows(path, fmt, wanted)
@@ -133,32 +156,22 @@ class Documents(SourceStep):
                 except DocumentError as exc:
                     yield SourceFailure(where, type(exc).__name__, str(exc))
                     continue
-                yield Output(columns=document.columns(shown), meta={"path": str(path),
+                yield Output(columns=document.columns(label), meta={"path": name,
                                                                     "where": where})
         except SynthloomError:
             raise
         except DocumentError as exc:  # the file as a whole (binary, undecodable)
-            yield SourceFailure(str(path), type(exc).__name__, str(exc))
+            yield SourceFailure(name, type(exc).__name__, safe_str(str(exc)))
         except (OSError, UnicodeError, ValueError) as exc:
-            yield SourceFailure(str(path), type(exc).__name__, f"{fmt} reader: {exc}")
+            yield SourceFailure(name, type(exc).__name__, safe_str(f"{fmt} reader: {exc}"))
 
 
-def walk(root: Path) -> list[Path]:
-    """Files under ``root``, sorted by path; an HF dataset folder is listed whole."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        keep = []
-        for name in dirnames:
-            if name.startswith("."):
-                continue
-            if is_hf_dataset_dir(here / name):
-                found.append(here / name)
-            else:
-                keep.append(name)
-        dirnames[:] = keep
-        found.extend(here / f for f in filenames if not f.startswith("."))
-    return sorted(found)
+def walk(root: Path, follow_symlinks: bool = False) -> list[Path]:
+    """Entries under ``root``, sorted by path, hidden ones skipped; an HF dataset folder is
+    listed whole (see :func:`fsguard.walk_tree` for links)."""
+    entries: list[Entry] = walk_tree(root, follow_symlinks=follow_symlinks, skip_hidden=True,
+                                     unit_dir=is_hf_dataset_dir)
+    return [path for path, _ in entries]
 
 
 def format_of(path: Path) -> str:
@@ -176,6 +189,8 @@ def read_document(path: Path, fmt: str, max_bytes: int) -> Document:
     if size > max_bytes:
         raise FileTooLarge(f"{size} bytes exceeds max_bytes={max_bytes}")
     data = path.read_bytes()
+    if not data.strip(b"\x00"):  # a preallocated or zeroed file: no format has only NULs
+        raise EmptyDocument(f"empty / binary file: all {len(data)} bytes are NUL")
     if fmt == "pdf" and b"%PDF" not in data[:1024]:
         what = sniff_magic(data) or f"no %PDF header (starts with {data[:16]!r})"
         raise CorruptDocument(f"not a PDF file: content is {what}")

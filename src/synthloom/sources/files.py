@@ -7,7 +7,8 @@ input that cannot be read, naming the file and the cause, so the run goes on for
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import SourceFailure, SourceStep, StepConfig
+from synthloom.sources.document import DocumentError
+from synthloom.sources.fsguard import Entry, refusal, root_refusal, safe_str, shown, walk_tree
 
 
 class TextFilesConfig(StepConfig):
@@ -25,6 +28,8 @@ class TextFilesConfig(StepConfig):
     #: Files above this size are reported as failures instead of read (bytes).
     max_bytes: int = 20_000_000
     encoding: str = "utf-8"
+    #: Read symbolic links that lead out of the folder (never into /proc, /sys or /dev).
+    follow_symlinks: bool = False
 
 
 @register_step
@@ -41,34 +46,69 @@ class TextFiles(SourceStep):
     def read(self, ctx: RunContext) -> Iterator[Output | SourceFailure]:
         root = resolve_data_path(self.config.path, ctx.recipe_dir)
         if not root.exists():
-            raise RecipeError(f"source {self.name}: path not found: {root}")
+            raise RecipeError(f"source {self.name}: path not found: {shown(root)}")
         exts = {e.lower() for e in self.config.extensions}
-        files = [root] if root.is_file() else sorted(
-            p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
-        for path in files:
-            shown = str(path.relative_to(root)) if root.is_dir() else path.name
-            failure = self._check(path, shown)
-            if failure:
-                yield failure
+        for path, refused in checked_inputs(root, self.config.follow_symlinks,
+                                            lambda p: p.suffix.lower() in exts):
+            if refused is not None:
+                yield failure(path, refused)
+                continue
+            name = shown(path.relative_to(root)) if root.is_dir() else shown(path.name)
+            too_large = self._check(path)
+            if too_large:
+                yield too_large
                 continue
             try:
                 text = path.read_text(encoding=self.config.encoding)
             except (UnicodeDecodeError, OSError) as exc:
-                yield SourceFailure(str(path), type(exc).__name__, _short(exc))
+                yield SourceFailure(shown(path), type(exc).__name__, _short(exc))
                 continue
-            if not text.strip():
-                yield SourceFailure(str(path), "EmptyDocument", "file has no text")
+            # NUL is no whitespace to str.strip(): a file of NUL bytes (a preallocated or
+            # truncated download) must not become a document, nor a lone byte-order mark.
+            if not text.strip().strip("\x00\ufeff").strip():
+                yield SourceFailure(shown(path), "EmptyDocument",
+                                    "empty / binary file: no text (only whitespace or NUL bytes)")
+                continue
+            if "\x00" in text:
+                yield SourceFailure(shown(path), "BinaryContent",
+                                    f"content has NUL bytes ({text.count(chr(0))}): binary, "
+                                    "not text")
                 continue
             title = next((ln.strip().lstrip("# ") for ln in text.splitlines() if ln.strip()), "")
-            yield Output(columns={"text": text.strip(), "title": title, "path": shown},
-                         meta={"path": str(path)})
+            yield Output(columns={"text": text.strip(), "title": title, "path": name},
+                         meta={"path": shown(path)})
 
-    def _check(self, path: Path, shown: str) -> SourceFailure | None:
+    def _check(self, path: Path) -> SourceFailure | None:
         size = path.stat().st_size
         if size > self.config.max_bytes:
-            return SourceFailure(str(path), "FileTooLarge",
+            return SourceFailure(shown(path), "FileTooLarge",
                                  f"{size} bytes exceeds max_bytes={self.config.max_bytes}")
         return None
+
+
+def checked_inputs(root: Path, follow_symlinks: bool, wanted: Callable[[Path], bool],
+                   ) -> Iterator[Entry]:
+    """The files of ``root`` (a folder, recursive and sorted, or one file) that ``wanted``
+    keeps, each with None or why it must not be opened (a link out of the folder, into /proc,
+    dangling; a FIFO, socket or device). Folder links refused up front are always listed."""
+    refused = root_refusal(root)
+    if refused is not None:
+        yield root, refused
+        return
+    if not root.is_dir():
+        yield root, refusal(root, None, follow_symlinks)
+        return
+    folder = os.path.realpath(root)
+    for path, why in walk_tree(root, follow_symlinks=follow_symlinks):
+        if why is not None:
+            yield path, why
+        elif wanted(path):
+            yield path, refusal(path, folder, follow_symlinks)
+
+
+def failure(where: Path | str, error: DocumentError) -> SourceFailure:
+    """A failure row naming ``where`` (escaped) and the cause."""
+    return SourceFailure(shown(where), type(error).__name__, safe_str(str(error)))
 
 
 TABULAR_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -81,6 +121,8 @@ class RowsConfig(StepConfig):
     columns: list[str] | None = None
     #: Rename fields: {old: new}.
     rename: dict[str, str] = {}
+    #: Folders: read symbolic links that lead out of the folder (never into /proc, /sys, /dev).
+    follow_symlinks: bool = False
 
 
 @register_step
@@ -93,20 +135,22 @@ class TabularRows(SourceStep):
     config: RowsConfig
 
     def read(self, ctx: RunContext) -> Iterator[Output | SourceFailure]:
-        from synthloom.sources.document import DocumentError
         from synthloom.sources.tabular import is_hf_dataset_dir, iter_rows
 
         root = resolve_data_path(self.config.path, ctx.recipe_dir)
         if not root.exists():
-            raise RecipeError(f"source {self.name}: path not found: {root}")
+            raise RecipeError(f"source {self.name}: path not found: {shown(root)}")
         if is_hf_dataset_dir(root):
-            files = [(root, "hf")]
-        elif root.is_dir():
-            files = [(p, TABULAR_SUFFIXES[p.suffix.lower()]) for p in sorted(root.rglob("*"))
-                     if p.is_file() and p.suffix.lower() in TABULAR_SUFFIXES]
+            files: Iterator[Entry] = iter([(root, root_refusal(root))])
         else:
-            files = [(root, TABULAR_SUFFIXES.get(root.suffix.lower(), "jsonl"))]
-        for path, fmt in files:
+            files = checked_inputs(root, self.config.follow_symlinks,
+                                   lambda p: p.suffix.lower() in TABULAR_SUFFIXES)
+        for path, refused in files:
+            if refused is not None:
+                yield failure(path, refused)
+                continue
+            fmt = "hf" if path == root and is_hf_dataset_dir(root) else \
+                TABULAR_SUFFIXES.get(path.suffix.lower(), "jsonl")
             try:
                 for where, row in iter_rows(path, fmt, self.config.columns or []):
                     if not isinstance(row, dict):  # a DocumentError for this row
@@ -115,7 +159,7 @@ class TabularRows(SourceStep):
                     yield self._output(where, row, path)
             except (OSError, UnicodeDecodeError, DocumentError) as exc:
                 # DocumentError: the file is binary or undecodable (found while sniffing).
-                yield SourceFailure(str(path), type(exc).__name__, _short(exc))
+                yield SourceFailure(shown(path), type(exc).__name__, _short(exc))
 
     def _output(self, where: str, row: dict[str, Any], path: Path) -> Output | SourceFailure:
         if self.config.columns is not None:
@@ -124,7 +168,7 @@ class TabularRows(SourceStep):
                 return SourceFailure(where, "KeyError", f"missing field(s) {missing}")
             row = {c: row[c] for c in self.config.columns}
         row = {self.config.rename.get(k, k): v for k, v in row.items()}
-        return Output(columns=row, meta={"path": str(path), "where": where})
+        return Output(columns=row, meta={"path": shown(path), "where": where})
 
 
 @register_step
@@ -135,4 +179,4 @@ class JsonlRows(TabularRows):
 
 
 def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return safe_str(str(exc).splitlines()[0][:300]) if str(exc) else type(exc).__name__

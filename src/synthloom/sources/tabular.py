@@ -15,12 +15,22 @@ from typing import Any
 
 from synthloom.core.errors import SynthloomError
 from synthloom.sources.decode import SNIFF_BYTES, decode_text
-from synthloom.sources.document import CorruptDocument, DocumentError, MissingColumn
+from synthloom.sources.document import (
+    CorruptDocument,
+    DocumentError,
+    MissingColumn,
+    NestedTooDeep,
+)
+from synthloom.sources.fsguard import shown
 
 Row = tuple[str, dict[str, Any] | DocumentError]
 HF_MARKERS = ("dataset_info.json", "state.json")
 HF_DICT_MARKER = "dataset_dict.json"
 PARQUET_BATCH = 1024
+#: Deepest JSON row read (the row object is level 1). Records are hashed and written by orjson,
+#: which stops at 255 levels, and Python's JSON parser at ~1000: a row nested deeper than this
+#: is one failure naming file:line, not a crash of the run. Real rows nest a few levels.
+MAX_NESTING = 100
 
 
 def is_hf_dataset_dir(path: Path) -> bool:
@@ -40,17 +50,43 @@ def _stream_encoding(path: Path) -> str:
     return encoding
 
 
+def nested_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value`` has containers more than ``limit`` levels deep (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def _too_deep() -> NestedTooDeep:
+    return NestedTooDeep(f"JSON nested more than {MAX_NESTING} levels deep: not read")
+
+
 def iter_jsonl(path: Path) -> Iterator[Row]:
     encoding = _stream_encoding(path)
+    name = shown(path)
     with path.open(encoding=encoding, errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            where = f"{path}:{number}"
+            where = f"{name}:{number}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield where, CorruptDocument(f"line is not JSON ({exc})")
+                continue
+            except RecursionError:  # thousands of levels: the parser's own limit
+                yield where, _too_deep()
+                continue
+            # Fewer brackets than the limit cannot nest deeper: most rows skip the walk.
+            if (line.count("{") + line.count("[") > MAX_NESTING
+                    and isinstance(row, dict | list) and nested_deeper(row, MAX_NESTING)):
+                yield where, _too_deep()
                 continue
             if isinstance(row, str):
                 row = {"text": row}
@@ -71,11 +107,12 @@ def iter_csv(path: Path) -> Iterator[Row]:
         except csv.Error:
             dialect = csv.excel
         reader = csv.DictReader(handle, dialect=dialect)
+        name = shown(path)
         try:
             for row in reader:
-                yield f"{path}:{reader.line_num}", dict(row)
+                yield f"{name}:{reader.line_num}", dict(row)
         except csv.Error as exc:
-            yield f"{path}:{reader.line_num}", CorruptDocument(f"CSV cannot be parsed: {exc}")
+            yield f"{name}:{reader.line_num}", CorruptDocument(f"CSV cannot be parsed: {exc}")
 
 
 def iter_parquet(path: Path, columns: list[str]) -> Iterator[Row]:
@@ -87,19 +124,20 @@ def iter_parquet(path: Path, columns: list[str]) -> Iterator[Row]:
     try:
         handle = pq.ParquetFile(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid/OSError on damage
-        yield str(path), CorruptDocument(f"Parquet cannot be opened ({exc})")
+        yield shown(path), CorruptDocument(f"Parquet cannot be opened ({exc})")
         return
     # No columns named: read them all.
     present = [c for c in columns if c in handle.schema_arrow.names] if columns else None
     missing = sorted(set(columns) - set(present or []))
     if missing:
-        yield str(path), MissingColumn(
+        yield shown(path), MissingColumn(
             f"no column(s) {missing}; columns are {handle.schema_arrow.names}")
         return
     index = 0
+    name = shown(path)
     for batch in handle.iter_batches(batch_size=PARQUET_BATCH, columns=present):
         for row in batch.to_pylist():
-            yield f"{path}#row={index}", row
+            yield f"{name}#row={index}", row
             index += 1
 
 
@@ -113,11 +151,11 @@ def iter_hf_dataset(path: Path) -> Iterator[Row]:
     try:
         loaded = datasets.load_from_disk(str(path))
     except Exception as exc:  # noqa: BLE001 - damaged arrow files, wrong versions
-        yield str(path), CorruptDocument(f"dataset cannot be loaded ({exc})")
+        yield shown(path), CorruptDocument(f"dataset cannot be loaded ({exc})")
         return
     splits = loaded.items() if isinstance(loaded, datasets.DatasetDict) else [("", loaded)]
     for split, dataset in splits:
-        label = f"{path}[{split}]" if split else str(path)
+        label = f"{shown(path)}[{split}]" if split else shown(path)
         # Iterating a memory-mapped Arrow dataset reads row by row, not the whole table.
         for index, row in enumerate(dataset):
             yield f"{label}#row={index}", row
