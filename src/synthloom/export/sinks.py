@@ -1,4 +1,9 @@
-"""Sinks: where final records are written in the run directory."""
+"""Sinks: where final records are written in the run directory.
+
+A sink's ``path`` is relative to the run folder and must stay inside it: an absolute path or
+one with ``..`` is refused when the recipe loads, and the resolved target (symlinks followed)
+is checked again when the sink opens, so a recipe cannot write over files elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,50 @@ import shutil
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import field_validator
+
 from synthloom.core import jsonio
 from synthloom.core.errors import SynthloomError
 from synthloom.core.registry import register_sink
-from synthloom.core.steps import Sink
+from synthloom.core.steps import Sink, SinkConfig
+
+
+def _outside_reason(path: str) -> str:
+    """Why ``path`` (as written in a recipe) would leave the run folder; '' when it stays."""
+    pure = Path(path)
+    if not path.strip() or pure == Path("."):
+        return "it is empty"
+    if pure.is_absolute():
+        return "it is absolute"
+    if ".." in pure.parts:
+        return "it contains '..'"
+    return ""
+
+
+class FileSinkConfig(SinkConfig):
+    @field_validator("path")
+    @classmethod
+    def _inside_run_folder(cls, value: str) -> str:
+        why = _outside_reason(value)
+        if why:
+            raise ValueError(f"sink path {value!r} must be a file inside the run folder, "
+                             f"relative to it ({why})")
+        return value
+
+
+def sink_target(run_dir: Path, sink: Sink) -> Path:
+    """Where ``sink`` writes in ``run_dir``; refuses a path that leaves it (also via a
+    symlink inside the run folder)."""
+    path = str(sink.config.path)
+    where = f"{sink.type_name} sink path {path!r}"
+    why = _outside_reason(path)
+    if why:
+        raise SynthloomError(f"{where}: must be a file inside the run folder ({why})")
+    root = Path(run_dir).resolve()
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or target == root:
+        raise SynthloomError(f"{where}: resolves to {target}, outside the run folder {root}")
+    return target
 
 
 @register_sink
@@ -18,9 +63,10 @@ class JsonlSink(Sink):
     """One JSON object per line, ``_meta`` included."""
 
     type_name = "jsonl"
+    Config = FileSinkConfig
 
     def open(self, run_dir: Path) -> None:
-        path = Path(run_dir) / self.config.path
+        path = sink_target(run_dir, self)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._handle: IO[bytes] = path.open("wb")
 
@@ -37,6 +83,7 @@ class ParquetSink(Sink):
     """Parquet via pyarrow (extra ``synthloom[parquet]``); ``_meta`` stored as a JSON string."""
 
     type_name = "parquet"
+    Config = FileSinkConfig
 
     def open(self, run_dir: Path) -> None:
         try:
@@ -44,7 +91,7 @@ class ParquetSink(Sink):
         except ImportError:
             raise SynthloomError(
                 'the parquet sink needs pyarrow: pip install "synthloom[parquet]"') from None
-        self._path = Path(run_dir) / self.config.path
+        self._path = sink_target(run_dir, self)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         # Why spool: a column may first appear (or first be non-null) in a later batch, so the
         # schema is only known at the end. Each batch goes to its own part file; close() unifies
