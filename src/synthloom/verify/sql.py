@@ -6,14 +6,30 @@ happens on a private copy of the database (made with SQLite's backup API, so a d
 mode copies consistently), opened read-only (``file:...?mode=ro``), with an authorizer that
 allows only reading, a time limit (progress handler) and a row cap. Results are normalised for
 comparison: floats rounded, integral floats as ints, order ignored unless the query orders.
+
+The query runs in a worker process (one per :class:`SQLiteDatabase`, started on first use and
+again after a kill), never in the caller's: one SQLite opcode can build a gigabyte string
+(``printf('%.*c', 900000000, 'x')``) or a result can hold thousands of large blobs, and the
+progress handler cannot interrupt either. In the worker SQLite's longest string or blob is
+:data:`MAX_VALUE_BYTES` (``SQLITE_LIMIT_LENGTH``), its heap is capped (``hard_heap_limit``)
+under the worker's address space (:data:`WORKER_MEMORY_MB`, ``RLIMIT_AS``), the result sent
+back is at most :data:`MAX_RESULT_BYTES`, and the caller kills the worker one second after the
+time limit if the progress handler did not stop the query. Each breach is that query's error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import marshal
 import math
+import os
+import select
 import shutil
 import sqlite3
+import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -21,6 +37,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -28,6 +45,76 @@ if TYPE_CHECKING:
 #: Authorizer actions a read-only query needs; everything else is denied.
 _ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
                     getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
+
+
+#: Longest string or blob a query may make (SQLite's SQLITE_LIMIT_LENGTH, in the worker).
+MAX_VALUE_BYTES = 16 * 1024 * 1024
+#: The worker's address space; SQLite's own heap is capped at 3/4 of it.
+WORKER_MEMORY_MB = 512
+#: Largest result (sum of the values' sizes) sent back from the worker.
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+#: How long after the time limit the caller waits before it kills the worker.
+KILL_GRACE_S = 1.0
+
+#: The worker (stdlib only, ``python -I -S -c``): reads length-prefixed marshal requests
+#: ``(sql, max_rows, timeout_s)`` on stdin, answers ``("ok", columns, rows)`` or
+#: ``("error", kind, message)`` on stdout. The SQL was parsed and checked by the caller.
+_WORKER = r"""
+import marshal, resource, sqlite3, struct, sys, time
+
+uri, memory_mb, value_bytes, result_bytes = sys.argv[1], *map(int, sys.argv[2:5])
+limit = memory_mb * 1024 * 1024
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+conn = sqlite3.connect(uri, uri=True)
+conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, value_bytes)
+conn.execute(f"PRAGMA hard_heap_limit={limit * 3 // 4}")
+allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+           getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
+conn.set_authorizer(lambda action, *a: sqlite3.SQLITE_OK if action in allowed
+                    else sqlite3.SQLITE_DENY)
+stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+
+
+def run(sql, max_rows, timeout_s):
+    deadline = time.perf_counter() + timeout_s
+    conn.set_progress_handler(lambda: time.perf_counter() > deadline, 1000)
+    try:
+        cursor = conn.execute(sql)
+        rows, size = [], 0
+        for row in cursor:
+            size += sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row)
+            if size > result_bytes:
+                return ("error", "size", f"result over {result_bytes // 2 ** 20} MB")
+            rows.append(row)
+            if len(rows) > max_rows:
+                break
+        columns = [d[0] for d in cursor.description or []]
+        cursor.close()
+        return ("ok", columns, rows)
+    except sqlite3.OperationalError as exc:
+        text = str(exc)
+        if "interrupted" in text:
+            return ("error", "timeout", text)
+        return ("error", "memory" if "out of memory" in text else "sql", text)
+    except sqlite3.DatabaseError as exc:
+        return ("error", "sql", str(exc))
+    except MemoryError:
+        return ("error", "memory", "out of memory")
+    finally:
+        conn.set_progress_handler(None, 0)
+
+
+while len(head := stdin.read(4)) == 4:
+    request = marshal.loads(stdin.read(struct.unpack("<I", head)[0]))
+    reply = run(*request)
+    try:
+        data = marshal.dumps(reply)
+    except MemoryError:
+        data = marshal.dumps(("error", "memory", "out of memory"))
+    stdout.write(struct.pack("<I", len(data)) + data)
+    stdout.flush()
+"""
 
 
 @lru_cache(maxsize=1)
@@ -151,10 +238,13 @@ class SQLiteDatabase:
         finally:
             original.close()
         self.copy.chmod(0o444)
-        self._conn = sqlite3.connect(f"file:{self.copy}?mode=ro", uri=True,
-                                     check_same_thread=False)
+        self._uri = f"file:{quote(str(self.copy))}?mode=ro"
+        # In-process only for the schema (trusted SQL); queries go to the worker.
+        self._conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        self._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         self._conn.set_authorizer(_authorize)
         self._lock = threading.Lock()
+        self._worker: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> SQLiteDatabase:
         return self
@@ -163,8 +253,59 @@ class SQLiteDatabase:
         self.close()
 
     def close(self) -> None:
+        with self._lock:
+            self._stop_worker(gently=True)
         self._conn.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _start_worker(self) -> subprocess.Popen[bytes]:
+        if self._worker is None or self._worker.poll() is not None:
+            self._worker = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _WORKER, self._uri, str(WORKER_MEMORY_MB),
+                 str(MAX_VALUE_BYTES), str(MAX_RESULT_BYTES)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                cwd=self._dir, env={"LANG": "C.UTF-8"})
+        return self._worker
+
+    def _stop_worker(self, gently: bool = False) -> None:
+        proc, self._worker = self._worker, None
+        if proc is None:
+            return
+        if gently and proc.stdin is not None:
+            try:
+                proc.stdin.close()  # end of input: the worker exits
+                proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+    def _ask_worker(self, sql: str, limit: int, deadline_s: float) -> tuple:
+        """The worker's reply; kills it (and raises SQLTimeout) past the deadline + grace."""
+        proc = self._start_worker()
+        assert proc.stdin is not None and proc.stdout is not None
+        request = marshal.dumps((sql, limit, deadline_s))
+        end = time.monotonic() + deadline_s + KILL_GRACE_S
+        try:
+            proc.stdin.write(struct.pack("<I", len(request)) + request)
+            proc.stdin.flush()
+            head = _read_exactly(proc.stdout.fileno(), 4, end)
+            body = _read_exactly(proc.stdout.fileno(), struct.unpack("<I", head)[0], end)
+        except TimeoutError:
+            self._stop_worker()
+            raise SQLTimeout(f"query ran past {deadline_s:g}s and was killed") from None
+        except (OSError, EOFError):
+            code = proc.wait()
+            self._stop_worker()
+            raise SQLExecutionError(
+                f"the query's worker process ended ({_exit_text(code)}; memory limit "
+                f"{WORKER_MEMORY_MB} MB)") from None
+        return tuple(marshal.loads(body))
 
     def schema(self) -> str:
         """CREATE statements of the tables and views (for prompts)."""
@@ -185,28 +326,44 @@ class SQLiteDatabase:
         deadline_s = self.timeout_s if timeout_s is None else timeout_s
         with self._lock:
             began = time.perf_counter()
-            deadline = began + deadline_s
-            self._conn.set_progress_handler(lambda: time.perf_counter() > deadline, 1000)
-            try:
-                cursor = self._conn.execute(sql)
-                rows = cursor.fetchmany(limit + 1)
-                columns = [d[0] for d in cursor.description or []]
-                cursor.close()
-            except sqlite3.OperationalError as exc:
-                if "interrupted" in str(exc):
-                    raise SQLTimeout(f"query ran past {deadline_s:g}s and was interrupted") \
-                        from None
-                raise SQLExecutionError(str(exc)) from None
-            except sqlite3.DatabaseError as exc:
-                raise SQLExecutionError(str(exc)) from None
-            finally:
-                self._conn.set_progress_handler(None, 0)
+            reply = self._ask_worker(sql, limit, deadline_s)
             seconds = time.perf_counter() - began
+        if reply[0] != "ok":
+            _, kind, message = reply
+            if kind == "timeout":
+                raise SQLTimeout(f"query ran past {deadline_s:g}s and was interrupted")
+            if kind == "memory":
+                raise SQLExecutionError(f"{message} (the query's memory limit is "
+                                        f"{WORKER_MEMORY_MB} MB)")
+            if "too big" in message:
+                message += f" (the limit is {MAX_VALUE_BYTES // 2 ** 20} MB per value)"
+            raise SQLExecutionError(message)
+        _, columns, rows = reply
         return QueryResult(columns=columns, rows=rows[:limit], truncated=len(rows) > limit,
                            seconds=seconds, ordered=tree.args.get("order") is not None)
 
     async def execute_async(self, sql: str, **kwargs: Any) -> QueryResult:
         return await asyncio.to_thread(self.execute, sql, **kwargs)
+
+
+def _read_exactly(fd: int, size: int, end: float) -> bytes:
+    """``size`` bytes from ``fd`` by ``end`` (monotonic): TimeoutError, or EOFError if the
+    writer ended."""
+    chunks, left = [], size
+    while left:
+        remaining = end - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise TimeoutError
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _exit_text(code: int) -> str:
+    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
 
 
 def _authorize(action: int, *args: Any) -> int:
