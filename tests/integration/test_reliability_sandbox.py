@@ -19,9 +19,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import Any
 
 import pytest
 
+import synthloom
 from synthloom.verify.sandbox import (
     UID_RANGE,
     SandboxLimits,
@@ -42,6 +45,7 @@ from tests.support.fault_proxy import ScriptedOpenAIServer
 from tests.support.reliability import SCRIPTED_MODEL, load_run, read_jsonl, run_cli
 
 LIMITS = SandboxLimits(timeout_s=4, memory_mb=256, processes=16)
+SRC = str(Path(synthloom.__file__).resolve().parents[1])  # the package under test
 namespace_only = pytest.mark.skipif(
     isolation().kind != "namespace",
     reason=f"no namespace isolation here: {isolation().message}")
@@ -116,6 +120,68 @@ def test_no_process_environment_shows_the_parent_secret(decoy: tuple[int, str]) 
     # Outside the sandbox the decoy's environ is readable: the probe below would find it.
     assert decoy[1] in Path(f"/proc/{decoy[0]}/environ").read_text(errors="replace")
     assert find_secret(*decoy).startswith("NOTHING")
+
+
+PEEK = """
+import json, os, sys
+project = sys.argv[1] if len(sys.argv) > 1 else PROJECT
+try:
+    listed = sorted(os.listdir(project))
+except OSError as exc:
+    listed = ["refused: " + exc.strerror]
+try:
+    env = open(os.path.join(project, ".env")).read()
+except OSError as exc:
+    env = "refused: " + exc.strerror
+print(json.dumps({"listed": listed, "env": env, "cwd": os.getcwd()}))
+"""
+
+
+def world_readable_project(parent: Path | str) -> Path:
+    """A project folder with a ``.env``, readable by anyone (as a checkout usually is), so a
+    throw-away uid is kept out only by the sandbox's hiding, not by permissions."""
+    project = Path(tempfile.mkdtemp(prefix="sbx-project-", dir=parent))
+    project.chmod(0o755)
+    (project / ".env").write_text(f"OPENAI_API_KEY=sk-env-{secrets.token_hex(8)}\n")
+    (project / ".env").chmod(0o644)
+    return project
+
+
+@namespace_only
+def test_python_m_synthloom_hides_the_caller_s_folder() -> None:
+    """``python -m`` puts the working folder first on ``sys.path``; the sandbox exposed every
+    ``sys.path`` entry, so the program read the caller's ``.env`` (also under /tmp, which is
+    otherwise hidden)."""
+    project = world_readable_project("/tmp")
+    try:
+        (project / "prog.py").write_text(f"PROJECT = {str(project)!r}\n" + PEEK)
+        done = subprocess.run([sys.executable, "-m", "synthloom", "sandbox", "run", "prog.py",
+                               "--timeout", "5"], cwd=project, capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "PYTHONPATH": SRC})
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["status"] == "ok", result["stderr"]
+        seen = json.loads(result["stdout"])
+        assert "sk-env-" not in result["stdout"]
+        assert seen["env"].startswith("refused") and ".env" not in seen["listed"]
+        assert seen["cwd"] != str(project)
+    finally:
+        shutil.rmtree(project, ignore_errors=True)
+
+
+@namespace_only
+def test_the_api_hides_the_caller_s_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A working folder outside the hidden ones (/tmp, /home, /root ...), as a checkout under
+    /work or /srv is, was visible read-only to the program."""
+    project = world_readable_project(Path(__file__).parent)
+    try:
+        monkeypatch.chdir(project)
+        result = run_python_sync(f"PROJECT = {str(project)!r}\n" + PEEK, LIMITS)
+        assert result.status == "ok", result.stderr
+        seen = json.loads(result.stdout)
+        assert seen["env"].startswith("refused") and ".env" not in seen["listed"]
+    finally:
+        shutil.rmtree(project, ignore_errors=True)
 
 
 #: What the fallback mode would do here (probes whether a throw-away uid can run Python).

@@ -231,8 +231,9 @@ def test_fallback_without_uid_drop_still_enforces_limits_and_a_clean_environment
         assert result.status == "ok", result.stderr
         seen = json.loads(result.stdout)
         # Nothing inherited: only what the sandbox sets (Python may add LC_CTYPE).
-        assert set(seen["env"]) - {"LC_CTYPE"} == {"PATH", "LANG", "HOME",
-                                                    "PYTHONDONTWRITEBYTECODE"}, seen["env"]
+        assert set(seen["env"]) - {"LC_CTYPE"} == {
+            "PATH", "LANG", "HOME", "TMPDIR", "PYTHONDONTWRITEBYTECODE", "OMP_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}, seen["env"]
         assert "sk-fallback-parent-secret" not in result.stdout
         assert seen["env"]["HOME"] == seen["cwd"] and seen["cwd"].startswith(
             tempfile.gettempdir())

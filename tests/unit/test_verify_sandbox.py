@@ -31,8 +31,10 @@ def test_environment_has_no_inherited_variables(monkeypatch: pytest.MonkeyPatch)
     result = run_python_sync("import os, json; print(json.dumps(dict(os.environ)))", QUICK)
     env = json.loads(result.stdout)
     assert "sk-test-must-not-leak" not in result.stdout
-    assert set(env) <= {"PATH", "LANG", "HOME", "PYTHONDONTWRITEBYTECODE", "LC_CTYPE"}
+    assert set(env) <= {"PATH", "LANG", "HOME", "TMPDIR", "PYTHONDONTWRITEBYTECODE", "LC_CTYPE",
+                        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}
     assert env["HOME"].startswith(("/tmp/", "/var/")) and "synthloom-sbx-" in env["HOME"]
+    assert env["TMPDIR"] == env["HOME"]
 
 
 def test_fresh_work_dir_is_removed_and_files_are_given() -> None:
@@ -46,6 +48,56 @@ def test_fresh_work_dir_is_removed_and_files_are_given() -> None:
         with pytest.raises(ValueError):
             run_python_sync("pass", QUICK, files={bad: "no"})
     assert set(Path(tempfile.gettempdir()).glob("synthloom-sbx-*")) <= before
+
+
+WRITER = """
+import os, tempfile
+open("out.txt", "w").write("cwd")
+open(os.path.expanduser("~/home.txt"), "w").write("home")
+with tempfile.NamedTemporaryFile("w", delete=False) as handle:
+    handle.write("tmp")
+print(os.path.dirname(handle.name) == os.getcwd() == os.environ["HOME"])
+print(open("out.txt").read(), open(os.path.expanduser("~/home.txt")).read(),
+      open(handle.name).read())
+try:
+    open("big.bin", "wb").write(b"x" * (2 * 1024 * 1024))
+except OSError as exc:
+    print("big:", exc.strerror)
+"""
+
+
+def test_an_honest_program_writes_files_in_its_private_folder() -> None:
+    """Its work dir is cwd, HOME and TMPDIR, and writable (it was read-only in the namespace
+    mode: a program that saved a file failed verification); each file capped by file_mb."""
+    result = run_python_sync(WRITER, SandboxLimits(timeout_s=5, file_mb=1))
+    assert result.status == "ok", result.stderr
+    assert result.stdout.splitlines() == ["True", "cwd home tmp", "big: File too large"]
+
+
+FORKS = """
+import os, time
+kids = []
+for _ in range(6):
+    pid = os.fork()
+    if pid == 0:
+        x = b"x" * (200 * 2 ** 20)
+        print("held", flush=True)
+        time.sleep(5)
+        os._exit(0)
+    kids.append(pid)
+for pid in kids:
+    os.waitpid(pid, 0)
+print("done")
+"""
+
+
+def test_forks_share_one_memory_limit() -> None:
+    """RLIMIT_AS binds each process alone: six forks of 200 MB each held 1.2 GB under a
+    256 MB limit. The launcher sums them and kills them all."""
+    result = run_python_sync(FORKS, SandboxLimits(timeout_s=10, memory_mb=256))
+    assert result.status == "killed", result
+    assert result.reason == "memory over 256 MB in all its processes together"
+    assert "done" not in result.stdout and result.stdout.count("held") < 6
 
 
 def test_output_is_truncated_to_the_cap() -> None:
@@ -112,6 +164,13 @@ def test_fallback_still_blocks_sockets_and_limits_processes(fallback: None) -> N
         assert result.status == "killed" and "processes" in result.reason
     loop = run_python_sync("while True: pass", SandboxLimits(timeout_s=1))
     assert loop.status == "timeout"
+
+
+def test_fallback_forks_share_one_memory_limit(fallback: None) -> None:
+    result = run_python_sync(FORKS, SandboxLimits(timeout_s=10, memory_mb=256))
+    assert result.status == "killed" and result.isolation == "none", result
+    assert result.reason == "memory over 256 MB in all its processes together"
+    assert "done" not in result.stdout and result.stdout.count("held") < 6
 
 
 def test_fallback_kills_a_child_in_a_session_of_its_own(fallback: None) -> None:

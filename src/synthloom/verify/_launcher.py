@@ -4,14 +4,16 @@ Started by :mod:`synthloom.verify.sandbox`, usually inside fresh network + mount
 namespaces made by ``unshare``, with one JSON argument. It
 
 1. (namespaces only) hides the writable and private parts of the filesystem (``/tmp``,
-   ``/root``, ``/home``, ...) behind empty tmpfs mounts, re-exposing only the Python
+   ``/root``, ``/home``, ..., and the caller's working folder) behind empty tmpfs mounts, re-exposing only the Python
    installation (read-only) and the work directory (read-write), and makes the rest read-only
    where it can;
 2. forks the program: the child sets its resource limits, drops to the throw-away uid it was
    given (``cfg["uid"]``: the launcher is real root, in either mode; so RLIMIT_NPROC binds and
    nothing of root's is readable or writable), and execs;
-3. reaps every process until the program exits, counting processes where RLIMIT_NPROC cannot
-   bind (no uid to drop to), and writes the exit status as JSON to the status fd.
+3. reaps every process until the program exits, while a watchdog sums the memory of all the
+   program's processes (RLIMIT_AS binds each alone) and counts them where RLIMIT_NPROC cannot
+   bind (no uid to drop to), killing them all past either limit; and writes the exit status
+   as JSON to the status fd.
 
 As PID 1 of the namespace its exit kills whatever the program left behind. Without namespaces
 it is a child subreaper and, once the program has exited, kills what is left: every process of
@@ -103,8 +105,10 @@ def setup_filesystem(cfg: dict) -> list[str]:
         if not os.path.exists(path):
             os.makedirs(path, mode=0o755, exist_ok=True)
         _mount(f"/proc/self/fd/{fds[path]}", path, None, MS_BIND | MS_REC)
-        if not writable:
-            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        # A bind keeps the read-only flag its source got above: set the flags either way (the
+        # work dir writable, so an honest program can write its files there).
+        ro = 0 if writable else MS_RDONLY
+        _mount(None, path, None, MS_REMOUNT | MS_BIND | ro | MS_NOSUID | MS_NODEV)
         done.append(path)
     for fd in fds.values():
         os.close(fd)
@@ -171,16 +175,72 @@ def _kill_group_but_me(pgid: int) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _watch_processes(pgid: int, limit: int, tripped: list[bool]) -> None:
-    """Where RLIMIT_NPROC cannot bind (no uid to drop to): count the process group and kill
-    it past the limit. Polling lets a fast fork bomb overshoot briefly; the namespace with a
-    throw-away uid has no such gap."""
+def _memory_kb(pid: int) -> int:
+    """The process's proportional share of memory (PSS: shared pages split between the
+    processes sharing them, so forks of one interpreter are not counted many times), or its
+    RSS where smaps_rollup is missing; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _sandbox_pids(cfg: dict, pgid: int) -> list[int]:
+    """The program's processes: the whole PID namespace but the launcher; else those of the
+    throw-away uid; else the launcher's process group but itself."""
+    me = os.getpid()
+    if cfg.get("namespaces"):
+        return [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) != me]
+    uid = cfg.get("uid")
+    if uid is not None:
+        found = []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.stat(f"/proc/{name}").st_uid == uid:
+                        found.append(int(name))
+        return found
+    return [p for p in _group_members(pgid) if p != me]
+
+
+def _kill_sandbox(cfg: dict, pgid: int) -> None:
+    if cfg.get("namespaces"):  # PID 1 of the namespace: kill(-1) reaches all but itself
+        for _ in range(3):
+            with contextlib.suppress(OSError):
+                os.kill(-1, signal.SIGKILL)
+    elif cfg.get("uid") is not None:
+        _kill_uid(int(cfg["uid"]))
+    else:
+        _kill_group_but_me(pgid)
+
+
+def _watch(cfg: dict, pgid: int, tripped: dict[str, bool]) -> None:
+    """Every 20 ms: the memory of all the program's processes together against ``memory_mb``
+    (RLIMIT_AS binds each process alone), and where RLIMIT_NPROC cannot bind (no uid to drop
+    to) their number against ``processes``. Past either, all are killed. Polling lets a burst
+    overshoot for one interval."""
+    memory_kb = int(cfg["limits"]["memory_mb"]) * 1024
+    counted = cfg.get("uid") is None
+    process_limit = int(cfg["limits"]["processes"])
     while True:
         time.sleep(0.02)
-        if len(_group_members(pgid)) > limit:
-            tripped.append(True)
-            _kill_group_but_me(pgid)
-            return
+        pids = _sandbox_pids(cfg, pgid)
+        if counted and len(pids) > process_limit:
+            tripped["process_limit"] = True
+        elif sum(_memory_kb(pid) for pid in pids) > memory_kb:
+            tripped["memory_limit"] = True
+        else:
+            continue
+        _kill_sandbox(cfg, pgid)
+        return
 
 
 def main() -> None:
@@ -201,13 +261,10 @@ def main() -> None:
     pid = os.fork()
     if pid == 0:
         _child(cfg)
-    tripped: list[bool] = []
+    tripped: dict[str, bool] = {}
     counted = cfg.get("uid") is None
-    if counted:
-        # The program stays in the launcher's process group, which the caller kills on timeout.
-        threading.Thread(target=_watch_processes, daemon=True,
-                         args=(os.getpgid(0), int(cfg["limits"]["processes"]) + 1,
-                               tripped)).start()
+    # The program stays in the launcher's process group, which the caller kills on timeout.
+    threading.Thread(target=_watch, daemon=True, args=(cfg, os.getpgid(0), tripped)).start()
     status = rusage = None
     while status is None:
         try:
@@ -218,7 +275,7 @@ def main() -> None:
             continue
         if reaped == pid:
             status, rusage = code, usage
-    report: dict = {"notes": notes[:5], "process_limit": bool(tripped)}
+    report: dict = {"notes": notes[:5], **tripped}
     if status is not None and rusage is not None:
         report["cpu_s"] = rusage.ru_utime + rusage.ru_stime
         if os.WIFSIGNALED(status):

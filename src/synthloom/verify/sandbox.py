@@ -23,10 +23,28 @@ Isolation, strongest available first:
   what the program left when it ends (also children in a session of their own; with the uid,
   all at once, so a fork bomb cannot outrun it). A warning says which variant, once.
 
-Always: a fresh temporary working directory (removed afterwards; it is also ``HOME``; owned by
-the throw-away uid when there is one), limits on CPU time, address space, processes, file size
-and open files, a wall-clock timeout that kills everything, an environment with nothing
-inherited (``PATH``, ``LANG``, ``HOME`` only), stdout and stderr captured and truncated to a cap.
+Always: a fresh, private, writable temporary working directory (removed afterwards; it is
+also ``HOME`` and ``TMPDIR``, so an honest program can write files; owned by the throw-away uid
+when there is one; each file at most ``file_mb`` by ``RLIMIT_FSIZE``), limits on CPU time,
+address space, processes, file size and open files, a wall-clock timeout that kills
+everything, an environment with nothing inherited (``PATH``, ``LANG``, ``HOME``, ``TMPDIR`` and
+one-thread settings for BLAS libraries only), stdout and stderr captured and truncated to a cap.
+
+The caller's working folder is hidden too (namespace mode; an empty tmpfs over it, like the
+folders above), so ``python -m synthloom`` run from a project cannot hand the program its
+``.env``: only the interpreter's own import path (what ``python -I`` sees, not the caller's
+``sys.path``, which holds the working folder under ``-m``) is re-exposed, read-only. Left
+visible where hiding it would hide the system or the interpreter (``/``, ``/usr``, a folder
+inside the interpreter's tree). Without namespaces the working folder cannot be hidden: the
+program starts in its own folder but can open the caller's files by absolute path wherever
+their permissions let its user (as root under a throw-away uid: world-readable files only).
+
+``RLIMIT_AS`` is per process: a program that forks could hold ``processes`` times
+``memory_mb``. The launcher therefore also sums the memory (PSS) of all the program's processes
+every 20 ms and kills them all past ``memory_mb`` (status ``killed``). Polling lets a burst
+overshoot for one interval; the per-process ``RLIMIT_AS`` and the process limit still bound it.
+cgroups are not used: where they would be (a delegated cgroup v2 subtree) this machine's
+limits still hold without them.
 """
 
 from __future__ import annotations
@@ -203,20 +221,60 @@ def _warn_once(iso: Isolation) -> None:
 # --- running ---------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def _child_sys_path() -> tuple[str, ...]:
+    """The import path of ``python -I`` here: what the program's interpreter uses. Not this
+    process's ``sys.path``: under ``python -m`` that starts with the caller's working folder,
+    and pytest or ``PYTHONPATH`` add more."""
+    try:
+        probe = subprocess.run([sys.executable, "-I", "-c",
+                                "import json, sys; print(json.dumps(sys.path))"],
+                               capture_output=True, timeout=30, env={"LANG": "C.UTF-8"},
+                               cwd="/")
+        return tuple(json.loads(probe.stdout))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return ()
+
+
 def _expose_paths() -> list[str]:
     """The interpreter and its import path must stay readable inside the namespace."""
     paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     paths.add(os.path.dirname(os.path.realpath(sys.executable)))
-    for entry in sys.path:
+    for entry in _child_sys_path():
         if entry and os.path.isdir(entry):
             paths.add(os.path.realpath(entry))
     return sorted(paths)
 
 
+#: Hiding the caller's working folder when it is one of these or holds one would hide the system.
+SYSTEM = ("/", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc",
+          "/sys", "/dev", "/var", "/opt", "/nix", "/snap")
+
+
+def _hidden_cwd(expose: list[str]) -> str | None:
+    """The caller's working folder, to hide behind an empty tmpfs; None where that would hide
+    the system or the interpreter's own tree (it then stays visible, read-only)."""
+    try:
+        cwd = os.path.realpath(os.getcwd())
+    except OSError:
+        return None
+    if any(_is_under(system, cwd) for system in SYSTEM):
+        return None
+    if any(_is_under(cwd, path) for path in expose):  # inside (or equal to) the interpreter's
+        return None
+    return cwd
+
+
+def _is_under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
 def _clean_env(workdir: str) -> dict[str, str]:
     bindir = os.path.dirname(sys.executable)
+    threads = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                      "MKL_NUM_THREADS")}  # threads count as processes
     return {"PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-            "HOME": workdir, "PYTHONDONTWRITEBYTECODE": "1"}
+            "HOME": workdir, "TMPDIR": workdir, "PYTHONDONTWRITEBYTECODE": "1", **threads}
 
 
 @lru_cache(maxsize=1)
@@ -244,9 +302,13 @@ def _prepare(code: str, limits: SandboxLimits, block_sockets: bool,
     python = sys.executable
     argv = ([python, "-I", "-c", _boot_source(), "main.py"] if block_sockets
             else [python, "-I", "main.py"])
+    expose = _expose_paths()
+    hide = list(HIDE)
+    if iso.kind == "namespace" and (cwd := _hidden_cwd(expose)) is not None:
+        hide.append(cwd)
     cfg = {
         "workdir": workdir, "argv": argv, "env": _clean_env(workdir), "uid": uid,
-        "namespaces": iso.kind == "namespace", "expose": _expose_paths(), "hide": list(HIDE),
+        "namespaces": iso.kind == "namespace", "expose": expose, "hide": hide,
         "scratch": list(SCRATCH), "tmpfs_mb": limits.tmpfs_mb,
         "limits": {"cpu_s": limits.cpu, "memory_mb": limits.memory_mb,
                    "processes": limits.processes, "file_mb": limits.file_mb,
@@ -429,6 +491,9 @@ def _result(report: dict[str, Any], timed_out: bool, limits: SandboxLimits, seco
         status, reason = "timeout", f"wall time over {limits.timeout_s:g}s"
     elif report.get("process_limit"):
         status, reason = "killed", f"more than {limits.processes} processes"
+    elif report.get("memory_limit"):
+        status, reason = "killed", (f"memory over {limits.memory_mb} MB in all its processes "
+                                    "together")
     elif sig is not None:
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu - 0.05):
             status, reason = "timeout", f"CPU time over {limits.cpu}s"
