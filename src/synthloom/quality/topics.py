@@ -3,10 +3,12 @@
 - ``cluster_topics``: embeds ``column``, clusters (k-means or agglomerative, scikit-learn),
   adds ``topic`` (int; 0 = largest topic) and ``topic_label`` (top c-TF-IDF words).
 - ``select_per_topic``: keeps ``target`` records, round-robin over topics, best score first
-  in each topic; every other record is dropped with its topic, rank and score in the reason.
+  in each topic (equal scores in a seeded random order); every other record is dropped with
+  its topic, rank and score in the reason.
 - ``semantic_communities``: embedding community detection (cosine >= threshold, as
-  sentence-transformers' ``community_detection``): one record kept per community, outliers
-  kept; the others are dropped naming the kept record and their cosine to it.
+  sentence-transformers' ``community_detection``, on a nearest-neighbour graph): one record
+  kept per community, outliers kept; the others are dropped naming the kept record and their
+  cosine to it.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ async def _embed_column(records: list[dict[str, Any]], column: str | list[str],
     return positions, texts, vectors, results
 
 
+#: Above this many rows k-means runs on mini-batches (``MiniBatchKMeans``, 3 inits).
+MINIBATCH_ABOVE = 5_000
+
+
 def auto_topics(n: int) -> int:
     """Default topic count: about sqrt(n/2), at least 2 (and never above n). No upper cap:
     a million instructions get ~700 topics, as topic-diverse selection at scale needs."""
@@ -97,7 +103,8 @@ class ClusterTopics(GlobalStep):
             records, cfg.column, cfg.embedder, ctx)
         if texts:
             topics = await asyncio.to_thread(self.cluster, vectors)
-            labels = c_tf_idf_labels(texts, topics.tolist(), cfg.label_words)
+            labels = await asyncio.to_thread(c_tf_idf_labels, texts, topics.tolist(),
+                                             cfg.label_words)
             for pos, topic in zip(positions, topics.tolist(), strict=True):
                 label = ", ".join(labels.get(topic, [])) or f"topic {topic}"
                 results[pos] = ItemResult(outputs=[Output(
@@ -107,7 +114,7 @@ class ClusterTopics(GlobalStep):
     def cluster(self, vectors: np.ndarray) -> np.ndarray:
         """Topic per row, renumbered so topic 0 is the largest (ties: first seen)."""
         try:
-            from sklearn.cluster import AgglomerativeClustering, KMeans
+            from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
         except ImportError:
             raise SynthloomError('cluster_topics needs scikit-learn (a synthloom dependency): '
                                  'pip install "scikit-learn>=1.4"') from None
@@ -124,19 +131,21 @@ class ClusterTopics(GlobalStep):
             size = self.config.min_topic_size or max(5, n // 200)
             raw = HDBSCAN(min_cluster_size=min(size, n), metric="euclidean").fit_predict(
                 np.asarray(vectors, dtype=np.float64))
+        elif self.config.algorithm == "kmeans" and n > MINIBATCH_ABOVE:
+            # Full k-means with 10 restarts grew as n^1.5 (98 s at 80k): mini-batches, 3 inits.
+            raw = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=max(4096, 3 * k),
+                                  random_state=self.config.seed).fit_predict(vectors)
         elif self.config.algorithm == "kmeans":
             raw = KMeans(n_clusters=k, n_init=10, random_state=self.config.seed).fit_predict(vectors)
         else:
             raw = AgglomerativeClustering(n_clusters=k, metric="cosine",
                                           linkage="average").fit_predict(vectors)
-        sizes: dict[int, int] = {}
-        first: dict[int, int] = {}
-        for i, c in enumerate(raw.tolist()):
-            sizes[c] = sizes.get(c, 0) + 1
-            first.setdefault(c, i)
-        order = sorted(sizes, key=lambda c: (-sizes[c], first[c]))
-        renumber = {c: new for new, c in enumerate(order)}
-        return np.array([renumber[c] for c in raw.tolist()], dtype=np.int64)
+        values, first, inverse, sizes = np.unique(np.asarray(raw), return_index=True,
+                                                  return_inverse=True, return_counts=True)
+        order = np.lexsort((first, -sizes))  # largest first, ties: first seen
+        renumber = np.empty(len(values), dtype=np.int64)
+        renumber[order] = np.arange(len(values))
+        return renumber[inverse.ravel()]
 
 
 class SelectConfig(StepConfig):
@@ -148,6 +157,9 @@ class SelectConfig(StepConfig):
     topic_column: str = "topic"
     #: False: lower scores are better (e.g. a perplexity).
     higher_is_better: bool = True
+    #: Equal scores are ordered by a random permutation drawn with this seed (not by input
+    #: order, which would favour whatever came first in the corpus).
+    seed: int = 0
 
 
 @register_step
@@ -156,6 +168,7 @@ class SelectPerTopic(GlobalStep):
     (within a round, better records first), so small topics are not crowded out."""
 
     type_name = "select_per_topic"
+    version = "2"  # O(n log n); ties broken by a seeded permutation, not input order
     Config = SelectConfig
     config: SelectConfig
 
@@ -177,44 +190,66 @@ class SelectPerTopic(GlobalStep):
 
     async def process_all(self, records: list[dict[str, Any]], ctx: RunContext,
                           ) -> list[ItemResult]:
+        return await asyncio.to_thread(self.select, records)
+
+    def select(self, records: list[dict[str, Any]]) -> list[ItemResult]:
+        """One result per record. Round robin as two sorts: rank each record in its topic
+        by (unscored last, best score, seeded tie order), then keep the first ``target``
+        by (rank, the same key) - the rounds in order, each round best first."""
         cfg = self.config
-        results: list[ItemResult | None] = [None] * len(records)
-        by_topic: dict[Any, list[int]] = {}
+        n = len(records)
+        results: list[ItemResult | None] = [None] * n
+        codes: dict[Any, int] = {}
+        topics: list[Any] = []
+        rows: list[int] = []
+        code_of: list[int] = []
+        scores = np.zeros(n, dtype=np.float64)
+        unscored = np.zeros(n, dtype=bool)
         for i, record in enumerate(records):
             if cfg.topic_column not in record:
                 results[i] = ItemResult.failure(
                     KeyError(f"record has no column {cfg.topic_column!r} (run cluster_topics "
                              "first)"))
                 continue
-            by_topic.setdefault(record[cfg.topic_column], []).append(i)
-
-        def rank_key(i: int) -> tuple[int, float, int]:
-            score = self._score(records[i])
-            return (score is None, -(score or 0.0), i)  # unscored last, then input order
-
-        for members in by_topic.values():
-            members.sort(key=rank_key)
-        selected: set[int] = set()
-        depth = 0
-        while len(selected) < cfg.target:
-            round_ = [m[depth] for m in by_topic.values() if depth < len(m)]
-            if not round_:
-                break
-            for i in sorted(round_, key=rank_key)[: cfg.target - len(selected)]:
-                selected.add(i)
-            depth += 1
-        for topic, members in by_topic.items():
-            for rank, i in enumerate(members, start=1):
-                if i in selected:
-                    results[i] = _keep()
-                    continue
-                raw = self._raw_score(records[i])
-                score = f"score {raw}" if self._score(records[i]) is not None else "no score"
-                better = sum(1 for m in members[: rank - 1] if m in selected)
-                results[i] = ItemResult.drop(
-                    f"not selected: topic {topic} has {better} higher-ranked selected record(s) "
-                    f"({score}, rank {rank} of {len(members)} in its topic; target {cfg.target} "
-                    "reached)")
+            topic = record[cfg.topic_column]
+            code = codes.get(topic)
+            if code is None:
+                code = codes[topic] = len(topics)
+                topics.append(topic)
+            rows.append(i)
+            code_of.append(code)
+            score = self._score(record)
+            if score is None:
+                unscored[i] = True
+            else:
+                scores[i] = score
+        if not rows:
+            return results  # type: ignore[return-value]
+        idx = np.asarray(rows, dtype=np.int64)
+        topic = np.asarray(code_of, dtype=np.int64)
+        ties = np.random.default_rng(cfg.seed).permutation(n)[idx]
+        key = (ties, -scores[idx], unscored[idx])
+        order = np.lexsort((*key, topic))  # by topic, then rank key
+        sizes = np.bincount(topic, minlength=len(topics))
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        depth = np.empty(len(idx), dtype=np.int64)
+        depth[order] = np.arange(len(idx)) - starts[topic[order]]
+        chosen = np.lexsort((*key, depth))[: cfg.target]
+        selected = np.zeros(len(idx), dtype=bool)
+        selected[chosen] = True
+        # A topic's selected records are its best ones (a prefix of its ranking).
+        kept = np.bincount(topic[selected], minlength=len(topics))
+        for j, i in enumerate(idx.tolist()):
+            if selected[j]:
+                results[i] = _keep()
+                continue
+            c = int(topic[j])
+            raw = self._raw_score(records[i])
+            score = "no score" if unscored[i] else f"score {raw}"
+            results[i] = ItemResult.drop(
+                f"not selected: topic {topics[c]} has {kept[c]} higher-ranked selected "
+                f"record(s) ({score}, rank {depth[j] + 1} of {sizes[c]} in its topic; target "
+                f"{cfg.target} reached)")
         return results  # type: ignore[return-value]
 
 
@@ -227,6 +262,11 @@ class CommunityConfig(StepConfig):
     min_size: int = Field(default=2, ge=2)
     #: Which member stays: the community's centre, or the first in input order.
     keep: Literal["centre", "first"] = "centre"
+    #: Nearest neighbours kept per record (memory n x neighbors). A record whose every
+    #: neighbour is above the threshold sits in a dense region, searched exactly.
+    neighbors: int = Field(default=32, ge=1)
+    #: exact search up to 20k records then usearch HNSW (auto), or force one.
+    ann: Literal["auto", "exact", "usearch"] = "auto"
 
 
 @register_step
@@ -250,7 +290,8 @@ class SemanticCommunities(GlobalStep):
             results[pos] = _keep()
         if len(positions) < 2:
             return results  # type: ignore[return-value]
-        groups = await asyncio.to_thread(communities, vectors, cfg.threshold, cfg.min_size)
+        groups = await asyncio.to_thread(communities, vectors, cfg.threshold, cfg.min_size,
+                                         cfg.neighbors, cfg.ann)
         for group in groups:
             kept = group[0] if cfg.keep == "centre" else min(group)
             kept_id = rid(records[positions[kept]])

@@ -1,8 +1,9 @@
 """Nearest neighbours and communities over L2-normalised embeddings.
 
-Exact (blockwise numpy matmul) up to ``EXACT_LIMIT`` rows, an HNSW index from ``usearch``
-beyond (extra ``embeddings``). ``communities`` is sentence-transformers' ``community_detection``
-algorithm in numpy (same result, no torch needed for endpoint embeddings).
+Exact (blockwise numpy matmul, blocks of at most ``_CELLS`` scores) up to ``EXACT_LIMIT``
+rows, an HNSW index from ``usearch`` beyond (extra ``embeddings``). ``communities`` is
+sentence-transformers' ``community_detection`` algorithm in numpy (no torch needed for endpoint
+embeddings), built on a k-nearest-neighbour graph so its memory is n x k, not n^2.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from synthloom.core.errors import SynthloomError
 AnnMode = Literal["auto", "exact", "usearch"]
 #: Above this many vectors ``auto`` switches from exact search to usearch.
 EXACT_LIMIT = 20_000
-_BLOCK = 1024
+_BLOCK = 512
+#: Most similarity scores held at once by a blockwise search (16 MB of float32).
+_CELLS = 1 << 22
+
+
+def _block_rows(n: int) -> int:
+    """Rows per block of a search against ``n`` vectors (1024 rows x 1M columns was 4 GB of scores)."""
+    return max(1, min(_BLOCK, _CELLS // max(n, 1)))
 
 
 def _use_exact(n: int, ann: AnnMode) -> bool:
@@ -38,15 +46,16 @@ def top_k(vectors: np.ndarray, k: int, ann: AnnMode = "auto") -> tuple[np.ndarra
         return idx, sims
     kk = min(k, n - 1)
     if _use_exact(n, ann):
-        for start in range(0, n, _BLOCK):
-            scores = vectors[start : start + _BLOCK] @ vectors.T
+        block = _block_rows(n)
+        for start in range(0, n, block):
+            scores = vectors[start : start + block] @ vectors.T
             rows = np.arange(len(scores))
             scores[rows, rows + start] = -np.inf  # never one's own neighbour
-            part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+            part = np.argpartition(scores, -kk, axis=1)[:, -kk:]  # no negated copy
             part_s = np.take_along_axis(scores, part, axis=1)
             order = np.argsort(-part_s, axis=1, kind="stable")
-            idx[start : start + _BLOCK, :kk] = np.take_along_axis(part, order, axis=1)
-            sims[start : start + _BLOCK, :kk] = np.take_along_axis(part_s, order, axis=1)
+            idx[start : start + block, :kk] = np.take_along_axis(part, order, axis=1)
+            sims[start : start + block, :kk] = np.take_along_axis(part_s, order, axis=1)
         return idx, sims
     try:
         from usearch.index import Index
@@ -59,11 +68,13 @@ def top_k(vectors: np.ndarray, k: int, ann: AnnMode = "auto") -> tuple[np.ndarra
     found = index.search(vectors.astype(np.float32), kk + 1)
     keys = np.asarray(found.keys, dtype=np.int64).reshape(n, -1)
     dist = np.asarray(found.distances, dtype=np.float32).reshape(n, -1)
-    for i in range(n):
-        row = [(int(j), 1.0 - float(d)) for j, d in zip(keys[i], dist[i], strict=True)
-               if 0 <= j < n and j != i][:kk]
-        for col, (j, s) in enumerate(row):
-            idx[i, col], sims[i, col] = j, s
+    # Drop each row's own key and invalid slots, keeping the rest in order (vectorised: a
+    # Python loop over rows cost seconds at 100k).
+    valid = (keys >= 0) & (keys < n) & (keys != np.arange(n)[:, None])
+    pick = np.argsort(~valid, axis=1, kind="stable")[:, :kk]
+    ok = np.take_along_axis(valid, pick, axis=1)
+    idx[:, :kk] = np.where(ok, np.take_along_axis(keys, pick, axis=1), -1)
+    sims[:, :kk] = np.where(ok, 1.0 - np.take_along_axis(dist, pick, axis=1), -np.inf)
     return idx, sims
 
 
@@ -90,37 +101,82 @@ def greedy_duplicates(idx: np.ndarray, sims: np.ndarray, threshold: float, seede
 
 
 def communities(vectors: np.ndarray, threshold: float = 0.85, min_size: int = 2,
-                ) -> list[list[int]]:
+                neighbors: int = 32, ann: AnnMode = "auto") -> list[list[int]]:
     """Non-overlapping groups whose members have cosine >= ``threshold`` to the group's
     centre (its first element), largest first; points in no group of ``min_size`` are outliers.
 
     The algorithm of ``sentence_transformers.util.community_detection``: every point with
     at least ``min_size`` neighbours (itself included) above the threshold proposes its
-    neighbourhood, sorted by similarity; proposals are taken largest first, minus points
-    already taken.
+    neighbourhood, sorted by similarity; proposals are taken largest first (ties: lower
+    index first), minus points already taken.
+
+    Neighbourhoods come from the ``neighbors`` nearest neighbours of each point (memory n x
+    k). A point whose k-th neighbour is still above the threshold is *saturated*: its
+    neighbourhood may be larger, so it is searched exactly within its connected component
+    of the above-threshold neighbour graph (a dense region of near-copies), in blocks.
+    Without saturated points the result is the exact all-pairs one.
     """
     n = len(vectors)
-    proposals: list[list[int]] = []
-    for start in range(0, n, _BLOCK):
-        scores = vectors[start : start + _BLOCK] @ vectors.T
-        for r, row in enumerate(scores):
-            hits = np.flatnonzero(row >= threshold)
-            if len(hits) < min_size:
-                continue
-            order = np.argsort(-row[hits], kind="stable")
-            members = hits[order].tolist()
-            centre = start + r
-            if members[0] != centre:  # float ties: the proposer leads its own group
-                members.remove(centre)
-                members.insert(0, centre)
-            proposals.append(members)
-    proposals.sort(key=len, reverse=True)
-    taken: set[int] = set()
+    if n < 2:
+        return []
+    vectors = np.asarray(vectors, dtype=np.float32)
+    idx, sims = top_k(vectors, neighbors, ann)
+    above = sims >= threshold  # each row is sorted, so a prefix
+    counts = 1 + above.sum(axis=1)
+    saturated = above[:, -1] & (idx.shape[1] < n - 1)
+    comp = np.zeros(n, dtype=np.int64)
+    regions: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # dense region: (rows, vectors)
+    if saturated.any():
+        comp = _components(idx, above, n)
+        dense = np.isin(comp, np.unique(comp[saturated]))
+        rows_dense = np.flatnonzero(dense)
+        rows_dense = rows_dense[np.argsort(comp[rows_dense], kind="stable")]
+        bounds = np.flatnonzero(np.diff(comp[rows_dense])) + 1
+        for region in np.split(rows_dense, bounds):  # each sorted by index
+            regions[int(comp[region[0]])] = (region, vectors[region])
+        for region, sub in regions.values():
+            rows = region[saturated[region]]
+            block = _block_rows(len(region))
+            for start in range(0, len(rows), block):
+                chunk = rows[start : start + block]
+                scores = vectors[chunk] @ sub.T
+                scores[np.arange(len(chunk)), np.searchsorted(region, chunk)] = np.inf  # self
+                counts[chunk] = (scores >= threshold).sum(axis=1)
+    proposers = np.flatnonzero(counts >= min_size)
+    proposers = proposers[np.lexsort((proposers, -counts[proposers]))]
+    taken = np.zeros(n, dtype=bool)
+    free = {c: len(region) for c, (region, _) in regions.items()}  # untaken, per region
     groups: list[list[int]] = []
-    for members in proposals:
-        rest = [m for m in members if m not in taken]
+    for p in proposers.tolist():
+        if saturated[p]:
+            c = int(comp[p])
+            if free[c] < min_size:
+                continue  # the region is (nearly) all taken: this proposal would be too small
+            region, sub = regions[c]
+            row = sub @ vectors[p]
+            row[np.searchsorted(region, p)] = np.inf  # the proposer leads its own group
+            hits = np.flatnonzero(row >= threshold)
+            members = region[hits[np.argsort(-row[hits], kind="stable")]]
+        else:
+            members = np.concatenate(([p], idx[p][above[p]]))
+        rest = members[~taken[members]]
         if len(rest) >= min_size:
-            groups.append(rest)
-            taken.update(rest)
+            groups.append(rest.tolist())
+            taken[rest] = True
+            if regions:
+                for c, k in zip(*np.unique(comp[rest], return_counts=True), strict=True):
+                    if int(c) in free:
+                        free[int(c)] -= int(k)
     groups.sort(key=len, reverse=True)
     return groups
+
+
+def _components(idx: np.ndarray, above: np.ndarray, n: int) -> np.ndarray:
+    """Connected component of each point in the graph of above-threshold neighbour edges."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rows, cols = np.nonzero(above)
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, idx[rows, cols])),
+                       shape=(n, n))
+    return connected_components(graph, directed=True, connection="weak")[1]
