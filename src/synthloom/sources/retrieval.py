@@ -2,7 +2,10 @@
 search backend (a web/search API) behind a small adapter interface.
 
 The corpus is another node of the recipe, named in the step's ``context:``; the BM25 index is
-built once per run from its records. The paper retrieved a web-search top-1 (its repo searches
+built once per corpus, in a worker thread (never on the event loop), saved under the run folder
+(``RUN/index/bm25-HASH/``, the hash of the corpus record ids) and memory-mapped from there, so
+the processes of a run (Ray actors) share one index and a rerun loads it instead of building.
+Queries that arrive together (one executor batch) are scored in one worker-thread call. The paper retrieved a web-search top-1 (its repo searches
 the keywords and keeps the best BM25-scored page); local BM25 over the user's own corpus is the
 default, and ``search: python:MODULE:FACTORY`` plugs in a search API the user has: ``FACTORY(
 **search_options)`` returns an object with ``search(query, k) -> list[SearchHit]``
@@ -12,13 +15,21 @@ dropped with that reason.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
+import os
+import shutil
 import threading
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from synthloom.core.context import ItemContext
 from synthloom.core.errors import RecipeError, SynthloomError
+from synthloom.core.fingerprint import stable_hash
 from synthloom.core.records import META, ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
@@ -84,26 +95,98 @@ class RetrieveConfig(StepConfig):
     stopwords: str = "en"
 
 
+def _import_bm25s() -> Any:
+    try:
+        import bm25s
+    except ImportError:
+        raise SynthloomError('retrieval needs bm25s: pip install "bm25s>=0.2"') from None
+    return bm25s
+
+
 class Bm25Index:
-    def __init__(self, texts: list[str], stopwords: str) -> None:
-        try:
-            import bm25s
-        except ImportError:
-            raise SynthloomError('retrieval needs bm25s: pip install "bm25s>=0.2"') from None
-        self._bm25s = bm25s
+    """A bm25s index over ``texts`` (built here), or one loaded from disk (``load``)."""
+
+    def __init__(self, texts: list[str], stopwords: str, *, retriever: Any = None,
+                 size: int | None = None) -> None:
+        self._bm25s = _import_bm25s()
         self.stopwords = stopwords
+        if retriever is not None:
+            self.retriever, self.size = retriever, int(size or 0)
+            return
         self.size = len(texts)
-        self.retriever = bm25s.BM25()
-        tokens = bm25s.tokenize(texts, stopwords=stopwords, show_progress=False)
+        self.retriever = self._bm25s.BM25()
+        tokens = self._bm25s.tokenize(texts, stopwords=stopwords, show_progress=False)
         self.retriever.index(tokens, show_progress=False)
 
+    def save(self, folder: Path) -> None:
+        self.retriever.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path, stopwords: str) -> Bm25Index:
+        """Memory-mapped: the score arrays stay in the page cache, shared by processes."""
+        bm25s = _import_bm25s()
+        retriever = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
+        return cls([], stopwords, retriever=retriever, size=int(retriever.scores["num_docs"]))
+
     def top(self, query: str, k: int = 1) -> list[tuple[int, float]]:
-        tokens = self._bm25s.tokenize([query], stopwords=self.stopwords, show_progress=False)
-        if not tokens.vocab:
-            return []
+        return self.top_many([query], k)[0]
+
+    def top_many(self, queries: list[str], k: int = 1) -> list[list[tuple[int, float]]]:
+        """Best ``k`` (document index, score) per query; [] for a query of stop words only."""
+        out: list[list[tuple[int, float]]] = [[] for _ in queries]
         k = min(k, self.size)
-        indices, scores = self.retriever.retrieve(tokens, k=k, show_progress=False)
-        return [(int(i), float(s)) for i, s in zip(indices[0], scores[0], strict=True)]
+        if not queries or k < 1:
+            return out
+        tokens = self._bm25s.tokenize(queries, stopwords=self.stopwords, return_ids=False,
+                                      show_progress=False)
+        asked = [i for i, t in enumerate(tokens) if t]
+        if not asked:
+            return out
+        indices, scores = self.retriever.retrieve([tokens[i] for i in asked], k=k,
+                                                  show_progress=False)
+        for row, i in enumerate(asked):
+            out[i] = [(int(d), float(v)) for d, v in zip(indices[row], scores[row], strict=True)]
+        return out
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes (POSIX); without fcntl, none (a race only
+    builds the same index twice)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def load_or_build_index(texts: list[str], key: str, stopwords: str, folder: Path | None,
+                        ) -> Bm25Index:
+    """The index saved in ``folder/bm25-KEY`` (memory-mapped), built and saved first when
+    missing; one process builds while the others wait for it. Without a writable folder,
+    an in-memory index."""
+    if folder is None:
+        return Bm25Index(texts, stopwords)
+    target = folder / f"bm25-{key}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _file_lock(folder / f"bm25-{key}.lock"):
+            if not (target / "params.index.json").is_file():
+                index = Bm25Index(texts, stopwords)
+                tmp = folder / f".bm25-{key}-{uuid.uuid4().hex[:8]}"
+                index.save(tmp)
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(tmp, target)
+                del index  # the built arrays go; the saved ones are mapped below
+        return Bm25Index.load(target, stopwords)
+    except OSError:  # read-only run folder: keep it in memory
+        return Bm25Index(texts, stopwords)
 
 
 @register_step
@@ -122,20 +205,46 @@ class RetrieveBm25(MapStep):
             raise RecipeError(
                 f"step {self.name}: corpus {cfg.corpus!r} must be set and must also be listed "
                 "in context: (search: bm25)")
-        self._lock = threading.Lock()
-        self._index: Bm25Index | None = None
-        self._indexed: int | None = None
         self._search: SearchBackend | None = None
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """Process-local state: locks, the loaded index, queries waiting for a batch."""
+        self._lock = threading.Lock()
+        self._search_lock = threading.Lock()
+        self._index: Bm25Index | None = None
+        self._indexed: tuple[int, int] | None = None
+        self._pending: list[tuple[str, list[dict[str, Any]], Path, asyncio.Future[Any]]] = []
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled into Ray actors / worker processes: locks cannot be pickled, and the index
+        # (or its memory map) is reloaded from the run folder where it is needed.
+        state = self.__dict__.copy()
+        for name in ("_lock", "_search_lock", "_index", "_indexed", "_pending", "_flushes",
+                     "_search"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._search = None  # setup() loads the adapter again
+        self._fresh()
 
     def reads(self) -> list[str]:
         return list(self.config.query_columns)
 
-    def _index_for(self, documents: list[dict[str, Any]]) -> Bm25Index:
+    def _index_for(self, documents: list[dict[str, Any]], run_dir: Path | None) -> Bm25Index:
         with self._lock:
-            if self._index is None or self._indexed != id(documents):
-                texts = [str(d.get(self.config.text_column) or "") for d in documents]
-                self._index = Bm25Index(texts, self.config.stopwords)
-                self._indexed = id(documents)
+            seen = (id(documents), len(documents))
+            if self._index is None or self._indexed != seen:
+                cfg = self.config
+                key = stable_hash("bm25", cfg.text_column, cfg.stopwords,
+                                  [d.get(META, {}).get("id") for d in documents], length=24)
+                texts = [str(d.get(cfg.text_column) or "") for d in documents]
+                folder = None if run_dir is None else Path(run_dir) / "index"
+                self._index = load_or_build_index(texts, key, cfg.stopwords, folder)
+                self._indexed = seen
             return self._index
 
     def setup(self, ctx: Any) -> None:
@@ -143,27 +252,72 @@ class RetrieveBm25(MapStep):
         if self.config.search != "bm25":
             self._search = load_search_backend(self.config.search, self.config.search_options)
 
-    def _hits(self, query: str, ctx: ItemContext) -> list[SearchHit] | str:
+    def search_many(self, queries: list[str], documents: list[dict[str, Any]],
+                    run_dir: Path | None = None) -> list[list[SearchHit]]:
+        """Best BM25 hit of each query over ``documents`` (blocking: call it off the loop)."""
+        cfg = self.config
+        out = []
+        for found in self._index_for(documents, run_dir).top_many(queries, k=1):
+            hits = []
+            for index, score in found:
+                doc = documents[index]
+                title = doc.get(cfg.title_column) if cfg.title_column else None
+                hits.append(SearchHit(str(doc.get(cfg.text_column) or ""), score,
+                                      doc[META]["id"], title))
+            out.append(hits)
+        return out
+
+    def _adapter_search(self, query: str) -> list[SearchHit]:
+        assert self._search is not None
+        with self._search_lock:  # adapters need not be thread-safe: one call at a time
+            return self._search.search(query, 1)
+
+    async def _hits(self, query: str, ctx: ItemContext) -> list[SearchHit] | str:
         """Best hits first, or the reason there are none to search."""
         if self._search is not None:
-            return self._search.search(query, 1)
+            return await asyncio.to_thread(self._adapter_search, query)
         documents = ctx.context.get(self.config.corpus or "") or []
         if not documents:
             return f"corpus {self.config.corpus!r} has no documents"
-        hits = []
-        for index, score in self._index_for(documents).top(query, k=1):
-            doc = documents[index]
-            title = doc.get(self.config.title_column) if self.config.title_column else None
-            hits.append(SearchHit(str(doc.get(self.config.text_column) or ""), score,
-                                  doc[META]["id"], title))
-        return hits
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[SearchHit]] = loop.create_future()
+        self._pending.append((query, documents, ctx.run.run_dir, future))
+        if len(self._pending) == 1:
+            # After the other items of this turn (an executor batch) have queued theirs.
+            loop.call_soon(self._start_flush)
+        return await future
 
-    def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+    def _start_flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._flush(batch))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, batch: list[tuple[str, list[dict[str, Any]], Path,
+                                             asyncio.Future[Any]]]) -> None:
+        groups: dict[int, list[int]] = {}
+        for i, (_, documents, _, _) in enumerate(batch):
+            groups.setdefault(id(documents), []).append(i)
+        for members in groups.values():
+            _, documents, run_dir, _ = batch[members[0]]
+            try:
+                found = await asyncio.to_thread(
+                    self.search_many, [batch[i][0] for i in members], documents, run_dir)
+            except Exception as exc:  # noqa: BLE001 - each waiting item gets the error
+                for i in members:
+                    if not batch[i][3].done():
+                        batch[i][3].set_exception(exc)
+                continue
+            for i, hits in zip(members, found, strict=True):
+                if not batch[i][3].done():
+                    batch[i][3].set_result(hits)
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         parts = []
         for column in self.config.query_columns:
             value = record.get(column)
             parts.append(" ".join(map(str, value)) if isinstance(value, list) else str(value or ""))
-        hits = self._hits(" ".join(parts), ctx)
+        hits = await self._hits(" ".join(parts), ctx)
         if isinstance(hits, str):
             return ItemResult.drop(hits)
         if not hits or hits[0].score <= self.config.min_score:
