@@ -51,4 +51,7 @@ class CountContext(MapStep):
     type_name = "test_count_context"
 
     def process(self, record: dict[str, Any], ctx: ItemContext) -> Output:
-        return Output(columns={"context_size": sum(len(v) for v in ctx.context.values())})
+        return Output(columns={
+            "context_size": sum(len(v) for v in ctx.context.values()),
+            "context_sizes": {name: len(ctx.context[name]) for name in self.config.context},
+        })

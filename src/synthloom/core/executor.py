@@ -16,6 +16,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -248,9 +249,11 @@ class LocalExecutor:
         finally:
             node.stats.seconds = time.perf_counter() - begun
             node.stats.done = True
+        # Context is complete once the node has emitted everything: waiters may start before
+        # the end marker reaches every consumer (one of them may be a waiter's producer).
+        node.done.set()
         for queue in node.consumers:
             await queue.put(_END)
-        node.done.set()
         self._progress()
 
     async def _emit(self, node: _Node, records: list[dict[str, Any]]) -> None:
@@ -328,13 +331,55 @@ class LocalExecutor:
 
     async def _run_streaming(self, node: _Node) -> None:
         assert node.inbox is not None
-        context_hash = await self._context_hash(node.step)
-        fingerprint = node.step.fingerprint(self.ctx_of(node.step))
+        spool = _Spool(self.run_dir)
+        try:
+            context_hash, ended = await self._wait_for_context(node, spool)
+            fingerprint = node.step.fingerprint(self.ctx_of(node.step))
+            await self._stream_batches(node, fingerprint, context_hash,
+                                       _batches(spool, None if ended else node.inbox))
+        finally:
+            spool.close()
+
+    async def _wait_for_context(self, node: _Node, spool: _Spool) -> tuple[str, bool]:
+        """The context hash, once every node in ``context:`` is done; (hash, inbox ended).
+
+        While it waits, the node keeps reading its inbox into a spool on disk. A node that
+        stopped reading would block its producer on a full queue, and that producer may be
+        what the context is waiting for (directly, or through a sibling consumer): the
+        flagship's corpus feeds both ``retrieve`` (context of ``synthesize``'s demos) and
+        ``synthesize`` itself. Memory stays bounded: spooled batches live on disk.
+        """
+        assert node.inbox is not None
+        if not node.step.config.context:
+            return "", False
+        waiting = asyncio.create_task(self._context_hash(node.step))
+        getting: asyncio.Task | None = None
+        try:
+            while True:
+                if getting is None:
+                    getting = asyncio.create_task(node.inbox.get())
+                await asyncio.wait({waiting, getting}, return_when=asyncio.FIRST_COMPLETED)
+                if getting.done():
+                    batch = getting.result()
+                    getting = None
+                    if batch is _END:
+                        return await waiting, True
+                    spool.append(batch)
+                    continue
+                return waiting.result(), False
+        finally:
+            if getting is not None:
+                # Cancelling a pending Queue.get leaves its item in the queue.
+                getting.cancel()
+                await asyncio.gather(getting, return_exceptions=True)
+            if not waiting.done():
+                waiting.cancel()
+                await asyncio.gather(waiting, return_exceptions=True)
+
+    async def _stream_batches(self, node: _Node, fingerprint: str, context_hash: str,
+                              batches: Any) -> None:
         window: deque[asyncio.Task] = deque()
-        while True:
-            batch = await node.inbox.get()
-            if batch is _END:
-                break
+        async for batch in batches:
             window.append(asyncio.create_task(
                 self._process_batch(node, fingerprint, context_hash, batch)))
             while window and (len(window) >= self.inflight or window[0].done()):
@@ -554,6 +599,42 @@ def inherited_meta(meta: dict[str, Any]) -> dict[str, Any]:
     """Provenance extras (file path, chunk span, retrieved document, demo ids) pass down to
     descendants; the core keys and step-local facts (finish_reason) do not."""
     return {k: v for k, v in meta.items() if k not in CORE_META and k not in LOCAL_META}
+
+
+class _Spool:
+    """Batches a node received before it could process them, kept on disk in arrival order."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self._dir = run_dir
+        self._file: IO[bytes] | None = None
+        self.batches = 0
+
+    def append(self, batch: list[dict[str, Any]]) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(dir=self._dir, prefix=".spool-")  # noqa: SIM115
+        self._file.write(jsonio.dumps_line(batch))
+        self.batches += 1
+
+    def replay(self) -> Iterator[list[dict[str, Any]]]:
+        if self._file is None:
+            return
+        self._file.flush()
+        self._file.seek(0)
+        for line in self._file:
+            yield jsonio.loads(line)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+async def _batches(spool: _Spool, inbox: asyncio.Queue | None) -> Any:
+    """The spooled batches, then the inbox's (when it has not ended yet)."""
+    for batch in spool.replay():
+        yield batch
+    while inbox is not None and (batch := await inbox.get()) is not _END:
+        yield batch
 
 
 def _take(items: Iterator[Any], n: int) -> list[Any]:
