@@ -390,7 +390,13 @@ class LocalExecutor:
     async def _process_batch(self, node: _Node, fingerprint: str, context_hash: str,
                              batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         step: _PerItemStep = node.step  # type: ignore[assignment]
-        keys = [step.item_key(fingerprint, r, context_hash) for r in batch]
+        narrowed = step.context_dependence(batch, self.ctx_of(step)) \
+            if step.config.context else None
+        if narrowed is None:
+            keys = [step.item_key(fingerprint, r, context_hash) for r in batch]
+        else:  # each item's key covers only the part of the context it uses
+            keys = [step.item_key(fingerprint, r, stable_hash("context", part))
+                    for r, part in zip(batch, narrowed, strict=True)]
         bumps = [self.resample.get((step.name, rid(r)), 0) for r in batch] \
             if getattr(self, "resample", None) else None
         if bumps:  # a bumped item gets a new key: new seeds, so new samples, not the cache's

@@ -100,6 +100,19 @@ class Step(ABC):
         """Columns the step reads (None: all). Only these enter the per-item cache key."""
         return None
 
+    def context_dependence(self, records: list[dict[str, Any]], ctx: RunContext
+                           ) -> list[Any] | None:
+        """What of ``ctx.context`` each record's result depends on, or None: all of it.
+
+        By default an item's key covers every record of its ``context:`` nodes, so one new
+        context record reruns every item. A step that uses a small, deterministic part of its
+        context per item (the demos it will show, the segments it will place) returns that part
+        here (ids or content hashes, one entry per record); only that enters the item's key,
+        and a grown context reruns only the items whose part changed. Called on the event loop
+        with ``ctx.context`` filled: keep it cheap (O(k) per record, not a scan of the pool).
+        """
+        return None
+
     def item_key(self, fingerprint: str, record: dict[str, Any], context_hash: str) -> str:
         cols = self.reads()
         data = columns_of(record) if cols is None else {c: record.get(c) for c in cols}
