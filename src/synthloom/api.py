@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from synthloom.core.errors import SynthloomError
 from synthloom.core.executor import LocalExecutor, ProgressCallback
 from synthloom.core.models import DEFAULT_MODEL
 from synthloom.core.recipe import Recipe
+from synthloom.core.runlock import RunLock
 from synthloom.core.store import RunStore
 from synthloom.llm.backends.base import Backend
 from synthloom.llm.client import LLMClient
@@ -58,8 +60,20 @@ async def run_recipe(recipe: str | Path | Recipe, out: str | Path,
         recipe.with_models(opts.model_for)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # Nothing is written before the folder's lock is held: a refused second run must leave a
+    # finished run's recipe.yaml, run.db and outputs as they are. Held until the run ends.
+    lock = RunLock(out)
+    lock.acquire()
+    try:
+        return await _run_holding_lock(recipe, out, opts, lock)
+    finally:
+        lock.release()
+
+
+async def _run_holding_lock(recipe: Recipe, out: Path, opts: RunOptions,
+                            lock: RunLock) -> RunSummary:
     if recipe.path:  # the dataset card and report name the recipe that made the run
-        (out / "recipe.yaml").write_text(recipe.path.read_text(encoding="utf-8"), encoding="utf-8")
+        _write_atomic(out / "recipe.yaml", recipe.path.read_text(encoding="utf-8"))
     store = RunStore(out / "run.db")
     client: LLMClient | None = None
     clients: dict[str, LLMClient] = {}
@@ -88,16 +102,25 @@ async def run_recipe(recipe: str | Path | Recipe, out: str | Path,
                                   address=opts.ray_address, actors=opts.ray_actors,
                                   gpus_per_llm_actor=gpus, **common)
             ray_run.regenerated = regenerated
+            ray_run.run_lock = lock
             return await ray_run.run()
         if opts.executor != "local":
             raise SynthloomError(f"--executor {opts.executor!r}: expected local or ray")
         local = LocalExecutor(recipe, out, **common)
         local.regenerated = regenerated
+        local.run_lock = lock  # the executor runs under this lock instead of taking its own
         return await local.run()
     finally:
         for distinct in {id(c): c for c in clients.values()}.values():
             await distinct.aclose()
         store.close()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a kill mid-write leaves the old file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _mark_regeneration(recipe: Recipe, out: Path, what: str | None) -> dict[str, Any] | None:

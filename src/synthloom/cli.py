@@ -6,6 +6,7 @@ Errors print as one line and a non-zero exit code; ``--debug`` shows the traceba
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import sys
 import time
@@ -85,7 +86,16 @@ def run(
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip OUT/report.html.")] = False,
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
 ) -> None:
-    """Run a recipe; records go to OUT/data.jsonl, accounting to OUT/summary.json."""
+    """Run a recipe; records go to OUT/data.jsonl, accounting to OUT/summary.json.
+
+    Exit codes (summary.json "status" in brackets): 0 finished [ok], or finished with some
+    failed items [partial]; 1 an unexpected error (a bug: --debug shows it); 2 an error named in
+    one line: bad recipe or option, server unreachable, folder in use by another run, run.db
+    unusable [failed]; 3 stopped by --budget-tokens [stopped]; 4 every item failed, nothing came
+    out [failed]; 130 Ctrl-C or SIGTERM [interrupted]. Outputs (data.jsonl, failed.jsonl,
+    dropped.jsonl) are replaced only by a run that ends ok, partial or stopped; after the others
+    the previous ones stay and this run's rows are left in *.partial files.
+    """
     from synthloom.api import RunOptions, run_recipe
     from synthloom.core.recipe import Recipe
 
@@ -112,11 +122,41 @@ def run(
             write_report_after_run(folder, console)
         return summary
 
-    summary = _guard(go, debug)
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        summary = _guard(go, debug)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if summary.status == "stopped":
         console.print(f"[yellow]stopped: {summary.stopped_reason}[/]; run the same command "
                       "again to continue (finished items are cached)")
         raise typer.Exit(3)
+    if summary.status == "failed":
+        console.print(f"[red]failed[/]: every item failed; see {out_dir(summary, out)}"
+                      "/failed.jsonl.partial (the previous outputs, if any, are left in place)",
+                      highlight=False)
+        raise typer.Exit(EXIT_ALL_FAILED)
+    if summary.status == "partial":
+        console.print("[yellow]partial[/]: some items failed; see failed.jsonl",
+                      highlight=False)
+
+
+#: ``synthloom run``'s exit code when every item failed (see its help for all codes).
+EXIT_ALL_FAILED = 4
+
+
+def out_dir(summary: RunSummary, out: Path | None) -> Path:
+    return out or Path("synthloom-runs") / summary.recipe
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops a run as Ctrl-C does: outputs kept, summary.json "interrupted", exit
+    130 (without this the process died with no summary at all)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)  # asyncio's handler cancels the run's main task
+    else:
+        raise KeyboardInterrupt
 
 
 @app.command()
@@ -301,9 +341,16 @@ def export_(
         help="Also upload to this Hub dataset repo (needs a token).")] = None,
     token_env: Annotated[str, typer.Option(help="Variable holding the Hub token.")] = "HF_TOKEN",
     private: Annotated[bool, typer.Option(help="Hub repo visibility.")] = True,
+    force: Annotated[bool, typer.Option(
+        help="Export even a run that is interrupted, failed, or still running (refused "
+        "otherwise: its data.jsonl is not that run's final output).")] = False,
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
 ) -> None:
-    """Export a run's records to a training format, with a dataset card."""
+    """Export a run's records to a training format, with a dataset card.
+
+    Refused (exit 2, the status named) when the run folder's last run was interrupted or
+    failed, or a run holds its lock now, unless --force; a partial or stopped run is exported
+    with a warning."""
     from synthloom.export.formats import ColumnMap, ExportOptions, export, hub_token
     from synthloom.export.formats import push_to_hub as push
 
@@ -312,11 +359,13 @@ def export_(
                         prompt=prompt_column, chosen=chosen_column, rejected=rejected_column,
                         reasoning=reasoning_column, system=system, system_column=system_column)
     options = ExportOptions(format=format_, columns=columns, reasoning=reasoning, meta=meta,
-                            file=file, name=name, reviewed=reviewed)
+                            file=file, name=name, reviewed=reviewed, force=force)
     out = out or run_dir / "export" / format_
     if push_to_hub:
         _guard(lambda: hub_token(token_env), debug)  # fail before writing anything
     result = _guard(lambda: export(run_dir, out, options), debug)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     skipped = "; ".join(f"{n}x {why}" for why, n in result.skipped.most_common())
     if result.reviewed:
         r = result.reviewed
@@ -340,12 +389,15 @@ def report(
     sample: Annotated[int, typer.Option(help="Records shown with provenance.")] = 5,
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
 ) -> None:
-    """Write a self-contained report.html about a run (plots embedded)."""
-    from synthloom.export.report import write_report
+    """Write a self-contained report.html about a run (plots embedded); warns (and says so in
+    the report) when the run is not complete: interrupted, failed, running, partial, stopped."""
+    from synthloom.export.report import report_warnings, write_report
 
     def go() -> Path:
         if not (run_dir / "summary.json").is_file():
             raise SynthloomError(f"{run_dir}: no summary.json (is it a synthloom run folder?)")
+        for warning in report_warnings(run_dir):
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         return write_report(run_dir, out, price_per_1k=price_per_1k, sample=sample)
 
     Console().print(f"report -> {_guard(go, debug)}", highlight=False)

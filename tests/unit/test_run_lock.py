@@ -1,41 +1,59 @@
-"""One run per --out folder: a live holder's lock refuses a second run; a stale one is taken."""
+"""One run per --out folder: a live holder's flock refuses a second run; a lock file left by a
+killed run is simply taken; of several processes started at once exactly one wins."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from synthloom.core.runlock import RunLock, RunLockedError
+from synthloom.core.runlock import RunLock, RunLockedError, held_by
+
+HOLD = ("import sys,time; from pathlib import Path; from synthloom.core.runlock import RunLock;"
+        "l=RunLock(Path(sys.argv[1])); l.acquire(); print('held', flush=True); time.sleep(60)")
 
 
-def test_second_process_is_refused_with_folder_and_pid(tmp_path):
-    # A real second process holds the lock; this process must be refused.
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys,time; from pathlib import Path; from synthloom.core.runlock import RunLock;"
-         "l=RunLock(Path(sys.argv[1])); l.acquire(); print('held', flush=True); time.sleep(30)",
-         str(tmp_path)],
-        stdout=subprocess.PIPE, text=True)
+def hold(folder: Path) -> subprocess.Popen[str]:
+    """A real second process that holds ``folder``'s lock until killed."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def killed_holder_pid(folder: Path) -> int:
+    """The pid of a process that took ``folder``'s lock and was killed with SIGKILL (its pid
+    stays in the lock file: a stale lock)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    holder = hold(folder)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    return holder.pid
+
+
+def test_second_process_is_refused_with_folder_and_pid(tmp_path: Path) -> None:
+    holder = hold(tmp_path)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunLockedError) as err:
             RunLock(tmp_path).acquire()
         assert str(tmp_path) in str(err.value)
         assert f"pid {holder.pid}" in str(err.value)
+        assert held_by(tmp_path) == holder.pid
     finally:
         holder.kill()
         holder.wait()
+    assert held_by(tmp_path) is None  # the kernel dropped it with the process
 
 
-def test_cli_refuses_nonzero_while_locked(tmp_path):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(30)"])
+def test_cli_refuses_nonzero_while_locked(tmp_path: Path) -> None:
+    holder = hold(tmp_path)
     try:
-        (tmp_path / ".lock").write_text(f"{holder.pid}\n")
         proc = subprocess.run(
             [sys.executable, "-m", "synthloom", "run", "quickstart", "--out", str(tmp_path)],
             capture_output=True, text=True, timeout=120)
@@ -47,16 +65,60 @@ def test_cli_refuses_nonzero_while_locked(tmp_path):
         holder.wait()
 
 
-def test_stale_lock_is_taken_over_and_released(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    time.sleep(0.1)
-    (tmp_path / ".lock").write_text(f"{dead.pid}\n")
+def test_lock_left_by_a_killed_run_is_taken_and_released(tmp_path: Path) -> None:
+    dead = killed_holder_pid(tmp_path)
+    assert (tmp_path / ".lock").read_text().strip() == str(dead)
+    assert held_by(tmp_path) is None
     lock = RunLock(tmp_path)
     lock.acquire()
-    assert (tmp_path / ".lock").read_text().strip() != str(dead.pid)
+    assert (tmp_path / ".lock").read_text().strip() != str(dead)
     lock.release()
-    assert not (tmp_path / ".lock").exists()
+    # The file stays (deleting it would open a race); nobody holds it.
+    assert held_by(tmp_path) is None and (tmp_path / ".lock").read_text() == ""
+
+
+def _contend(folder: str, start: Any, tried: Any, results: Any) -> None:
+    lock = RunLock(Path(folder))
+    start.wait()
+    try:
+        lock.acquire()
+        won = True
+    except RunLockedError:
+        won = False
+    results.put(won)
+    tried.wait()  # the winner holds the lock until every contender has tried
+    lock.release()
+
+
+def _race(folder: Path, contenders: int) -> int:
+    """Start ``contenders`` processes at once on ``folder``; how many took the lock."""
+    ctx = multiprocessing.get_context("fork")
+    start, tried = ctx.Barrier(contenders), ctx.Barrier(contenders)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_contend, args=(str(folder), start, tried, results))
+             for _ in range(contenders)]
+    for p in procs:
+        p.start()
+    wins = sum(results.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    return wins
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["fresh", "stale-lock-file"])
+def test_exactly_one_of_several_processes_started_at_once_wins(tmp_path: Path,
+                                                               stale: bool) -> None:
+    # Before flock: 2-3 winners in 1 of 10 trials, 5 of 10 over a stale lock file.
+    dead = killed_holder_pid(tmp_path / "dead") if stale else None
+    winners = []
+    for trial in range(20):
+        folder = tmp_path / f"trial{trial}"
+        folder.mkdir()
+        if dead is not None:
+            (folder / ".lock").write_text(f"{dead}\n")
+        winners.append(_race(folder, contenders=4))
+    assert winners == [1] * 20
 
 
 def test_resume_keeps_failed_and_dropped_rows_exactly_once(tmp_path):

@@ -10,6 +10,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: summary.json ``status``: what the run's outputs are worth.
+STATUSES = {
+    "ok": "finished, nothing failed",
+    "partial": "finished, some items failed (failed.jsonl)",
+    "stopped": "stopped cleanly by the token budget; rerun to continue",
+    "failed": "a fatal error (``error``), or every item failed and nothing came out",
+    "interrupted": "Ctrl-C, SIGTERM or a cancelled task; rerun to continue",
+}
+#: Statuses whose outputs replace the previous run's (data.jsonl, failed.jsonl, ...); after
+#: the others the previous complete outputs stay and this run's are left as NAME.partial.
+COMPLETE = frozenset({"ok", "partial", "stopped"})
+
 
 @dataclass
 class StepStats:
@@ -67,12 +79,22 @@ class RunSummary:
     models: dict[str, Any] = field(default_factory=dict)
     #: ``--regenerate rejected``: items given new samples, and decisions it could not honour.
     regenerated: dict[str, Any] | None = None
+    #: Why a ``failed`` or ``interrupted`` run ended (``Class: message``).
+    error: str | None = None
+    #: run.db cache rows that could not be decoded: treated as misses and recomputed.
+    cache_bad_rows: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """The run's outputs replace the previous ones (see ``COMPLETE``)."""
+        return self.status in COMPLETE
 
     def to_json(self) -> dict[str, Any]:
         data = {
             "recipe": self.recipe,
             "status": self.status,
             "stopped_reason": self.stopped_reason,
+            "error": self.error,
             "records": self.records,
             "llm_calls": sum(s.llm_calls for s in self.steps),
             "cache_hits": sum(s.cached + s.llm_cache_hits for s in self.steps),
@@ -88,4 +110,6 @@ class RunSummary:
             data["models"] = self.models
         if self.regenerated is not None:
             data["regenerated"] = self.regenerated
+        if self.cache_bad_rows:
+            data["cache_bad_rows"] = self.cache_bad_rows
         return data

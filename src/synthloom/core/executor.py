@@ -124,6 +124,10 @@ class LocalExecutor:
     async def run(self) -> RunSummary:
         started = time.time()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # api.run_recipe takes the lock before it writes anything and hands it over here.
+        given: RunLock | None = getattr(self, "run_lock", None)
+        if given is not None and given.held:
+            return await self._run_locked(started)
         lock = RunLock(self.run_dir)  # one run per folder; raises RunLockedError if held
         lock.acquire()
         try:
@@ -139,20 +143,43 @@ class LocalExecutor:
             models=self.models,
         )
         self._step_ctx: dict[str, RunContext] = {}
-        self._failed_out = open(self.run_dir / "failed.jsonl", "wb")  # noqa: SIM115
-        self._dropped_out = open(self.run_dir / "dropped.jsonl", "wb")  # noqa: SIM115
+        self._clients_halted(False)  # a client halted by an earlier interrupted run
+        # Every output is written as NAME.partial and moved over NAME only when the run ends
+        # with its outputs complete (ok / partial / stopped): an interrupted or failed run
+        # leaves the last complete outputs in place, and its own beside them as *.partial.
+        self._failed_out = open(partial_path(self.run_dir / "failed.jsonl"), "wb")  # noqa: SIM115
+        self._dropped_out = open(partial_path(self.run_dir / "dropped.jsonl"), "wb")  # noqa: SIM115
         summary = RunSummary(recipe=self.recipe.name, regenerated=self.regenerated)
         try:
             for node in self.recipe.nodes:
                 node.setup(self.ctx_of(node))
+            for sink in self.recipe.sinks:
+                defer = getattr(sink, "defer", None)  # published by _publish, all together
+                if callable(defer):
+                    defer()
             nodes = self._wire()
             summary.steps = [n.stats for n in nodes.values()]
             self._stats = summary.steps
-            sink_counts = await self._run_graph(nodes)
+            graph = asyncio.create_task(self._run_graph(nodes))
+            try:
+                # asyncio.wait is not cancelled along with this task: on Ctrl-C the clients
+                # are halted before the graph's tasks see the cancellation, so no request
+                # starts after the signal (6 did, as waiters took the slots freed by it).
+                await asyncio.wait({graph})
+            except BaseException:
+                self._clients_halted(True)
+                graph.cancel()
+                await asyncio.gather(graph, return_exceptions=True)
+                raise
+            sink_counts = graph.result()
             summary.records = sink_counts[0] if sink_counts else 0
+            summary.status = finished_status(summary, self.stopped_reason)
             if self.stopped_reason:
-                summary.status = "stopped"
                 summary.stopped_reason = self.stopped_reason
+        except BaseException as exc:
+            self._clients_halted(True)  # tasks left behind by the graph send nothing more
+            summary.status, summary.error = failure_status(exc)
+            raise
         finally:
             self._failed_out.close()
             self._dropped_out.close()
@@ -163,12 +190,31 @@ class LocalExecutor:
             if callable(stats_fn):
                 summary.llm = stats_fn()
             summary.models = self.models_summary()
+            summary.cache_bad_rows = getattr(self.store, "bad_rows", 0)
+            if summary.complete:
+                self._publish()
             data = summary.to_json()
-            (self.run_dir / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
+            write_atomic(self.run_dir / "summary.json", json.dumps(data, indent=2) + "\n")
             self.store.record_run(started, time.time(), self.recipe.name, summary.status, data)
             if self._given_store is None:
                 self.store.close()
         return summary
+
+    def _publish(self) -> None:
+        """Move this run's outputs over the previous ones (each an atomic rename)."""
+        for sink in self.recipe.sinks:
+            publish = getattr(sink, "publish", None)
+            if callable(publish):
+                publish()
+        for name in ("failed.jsonl", "dropped.jsonl"):
+            os.replace(partial_path(self.run_dir / name), self.run_dir / name)
+
+    def _clients_halted(self, halted: bool) -> None:
+        """Halt (or free) every model client: a halted one starts no new request."""
+        for client in {id(c): c for c in self.models.values()}.values():
+            method = getattr(client, "halt" if halted else "resume", None)
+            if callable(method):
+                method()
 
     def ctx_of(self, step: Step) -> RunContext:
         """The run context a step sees: ``llm`` is the client of the step's own model."""
@@ -569,25 +615,36 @@ class LocalExecutor:
 
     def _write_failed(self, record: dict[str, Any] | None, step: str, error_class: str,
                       message: str, extra: dict[str, Any] | None = None) -> None:
+        if self._failed_out.closed:  # a task outliving an interrupted run: no output left
+            return
         row = {"id": rid(record) if record else None, "step": step, "error_class": error_class,
                "message": message, **(extra or {}), "record": record}
         _write_line(self._failed_out, row)
 
     def _write_dropped(self, record: dict[str, Any], step: str, reason: str) -> None:
+        if self._dropped_out.closed:
+            return
         _write_line(self._dropped_out,
                     {"id": rid(record), "step": step, "reason": reason, "record": record})
 
     # --- sinks -----------------------------------------------------------------------------------
 
     async def _run_sink(self, sink: Sink, inbox: asyncio.Queue) -> int:
+        # File sinks write NAME.partial here; _run_locked publishes them when the run ends.
         sink.open(self.run_dir)
         count = 0
         try:
             while (batch := await inbox.get()) is not _END:
                 sink.write(batch)
                 count += len(batch)
-        finally:
-            sink.close()
+        except BaseException:
+            abort = getattr(sink, "abort", None)  # skip finishing work nobody will publish
+            if callable(abort):
+                abort()
+            else:
+                sink.close()
+            raise
+        sink.close()
         return count
 
 
@@ -650,6 +707,35 @@ def _take(items: Iterator[Any], n: int) -> list[Any]:
         if len(out) >= n:
             break
     return out
+
+
+def partial_path(path: Path) -> Path:
+    """Where a run writes ``path`` until the run ends complete (``data.jsonl.partial``)."""
+    return path.with_name(path.name + ".partial")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """``path`` whole or not at all: a reader never sees half a summary.json."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def finished_status(summary: RunSummary, stopped_reason: str | None) -> str:
+    """The status of a run whose graph ran to its end (see accounting.STATUSES)."""
+    failed = sum(s.failed for s in summary.steps)
+    if stopped_reason:
+        return "stopped"
+    if failed and not summary.records:
+        return "failed"  # every item failed: nothing came out
+    return "partial" if failed else "ok"
+
+
+def failure_status(exc: BaseException) -> tuple[str, str]:
+    """(status, error) of a run that ended with ``exc``."""
+    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+        return "interrupted", "interrupted (Ctrl-C, SIGTERM or cancelled)"
+    return "failed", f"{type(exc).__name__}: {exc}"
 
 
 def _write_line(handle: IO[bytes], row: dict[str, Any]) -> None:

@@ -5,17 +5,48 @@ on an event loop, at the end of the loop's current turn, in one transaction with
 else that finished in the same turn (a group commit: at 256 requests in flight, ~20 results
 share a commit); outside one, at once. WAL with synchronous=NORMAL: a commit is a write to the
 OS, so a kill -9 of the process loses at most the calls in flight, never a committed one.
+
+A cache row that cannot be decoded (a damaged file, a row written by hand) is a cache miss:
+counted in ``bad_rows`` (summary.json ``cache_bad_rows``), logged, recomputed and overwritten;
+it no longer aborts the run. An SQLite error is a ``StoreError`` naming run.db and a remedy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from synthloom.core import jsonio
+from synthloom.core.errors import SynthloomError
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(SynthloomError, sqlite3.OperationalError):
+    """The run store (OUT/run.db) cannot be opened, read or written. Still an
+    ``sqlite3.OperationalError`` for code that catches those."""
+
+
+def remedy(exc: sqlite3.Error) -> str:
+    """What the user can do about an SQLite error, by its message."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return ("another process has the file open (a run, or a tool such as the sqlite3 "
+                "shell); close it and rerun")
+    if "malformed" in text or "not a database" in text or "disk i/o" in text:
+        return ("the file is damaged: move it aside (e.g. mv run.db run.db.bad) and rerun; "
+                "the cache starts afresh, so finished items are computed again")
+    if "full" in text:
+        return "the disk is full: free some space and rerun (finished items are cached)"
+    if "readonly" in text or "unable to open" in text or "permission" in text:
+        return "check that the run folder and run.db are writable by this user"
+    return "if it happens again, move run.db aside and rerun (the cache starts afresh)"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS item_cache (key TEXT PRIMARY KEY, step TEXT, value TEXT NOT NULL);
@@ -47,11 +78,14 @@ class RunStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode: every statement is its own transaction unless we open one.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        #: Cache rows that failed to decode (each a miss, recomputed and overwritten).
+        self.bad_rows = 0
+        with self._sql("opening"):
+            # Autocommit mode: every statement is its own transaction unless we open one.
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
         # Steps may run sync code in threads; sqlite3 connections need serialised use.
         self._lock = threading.Lock()
         # Written, not yet committed (see the module docstring); reads look here first.
@@ -59,6 +93,28 @@ class RunStore:
         self._pending_llm: dict[str, str] = {}
         self._flush_scheduled = False
         self._flush_error: BaseException | None = None
+
+    @contextlib.contextmanager
+    def _sql(self, what: str) -> Iterator[None]:
+        """SQLite errors as one line that names this file and what to do about it."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"run store {self.path}: {what} failed "
+                             f"({type(exc).__name__}: {exc}); {remedy(exc)}") from exc
+
+    def _decode(self, key: str, value: Any) -> dict[str, Any] | None:
+        """A cache row's value, or None (a miss) when it cannot be read back."""
+        try:
+            decoded = jsonio.loads(value)
+            if not isinstance(decoded, dict):
+                raise TypeError(f"a JSON {type(decoded).__name__}, not an object")
+        except (ValueError, TypeError) as exc:
+            self.bad_rows += 1
+            log.warning("run store %s: cache row %s cannot be read (%s); treated as a miss, "
+                        "recomputed and overwritten", self.path, key[:16], exc)
+            return None
+        return decoded
 
     # --- group commit ---------------------------------------------------------------------------
 
@@ -102,29 +158,32 @@ class RunStore:
     def _write_locked(self, items: list[tuple[str, str, str]], calls: list[tuple[str, str]],
                       on_conflict: str) -> None:
         """Serialised rows in one transaction; ``on_conflict``: REPLACE or IGNORE."""
-        self._db.execute("BEGIN")
-        try:
-            self._db.executemany(f"INSERT OR {on_conflict} INTO item_cache (key, step, value) "
-                                 "VALUES (?, ?, ?)", items)
-            self._db.executemany(
-                f"INSERT OR {on_conflict} INTO llm_cache (key, value) VALUES (?, ?)", calls)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        with self._sql("writing the cache"):
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(f"INSERT OR {on_conflict} INTO item_cache (key, step, value)"
+                                     " VALUES (?, ?, ?)", items)
+                self._db.executemany(
+                    f"INSERT OR {on_conflict} INTO llm_cache (key, value) VALUES (?, ?)", calls)
+                self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
+                    self._db.execute("ROLLBACK")
+                raise
 
     # --- per-item step cache -------------------------------------------------------------------
 
     def get_items(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         self._raise_flush_error()
         found: dict[str, dict[str, Any]] = {}
-        with self._lock:
+        with self._lock, self._sql("reading the item cache"):
             for marks, chunk in in_chunks(keys):  # few distinct SQL texts: see in_chunks
                 rows = self._db.execute(
                     f"SELECT key, value FROM item_cache WHERE key IN ({marks})", chunk
-                )
+                ).fetchall()
                 for key, value in rows:
-                    found[key] = jsonio.loads(value)
+                    if (decoded := self._decode(key, value)) is not None:
+                        found[key] = decoded
             for key in keys:  # written but not yet committed: newer than the table
                 if (pending := self._pending_items.get(key)) is not None:
                     found[key] = jsonio.loads(pending[2])
@@ -160,8 +219,10 @@ class RunStore:
             pending = self._pending_llm.get(key)
             if pending is not None:
                 return jsonio.loads(pending)
-            row = self._db.execute("SELECT value FROM llm_cache WHERE key = ?", (key,)).fetchone()
-        return jsonio.loads(row[0]) if row else None
+            with self._sql("reading the LLM cache"):
+                row = self._db.execute("SELECT value FROM llm_cache WHERE key = ?",
+                                       (key,)).fetchone()
+        return self._decode(key, row[0]) if row else None
 
     def put_llm(self, key: str, value: dict[str, Any]) -> None:
         self._raise_flush_error()
@@ -175,7 +236,7 @@ class RunStore:
     def record_run(self, started: float, finished: float, recipe: str, status: str,
                    summary: dict[str, Any]) -> None:
         self.flush()
-        with self._lock:
+        with self._lock, self._sql("recording the run"):
             self._db.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
                 (started, finished, recipe, status, jsonio.dumps(summary)),
@@ -183,7 +244,7 @@ class RunStore:
 
     def counts(self) -> dict[str, int]:
         self.flush()
-        with self._lock:
+        with self._lock, self._sql("counting the cache"):
             items = self._db.execute("SELECT COUNT(*) FROM item_cache").fetchone()[0]
             llm = self._db.execute("SELECT COUNT(*) FROM llm_cache").fetchone()[0]
         return {"item_cache": items, "llm_cache": llm}

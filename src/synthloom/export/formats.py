@@ -61,6 +61,8 @@ class ExportOptions:
     #: ``accepted`` (or ``rejected`` / ``pending``): only the records with that review
     #: decision (``synthloom review``), the reviewer's edited values applied.
     reviewed: str | None = None
+    #: Export even when the run is not complete (interrupted, failed, or still running).
+    force: bool = False
 
 
 @dataclass
@@ -77,6 +79,46 @@ class ExportResult:
     card_path: Path | None = None
     #: With ``reviewed``: {"status", "file", "kept", "of", "edited"} for the card and CLI.
     reviewed: dict[str, Any] | None = None
+    #: What the CLI prints before the counts: the run is partial, stopped, or forced.
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- is the run complete? ---------------------------------------------------------------------
+
+
+def run_state(run_dir: str | Path) -> tuple[str | None, str | None]:
+    """``(refusal, warning)`` about exporting (or reporting on) ``run_dir``'s files now.
+
+    A refusal: a live process holds the folder's lock (a run is writing it), or the last run
+    ended ``interrupted`` / ``failed`` (its outputs were not published: data.jsonl, if any, is
+    an earlier complete run's). A warning: the last run was ``partial`` or ``stopped``.
+    A folder without summary.json (not a synthloom run, or one that never ran) gets neither.
+    """
+    from synthloom.core.runlock import held_by
+
+    run_dir = Path(run_dir)
+    pid = held_by(run_dir)
+    if pid is not None:
+        who = f"pid {pid}" if pid else "a live process"
+        return (f"{run_dir} is in use by a running `synthloom run` ({who}, lock "
+                f"{run_dir / '.lock'}): its records are not final; wait for it to finish", None)
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    status = summary.get("status") if isinstance(summary, dict) else None
+    if status in ("interrupted", "failed"):
+        why = f" ({summary['error']})" if summary.get("error") else ""
+        return (f"{run_dir}: the last run's status is {status!r}{why}; its outputs were not "
+                "published (its partial rows are in *.partial files) and data.jsonl, if any, "
+                "is an earlier complete run's; rerun the same command to finish it", None)
+    if status == "partial":
+        return None, (f"status 'partial': {summary.get('failed', '?')} items failed "
+                      f"(failed.jsonl); the records that succeeded are exported")
+    if status == "stopped":
+        return None, (f"status 'stopped' ({summary.get('stopped_reason')}): the run is not "
+                      "finished; rerun the same command to continue it")
+    return None, None
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -371,6 +413,10 @@ def export(run_dir: str | Path, out_dir: str | Path, options: ExportOptions,
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if out_dir.resolve() == run_dir.resolve():
         raise SynthloomError("--out must not be the run folder itself")
+    refusal, warning = run_state(run_dir)
+    if refusal and not options.force:
+        raise SynthloomError(f"{refusal}; or pass --force to export what is there")
+    warnings = [w for w in (warning, refusal and f"--force: {refusal}") if w]
     reviewed = _select_reviewed(run_dir, options) if options.reviewed else None
     if reviewed is not None:
         options = replace(options, file=reviewed["file"])
@@ -386,7 +432,7 @@ def export(run_dir: str | Path, out_dir: str | Path, options: ExportOptions,
     if cols.get("system"):
         shown["system"] = "(fixed text)"
     result = ExportResult(out_dir=out_dir, data_path=out_dir / data_name, format=fmt, name=name,
-                          columns=shown, reviewed=reviewed)
+                          columns=shown, reviewed=reviewed, warnings=warnings)
 
     rows = _rows(run_dir, options, cols, result)
     if fmt in ("parquet", "hf"):

@@ -384,6 +384,8 @@ def build_report(run_dir: str | Path, price_per_1k: float = 0.0, sample: int = 5
         f"<h1>synthloom run report: {_e(summary.get('recipe', run_dir.name))}</h1>",
         f"<p class='muted'>{_e(run_dir.resolve())} · synthloom {__version__} · model "
         f"{_e((summary.get('llm') or {}).get('model', '–'))}</p>",
+        *(f"<p style='color:#a40;font-weight:bold'>warning: {_e(w)}</p>"
+          for w in report_warnings(run_dir)),
         "<div class='cards'>" + "".join(f"<div class='card'>{_e(k)}<b>{_e(v)}</b></div>"
                                         for k, v in cards) + "</div>",
         "<h2>Funnel</h2>", _funnel(summary),
@@ -400,6 +402,14 @@ def build_report(run_dir: str | Path, price_per_1k: float = 0.0, sample: int = 5
     return ("<!doctype html><html><head><meta charset='utf-8'><title>synthloom report: "
             f"{_e(summary.get('recipe', ''))}</title><style>{CSS}</style></head><body>"
             + "\n".join(sections) + "</body></html>\n")
+
+
+def report_warnings(run_dir: Path) -> list[str]:
+    """Why this run's files may not be its final outputs (interrupted, failed, running,
+    partial, stopped): the report is written anyway, with these lines on top."""
+    from synthloom.export.formats import run_state
+
+    return [w for w in run_state(run_dir) if w]
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None,

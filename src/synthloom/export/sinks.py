@@ -3,11 +3,16 @@
 A sink's ``path`` is relative to the run folder and must stay inside it: an absolute path or
 one with ``..`` is refused when the recipe loads, and the resolved target (symlinks followed)
 is checked again when the sink opens, so a recipe cannot write over files elsewhere.
+
+A file sink writes ``NAME.partial`` and ``publish()`` (called by the executor once the run ends
+complete) renames it over ``NAME`` in one atomic step: a run interrupted or failing midway
+leaves the previous run's ``NAME`` whole, and its own rows in ``NAME.partial``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import IO, Any
@@ -58,17 +63,43 @@ def sink_target(run_dir: Path, sink: Sink) -> Path:
     return target
 
 
+class _PublishedFile:
+    """Written at ``partial`` while the run goes on, renamed over ``target`` by ``publish``:
+    by ``close`` itself, unless ``defer`` was called (the executor does, and publishes all of a
+    run's outputs together once the run ends complete)."""
+
+    target: Path
+    partial: Path
+    _deferred = False
+
+    def defer(self) -> None:
+        """``close`` leaves the file at ``partial``; the caller calls ``publish``."""
+        self._deferred = True
+
+    def _closed(self) -> None:
+        if not self._deferred:
+            self.publish()
+
+    def _place(self, run_dir: Path) -> None:
+        self.target = sink_target(run_dir, self)  # type: ignore[arg-type]
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = self.target.with_name(self.target.name + ".partial")
+
+    def publish(self) -> None:
+        """Replace the previous run's file with this run's (an atomic rename)."""
+        os.replace(self.partial, self.target)
+
+
 @register_sink
-class JsonlSink(Sink):
+class JsonlSink(_PublishedFile, Sink):
     """One JSON object per line, ``_meta`` included."""
 
     type_name = "jsonl"
     Config = FileSinkConfig
 
     def open(self, run_dir: Path) -> None:
-        path = sink_target(run_dir, self)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle: IO[bytes] = path.open("wb")
+        self._place(run_dir)
+        self._handle: IO[bytes] = self.partial.open("wb")
 
     def write(self, records: list[dict[str, Any]]) -> None:
         self._handle.writelines(jsonio.dumps_line(r) for r in records)
@@ -76,10 +107,15 @@ class JsonlSink(Sink):
 
     def close(self) -> None:
         self._handle.close()
+        self._closed()
+
+    def abort(self) -> None:
+        """The run ends incomplete: what was written stays as NAME.partial."""
+        self._handle.close()
 
 
 @register_sink
-class ParquetSink(Sink):
+class ParquetSink(_PublishedFile, Sink):
     """Parquet via pyarrow (extra ``synthloom[parquet]``); ``_meta`` stored as a JSON string."""
 
     type_name = "parquet"
@@ -91,8 +127,8 @@ class ParquetSink(Sink):
         except ImportError:
             raise SynthloomError(
                 'the parquet sink needs pyarrow: pip install "synthloom[parquet]"') from None
-        self._path = sink_target(run_dir, self)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._place(run_dir)
+        self._path = self.target
         # Why spool: a column may first appear (or first be non-null) in a later batch, so the
         # schema is only known at the end. Each batch goes to its own part file; close() unifies
         # the schemas and rewrites the parts one at a time, so memory stays at one batch.
@@ -118,18 +154,25 @@ class ParquetSink(Sink):
 
         try:
             if not self._parts:
-                return
-            schemas = [pq.read_schema(p) for p in self._parts]
-            try:
-                schema = pa.unify_schemas(schemas, promote_options="permissive")
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                raise SynthloomError(f"parquet sink {self._path}: columns with incompatible "
-                                     f"types across batches: {exc}") from None
-            with pq.ParquetWriter(self._path, schema) as writer:
-                for part in self._parts:
-                    writer.write_table(_conform(pq.read_table(part), schema))
+                # No records: an empty file, so no earlier run's file is left standing.
+                pq.write_table(pa.table({}), self.partial)
+            else:
+                schemas = [pq.read_schema(p) for p in self._parts]
+                try:
+                    schema = pa.unify_schemas(schemas, promote_options="permissive")
+                except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                    raise SynthloomError(f"parquet sink {self._path}: columns with incompatible "
+                                         f"types across batches: {exc}") from None
+                with pq.ParquetWriter(self.partial, schema) as writer:
+                    for part in self._parts:
+                        writer.write_table(_conform(pq.read_table(part), schema))
         finally:
             shutil.rmtree(self._spool, ignore_errors=True)
+        self._closed()
+
+    def abort(self) -> None:
+        """The run ends incomplete: drop the spooled parts (no partial parquet is built)."""
+        shutil.rmtree(self._spool, ignore_errors=True)
 
 
 def _conform(table: Any, schema: Any) -> Any:

@@ -2,8 +2,10 @@
 
 Per sample: response cache → budget check → rate limit → adaptive concurrency gate → backend
 call (timeout; retries with backoff + jitter on transient errors, honouring Retry-After) →
-reasoning split → schema validation, JSON repair, and re-asking with the validation errors →
-cache write. Steps see only ``generate(request) -> [LLMResponse] * n``.
+reasoning split → an empty answer asked again (``empty_retries``; never cached, never served
+from the cache; still empty: ``EmptyCompletionError``, counted in ``failed_requests``) →
+schema validation, JSON repair, and re-asking with the validation errors → cache write.
+Steps see only ``generate(request) -> [LLMResponse] * n``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,15 @@ from synthloom.llm.types import (
 )
 
 
+class EmptyCompletionError(Exception):
+    """The backend answered with no text (after ``empty_retries`` more tries). Not a
+    ``TransientLLMError``: the item fails (uncached, so a rerun asks again), the run goes on."""
+
+
+#: The cause name of empty answers in ``retry_causes`` and ``failure_causes``.
+EMPTY = "empty_completion"
+
+
 class ResponseCache(Protocol):
     def get_llm(self, key: str) -> dict[str, Any] | None: ...
 
@@ -60,6 +71,7 @@ class LLMClient:
         budget_tokens: int | None = None,
         structured_retries: int = 2,
         max_repair_tokens: int = 4096,
+        empty_retries: int = 2,
         adaptive: bool = True,
         cache: ResponseCache | None = None,
         retry: RetryPolicy | None = None,
@@ -73,6 +85,8 @@ class LLMClient:
         self.budget = TokenBudget(budget_tokens)
         self.request_timeout_s = request_timeout_s
         self.structured_retries = structured_retries
+        #: More tries of the same request when an answer comes back empty.
+        self.empty_retries = empty_retries
         self.max_repair_tokens = max_repair_tokens
         self.cache = cache
         self._counts: Counter[str] = Counter()
@@ -84,6 +98,21 @@ class LLMClient:
         #: actors), besides the counters above: so ``stats`` describes the whole run.
         self._others: dict[str, Any] = {"budget_tokens_spent": 0, "concurrency_decreases": 0,
                                         "concurrency_limit": {}, "concurrency_lowest": None}
+        #: Set by ``halt`` (the run was interrupted): no new backend call starts.
+        self._halted = False
+
+    def halt(self) -> None:
+        """Start no new backend call from now on (the run is interrupted or has failed):
+        callers waiting for a slot would otherwise send requests after Ctrl-C."""
+        self._halted = True
+
+    def resume(self) -> None:
+        self._halted = False
+
+    def _check_halted(self) -> None:
+        if self._halted:
+            # Cancelled, not failed: the waiting task ends quietly, and nothing is cached.
+            raise asyncio.CancelledError("the run was interrupted; no new LLM request")
 
     @property
     def model_id(self) -> str:
@@ -224,6 +253,7 @@ class LLMClient:
                 # Paced inside the slot, right before sending: a permit taken earlier and then
                 # held while waiting for a slot would reach the server in a later burst.
                 await self.rate.acquire(estimate)
+                self._check_halted()
                 raw = await asyncio.wait_for(self.backend.score(prompt, response),
                                              self.request_timeout_s)
             if self.gate is not None:
@@ -256,7 +286,8 @@ class LLMClient:
         key = request.cache_key(self.model_id, index)
         if self.cache is not None:
             hit = self.cache.get_llm(key)
-            if hit is not None:
+            # An empty answer cached by an older version is no answer: ask again.
+            if hit is not None and _has_answer(hit):
                 self._counts["cache_hits"] += 1
                 return LLMResponse.from_json(hit, cached=True)
         seed = None if request.params.seed is None else request.params.seed + index
@@ -267,13 +298,13 @@ class LLMClient:
         usage, calls, begun = Usage(), 0, time.perf_counter()
         for attempt in range(self.structured_retries + 1):
             try:
-                raw, used = await self._call(call_request, seed)
+                raw, used, spent, (text, reasoning) = await self._answer(call_request, seed)
             except Exception as exc:
-                exc.usage, exc.calls = usage, calls + getattr(exc, "calls", 0)  # type: ignore[attr-defined]
+                exc.usage = usage + getattr(exc, "spent", Usage())  # type: ignore[attr-defined]
+                exc.calls = calls + getattr(exc, "calls", 0)  # type: ignore[attr-defined]
                 raise
             calls += used
-            usage = usage + raw.usage
-            text, reasoning = split_reasoning(raw.text)
+            usage = usage + spent
             parsed: Any = None
             if schema is None:
                 break
@@ -303,8 +334,38 @@ class LLMClient:
             model=self.model_id, sample_index=index, calls=calls, finished_at=time.time(),
         )
         if self.cache is not None:
-            self.cache.put_llm(key, response.to_json())
+            data = response.to_json()
+            if _has_answer(data):  # never an empty answer: a rerun must ask again
+                self.cache.put_llm(key, data)
         return response
+
+    async def _answer(self, request: LLMRequest, seed: int | None
+                      ) -> tuple[RawCompletion, int, Usage, tuple[str, str | None]]:
+        """``_call`` until the answer (reasoning split off) is not empty, at most
+        ``empty_retries`` more times, with the same request and seed (a hosted API's empty
+        reply is a glitch, not the model's answer). Returns the completion, the backend calls
+        and usage of all tries, and (text, reasoning). An answer cut off at ``max_tokens``
+        with nothing in it is returned as it is: a truncation, the step's to drop."""
+        calls, spent = 0, Usage()
+        for attempt in range(self.empty_retries + 1):
+            try:
+                raw, used = await self._call(request, seed)
+            except Exception as exc:
+                exc.spent, exc.calls = spent, calls + getattr(exc, "calls", 0)  # type: ignore[attr-defined]
+                raise
+            calls, spent = calls + used, spent + raw.usage
+            text, reasoning = split_reasoning(raw.text)
+            if text.strip() or raw.finish_reason == "length":
+                return raw, calls, spent, (text, reasoning)
+            if attempt < self.empty_retries:
+                self._counts["retries"] += 1
+                self._causes[EMPTY] += 1
+        self._failures[EMPTY] += 1
+        exc = EmptyCompletionError(
+            f"the model returned an empty answer {self.empty_retries + 1} time(s) "
+            f"(finish_reason={raw.finish_reason})")
+        exc.spent, exc.calls = spent, calls  # type: ignore[attr-defined]
+        raise exc
 
     async def _call(self, request: LLMRequest, seed: int | None) -> tuple[RawCompletion, int]:
         """One completion with rate limits, the concurrency gate and retries. Returns the
@@ -325,6 +386,7 @@ class LLMClient:
                 # Paced inside the slot, right before sending: a permit taken earlier and then
                 # held while waiting for a slot would reach the server in a later burst.
                 await self.rate.acquire(estimate)
+                self._check_halted()  # the slot may have been freed by the interrupt itself
                 raw = await asyncio.wait_for(
                     self.backend.complete(request, seed=seed), self.request_timeout_s)
             if self.gate is not None:
@@ -362,6 +424,11 @@ def _cause(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
     return type(exc).__name__
+
+
+def _has_answer(response: dict[str, Any]) -> bool:
+    """A response worth caching: some answer text (or a parsed object)."""
+    return bool(str(response.get("text") or "").strip()) or response.get("parsed") is not None
 
 
 def _estimate_tokens(request: LLMRequest) -> int:

@@ -6,9 +6,10 @@
   connections on every request start and finish, which at 256 connections in one pool cost
   ~10 ms of CPU per request; 16 pools of 64 cost ~2 ms (``benchmarks/orchestration.py``).
 
-Both return an :class:`HttpResponse` (status, headers, body read whole) and raise
-:class:`HttpTransportError` for every failure below HTTP, so the backend's retry and error
-wording see one shape whatever the transport. Choose with ``OpenAIBackend(transport=...)`` or
+Both return an :class:`HttpResponse` (status, headers, body read whole, up to a cap: 64 MiB by
+default, ``SYNTHLOOM_MAX_RESPONSE_MB`` or ``max_body``; a larger body is read no further, so a
+runaway server cannot fill memory) and raise :class:`HttpTransportError` for every failure
+below HTTP, so the backend's retry and error wording see one shape whatever the transport. Choose with ``OpenAIBackend(transport=...)`` or
 the ``SYNTHLOOM_HTTP_TRANSPORT`` environment variable.
 """
 
@@ -26,6 +27,11 @@ import orjson
 
 TRANSPORTS = ("auto", "aiohttp", "httpx")
 TRANSPORT_ENV = "SYNTHLOOM_HTTP_TRANSPORT"
+#: The largest response body read (an answer of a few thousand tokens is ~100 KB).
+MAX_BODY_BYTES = 64 * 2**20
+MAX_BODY_ENV = "SYNTHLOOM_MAX_RESPONSE_MB"
+#: Bytes read from the socket at a time while counting towards the cap.
+_CHUNK = 1 << 16
 
 #: httpx transport: pools per backend and connections per pool.
 HTTPX_POOLS = 16
@@ -61,6 +67,48 @@ class HttpTransportError(Exception):
         self.bad_url = bad_url
 
 
+class HttpBodyTooLarge(HttpTransportError):
+    """The response body is larger than the cap: not read further, not retried."""
+
+    def __init__(self, limit: int, declared: int | None = None) -> None:
+        size = f"{declared / 2**20:,.0f} MiB declared" if declared else "more"
+        super().__init__(f"response body larger than the {limit / 2**20:g} MiB cap ({size}); "
+                         f"raise it with {MAX_BODY_ENV}=N (MiB) if the server is right",
+                         cause="body_too_large")
+        self.limit = limit
+
+
+def max_body_bytes(given: int | None = None) -> int:
+    """The body cap: ``given``, else ``SYNTHLOOM_MAX_RESPONSE_MB`` (MiB), else 64 MiB."""
+    if given is not None:
+        return given
+    text = os.environ.get(MAX_BODY_ENV, "").strip()
+    try:
+        return int(float(text) * 2**20) if text else MAX_BODY_BYTES
+    except ValueError:
+        raise ValueError(f"{MAX_BODY_ENV}={text!r}: expected a number of MiB") from None
+
+
+class _Capped:
+    """Collects a body chunk by chunk, refusing to go past ``limit`` bytes."""
+
+    def __init__(self, limit: int, declared: int | None) -> None:
+        if declared is not None and declared > limit:
+            raise HttpBodyTooLarge(limit, declared)
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise HttpBodyTooLarge(self.limit)
+        self.parts.append(chunk)
+
+    def body(self) -> bytes:
+        return b"".join(self.parts)
+
+
 class Transport(Protocol):
     async def request(self, method: str, url: str, body: Any = None) -> HttpResponse: ...
 
@@ -83,11 +131,12 @@ def choose_transport(name: str | None) -> str:
     return name
 
 
-def make_transport(name: str, headers: dict[str, str], timeout_s: float) -> Transport:
+def make_transport(name: str, headers: dict[str, str], timeout_s: float,
+                   max_body: int | None = None) -> Transport:
     chosen = choose_transport(name)
     if chosen == "aiohttp":
-        return AiohttpTransport(headers, timeout_s)
-    return HttpxTransport(headers, timeout_s)
+        return AiohttpTransport(headers, timeout_s, max_body)
+    return HttpxTransport(headers, timeout_s, max_body)
 
 
 class _PerLoop:
@@ -108,9 +157,11 @@ def _proxy_in_environment() -> bool:
 
 
 class AiohttpTransport(_PerLoop):
-    def __init__(self, headers: dict[str, str], timeout_s: float) -> None:
+    def __init__(self, headers: dict[str, str], timeout_s: float,
+                 max_body: int | None = None) -> None:
         self.headers = {**headers, "Content-Type": "application/json"}
         self.timeout_s = timeout_s
+        self.max_body = max_body_bytes(max_body)
         self._session: Any = None
 
     def _client(self) -> Any:
@@ -147,8 +198,10 @@ class AiohttpTransport(_PerLoop):
         data = None if body is None else orjson.dumps(body)
         try:
             async with self._client().request(method, url, data=data) as response:
-                payload = await response.read()
-                return HttpResponse(response.status, response.headers, payload,
+                body = _Capped(self.max_body, response.content_length)
+                async for chunk in response.content.iter_chunked(_CHUNK):
+                    body.add(chunk)
+                return HttpResponse(response.status, response.headers, body.body(),
                                     response.reason or "")
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             raise HttpTransportError(f"invalid URL: {exc}", cause="invalid_url",
@@ -169,9 +222,11 @@ class AiohttpTransport(_PerLoop):
 
 
 class HttpxTransport(_PerLoop):
-    def __init__(self, headers: dict[str, str], timeout_s: float) -> None:
+    def __init__(self, headers: dict[str, str], timeout_s: float,
+                 max_body: int | None = None) -> None:
         self.headers = headers
         self.timeout_s = timeout_s
+        self.max_body = max_body_bytes(max_body)
         self._clients: list[httpx.AsyncClient] = []
         self._next = 0
 
@@ -194,8 +249,13 @@ class HttpxTransport(_PerLoop):
         content = None if body is None else orjson.dumps(body)
         headers = None if body is None else {"Content-Type": "application/json"}
         try:
-            response = await self._client().request(method, url, content=content,
-                                                    headers=headers)
+            async with self._client().stream(method, url, content=content,
+                                             headers=headers) as response:
+                declared = response.headers.get("content-length")
+                body = _Capped(self.max_body, int(declared) if declared
+                               and declared.isdigit() else None)
+                async for chunk in response.aiter_bytes(_CHUNK):  # decoded: gzip counts
+                    body.add(chunk)
         except httpx.UnsupportedProtocol as exc:
             raise HttpTransportError(str(exc), cause="invalid_url", bad_url=True) from exc
         except httpx.TimeoutException as exc:
@@ -206,7 +266,7 @@ class HttpxTransport(_PerLoop):
             # troubles: the summary counts them apart.
             raise HttpTransportError(str(exc) or type(exc).__name__,
                                      cause=type(exc).__name__) from exc
-        return HttpResponse(response.status_code, response.headers, response.content,
+        return HttpResponse(response.status_code, response.headers, body.body(),
                             response.reason_phrase)
 
     async def aclose(self) -> None:

@@ -13,11 +13,13 @@ from urllib.parse import urlsplit, urlunsplit
 from synthloom.core.errors import BackendError
 from synthloom.llm.backends.base import Backend
 from synthloom.llm.backends.http import (
+    HttpBodyTooLarge,
     HttpResponse,
     HttpTransportError,
     Transport,
     choose_transport,
     make_transport,
+    max_body_bytes,
 )
 from synthloom.llm.types import (
     LLMRequest,
@@ -98,6 +100,7 @@ class OpenAIBackend(Backend):
         timeout_s: float = 120.0,
         structured: str = "auto",
         transport: str = "auto",
+        max_response_bytes: int | None = None,
     ) -> None:
         if structured not in STRUCTURED_MODES:
             raise BackendError(
@@ -123,6 +126,11 @@ class OpenAIBackend(Backend):
             raise BackendError(str(exc)) from exc
         self._transport: Transport | None = None
         self._tokenizer: Any = None
+        try:
+            #: The largest response body read (default 64 MiB; SYNTHLOOM_MAX_RESPONSE_MB).
+            self.max_response_bytes = max_body_bytes(max_response_bytes)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from exc
 
     def __repr__(self) -> str:
         return (
@@ -155,7 +163,8 @@ class OpenAIBackend(Backend):
             key = self._key.get()
             if key:
                 headers["Authorization"] = f"Bearer {key}"
-            self._transport = make_transport(self.transport, headers, self.timeout_s)
+            self._transport = make_transport(self.transport, headers, self.timeout_s,
+                                             self.max_response_bytes)
         return self._transport
 
     def _redact(self, text: str) -> str:
@@ -192,6 +201,8 @@ class OpenAIBackend(Backend):
     def _transport_error(self, exc: HttpTransportError, what: str) -> Exception:
         if exc.bad_url:
             return BackendError(f"invalid LLM server URL {self.public_url}: {exc}")
+        if isinstance(exc, HttpBodyTooLarge):  # asking again would read as much again
+            return PermanentLLMError(f"{what} to {self.public_url}: {exc}")
         kind = "timed out" if exc.timed_out else "failed"
         reason = self._redact(str(exc)) or exc.cause
         # The summary counts causes: a reset, a truncated body and a timeout are different
