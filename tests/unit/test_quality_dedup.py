@@ -154,3 +154,34 @@ def test_dedup_steps_on_another_column_and_missing_values(tmp_path: Path) -> Non
 def test_normalize_for_exact_hash() -> None:
     assert normalize("  Hello,   WORLD!\n") == normalize("hello world") == "hello world"
     assert normalize("Ｆｕｌｌｗｉｄｔｈ") == "fullwidth"
+
+
+def test_semantic_dedup_neighbours_in_blocks_and_from_usearch_agree() -> None:
+    """Blockwise exact search (blocks smaller than the input) equals the all-pairs one, and
+    the vectorised usearch path finds the same duplicates (approximately) with exact cosines."""
+    from synthloom.quality.vectors import _block_rows, greedy_duplicates, top_k
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(2500, 48))
+    copies = base[rng.choice(2500, size=400)] + rng.normal(scale=0.02, size=(400, 48))
+    vectors = np.vstack([base, copies, base[:30]])  # + exact copies
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    assert _block_rows(len(vectors)) < len(vectors)  # several blocks
+    idx, sims = top_k(vectors, 6, "exact")
+    full = vectors @ vectors.T
+    np.fill_diagonal(full, -np.inf)
+    assert np.allclose(sims, -np.sort(-full, axis=1)[:, :6], atol=1e-5)
+    exact = greedy_duplicates(idx, sims, 0.95)
+    assert sum(m is not None for m in exact) == 430
+    pytest.importorskip("usearch", reason="usearch is in synthloom[embeddings]")
+    a_idx, a_sims = top_k(vectors, 6, "usearch")
+    rows = np.arange(len(vectors))[:, None]
+    ok = a_idx >= 0
+    assert not (a_idx == rows).any()  # never oneself
+    assert np.allclose(a_sims[ok], np.sum(vectors[rows.repeat(6, 1)[ok]] * vectors[a_idx[ok]],
+                                          axis=1), atol=1e-6)  # exact cosines, not f16 ones
+    approx = greedy_duplicates(a_idx, a_sims, 0.95)
+    found = [i for i, m in enumerate(approx) if m is not None]
+    # Approximate: (nearly) every duplicate found, and never a false one.
+    assert len(found) >= 0.97 * 430
+    assert all(exact[i] is not None and approx[i][1] >= 0.95 for i in found)  # type: ignore[index]

@@ -1,20 +1,23 @@
 """Nearest neighbours and communities over L2-normalised embeddings.
 
 Exact (blockwise numpy matmul, blocks of at most ``_CELLS`` scores) up to ``EXACT_LIMIT``
-rows, an HNSW index from ``usearch`` beyond (extra ``embeddings``). ``communities`` is
+rows, an HNSW index from ``usearch`` beyond (extra ``embeddings``; without it ``auto`` stays
+exact, with a warning): its candidates' cosines are recomputed exactly. ``communities`` is
 sentence-transformers' ``community_detection`` algorithm in numpy (no torch needed for endpoint
 embeddings), built on a k-nearest-neighbour graph so its memory is n x k, not n^2.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
 import numpy as np
 
 from synthloom.core.errors import SynthloomError
 
 AnnMode = Literal["auto", "exact", "usearch"]
+EMBEDDINGS_HINT = 'pip install "synthloom[embeddings]" for usearch'
 #: Above this many vectors ``auto`` switches from exact search to usearch.
 EXACT_LIMIT = 20_000
 _BLOCK = 512
@@ -23,7 +26,7 @@ _CELLS = 1 << 22
 
 
 def _block_rows(n: int) -> int:
-    """Rows per block of a search against ``n`` vectors (1024 rows x 1M columns was 4 GB of scores)."""
+    """Rows per block of a search against ``n`` vectors (1024 x 1M scores were 4 GB)."""
     return max(1, min(_BLOCK, _CELLS // max(n, 1)))
 
 
@@ -45,7 +48,9 @@ def top_k(vectors: np.ndarray, k: int, ann: AnnMode = "auto") -> tuple[np.ndarra
     if n < 2:
         return idx, sims
     kk = min(k, n - 1)
-    if _use_exact(n, ann):
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index_cls = None if _use_exact(n, ann) else _usearch_index(n, ann)
+    if index_cls is None:
         block = _block_rows(n)
         for start in range(0, n, block):
             scores = vectors[start : start + block] @ vectors.T
@@ -57,25 +62,42 @@ def top_k(vectors: np.ndarray, k: int, ann: AnnMode = "auto") -> tuple[np.ndarra
             idx[start : start + block, :kk] = np.take_along_axis(part, order, axis=1)
             sims[start : start + block, :kk] = np.take_along_axis(part_s, order, axis=1)
         return idx, sims
+    # Half-precision graph: half the distance work of f32 at the same recall; the cosines
+    # of the candidates it finds are recomputed exactly below.
+    index = index_cls(ndim=vectors.shape[1], metric="cos", dtype="f16")
+    index.add(np.arange(n, dtype=np.uint64), vectors)
+    found = index.search(vectors, kk + 1)
+    keys = np.asarray(found.keys, dtype=np.int64).reshape(n, -1)
+    # Each row's own key and invalid slots are left out (vectorised: a Python loop over rows
+    # cost seconds at 100k).
+    valid = (keys >= 0) & (keys < n) & (keys != np.arange(n)[:, None])
+    keys = np.where(valid, keys, 0)
+    exact = np.full(keys.shape, -np.inf, dtype=np.float32)
+    block = max(1, _CELLS // (keys.shape[1] * vectors.shape[1]))
+    for start in range(0, n, block):
+        rows = vectors[start : start + block, :, None]
+        exact[start : start + block] = np.matmul(vectors[keys[start : start + block]], rows)[..., 0]
+    exact[~valid] = -np.inf
+    order = np.argsort(-exact, axis=1, kind="stable")[:, :kk]
+    best = np.take_along_axis(exact, order, axis=1)
+    idx[:, :kk] = np.where(best > -np.inf, np.take_along_axis(keys, order, axis=1), -1)
+    sims[:, :kk] = best
+    return idx, sims
+
+
+def _usearch_index(n: int, ann: AnnMode) -> Any:
+    """usearch's Index class; for ``auto`` without usearch, None (exact search instead)."""
     try:
         from usearch.index import Index
     except ImportError as exc:
+        if ann == "auto":
+            warnings.warn(f"usearch is not installed: exact search over {n} vectors (time "
+                          f"grows with n^2; {EMBEDDINGS_HINT})", stacklevel=3)
+            return None
         raise SynthloomError(
             f"approximate search over {n} vectors needs usearch ({exc}); run: "
             'pip install "synthloom[embeddings]" (or set ann: exact)') from None
-    index = Index(ndim=vectors.shape[1], metric="cos", dtype="f32")
-    index.add(np.arange(n, dtype=np.uint64), vectors.astype(np.float32))
-    found = index.search(vectors.astype(np.float32), kk + 1)
-    keys = np.asarray(found.keys, dtype=np.int64).reshape(n, -1)
-    dist = np.asarray(found.distances, dtype=np.float32).reshape(n, -1)
-    # Drop each row's own key and invalid slots, keeping the rest in order (vectorised: a
-    # Python loop over rows cost seconds at 100k).
-    valid = (keys >= 0) & (keys < n) & (keys != np.arange(n)[:, None])
-    pick = np.argsort(~valid, axis=1, kind="stable")[:, :kk]
-    ok = np.take_along_axis(valid, pick, axis=1)
-    idx[:, :kk] = np.where(ok, np.take_along_axis(keys, pick, axis=1), -1)
-    sims[:, :kk] = np.where(ok, 1.0 - np.take_along_axis(dist, pick, axis=1), -np.inf)
-    return idx, sims
+    return Index
 
 
 def greedy_duplicates(idx: np.ndarray, sims: np.ndarray, threshold: float, seeded: int = 0,
