@@ -134,11 +134,11 @@ def run(
     if summary.status == "failed":
         console.print(f"[red]failed[/]: every item failed; see {out_dir(summary, out)}"
                       "/failed.jsonl.partial (the previous outputs, if any, are left in place)",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_ALL_FAILED)
     if summary.status == "partial":
         console.print("[yellow]partial[/]: some items failed; see failed.jsonl",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
 
 
 #: ``synthloom run``'s exit code when every item failed (see its help for all codes).

@@ -3,6 +3,7 @@ killed run is simply taken; of several processes started at once exactly one win
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing
 import signal
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from synthloom.api import RunOptions, run_recipe
 from synthloom.core.runlock import RunLock, RunLockedError, held_by
 
 HOLD = ("import sys,time; from pathlib import Path; from synthloom.core.runlock import RunLock;"
@@ -63,6 +65,22 @@ def test_cli_refuses_nonzero_while_locked(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_refused_run_writes_nothing_in_the_folder(tmp_path: Path) -> None:
+    # A finished run's folder: its recipe.yaml names the recipe that ran.
+    (tmp_path / "recipe.yaml").write_text("name: the-recipe-that-ran\n")
+    holder = hold(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    try:
+        with pytest.raises(RunLockedError):
+            asyncio.run(run_recipe("quickstart", tmp_path, RunOptions(limit=1)))
+    finally:
+        holder.kill()
+        holder.wait()
+    # Was: recipe.yaml overwritten with quickstart's, run.db created, before the lock check.
+    assert (tmp_path / "recipe.yaml").read_text() == "name: the-recipe-that-ran\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_lock_left_by_a_killed_run_is_taken_and_released(tmp_path: Path) -> None:
