@@ -115,7 +115,10 @@ def test_logic_solve_grades_every_reply_and_drops_nothing(tmp_path: Path) -> Non
     steps = {s["name"]: s for s in summary["steps"]}
     assert all(closes(s) for s in steps.values())
     assert steps["solve"]["in"] == steps["solve"]["out"] == 8 and steps["solve"]["dropped"] == 0
-    assert steps["solve"]["llm_calls"] == backend.calls == 8
+    # An empty reply is asked twice more before it is graded "no answer" (issue 22 item 6):
+    # 2 items x 2 more calls, counted as failed requests.
+    assert steps["solve"]["llm_calls"] == backend.calls == 8 + 2 * 2
+    assert summary["llm"]["failed_requests"] == 2
     records = rows(tmp_path / "out" / "data.jsonl")
     assert [r["solved"] for r in records] == [True, False, False, False] * 2
     for r in records:

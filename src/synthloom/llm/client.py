@@ -2,9 +2,10 @@
 
 Per sample: response cache → budget check → rate limit → adaptive concurrency gate → backend
 call (timeout; retries with backoff + jitter on transient errors, honouring Retry-After) →
-reasoning split → an empty answer asked again (``empty_retries``; never cached, never served
-from the cache; still empty: ``EmptyCompletionError``, counted in ``failed_requests``) →
-schema validation, JSON repair, and re-asking with the validation errors → cache write.
+reasoning split → an empty chat answer asked again (``empty_retries``; an empty answer is
+never cached nor served from the cache; still empty: counted in ``failed_requests`` and given
+to the step, which decides what it means) → schema validation, JSON repair, and re-asking
+with the validation errors → cache write.
 Steps see only ``generate(request) -> [LLMResponse] * n``.
 """
 
@@ -37,12 +38,6 @@ from synthloom.llm.types import (
     Usage,
     score_cache_key,
 )
-
-
-class EmptyCompletionError(Exception):
-    """The backend answered with no text (after ``empty_retries`` more tries). Not a
-    ``TransientLLMError``: the item fails (uncached, so a rerun asks again), the run goes on."""
-
 
 #: The cause name of empty answers in ``retry_causes`` and ``failure_causes``.
 EMPTY = "empty_completion"
@@ -344,10 +339,15 @@ class LLMClient:
         """``_call`` until the answer (reasoning split off) is not empty, at most
         ``empty_retries`` more times, with the same request and seed (a hosted API's empty
         reply is a glitch, not the model's answer). Returns the completion, the backend calls
-        and usage of all tries, and (text, reasoning). An answer cut off at ``max_tokens``
-        with nothing in it is returned as it is: a truncation, the step's to drop."""
+        and usage of all tries, and (text, reasoning).
+
+        Still empty: counted as a failed request and returned (uncached: a rerun asks again);
+        the step decides (``generate`` fails the item, a grader grades "no answer"). Not asked
+        again: a raw-prompt continuation (it may end at once: Magpie's empty query) and an
+        answer cut off at ``max_tokens`` (a truncation, the step's to drop)."""
         calls, spent = 0, Usage()
-        for attempt in range(self.empty_retries + 1):
+        tries = 1 if request.prompt is not None else self.empty_retries + 1
+        for attempt in range(tries):
             try:
                 raw, used = await self._call(request, seed)
             except Exception as exc:
@@ -355,17 +355,14 @@ class LLMClient:
                 raise
             calls, spent = calls + used, spent + raw.usage
             text, reasoning = split_reasoning(raw.text)
-            if text.strip() or raw.finish_reason == "length":
-                return raw, calls, spent, (text, reasoning)
-            if attempt < self.empty_retries:
+            if text.strip() or raw.finish_reason == "length" or request.prompt is not None:
+                break
+            if attempt + 1 < tries:
                 self._counts["retries"] += 1
                 self._causes[EMPTY] += 1
-        self._failures[EMPTY] += 1
-        exc = EmptyCompletionError(
-            f"the model returned an empty answer {self.empty_retries + 1} time(s) "
-            f"(finish_reason={raw.finish_reason})")
-        exc.spent, exc.calls = spent, calls  # type: ignore[attr-defined]
-        raise exc
+            else:
+                self._failures[EMPTY] += 1
+        return raw, calls, spent, (text, reasoning)
 
     async def _call(self, request: LLMRequest, seed: int | None) -> tuple[RawCompletion, int]:
         """One completion with rate limits, the concurrency gate and retries. Returns the

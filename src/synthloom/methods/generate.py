@@ -2,7 +2,8 @@
 
 ``generate`` is a map step (one completion per record); ``generate_n`` is an expand step
 (``n`` samples per record, one record each, ``sample_index`` in provenance). With ``schema`` the
-output is structured: the parsed object's keys become columns.
+output is structured: the parsed object's keys become columns. An answer cut off at
+``max_tokens`` is a drop unless ``keep_truncated: true`` (``TemplatedStep.to_result``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class GenerateConfig(StepConfig):
     max_tokens: int = 512
     stop: list[str] | None = None
     n: int = 1
+    #: Keep answers cut off at ``max_tokens`` (finish_reason ``length``) as records; by
+    #: default they are drops that name the cap.
+    keep_truncated: bool = False
 
     model_config = {**StepConfig.model_config, "populate_by_name": True}
 
@@ -61,8 +65,10 @@ class _GenerateMixin(TemplatedStep):
             columns = {k: parsed.get(k) for k in keys}
         else:
             text = response.text.strip()
-            if not text:
-                raise ValueError(f"empty completion (finish_reason={response.finish_reason})")
+            cut = response.finish_reason == "length" and not self.keeps_truncated()
+            if not text and not cut:  # an empty cut-off answer is a truncation drop (to_result)
+                raise ValueError(f"empty completion after {response.calls} call(s) "
+                                 f"(finish_reason={response.finish_reason})")
             columns = {cfg.output: text}
         if response.reasoning:
             columns[f"{cfg.output}_reasoning"] = response.reasoning

@@ -18,6 +18,10 @@ request. This mixin does that once:
   ``ask_n`` returns ``n`` samples.
 - ``output`` wraps a response into an :class:`Output` with the usual provenance.
 - :func:`parsed_object` is the structured reply as a dict (``{}`` when it is not one).
+- Truncation is a drop: an output whose ``_meta.finish_reason`` is ``length`` (the answer was
+  cut off at ``max_tokens``) is not a record unless the config says ``keep_truncated: true``
+  (see :meth:`TemplatedStep.to_result`). Structured replies never arrive cut off: the client
+  repairs or fails them.
 
 Mix it in before the step kind: ``class MyStep(TemplatedStep, MapStep)``.
 """
@@ -29,7 +33,8 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from synthloom.core.context import ItemContext, RunContext
-from synthloom.core.records import Output
+from synthloom.core.fingerprint import stable_hash
+from synthloom.core.records import ItemResult, Output
 from synthloom.core.steps import Step
 from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
 from synthloom.methods.templates import PromptTemplate, load_template
@@ -47,6 +52,11 @@ def parsed_object(response: LLMResponse) -> dict[str, Any]:
     return response.parsed if isinstance(response.parsed, dict) else {}
 
 
+#: Step types whose cut-off outputs are data, named here until their modules set
+#: ``cut_off_is_data`` (``logic_solve`` grades a cut-off reply as unsolved).
+CUT_OFF_IS_DATA = frozenset({"logic_solve"})
+
+
 class TemplatedStep(Step):
     """Loads the config's templates, fingerprints them, and asks the model with them."""
 
@@ -54,6 +64,9 @@ class TemplatedStep(Step):
     template_fields: ClassVar[tuple[str, ...]] = ("template",)
     #: Fingerprint key of a field where it is not the field's name (kept for cache validity).
     template_keys: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    #: The step grades or marks a cut-off answer itself (a grader: a cut-off reply is an
+    #: unsolved one, and dropping it would inflate the solve rate): its outputs stay records.
+    cut_off_is_data: ClassVar[bool] = False
     #: Loaded templates by config field (empty until ``setup``).
     _templates: Mapping[str, PromptTemplate] = MappingProxyType({})
 
@@ -144,6 +157,51 @@ class TemplatedStep(Step):
                       "template_hash": self.template(template).hash,
                       "usage": response.usage.to_json()}
         return Output(columns=columns, meta=meta, **{**provenance, **fields})
+
+    # --- truncation ------------------------------------------------------------------------------
+
+    def keeps_truncated(self) -> bool:
+        """Whether outputs cut off at ``max_tokens`` stay records: always for a step whose
+        cut-off outputs are data (``cut_off_is_data``); else the config's ``keep_truncated``
+        (default False), or ``not drop_truncated`` where a step named the opposite switch
+        before this rule existed."""
+        if self.cut_off_is_data or self.type_name in CUT_OFF_IS_DATA:
+            return True
+        keep = getattr(self.config, "keep_truncated", None)
+        if keep is None:
+            keep = not getattr(self.config, "drop_truncated", True)
+        return bool(keep)
+
+    def fingerprint(self, ctx: RunContext) -> str:
+        base = super().fingerprint(ctx)
+        # Results cached before truncation became a drop kept cut-off outputs: not valid now.
+        return base if self.keeps_truncated() else stable_hash(base, "truncated-dropped")
+
+    def to_result(self, value: Any) -> ItemResult:
+        """The step's result with outputs cut off at ``max_tokens`` (``_meta.finish_reason``
+        ``length``) taken out: a map item becomes a drop naming the cap; an expand item keeps
+        its finished outputs (they note ``cut_off_samples``), or drops when none is left."""
+        result = super().to_result(value)  # type: ignore[misc]
+        if self.keeps_truncated() or not result.outputs:
+            return result
+        cut = [o for o in result.outputs if o.meta.get("finish_reason") == "length"]
+        if not cut:
+            return result
+        kept = [o for o in result.outputs if o.meta.get("finish_reason") != "length"]
+        if not kept:
+            return ItemResult.drop(f"answer cut off at max_tokens={self._cap(cut[0])} "
+                                   "(finish_reason=length)")
+        for o in kept:  # the loss stays visible in provenance (items, not samples, are counted)
+            o.meta = {**o.meta, "cut_off_samples": len(cut)}
+        result.outputs = kept
+        return result
+
+    def _cap(self, output: Output) -> int | str:
+        cap = getattr(self.config, "max_tokens", None)
+        if isinstance(cap, int):
+            return cap
+        # A cap computed per call: a cut-off answer is exactly that many tokens long.
+        return output.usage.get("completion_tokens") or "?"
 
     def _setting(self, name: str, given: Any) -> Any:
         value = getattr(self.config, name, None) if given is None else given
