@@ -4,6 +4,11 @@ Pages: ``/`` (overview: funnel, per-step counts, per-model cost — the report's
 ``/records/{file}`` (records / failed / dropped, paginated and filtered in SQLite), and
 ``/row/{n}`` (one row: every column, reasoning apart, provenance back to the source chunk,
 the prompt). ``POST /row/{n}/decide`` stores a decision (accept / reject / edit + note).
+
+Every page brings the index up to date first (the run may have been rerun meanwhile). A row
+number from a page made before a rerun leads to the same record where the file still holds it
+(same id, same content), and otherwise says what became of it (410: regenerated as ..., or
+gone) instead of a bare 404; decisions on records a rerun replaced show as superseded.
 """
 
 from __future__ import annotations
@@ -87,7 +92,47 @@ class ReviewApp:
         summary, funnel, tokens = self._overview_parts()
         return self.render("overview.html", summary=summary, funnel=funnel, tokens=tokens,
                            decisions=self.decisions.counts(), bad=self.decisions.bad_lines,
-                           files=self.index.files)
+                           files=self.index.files, superseded=self._superseded())
+
+    def _superseded(self, status: str | None = None, most: int = 50) -> list[dict[str, Any]]:
+        """Decisions (``status``, else accepted and rejected) on records no run file holds
+        now: a rerun replaced them (``--regenerate rejected`` gives new ids). Each with the
+        records made since by the same step from the same input (its new samples)."""
+        statuses = [status] if status else ["accepted", "rejected"]
+        ids = [i for s in statuses for i in self.decisions.ids(s)]
+        out = []
+        for rid in self.index.missing(ids):
+            d = self.decisions.get(rid)
+            assert d is not None
+            out.append({"id": rid, "status": d.status, "step": d.step,
+                        "now": self.index.successors(d.step, d.parent, rid)[:5]})
+        return out[:most]
+
+    def _gone(self, n: int) -> tuple[int, Any] | Response:
+        """Row ``n`` now: ``(n, index.get(n))``, with another row number where the file was
+        indexed again and still holds the same record; else the response that says what
+        happened (404: never a row; 410: a rerun replaced the record, and by what)."""
+        got = self.index.get(n)
+        if got is not None:
+            return n, got
+        stale = self.index.stale_row(n)
+        if stale is None:
+            return PlainTextResponse(f"no row {n}", status_code=404)
+        for key, m in self.index.find(stale["id"]) if stale["id"] else []:
+            again = self.index.get(m) if key == stale["file"] else None
+            if again is not None:
+                return m, again
+        file = self.index.files.get(stale["file"], stale["file"])
+        lines = [f"Row {n} was record {stale['id'] or '(no id)'}"
+                 + (f" (step {stale['step']})" if stale.get("step") else "")
+                 + f" of {file}. {file} was rewritten since (a rerun), and no longer holds it."]
+        for m, rid in self.index.successors(stale.get("step"), stale.get("parent"),
+                                            stale["id"] or ""):
+            got = self.index.get(m)
+            meta = (got[2].get("_meta") or {}) if got and isinstance(got[2], dict) else {}
+            how = "regenerated" if meta.get("resample") else "replaced"
+            lines.append(f"It was {how}: record {rid} is row {m} (/row/{m}).")
+        return PlainTextResponse("\n".join(lines) + "\n", status_code=410)
 
     def _overview_parts(self) -> tuple[dict[str, Any], Markup, Markup]:
         """The summary and the report's own funnel and cost tables (they escape every value
@@ -121,6 +166,8 @@ class ReviewApp:
             filters.exclude_ids = self.decisions.ids("accepted") + self.decisions.ids("rejected")
         elif decision in STATUSES:
             filters.ids = self.decisions.ids(decision)
+        superseded = len(self.index.missing(filters.ids)) if decision in ("accepted",
+                                                                          "rejected") else 0
         page = self.index.page(key, filters, page_no, PER_PAGE)
         for row in page.rows:
             d = self.decisions.get(row["id"] or "")
@@ -132,15 +179,19 @@ class ReviewApp:
             "records.html", key=key, file=self.index.files[key], page=page, query=base,
             steps=self.index.facets(key, "step"), topics=self.index.facets(key, "topic"),
             reasons=self.index.facets(key, "reason", 50), statuses=STATUSES,
+            superseded=superseded, decision=decision,
             link=lambda n: "?" + urlencode({**base, "page": n}),
             here=request.url.path + ("?" + request.url.query if request.url.query else ""))
 
     async def row(self, request: Request) -> Response:
         n = request.path_params["n"]
-        got = self.index.get(n)
-        if got is None:
-            return PlainTextResponse(f"no row {n}", status_code=404)
-        key, line, row = got
+        self.index.refresh()
+        found = self._gone(n)
+        if isinstance(found, Response):
+            return found
+        if found[0] != n:  # the same record, at its row in the file as it is now
+            return RedirectResponse(f"/row/{found[0]}", status_code=303)
+        key, line, row = found[1]
         if isinstance(row, str):  # a line that is not JSON: say which and why
             return self.render("row.html", key=key, line=line, n=n, error=row, record={},
                                wrapper={}, columns=[], reasoning=[], meta={}, chain=[],
@@ -172,8 +223,15 @@ class ReviewApp:
         if not _same_origin(request):
             return PlainTextResponse("cross-origin form refused", status_code=403)
         n = request.path_params["n"]
-        got = self.index.get(n)
-        if got is None or isinstance(got[2], str):
+        self.index.refresh()
+        found = self._gone(n)
+        if isinstance(found, Response):
+            if found.status_code == 410:  # say why nothing was decided
+                return PlainTextResponse(b"Not decided. " + bytes(found.body),
+                                         status_code=410)
+            return found
+        n, got = found  # a page made before a rerun: the same record, at its row now
+        if isinstance(got[2], str):
             return PlainTextResponse(f"no record at row {n}", status_code=404)
         key, _, row = got
         record = row.get("record") if key in FILES else row
@@ -211,8 +269,11 @@ class ReviewApp:
         except ValueError:
             return PlainTextResponse("row numbers must be integers", status_code=400)
         note = str(form.get("note", ""))
+        self.index.refresh()
         for n in rows:
-            got = self.index.get(n)
+            found = self._gone(n)
+            # A record a rerun replaced is not decided for its successor (another text).
+            got = None if isinstance(found, Response) else found[1]
             if got is None or got[0] != key or isinstance(got[2], str):
                 continue  # a row of another file, or not a record: nothing to decide
             record = got[2].get("record") if key in FILES else got[2]

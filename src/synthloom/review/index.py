@@ -4,11 +4,19 @@ columns the records table filters on, and an FTS5 table for text search.
 The index lives in ``RUN/review/index.db``; it is built incrementally (a file that only grew is
 indexed from where the last build stopped; a rewritten one is indexed again) and reused across
 restarts. Records are read back by seeking to their offset, so nothing loads the whole file.
+
+The index follows the data: a file's identity (inode, size, mtime) and the bytes around what
+was indexed (the first and the last block) say whether it only grew; a new ``summary.json``
+(a rerun finished) with a changed file means it was rewritten. A row is read back only if the
+line at its offset still carries the id the index has for it; otherwise the file is indexed
+again. Rows dropped by a re-index are kept in ``gone`` (their id, step and parent), so a row
+number from a page made before can be told apart from one that never existed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +31,7 @@ FILES = {"failed": "failed.jsonl", "dropped": "dropped.jsonl"}
 HEAD_BYTES = 4096
 BATCH = 10000
 #: ``PRAGMA user_version`` of the index's layout; an index of another version is rebuilt.
-VERSION = 2
+VERSION = 3
 #: The columns whose distinct values (with counts) the filters list: kept per file in
 #: ``facets`` as rows are indexed (a GROUP BY over 1M rows on each page load took ~70 ms
 #: per column), with ``ROWS`` as the file's row count.
@@ -34,16 +42,20 @@ SCORE_NAMES = ("score", "margin")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, path TEXT, size INTEGER,
-                                  head TEXT, indexed INTEGER);
+                                  head TEXT, indexed INTEGER, inode INTEGER, mtime INTEGER,
+                                  tail TEXT, summary TEXT);
 CREATE TABLE IF NOT EXISTS rows (n INTEGER PRIMARY KEY, file TEXT NOT NULL, line INTEGER,
     offset INTEGER, length INTEGER, id TEXT, step TEXT, score REAL, topic TEXT, reason TEXT,
-    preview TEXT);
+    preview TEXT, parent TEXT);
 CREATE INDEX IF NOT EXISTS rows_file ON rows (file, n);
 CREATE INDEX IF NOT EXISTS rows_step ON rows (file, step, n);
 CREATE INDEX IF NOT EXISTS rows_score ON rows (file, score);
 CREATE INDEX IF NOT EXISTS rows_topic ON rows (file, topic, n);
 CREATE INDEX IF NOT EXISTS rows_reason ON rows (file, reason, n);
 CREATE INDEX IF NOT EXISTS rows_id ON rows (id);
+CREATE INDEX IF NOT EXISTS rows_parent ON rows (parent);
+CREATE TABLE IF NOT EXISTS gone (n INTEGER PRIMARY KEY, file TEXT NOT NULL, id TEXT,
+    step TEXT, parent TEXT);
 CREATE TABLE IF NOT EXISTS facets (file TEXT NOT NULL, col TEXT NOT NULL, value TEXT NOT NULL,
     count INTEGER NOT NULL, PRIMARY KEY (file, col, value)) WITHOUT ROWID;
 """
@@ -146,7 +158,7 @@ class RunIndex:
     def _drop_all(self) -> None:
         tables = [name for (name,) in self.db.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND (name IN "
-            "('rows', 'files', 'facets') OR (name LIKE 'fts\\_%' ESCAPE '\\' "
+            "('rows', 'files', 'facets', 'gone') OR (name LIKE 'fts\\_%' ESCAPE '\\' "
             "AND sql LIKE 'CREATE VIRTUAL TABLE%'))")]
         with self.db:
             for name in tables:
@@ -160,36 +172,53 @@ class RunIndex:
                 for key, name in self.files.items()}
 
     def _refresh_file(self, key: str, path: Path) -> int:
-        known = self.db.execute("SELECT path, size, head, indexed FROM files WHERE name=?",
-                                (key,)).fetchone()
+        known = self.db.execute(
+            "SELECT path, size, head, indexed, inode, mtime, tail, summary FROM files "
+            "WHERE name=?", (key,)).fetchone()
         if not path.is_file():
             if known:
                 self._forget(key)
             return 0
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            head = hashlib.blake2b(handle.read(HEAD_BYTES), digest_size=16).hexdigest()
+        st = path.stat()
+        summary = self._summary_stamp()
         start = 0
         if known:
-            k_path, k_size, k_head, k_indexed = known
-            if k_path == str(path) and size >= k_indexed and (
-                    k_head == head or k_indexed < HEAD_BYTES and size == k_size):
-                if size == k_indexed:
-                    return 0
+            k_path, k_size, k_head, k_indexed, k_inode, k_mtime, k_tail, k_summary = known
+            same_file = k_path == str(path) and k_inode == st.st_ino
+            if same_file and (st.st_size, st.st_mtime_ns) == (k_size, k_mtime):
+                return 0  # untouched since it was indexed (a new summary alone changes nothing)
+            # It only grew if it is the same file, no run finished since (a rerun rewrites
+            # data.jsonl), and the bytes at both ends of what was indexed are still there.
+            if same_file and summary == k_summary and st.st_size >= k_indexed \
+                    and _marks(path, k_indexed) == (k_head, k_tail):
                 start = k_indexed  # the file only grew: index the new lines
             else:
                 self._forget(key)  # rewritten (a rerun): index it again
-        return self._index_from(key, path, start, head, size)
+        return self._index_from(key, path, start, st, summary)
+
+    def _summary_stamp(self) -> str:
+        """The run's summary.json as it is now (mtime and size; '' when absent)."""
+        try:
+            st = (self.run_dir / "summary.json").stat()
+        except OSError:
+            return ""
+        return f"{st.st_mtime_ns}:{st.st_size}"
 
     def _forget(self, key: str) -> None:
         with self.db:
+            # The rows' ids stay known by row number (pages made before this point at them);
+            # only the last re-index of a file is kept.
+            self.db.execute("DELETE FROM gone WHERE file=?", (key,))
+            self.db.execute("INSERT INTO gone SELECT n, file, id, step, parent FROM rows "
+                            "WHERE file=?", (key,))
             self.db.execute(f"DROP TABLE IF EXISTS fts_{key}")
             self.db.execute(FTS.format(key=key))
             self.db.execute("DELETE FROM rows WHERE file=?", (key,))
             self.db.execute("DELETE FROM facets WHERE file=?", (key,))
             self.db.execute("DELETE FROM files WHERE name=?", (key,))
 
-    def _index_from(self, key: str, path: Path, start: int, head: str, size: int) -> int:
+    def _index_from(self, key: str, path: Path, start: int, st: os.stat_result,
+                    summary: str) -> int:
         line_no = self.db.execute("SELECT COALESCE(MAX(line), 0) FROM rows WHERE file=?",
                                   (key,)).fetchone()[0]
         count, offset, since = 0, start, start
@@ -205,12 +234,21 @@ class RunIndex:
                     rows.append(self._row(key, raw, line_no, offset, length))
                 offset += length
                 if len(rows) >= BATCH:
-                    if not self._insert(key, rows, since, (key, str(path), size, head, offset)):
+                    if not self._insert(key, rows, since, self._done(key, path, st, offset,
+                                                                     summary)):
                         return count  # another process is indexing this file
                     count, rows, since = count + len(rows), [], offset
-        if self._insert(key, rows, since, (key, str(path), size, head, offset)):
+        if self._insert(key, rows, since, self._done(key, path, st, offset, summary)):
             count += len(rows)
         return count
+
+    @staticmethod
+    def _done(key: str, path: Path, st: os.stat_result, offset: int, summary: str
+              ) -> tuple[Any, ...]:
+        """The ``files`` row of a file indexed up to byte ``offset``."""
+        head, tail = _marks(path, offset)
+        return (key, str(path), st.st_size, head, offset, st.st_ino, st.st_mtime_ns, tail,
+                summary)
 
     def _row(self, key: str, raw: bytes, line: int, offset: int, length: int
              ) -> tuple[Any, ...]:
@@ -219,19 +257,22 @@ class RunIndex:
         except orjson.JSONDecodeError as exc:
             # A bad line stays browsable: the record page names the file, line and cause.
             return (key, line, offset, length, None, None, None, None,
-                    f"not JSON: {exc}", raw[:200].decode("utf-8", "replace"), "")
+                    f"not JSON: {exc}", raw[:200].decode("utf-8", "replace"), None, "")
         if not isinstance(row, dict):
-            return (key, line, offset, length, None, None, None, None, "not an object", "", "")
+            return (key, line, offset, length, None, None, None, None, "not an object", "",
+                    None, "")
         record = record_of(row, self.files.get(key, ""))
         meta = record.get("_meta") if isinstance(record.get("_meta"), dict) else {}
         step = row.get("step") if key in FILES else meta.get("step")
         topic = record.get("topic_label")
         reason = row.get("reason") if key == "dropped" else \
             row.get("error_class") if key == "failed" else None
-        rid = row.get("id") if key in FILES else meta.get("id")
-        return (key, line, offset, length, rid, step, score_of(record),
+        parents = meta.get("parents")
+        parent = parents[0] if isinstance(parents, list) and parents else None
+        return (key, line, offset, length, _id_of(key, row), step, score_of(record),
                 topic if isinstance(topic, str) else None, reason,
-                preview_of(record, row), text_of(record, row))
+                preview_of(record, row), parent if isinstance(parent, str) else None,
+                text_of(record, row))
 
     def _insert(self, key: str, rows: list[tuple[Any, ...]], since: int,
                 done: tuple[Any, ...]) -> bool:
@@ -247,13 +288,17 @@ class RunIndex:
             if (indexed[0] if indexed else 0) != since:
                 return False
             if rows:
-                first = self.db.execute("SELECT COALESCE(MAX(n), 0) + 1 FROM rows").fetchone()[0]
+                # Past every row number given out, the gone ones too: an old page's row
+                # number never names another record.
+                first = self.db.execute(
+                    "SELECT MAX(COALESCE((SELECT MAX(n) FROM rows), 0), "
+                    "COALESCE((SELECT MAX(n) FROM gone), 0)) + 1").fetchone()[0]
                 self.db.executemany(
                     "INSERT INTO rows (n, file, line, offset, length, id, step, score, topic, "
-                    "reason, preview) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    [(first + i, *r[:10]) for i, r in enumerate(rows)])
+                    "reason, preview, parent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [(first + i, *r[:11]) for i, r in enumerate(rows)])
                 self.db.executemany(f"INSERT INTO fts_{key} (rowid, text) VALUES (?, ?)",
-                                    [(first + i, r[10]) for i, r in enumerate(rows)])
+                                    [(first + i, r[11]) for i, r in enumerate(rows)])
                 counts: Counter[tuple[str, Any]] = Counter()
                 for r in rows:  # step, topic, reason: r[5], r[7], r[8]
                     counts.update((col, v) for col, v in zip(FACETS, (r[5], r[7], r[8]),
@@ -263,7 +308,7 @@ class RunIndex:
                     "INSERT INTO facets VALUES (?,?,?,?) ON CONFLICT (file, col, value) "
                     "DO UPDATE SET count = count + excluded.count",
                     [(key, col, str(v), c) for (col, v), c in counts.items()])
-            self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", done)
+            self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)", done)
         return True
 
     # --- querying ------------------------------------------------------------------------------
@@ -363,19 +408,70 @@ class RunIndex:
         return before, after
 
     def get(self, n: int) -> tuple[str, int, dict[str, Any] | str] | None:
-        """(file key, line, the parsed row — or the bad line's text) of index row ``n``."""
-        hit = self.db.execute("SELECT file, line, offset, length FROM rows WHERE n=?",
+        """(file key, line, the parsed row — or the bad line's text) of index row ``n``; None
+        when there is no such row, or when the line at its offset is no longer the one indexed
+        (the file was rewritten since): the file is then indexed again, and ``stale_row(n)``
+        says what the row was."""
+        hit = self.db.execute("SELECT file, line, offset, length, id FROM rows WHERE n=?",
                               (n,)).fetchone()
         if hit is None:
             return None
-        key, line, offset, length = hit
-        with (self.run_dir / self.files[key]).open("rb") as handle:
-            handle.seek(offset)
-            raw = handle.read(length)
+        key, line, offset, length, rid = hit
         try:
-            return key, line, orjson.loads(raw)
+            with (self.run_dir / self.files[key]).open("rb") as handle:
+                handle.seek(max(0, offset - 1))
+                raw = handle.read(length + (offset > 0))
+        except OSError:
+            raw = b""
+        # The line must still start and end where it did, and carry the id it had.
+        if offset > 0:
+            before, raw = raw[:1], raw[1:]
+        else:
+            before = b"\n"
+        row: dict[str, Any] | str
+        try:
+            row = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return key, line, f"{self.files[key]}:{line}: not JSON ({exc})"
+            row = f"{self.files[key]}:{line}: not JSON ({exc})"
+        same = before == b"\n" and len(raw) == length and raw.endswith(b"\n") and (
+            rid is None or isinstance(row, dict) and _id_of(key, row) == rid)
+        if not same:
+            self._forget(key)
+            self._refresh_file(key, self.run_dir / self.files[key])
+            return None
+        return key, line, row
+
+    def stale_row(self, n: int) -> dict[str, Any] | None:
+        """What row ``n`` was before its file was indexed again (a rerun rewrote it):
+        ``{"file", "id"}``, plus ``step`` and ``parent`` where known; None if it never was."""
+        hit = self.db.execute("SELECT file, id, step, parent FROM gone WHERE n=?",
+                              (n,)).fetchone()
+        if hit is None:
+            return None
+        out = {"file": hit[0], "id": hit[1]}
+        out.update({k: v for k, v in (("step", hit[2]), ("parent", hit[3])) if v})
+        return out
+
+    def successors(self, step: str | None, parent: str | None, record_id: str
+                   ) -> list[tuple[int, str]]:
+        """Records of the sink file made by ``step`` from ``parent`` other than ``record_id``
+        (``--regenerate`` keeps the step and the input; the new sample has a new id):
+        (row, id) pairs."""
+        if not step or not parent:
+            return []
+        return list(self.db.execute(
+            "SELECT n, id FROM rows WHERE parent=? AND file='records' AND step=? "
+            "AND id IS NOT ? ORDER BY n", (parent, step, record_id)))
+
+    def missing(self, ids: list[str]) -> list[str]:
+        """Those of ``ids`` that no file of the run holds now (decisions on records a rerun
+        replaced)."""
+        if not ids:
+            return []
+        return [i for (i,) in self.db.execute(
+            "SELECT value FROM json_each(?) WHERE NOT EXISTS "
+            "(SELECT 1 FROM rows WHERE rows.id = json_each.value)",
+            (orjson.dumps(ids).decode(),))]
 
     def find(self, record_id: str) -> list[tuple[str, int]]:
         """Where a record id occurs: (file key, index row) pairs."""
@@ -387,6 +483,27 @@ class RunIndex:
             for raw in handle:
                 if raw.strip():
                     yield orjson.loads(raw)
+
+
+def _id_of(key: str, row: dict[str, Any]) -> str | None:
+    """The id the index keeps for a row: a failure's / drop's own, or the record's."""
+    if key in FILES:
+        rid = row.get("id")
+    else:
+        meta = row.get("_meta")
+        rid = meta.get("id") if isinstance(meta, dict) else None
+    return rid if isinstance(rid, str) else None
+
+
+def _marks(path: Path, end: int) -> tuple[str, str]:
+    """Hashes of the first and the last block of the file's first ``end`` bytes: an append
+    leaves both as they were; a rewrite almost never does."""
+    with path.open("rb") as handle:
+        head = handle.read(min(HEAD_BYTES, end))
+        handle.seek(max(0, end - HEAD_BYTES))
+        tail = handle.read(min(HEAD_BYTES, end))
+    return (hashlib.blake2b(head, digest_size=16).hexdigest(),
+            hashlib.blake2b(tail, digest_size=16).hexdigest())
 
 
 def fts_query(text: str) -> str:
