@@ -46,3 +46,39 @@ def test_columns_and_rename(tmp_path: Path) -> None:
         {"question": "x", "a": "y"}]
     failed = (tmp_path / "out" / "failed.jsonl").read_text()
     assert "missing field(s) ['a']" in failed and "d.jsonl:2" in failed
+
+
+#: A lone surrogate escape, a valid escaped pair (one emoji), and a literal backslash-u text.
+SURROGATE_LINES = ('{"text": "good row one"}\n'
+                   '{"text": "bad \\ud800 row"}\n'
+                   '{"text": "pair \\ud83d\\ude00 is one character"}\n'
+                   '{"text": "a path C:\\\\ud800 is plain text"}\n')
+
+
+def test_a_lone_surrogate_is_a_failure_naming_the_line(tmp_path: Path) -> None:
+    """orjson refuses lone surrogates when data.jsonl is written: such a row used to kill the
+    run. Now it is one failure naming file:line and the cause; the rest of the file is read."""
+    data = tmp_path / "s.jsonl"
+    data.write_text(SURROGATE_LINES)
+    recipe = Recipe(name="rows", sources=[TabularRows(name="seeds", path=str(data))])
+    summary = asyncio.run(LocalExecutor(recipe, tmp_path / "out").run()).to_json()
+    rows = [json.loads(x) for x in (tmp_path / "out" / "data.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["good row one", "pair \U0001f600 is one character",
+                                         "a path C:\\ud800 is plain text"]
+    failed = [json.loads(x) for x in (tmp_path / "out" / "failed.jsonl").read_text().splitlines()]
+    assert len(failed) == 1 and failed[0]["error_class"] == "CorruptDocument"
+    assert "s.jsonl:2" in failed[0]["message"] and "lone UTF-16 surrogate" in failed[0]["message"]
+    assert summary["steps"][0] == {**summary["steps"][0], "in": 4, "out": 3, "failed": 1}
+
+
+def test_a_lone_surrogate_in_a_documents_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "rows.jsonl").write_text(SURROGATE_LINES)
+    recipe = Recipe.from_dict({"name": "docs", "sources": [
+        {"name": "corpus", "type": "documents", "path": str(folder)}],
+        "sinks": [{"type": "jsonl", "path": "data.jsonl"}]})
+    summary = asyncio.run(LocalExecutor(recipe, tmp_path / "out").run()).to_json()
+    assert summary["steps"][0]["out"] == 3 and summary["steps"][0]["failed"] == 1
+    failed = (tmp_path / "out" / "failed.jsonl").read_text()
+    assert "rows.jsonl:2" in failed and "lone UTF-16 surrogate" in failed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,9 @@ PARQUET_BATCH = 1024
 #: which stops at 255 levels, and Python's JSON parser at ~1000: a row nested deeper than this
 #: is one failure naming file:line, not a crash of the run. Real rows nest a few levels.
 MAX_NESTING = 100
+#: A JSON escape of a UTF-16 surrogate (``\ud800``-``\udfff``): a pair decodes to one character,
+#: a lone one to a string no UTF-8 writer accepts (orjson refuses it when data.jsonl is written).
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def is_hf_dataset_dir(path: Path) -> bool:
@@ -63,6 +67,24 @@ def nested_deeper(value: Any, limit: int) -> bool:
     return False
 
 
+def lone_surrogate(value: Any) -> str | None:
+    """The first string (key or value) in ``value`` holding a lone surrogate, else None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
 def _too_deep() -> NestedTooDeep:
     return NestedTooDeep(f"JSON nested more than {MAX_NESTING} levels deep: not read")
 
@@ -88,6 +110,16 @@ def iter_jsonl(path: Path) -> Iterator[Row]:
                     and isinstance(row, dict | list) and nested_deeper(row, MAX_NESTING)):
                 yield where, _too_deep()
                 continue
+            # Only a line with a surrogate escape can hold one: most rows skip the walk.
+            if SURROGATE_ESCAPE.search(line):
+                bad = lone_surrogate(row)
+                if bad is not None:
+                    # Named here, not escaped away: the row's text is not what its writer meant.
+                    shown_text = bad.encode("utf-8", "backslashreplace").decode()[:60]
+                    yield where, CorruptDocument(
+                        f"string with a lone UTF-16 surrogate escape ({shown_text!r}): not "
+                        "valid Unicode, not read")
+                    continue
             if isinstance(row, str):
                 row = {"text": row}
             if not isinstance(row, dict):
