@@ -134,21 +134,18 @@ def test_paper_packing_stops_at_the_first_demo_that_does_not_fit(tmp_path: Path)
     count = lambda text: len(text.split())  # noqa: E731 - a stand-in tokenizer
     order_ids = {d["_meta"]["id"]: d for d in demos}
     paper = step.limits(None)
-    rendered, ids, total = step.pack_demos(demos, seed=0, count=count, limits=paper,
+    rendered, ids, total = step.pack_demos(demos, anchor="a", count=count, limits=paper,
                                            base_tokens=20)
     assert ids and 20 + total <= 100
     skipped = [i for i in order_ids if i not in ids]
     # Every demo after the first misfit is left out, even the short ones that would fit.
-    import random
-    order = list(range(len(demos)))
-    random.Random(0).shuffle(order)
-    shuffled = [demos[i]["_meta"]["id"] for i in order]
+    shuffled = [demos[i]["_meta"]["id"] for i in step.ring(demos).walk("a")]
     first_out = next(i for i, d in enumerate(shuffled) if d not in ids)
     assert ids == shuffled[:first_out] and set(skipped) == set(shuffled[first_out:])
     grammar = SynthesizeInstruction(name="g", demos="d", context=["d"], limits="grammar",
                                     demo_token_budget=100)
     grammar.setup(RunContext(run_dir=tmp_path))
-    _, gids, _ = grammar.pack_demos(demos, seed=0, count=count, limits=grammar.limits(None))
+    _, gids, _ = grammar.pack_demos(demos, anchor="a", count=count, limits=grammar.limits(None))
     assert len(gids) > len(ids)  # grammar mode skips a misfit and keeps packing shorter ones
 
 

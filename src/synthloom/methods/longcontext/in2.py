@@ -11,26 +11,38 @@ Three steps, as in the paper's data construction:
   segments are shown to the model, never the long context.
 * ``in2_check`` (map, optional): the model answers the question from the segment(s) alone; the
   pair is dropped when that answer does not contain the generated answer's content words.
-* ``in2_context`` (map): the long context: random other segments of the corpus fill it up to
+* ``in2_context`` (map): the long context: other segments of the corpus fill it up to
   ``target_tokens`` (the run model's tokenizer, or characters without a model) and the needle(s)
   go in at positions drawn from the item seed. Each needle's character offset, chunk index in
   the context and relative depth (0 = first, 1 = last possible position) are recorded.
+
+Which segments (a deviation from the paper's random sample, same distribution per item):
+consistent hashing (``methods/hashring.py``). Filler is the walk of a ring of segment contents
+from a hash of the question and needles; multi partners are the needle's same-document
+segments ranked by a hash of (run seed, needle, segment). Both depend only on the item and
+the segments near it, and each step's cache key covers the segments chosen
+(``context_dependence``), not the whole pool: one more document re-asks only its own questions
+and rebuilds about ``fill / pool`` of the contexts, where a whole-pool shuffle redid all of
+them. A walk looks at O(fill) segments, not the pool.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field
 
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.errors import RecipeError
+from synthloom.core.fingerprint import stable_hash
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, MapStep, StepConfig
 from synthloom.methods.docqa.pairs import usable_pairs
 from synthloom.methods.docqa.text import support
+from synthloom.methods.hashring import HashRing
 from synthloom.methods.templated import TemplatedStep, parsed_object
 
 Kind = Literal["single", "multi"]
@@ -48,6 +60,32 @@ def _pool(step: StepConfig, ctx: RunContext | ItemContext, name: str | None
         raise RecipeError(f"step {step.name}: needs the segment pool as a context node "
                           f"(context: [segments]; pool: NAME)")
     return ctx.context[names[0]]
+
+
+class _PoolIndex:
+    """A segment pool's ring (by segment content) and its segments per document, built once per
+    pool list (and rebuilt when another list, or another length, comes)."""
+
+    def __init__(self, text_column: str) -> None:
+        self.text_column = text_column
+        self._pool: list[dict[str, Any]] | None = None
+        self._length = -1
+        self.ring = HashRing([])
+        self.by_doc: dict[Any, list[int]] = {}
+
+    def of(self, pool: list[dict[str, Any]]) -> _PoolIndex:
+        if pool is not self._pool or len(pool) != self._length:
+            self.ring = HashRing([segment_key(_segment(r, self.text_column)) for r in pool])
+            self.by_doc = {}
+            for i, r in enumerate(pool):
+                self.by_doc.setdefault(r.get("doc_id"), []).append(i)
+            self._pool, self._length = pool, len(pool)  # held: its id is not reused meanwhile
+        return self
+
+
+def segment_key(segment: dict[str, Any]) -> str:
+    """What a prompt or a context shows of a segment (text and where it comes from)."""
+    return stable_hash("in2-segment", segment)
 
 
 # --- in2_qa ------------------------------------------------------------------------------------
@@ -84,14 +122,34 @@ class IN2QuestionAnswer(TemplatedStep, ExpandStep):
     """One needle segment → a single-segment QA pair and/or a multi-segment one."""
 
     type_name = "in2_qa"
+    # 2: partners by hash rank (not the item seed), keyed on the partners, not the pool
+    version = "2"
     uses_llm = True
     Config = QAConfig
     config: QAConfig
     template_fields = ("single_template", "multi_template")
     template_keys = {"single_template": "single", "multi_template": "multi"}
 
+    def setup(self, ctx: RunContext) -> None:
+        super().setup(ctx)
+        self._index = _PoolIndex(self.config.text_column)
+
     def reads(self) -> list[str]:
         return sorted({self.config.text_column, "chunk_id", "doc_id", "chunk_index", "title"})
+
+    def context_dependence(self, records: list[dict[str, Any]], ctx: RunContext
+                           ) -> list[Any] | None:
+        """Per needle, the partner segments its multi question shows (or why there are none);
+        nothing for single questions, which see the needle alone."""
+        if "multi" not in self.config.kinds:
+            return [[] for _ in records]
+        pool = _pool(self.config, ctx, self.config.pool)
+        parts: list[Any] = []
+        for record in records:
+            needle = _segment(record, self.config.text_column)
+            chosen = self.partners(needle, pool, ctx.seed)
+            parts.append(chosen if isinstance(chosen, str) else [segment_key(s) for s in chosen])
+        return parts
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -99,16 +157,29 @@ class IN2QuestionAnswer(TemplatedStep, ExpandStep):
 
     def partners(self, needle: dict[str, Any], pool: list[dict[str, Any]],
                  seed: int) -> list[dict[str, Any]] | str:
-        """Other segments for a multi question (in document order), or why there are none."""
+        """Other segments for a multi question (in document order), or why there are none.
+
+        Same-document partners are the needle's other segments ranked by a hash of (run
+        ``seed``, needle, segment): fixed per needle, and unmoved by other documents. Partners
+        from other documents (``partners_from_other_docs``) walk the pool's ring from the
+        needle. Both look at the needle's document and a window of the ring, not the pool.
+        """
         cfg = self.config
         want = cfg.multi_segments - 1
-        others = [r for r in pool if r.get("chunk_id") != needle["chunk_id"]]
-        same = [r for r in others if r.get("doc_id") == needle["doc_id"]]
-        rng = random.Random(seed)
-        chosen = rng.sample(same, min(want, len(same)))
+        index = self._index.of(pool)
+        same = [pool[i] for i in index.by_doc.get(needle["doc_id"], [])
+                if pool[i].get("chunk_id") != needle["chunk_id"]]
+        same.sort(key=lambda r: stable_hash("in2-partner", seed, needle["chunk_id"],
+                                            segment_key(_segment(r, cfg.text_column))))
+        chosen = same[:want]
         if len(chosen) < want and cfg.partners_from_other_docs:
-            rest = [r for r in others if r.get("doc_id") != needle["doc_id"]]
-            chosen += rng.sample(rest, min(want - len(chosen), len(rest)))
+            anchor = stable_hash("in2-partner-walk", seed, needle["chunk_id"])
+            for i in index.ring.walk(anchor):
+                if len(chosen) >= want:
+                    break
+                r = pool[i]
+                if r.get("doc_id") != needle["doc_id"] and r.get("chunk_id") != needle["chunk_id"]:
+                    chosen.append(r)
         if len(chosen) < want:
             return (f"multi: the document has {len(same)} other segment(s), "
                     f"{cfg.multi_segments} segments needed")
@@ -135,7 +206,8 @@ class IN2QuestionAnswer(TemplatedStep, ExpandStep):
             if kind == "single":
                 segments: list[dict[str, Any]] | str = [needle]
             else:
-                segments = self.partners(needle, _pool(cfg, ctx, cfg.pool), ctx.seed + offset)
+                # The run seed, not the item's: context_dependence chose these already.
+                segments = self.partners(needle, _pool(cfg, ctx, cfg.pool), ctx.run.seed)
             if isinstance(segments, str):
                 skipped.append(segments)
                 continue
@@ -220,16 +292,25 @@ class ContextConfig(StepConfig):
     unit: Literal["auto", "chars"] = "auto"
 
 
+#: The filler walk ends after this many segments in a row that did not fit (the context is full
+#: to within one segment by then; the old greedy scan went on through the whole pool).
+MISFITS_IN_A_ROW = 16
+
+
 @register_step
 class IN2Context(MapStep):
-    """Fill a long context with random segments and insert the needle(s) at random depths."""
+    """Fill a long context with segments of the pool and insert the needle(s) at random
+    depths."""
 
     type_name = "in2_context"
+    # 2: filler by consistent hashing, keyed on the filler chosen, not the pool
+    version = "2"
     Config = ContextConfig
     config: ContextConfig
 
     def setup(self, ctx: RunContext) -> None:
         self._counts: dict[str, int] = {}
+        self._index = _PoolIndex(self.config.text_column)
 
     def extra_fingerprint(self, ctx: RunContext) -> Any:
         return {"unit": self._unit(ctx)}
@@ -242,32 +323,75 @@ class IN2Context(MapStep):
     def reads(self) -> list[str]:
         return ["question", "answer", "kind", "segments", "doc_id", "title"]
 
-    def _count(self, text: str, ctx: ItemContext) -> int:
-        if self.config.unit == "chars" or ctx.run.llm is None:
-            return len(text)
-        key = text  # segments repeat across items: tokenize each once
-        if key not in self._counts:
-            self._counts[key] = ctx.run.llm.count_tokens(text)
-        return self._counts[key]
+    def _counter(self, run: RunContext) -> Callable[[str], int]:
+        if self.config.unit == "chars" or run.llm is None:
+            return len
+        llm = run.llm
+
+        def count(text: str) -> int:
+            if text not in self._counts:  # segments repeat across items: tokenize each once
+                self._counts[text] = llm.count_tokens(text)
+            return self._counts[text]
+        return count
+
+    def fillers(self, record: dict[str, Any], pool: list[dict[str, Any]],
+                count: Callable[[str], int], seed: int) -> tuple[list[int], int, bool]:
+        """Pool indices of the filler, the usable segments looked at, and whether that was the
+        whole pool.
+
+        The walk starts at a hash of (run ``seed``, question, needles) on the ring of segment
+        contents and takes every usable segment that still fits, until
+        ``MISFITS_IN_A_ROW`` in a row do not (or the ring ends): about the fill plus a few
+        segments looked at, not the pool.
+        """
+        cfg = self.config
+        needles = record["segments"]
+        needle_ids = {s["chunk_id"] for s in needles}
+        needle_docs = {s["doc_id"] for s in needles}
+        sep_cost = count(cfg.separator) if cfg.separator else 0
+        budget = cfg.target_tokens - sum(count(s["text"]) + sep_cost for s in needles)
+        anchor = stable_hash("in2-fill", seed, record.get("kind"), record.get("question"),
+                             sorted(needle_ids))
+        chosen: list[int] = []
+        looked = misfits = 0
+        for i in self._index.of(pool).ring.walk(anchor):
+            candidate = pool[i]
+            if candidate.get("chunk_id") in needle_ids or (
+                    not cfg.filler_same_doc and candidate.get("doc_id") in needle_docs):
+                continue
+            looked += 1
+            cost = count(str(candidate.get(cfg.text_column) or "")) + sep_cost
+            if cost <= budget:
+                chosen.append(i)
+                budget -= cost
+                misfits = 0
+            else:
+                misfits += 1
+                if misfits >= MISFITS_IN_A_ROW:
+                    return chosen, looked, False
+        return chosen, looked, True
+
+    def context_dependence(self, records: list[dict[str, Any]], ctx: RunContext
+                           ) -> list[Any] | None:
+        """Per item, the filler segments its context holds (and how many were looked at, which
+        a drop reason names)."""
+        pool = _pool(self.config, ctx, self.config.pool)
+        count = self._counter(ctx)
+        keys = self._index.of(pool).ring.keys
+        parts: list[Any] = []
+        for record in records:
+            chosen, looked, whole = self.fillers(record, pool, count, ctx.seed)
+            parts.append([[keys[i] for i in chosen], looked, whole])
+        return parts
 
     def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         cfg = self.config
         rng = random.Random(ctx.seed)
+        pool = _pool(cfg, ctx, cfg.pool)
         needles = [dict(s) for s in record["segments"]]
-        needle_ids = {s["chunk_id"] for s in needles}
-        needle_docs = {s["doc_id"] for s in needles}
-        pool = [r for r in _pool(cfg, ctx, cfg.pool) if r.get("chunk_id") not in needle_ids
-                and (cfg.filler_same_doc or r.get("doc_id") not in needle_docs)]
-        rng.shuffle(pool)
-        sep_cost = self._count(cfg.separator, ctx) if cfg.separator else 0
-        budget = cfg.target_tokens - sum(self._count(s["text"], ctx) + sep_cost
-                                         for s in needles)
-        fillers: list[dict[str, Any]] = []
-        for candidate in pool:  # greedy: every segment that still fits, in random order
-            cost = self._count(str(candidate.get(cfg.text_column) or ""), ctx) + sep_cost
-            if cost <= budget:
-                fillers.append(_segment(candidate, cfg.text_column))
-                budget -= cost
+        # The run seed, not the item's: context_dependence chose these already.
+        chosen, looked, whole = self.fillers(record, pool, self._counter(ctx.run), ctx.run.seed)
+        fillers = [_segment(pool[i], cfg.text_column) for i in chosen]
         pieces: list[dict[str, Any]] = [{**f, "needle": False} for f in fillers]
         order = list(range(len(needles)))
         rng.shuffle(order)  # multi: the needles' order in the context is random too
@@ -291,9 +415,11 @@ class IN2Context(MapStep):
         unit = "chars" if self._unit(ctx.run) == "chars" else "tokens"
         length = len(text) if unit == "chars" else ctx.run.llm.count_tokens(text)  # type: ignore[union-attr]
         if length < cfg.min_fill * cfg.target_tokens:
+            seen = (f"the pool has {looked} usable filler segment(s)" if whole else
+                    f"{looked} usable filler segment(s) looked at")
             return ItemResult.drop(
                 f"context reached {length} of target {cfg.target_tokens} {unit} (< min_fill "
-                f"{cfg.min_fill:g}): the pool has {len(pool)} usable filler segment(s)")
+                f"{cfg.min_fill:g}): {seen}")
         columns = {
             "context": text, "question": record["question"], "answer": record["answer"],
             "kind": record["kind"], "needles": placed, "context_tokens": length,
