@@ -308,3 +308,20 @@ def test_semantic_communities_step_keeps_the_centre_and_names_it(tmp_path: Path)
             assert reason.startswith(f"semantic community of {rid(records[group[0]])} "
                                      f"({len(group)} members, cosine≈")
             assert reason.endswith("; threshold 0.85)")
+
+
+def test_without_usearch_auto_search_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from synthloom.core.errors import SynthloomError
+    from synthloom.quality import vectors as vec
+
+    rng = np.random.default_rng(2)
+    points = clustered(rng, [1] * 300 + [20, 30], dims=16, noise=0.05)
+    monkeypatch.setattr(vec, "EXACT_LIMIT", 100)  # 350 rows: past the limit
+    monkeypatch.setitem(sys.modules, "usearch.index", None)  # as if not installed
+    with pytest.warns(UserWarning, match="exact search over 350 vectors"):
+        groups = vec.communities(points, 0.8, 2, neighbors=8)
+    same_groups(groups, reference_communities(points, 0.8, 2))
+    with pytest.raises(SynthloomError, match="needs usearch"):
+        vec.top_k(points, 4, "usearch")

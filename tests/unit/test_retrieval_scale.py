@@ -162,10 +162,13 @@ def test_retrieval_through_the_executor(tmp_path: Path) -> None:
 def test_batched_queries_equal_bm25s_one_query_at_a_time() -> None:
     bm25s = pytest.importorskip("bm25s", reason="bm25s is a synthloom dependency")
     docs = corpus(3000, seed=2)
-    texts = [str(d["text"]) for d in docs]
+    texts = [str(d["text"]) for d in docs] + ["", "the of", "Ünïcode wörds 12 a"]
     index = Bm25Index(texts, "en")
     plain = bm25s.BM25()
     plain.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+    for key in ("data", "indices", "indptr"):  # the compact build: bm25s's very matrix
+        assert np.array_equal(index.retriever.scores[key], plain.scores[key])
+    assert index.retriever.vocab_dict == plain.vocab_dict
     queries = [f"{TOPICS[i % 6].split()[i % 3]} filler{i % 200}" for i in range(50)]
     queries += ["nothing known here", "the and"]
     got = index.top_many(queries, 3)

@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import itertools
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -26,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 from synthloom.core.context import ItemContext
 from synthloom.core.errors import RecipeError, SynthloomError
@@ -115,8 +119,13 @@ class Bm25Index:
             return
         self.size = len(texts)
         self.retriever = self._bm25s.BM25()
-        tokens = self._bm25s.tokenize(texts, stopwords=stopwords, show_progress=False)
-        self.retriever.index(tokens, show_progress=False)
+        try:
+            stop = frozenset(self._bm25s.tokenization._infer_stopwords(stopwords))
+        except AttributeError:  # another bm25s layout: its own (list-of-lists) build
+            tokens = self._bm25s.tokenize(texts, stopwords=stopwords, show_progress=False)
+            self.retriever.index(tokens, show_progress=False)
+            return
+        _build_lucene(self.retriever, texts, stop)
 
     def save(self, folder: Path) -> None:
         self.retriever.save(str(folder), show_progress=False)
@@ -147,6 +156,62 @@ class Bm25Index:
         for row, i in enumerate(asked):
             out[i] = [(int(d), float(v)) for d, v in zip(indices[row], scores[row], strict=True)]
         return out
+
+
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s.tokenize's pattern (lower-cased text)
+_CHUNK = 4096
+
+
+def _build_lucene(retriever: Any, texts: list[str], stop: frozenset[str]) -> None:
+    """What ``retriever.index(bm25s.tokenize(texts))`` computes for bm25s's default (Lucene
+    BM25, k1=1.5, b=0.75, float32 scores), with the same tokens, vocabulary and float
+    operations, in compact arrays: bm25s holds every token id in Python lists (8 bytes per
+    token) and builds from COO triplets; here a chunk of documents at a time becomes unique
+    (token, count) pairs, so the peak is the score matrix plus one chunk."""
+    from scipy.sparse import csr_matrix
+
+    n = len(texts)
+    vocab: dict[str, int] = {}
+    add = vocab.setdefault
+    lengths = np.zeros(n, dtype=np.int64)
+    per_doc = np.zeros(n, dtype=np.int64)
+    tokens: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    for start in range(0, n, _CHUNK):
+        docs = [[add(t, len(vocab)) for t in _TOKEN.findall(text.lower()) if t not in stop]
+                for text in texts[start : start + _CHUNK]]
+        sizes = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+        lengths[start : start + len(docs)] = sizes
+        flat = np.fromiter(itertools.chain.from_iterable(docs), dtype=np.int64,
+                           count=int(sizes.sum()))
+        width = max(len(vocab), 1)
+        pairs, tf = np.unique(np.repeat(np.arange(len(docs)), sizes) * width + flat,
+                              return_counts=True)  # sorted by document, then token
+        tokens.append((pairs % width).astype(np.int32))
+        counts.append(tf.astype(np.float32))
+        per_doc[start : start + len(docs)] = np.bincount(pairs // width, minlength=len(docs))
+    token = np.concatenate(tokens) if tokens else np.zeros(0, dtype=np.int32)
+    tf = np.concatenate(counts) if counts else np.zeros(0, dtype=np.float32)
+    del tokens, counts
+    df = np.bincount(token, minlength=len(vocab))
+    idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene idf
+    k1, b = retriever.k1, retriever.b
+    avg = lengths.mean() if n else np.float64(0.0)
+    indptr = np.concatenate(([0], np.cumsum(per_doc)))
+    scores = np.empty(len(token), dtype=np.float32)
+    for start in range(0, n, _CHUNK):  # float64 as bm25s's numpy expressions, per chunk
+        lo, hi = indptr[start], indptr[min(start + _CHUNK, n)]
+        l_d = np.repeat(lengths[start : start + _CHUNK], per_doc[start : start + _CHUNK])
+        tfc = tf[lo:hi] / (k1 * ((1 - b) + b * l_d / avg) + tf[lo:hi])
+        scores[lo:hi] = idf[token[lo:hi]] * tfc
+    del tf
+    matrix = csr_matrix((scores, token, indptr), shape=(n, len(vocab))).tocsc()
+    del scores, token
+    retriever.scores = {"data": matrix.data, "indices": matrix.indices.astype(np.int32),
+                        "indptr": matrix.indptr.astype(np.int64), "num_docs": n}
+    retriever.vocab_dict = {**vocab, "": len(vocab)}  # bm25s's empty token, last
+    retriever.unique_token_ids_set = set(retriever.vocab_dict.values())
+    retriever.nonoccurrence_array = None
 
 
 @contextlib.contextmanager
