@@ -105,7 +105,9 @@ def run(
         loaded = Recipe.load(recipe, _parse_sets(set_ or []),
                              models=parse_model_for(model_for or []))
         folder = out or Path("synthloom-runs") / loaded.name
-        display = _Progress(enabled=not quiet and console.is_terminal)
+        display = _Progress(enabled=not quiet and console.is_terminal,
+                            inputs={n.name: loaded.inputs_of(n) for n in loaded.nodes},
+                            log_lines=not quiet and not console.is_terminal)
         options = RunOptions(
             backend=backend, model=model, api_key_env=api_key_env, concurrency=concurrency,
             rpm=rpm, tpm=tpm, budget_tokens=budget_tokens, limit=limit, batch_size=batch_size,
@@ -239,13 +241,21 @@ def _guard(fn: Any, debug: bool) -> Any:
 
 
 class _Progress:
-    """A live table per step: counts and tokens/s, refreshed at most 8 times a second."""
+    """A live table per step (counts, items/s, ETA, tokens/s), refreshed at most 8 times a
+    second; without a terminal (a cluster job's log), one line per step every 30 s."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, inputs: dict[str, str | None] | None = None,
+                 log_lines: bool = False, log_every_s: float = 30.0) -> None:
+        from synthloom.core.progress import ProgressTracker
+
         self.enabled = enabled
+        self.log_lines = log_lines
+        self.log_every_s = log_every_s
+        self.tracker = ProgressTracker(inputs or {})
         self._live: Live | None = None
         self._began = time.perf_counter()
         self._last = 0.0
+        self._last_log = self._began
 
     def __enter__(self) -> _Progress:
         if self.enabled:
@@ -259,23 +269,60 @@ class _Progress:
 
     def update(self, steps: list[StepStats]) -> None:
         now = time.perf_counter()
-        if self._live is None or now - self._last < 0.12:
+        if now - self._last < 0.12 or (self._live is None and not self.log_lines):
             return
         self._last = now
-        self._live.update(_table(steps, now - self._began, live=True))
+        stages = self.tracker.observe(steps, now)
+        if self._live is not None:
+            self._live.update(_table(steps, now - self._began, live=True, stages=stages))
+        elif now - self._last_log >= self.log_every_s:
+            self._last_log = now
+            console.print(_progress_line(steps, stages, now - self._began), highlight=False,
+                              soft_wrap=True)
 
 
-def _table(steps: list[StepStats], elapsed: float, live: bool = False) -> Table:
+def _progress_line(steps: list[StepStats], stages: dict[str, Any], elapsed: float) -> str:
+    """One log line: the running stages with counts, rate and ETA."""
+    from synthloom.core.progress import format_eta
+
+    parts = []
+    for s in steps:
+        if s.done or not s.in_:
+            continue
+        stage = stages.get(s.name)
+        rate = f" {stage.rate:.1f}/s" if stage and stage.rate else ""
+        total = f"/{stage.total}" if stage and stage.total is not None else ""
+        eta = f" eta {format_eta(stage.eta)}" if stage and stage.eta is not None else ""
+        parts.append(f"{s.name} {s.in_}{total}{rate}{eta}")
+    done = sum(s.done for s in steps)
+    return f"[{elapsed:.0f}s] {done}/{len(steps)} steps done; " + ("; ".join(parts) or "waiting")
+
+
+def _table(steps: list[StepStats], elapsed: float, live: bool = False,
+           stages: dict[str, Any] | None = None) -> Table:
+    from synthloom.core.progress import format_eta
+
     table = Table(box=None, header_style="bold")
-    for col in ("step", "kind", "in", "out", "failed", "dropped", "cached", "llm calls",
-                "tokens", "tok/s" if live else "seconds"):
+    columns = ["step", "kind", "in", "out", "failed", "dropped", "cached", "llm calls", "tokens"]
+    columns += ["items/s", "eta", "tok/s"] if live else ["seconds"]
+    for col in columns:
         table.add_column(col, justify="left" if col in ("step", "kind") else "right")
     for s in steps:
         tokens = s.prompt_tokens + s.completion_tokens
-        last = f"{s.completion_tokens / max(elapsed, 1e-9):.1f}" if live else f"{s.seconds:.1f}"
         mark = "" if s.done or not live else " …"
-        table.add_row(s.name + mark, s.kind, str(s.in_), str(s.out), str(s.failed),
-                      str(s.dropped), str(s.cached), str(s.llm_calls), str(tokens), last)
+        row = [s.name + mark, s.kind, str(s.in_), str(s.out), str(s.failed), str(s.dropped),
+               str(s.cached), str(s.llm_calls), str(tokens)]
+        if live:
+            stage = (stages or {}).get(s.name)
+            rate = stage.rate if stage is not None else None
+            total = stage.total if stage is not None else None
+            row[2] = f"{s.in_}/{total}" if total is not None and not s.done else str(s.in_)
+            row += [f"{rate:.1f}" if rate else "-",
+                    "done" if s.done else format_eta(stage.eta if stage else None),
+                    f"{s.completion_tokens / max(elapsed, 1e-9):.1f}"]
+        else:
+            row.append(f"{s.seconds:.1f}")
+        table.add_row(*row)
     return table
 
 
