@@ -208,7 +208,8 @@ def test_budget_stops_cleanly_and_resume_finishes(corpus: Path, tmp_path: Path) 
     assert summary["records"] < 9
     second = ScriptedTestBackend(responder)
     summary = run(make_recipe(corpus), tmp_path / "out", second)
-    assert summary["status"] == "ok" and summary["records"] == 9
+    # "partial": the corpus's empty.txt is a failed source item by design.
+    assert summary["status"] == "partial" and summary["records"] == 9
     # Every call finished before the stop was cached: none is repeated, none is missing.
     assert not set(first.prompts) & set(second.prompts)
     assert first.calls + second.calls == 19

@@ -425,13 +425,21 @@ class LocalExecutor:
     async def _stream_batches(self, node: _Node, fingerprint: str, context_hash: str,
                               batches: Any) -> None:
         window: deque[asyncio.Task] = deque()
-        async for batch in batches:
-            window.append(asyncio.create_task(
-                self._process_batch(node, fingerprint, context_hash, batch)))
-            while window and (len(window) >= self.inflight or window[0].done()):
+        try:
+            async for batch in batches:
+                window.append(asyncio.create_task(
+                    self._process_batch(node, fingerprint, context_hash, batch)))
+                while window and (len(window) >= self.inflight or window[0].done()):
+                    await self._emit(node, await window.popleft())
+            while window:
                 await self._emit(node, await window.popleft())
-        while window:
-            await self._emit(node, await window.popleft())
+        finally:
+            # Cancelled (Ctrl-C, a fatal error elsewhere): the batches in flight end with it,
+            # instead of outliving the run.
+            for task in window:
+                task.cancel()
+            if window:
+                await asyncio.gather(*window, return_exceptions=True)
 
     async def _process_batch(self, node: _Node, fingerprint: str, context_hash: str,
                              batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
