@@ -93,8 +93,9 @@ def run(
     one line: bad recipe or option, server unreachable, folder in use by another run, run.db
     unusable [failed]; 3 stopped by --budget-tokens [stopped]; 4 every item failed, nothing came
     out [failed]; 130 Ctrl-C or SIGTERM [interrupted]. Outputs (data.jsonl, failed.jsonl,
-    dropped.jsonl) are replaced only by a run that ends ok, partial or stopped; after the others
-    the previous ones stay and this run's rows are left in *.partial files.
+    dropped.jsonl) are replaced only by a run that finishes (ok, partial, stopped, or every item
+    failed); after Ctrl-C or a fatal error the previous ones stay and this run's rows are left
+    in *.partial files.
     """
     from synthloom.api import RunOptions, run_recipe
     from synthloom.core.recipe import Recipe

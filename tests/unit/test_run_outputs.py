@@ -111,9 +111,11 @@ def test_status_partial_and_failed_when_items_fail(corpus: Path, tmp_path: Path)
     out = tmp_path / "failed"
     failed = run(make_recipe(corpus), out, ScriptedTestBackend(broken))
     assert failed["records"] == 0 and failed["status"] == "failed"  # was "ok"
-    # Nothing to publish: the failures are in failed.jsonl.partial, no data.jsonl appears.
-    assert not (out / "data.jsonl").exists()
-    rows = (out / "failed.jsonl.partial").read_text().splitlines()
+    # The run finished (no fatal error): its outputs are published, failed.jsonl says why
+    # every item failed and data.jsonl is empty.
+    assert (out / "data.jsonl").read_text() == ""
+    assert not list(out.glob("*.partial"))
+    rows = (out / "failed.jsonl").read_text().splitlines()
     assert len(rows) == failed["failed"] and "model crashed" in rows[-1]
 
 

@@ -18,8 +18,9 @@ STATUSES = {
     "failed": "a fatal error (``error``), or every item failed and nothing came out",
     "interrupted": "Ctrl-C, SIGTERM or a cancelled task; rerun to continue",
 }
-#: Statuses whose outputs replace the previous run's (data.jsonl, failed.jsonl, ...); after
-#: the others the previous complete outputs stay and this run's are left as NAME.partial.
+#: Statuses whose outputs replace the previous run's (data.jsonl, failed.jsonl, ...), as does
+#: a ``failed`` run without a fatal ``error`` (every item failed: it finished); after the
+#: others the previous complete outputs stay and this run's are left as NAME.partial.
 COMPLETE = frozenset({"ok", "partial", "stopped"})
 
 
@@ -86,8 +87,9 @@ class RunSummary:
 
     @property
     def complete(self) -> bool:
-        """The run's outputs replace the previous ones (see ``COMPLETE``)."""
-        return self.status in COMPLETE
+        """The run's outputs replace the previous ones (see ``COMPLETE``). A run in which every
+        item failed also finished: its failed.jsonl is what the user needs to read."""
+        return self.status in COMPLETE or (self.status == "failed" and self.error is None)
 
     def to_json(self) -> dict[str, Any]:
         data = {
