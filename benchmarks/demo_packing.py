@@ -25,7 +25,7 @@ from typing import Any
 from synthloom.core.context import RunContext
 from synthloom.core.records import META, make_record
 from synthloom.methods.synthquestions.synthesize import Limits, SynthesizeInstruction
-from synthloom.methods.textutil import estimate_tokens
+from synthloom.prompting.textutil import estimate_tokens
 
 WORDS = ("cache", "header", "starter", "flour", "chain", "gear", "ledger", "tax", "kiln", "glaze",
          "router", "packet", "orchard", "graft", "violin", "string", "canoe", "paddle")

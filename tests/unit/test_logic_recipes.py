@@ -15,8 +15,7 @@ from synthloom.api import RunOptions, run, run_recipe
 from synthloom.cli import app
 from synthloom.core.errors import RecipeError
 from synthloom.core.recipe import Recipe
-from synthloom.methods.logic.source import check_record
-from synthloom.verify.logic import TASKS, make_item, verify_answer
+from synthloom.verify.logic import TASKS, check_record, make_item, verify_answer
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 

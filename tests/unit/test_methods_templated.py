@@ -15,7 +15,7 @@ import pytest
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.steps import MapStep, StepConfig
 from synthloom.llm.types import LLMResponse, Usage
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 
 class TwoConfig(StepConfig):

@@ -11,14 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from synthloom.cli import app
-from synthloom.core.errors import SynthloomError
-from synthloom.export.formats import ExportOptions, export
-from synthloom.review.decisions import (
+from synthloom.core.decisions import (
     Decisions,
     mark_rejected_for_regeneration,
     resample_targets,
     write_reviewed,
 )
+from synthloom.core.errors import SynthloomError
+from synthloom.export.formats import ExportOptions, export
 
 
 def _record(i: int, parent: str | None = None, step: str = "response") -> dict:

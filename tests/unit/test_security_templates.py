@@ -15,8 +15,8 @@ import pytest
 from synthloom.core.errors import RecipeError, SynthloomError
 from synthloom.core.recipe import Recipe
 from synthloom.export.sinks import JsonlSink, ParquetSink
-from synthloom.methods import templates
-from synthloom.methods.templates import TemplateLimitError, load_template
+from synthloom.prompting import templates
+from synthloom.prompting.templates import TemplateLimitError, load_template
 from tests.support.runs import read_jsonl, run_scripted
 from tests.support.scripted_backend import ScriptedTestBackend
 

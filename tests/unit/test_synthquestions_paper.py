@@ -22,7 +22,7 @@ from synthloom.methods.synthquestions.synthesize import (
     SYNTHESIS_SCHEMA_UNCAPPED,
     SynthesizeInstruction,
 )
-from synthloom.methods.templates import load_template
+from synthloom.prompting.templates import load_template
 from synthloom.quality.judges import JudgeRubric
 from synthloom.quality.preferences import PreferencePairs
 from synthloom.quality.topics import ClusterTopics, auto_topics

@@ -467,7 +467,7 @@ def export(run_dir: str | Path, out_dir: str | Path, options: ExportOptions,
 def _select_reviewed(run_dir: Path, options: ExportOptions) -> dict[str, Any]:
     """Write the records with the asked review decision to ``RUN/review/export-STATUS.jsonl``
     (edits applied); the export then reads that file."""
-    from synthloom.review.decisions import STATUSES, write_reviewed
+    from synthloom.core.decisions import STATUSES, write_reviewed
 
     status = options.reviewed or ""
     if status not in STATUSES:

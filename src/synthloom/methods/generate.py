@@ -17,7 +17,7 @@ from synthloom.core.records import Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, MapStep, StepConfig
 from synthloom.llm.types import LLMResponse
-from synthloom.methods.templated import TemplatedStep
+from synthloom.prompting.templated import TemplatedStep
 
 
 class GenerateConfig(StepConfig):

@@ -28,8 +28,8 @@ from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
 from synthloom.llm.kinds import grammar_limited
 from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
-from synthloom.methods.templated import TemplatedStep, parsed_object
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.prompting.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templates import PromptTemplate, load_template
 from synthloom.quality.filters import ColumnFilter
 
 

@@ -25,7 +25,7 @@ from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
 from synthloom.llm.types import Usage
-from synthloom.methods.templated import TemplatedStep
+from synthloom.prompting.templated import TemplatedStep
 from synthloom.quality.judges import JudgeOptions, RubricJudge, column_value
 
 

@@ -19,7 +19,7 @@ from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.methods.templated import TemplatedStep
+from synthloom.prompting.templated import TemplatedStep
 
 DEFAULT_TAXONOMY = "pkg:quality/prompts/hazards.yaml"
 

@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from synthloom.review.decisions import STATUSES, Decisions
+from synthloom.core.decisions import STATUSES, Decisions
 from synthloom.review.index import FILES, Filters, RunIndex
 
 HERE = Path(__file__).parent

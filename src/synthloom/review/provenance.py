@@ -82,7 +82,7 @@ def prompt_of(run_dir: Path, record: dict[str, Any]) -> dict[str, Any] | None:
         return None
     import yaml
 
-    from synthloom.methods.templates import load_template
+    from synthloom.prompting.templates import load_template
 
     try:
         recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8")) or {}

@@ -38,7 +38,7 @@ from synthloom.core.records import META, ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
 from synthloom.llm.kinds import grammar_limited
-from synthloom.methods.textutil import truncate_to_tokens
+from synthloom.prompting.textutil import truncate_to_tokens
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
 from synthloom.methods.docqa.text import normalize, words
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 from synthloom.quality.filters import TextFilter
 
 #: Phrases that mark page furniture rather than content.

@@ -38,7 +38,7 @@ from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, MapStep, SourceFailure, SourceStep, StepConfig
 from synthloom.llm.types import LLMResponse, StructuredOutputError
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 #: Characters per token assumed when sizing max_tokens from the schema's caps (low: safe).
 CHARS_PER_TOKEN = 3

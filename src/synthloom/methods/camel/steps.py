@@ -39,7 +39,7 @@ from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, SourceFailure, SourceStep, StepConfig
 from synthloom.llm.types import LLMResponse, Usage
-from synthloom.methods.templated import TemplatedStep
+from synthloom.prompting.templated import TemplatedStep
 
 DONE_TOKEN = "<CAMEL_TASK_DONE>"
 _INSTRUCTION = re.compile(r"^\s*\**Instruction\**\s*:", re.IGNORECASE | re.MULTILINE)

@@ -44,7 +44,7 @@ from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, FilterStep, MapStep, StepConfig
 from synthloom.llm.types import LLMResponse, Usage
-from synthloom.methods.templated import TemplatedStep
+from synthloom.prompting.templated import TemplatedStep
 
 CHARS_PER_TOKEN = 3
 

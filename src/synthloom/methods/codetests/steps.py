@@ -46,7 +46,7 @@ from synthloom.methods.codetests.programs import (
     tool_program,
 )
 from synthloom.methods.codetests.stdlib_snippets import stdlib_snippets
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 from synthloom.verify.sandbox import SandboxLimits, run_python
 
 # --- seeds ---------------------------------------------------------------------------------

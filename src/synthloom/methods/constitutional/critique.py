@@ -33,8 +33,8 @@ from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
 from synthloom.llm.types import LLMResponse, Usage
 from synthloom.methods.docqa.text import normalize
-from synthloom.methods.templated import TemplatedStep
-from synthloom.methods.templates import PromptTemplate
+from synthloom.prompting.templated import TemplatedStep
+from synthloom.prompting.templates import PromptTemplate
 
 DEFAULT_PRINCIPLES = "pkg:methods/constitutional/prompts/principles.yaml"
 

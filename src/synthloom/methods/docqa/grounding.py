@@ -16,7 +16,7 @@ from synthloom.core.context import ItemContext
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, StepConfig
 from synthloom.methods.docqa.text import support
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 JUDGE_SCHEMA: dict[str, Any] = {
     "type": "object",

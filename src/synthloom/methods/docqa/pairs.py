@@ -15,7 +15,7 @@ from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, StepConfig
 from synthloom.methods.docqa.text import normalize, words
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 DEFAULT_CAPS = {"question": 200, "answer": 400, "reasoning": 600, "summary": 600}
 #: Characters per token assumed when sizing max_tokens from the schema's caps (low: safe).

@@ -38,8 +38,8 @@ from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, StepConfig
 from synthloom.llm.types import LLMResponse, Usage
-from synthloom.methods.templated import TemplatedStep, parsed_object
-from synthloom.methods.templates import METHODS_DIR, PromptTemplate, load_template
+from synthloom.prompting.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templates import METHODS_DIR, PromptTemplate, load_template
 
 DEFAULT_OPERATORS = {"general": "evol/prompts/operators.yaml",
                      "code": "evol/prompts/operators_code.yaml"}

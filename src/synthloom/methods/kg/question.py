@@ -20,7 +20,7 @@ from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, MapStep, StepConfig
 from synthloom.methods.docqa.text import content_words, normalize, stem, words
 from synthloom.methods.multihop.text import string_schema
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 
 class KgQuestionConfig(StepConfig):

@@ -25,7 +25,7 @@ from synthloom.methods.multihop.text import (
     string_schema,
     token_text,
 )
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 
 class TriplesConfig(StepConfig):

@@ -14,7 +14,7 @@ from synthloom.core.context import ItemContext
 from synthloom.core.records import Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.methods.templated import TemplatedStep
+from synthloom.prompting.templated import TemplatedStep
 from synthloom.verify.logic import extract_final, verify_answer
 
 

@@ -22,11 +22,10 @@ from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, SourceFailure, SourceStep, StepConfig
 from synthloom.verify.logic import (
     TASKS,
-    get_task,
+    check_record,
     make_item,
     parse_levels,
     parse_tasks,
-    verify_answer,
 )
 
 
@@ -115,20 +114,6 @@ class LogicTasks(SourceStep):
 class VerifyLogicConfig(StepConfig):
     #: Also count solutions (up to 2) for tasks that promise exactly one answer.
     check_unique: bool = True
-
-
-def check_record(record: dict[str, Any], check_unique: bool = True) -> str | None:
-    """None when the stored answer passes its task's verifier (and is the only answer where
-    the task promises one), else why not."""
-    reason = verify_answer(record, record.get("answer"))
-    if reason is not None:
-        return f"stored answer fails: {reason}"
-    task = get_task(str(record["task"]))
-    if check_unique and task.unique:
-        count = task.count_solutions(record, 2)
-        if count != 1:
-            return f"{'no' if count == 0 else 'more than one'} solution"
-    return None
 
 
 @register_step

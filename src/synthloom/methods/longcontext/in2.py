@@ -43,7 +43,7 @@ from synthloom.core.steps import ExpandStep, MapStep, StepConfig
 from synthloom.methods.docqa.pairs import usable_pairs
 from synthloom.methods.docqa.text import support
 from synthloom.methods.hashring import HashRing
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 Kind = Literal["single", "multi"]
 

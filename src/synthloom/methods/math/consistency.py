@@ -19,7 +19,7 @@ from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
 from synthloom.methods.math.gold import gold_of
-from synthloom.methods.templated import TemplatedStep
+from synthloom.prompting.templated import TemplatedStep
 from synthloom.verify.math_answers import answers_equal, extract_answer
 
 

@@ -26,7 +26,7 @@ from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, MapStep, StepConfig
 from synthloom.llm.types import LLMResponse
 from synthloom.methods.math.metamath import clean_question, normal_text
-from synthloom.methods.templated import TemplatedStep
+from synthloom.prompting.templated import TemplatedStep
 from synthloom.verify.math_answers import extract_answer
 
 _CALC = re.compile(r"<<[^<>]*>>")

@@ -16,7 +16,7 @@ from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, StepConfig
 from synthloom.llm.types import LLMResponse
-from synthloom.methods.templated import TemplatedStep
+from synthloom.prompting.templated import TemplatedStep
 from synthloom.verify.math_answers import answers_equal, extract_answer
 
 

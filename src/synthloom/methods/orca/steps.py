@@ -28,8 +28,8 @@ from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, MapStep, StepConfig
 from synthloom.methods.synthquestions.seeds import EOS_MARKERS, clean_instruction, first_user_turn
-from synthloom.methods.templated import TemplatedStep
-from synthloom.methods.templates import METHODS_DIR, PACKAGE_DIR
+from synthloom.prompting.templated import TemplatedStep
+from synthloom.prompting.templates import METHODS_DIR, PACKAGE_DIR
 from synthloom.verify.math_answers import answers_equal, extract_answer, gsm8k_gold, parse_number
 
 GOLD_COLUMNS = ("gold", "answer", "output", "response", "final_answer", "solution")

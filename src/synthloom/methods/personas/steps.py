@@ -31,8 +31,8 @@ from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, MapStep, StepConfig
 from synthloom.llm.types import LLMResponse, StructuredOutputError
-from synthloom.methods.templated import TemplatedStep
-from synthloom.methods.textutil import estimate_tokens, truncate_to_tokens
+from synthloom.prompting.templated import TemplatedStep
+from synthloom.prompting.textutil import estimate_tokens, truncate_to_tokens
 from synthloom.quality.text import normalize
 
 #: Characters per token assumed when sizing max_tokens from a schema's caps (low: safe).

@@ -46,7 +46,7 @@ from synthloom.methods.selfinstruct.filters import (
     instruction_problem,
 )
 from synthloom.methods.selfinstruct.rouge import RougePool
-from synthloom.methods.templated import TemplatedStep
+from synthloom.prompting.templated import TemplatedStep
 
 _ITEM_RE = re.compile(r"(?:^|\n)\s*\d+\s?[.)](?:\s+|$)")
 _LEADING_NUMBER_RE = re.compile(r"^(?:\s*\d+\s?[.)](?:\s+|$))+")

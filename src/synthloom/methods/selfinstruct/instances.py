@@ -20,7 +20,7 @@ from synthloom.core.records import ItemResult
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, StepConfig
 from synthloom.methods.selfinstruct.filters import instance_problems
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 
 class InstancesConfig(StepConfig):

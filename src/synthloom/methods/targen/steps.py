@@ -29,7 +29,7 @@ from synthloom.core.errors import RecipeError
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, MapStep, SourceFailure, SourceStep, StepConfig
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 TASK_COLUMNS = ["task", "description", "fields", "labels"]
 

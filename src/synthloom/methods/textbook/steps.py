@@ -33,7 +33,7 @@ from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, MapStep, SourceStep, StepConfig
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 from synthloom.quality.text import normalize
 
 #: Cosmopedia's audiences, from young children to researchers.

@@ -19,7 +19,7 @@ from synthloom.core.steps import ExpandStep, FilterStep, StepConfig
 from synthloom.methods.docqa.pairs import usable_pairs
 from synthloom.methods.docqa.text import normalize, support, words
 from synthloom.methods.multihop.text import split_usage, string_schema
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 
 class ExtractConfig(StepConfig):

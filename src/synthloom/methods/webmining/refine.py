@@ -20,7 +20,7 @@ from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
 from synthloom.methods.docqa.text import support, words
 from synthloom.methods.multihop.text import string_schema
-from synthloom.methods.templated import TemplatedStep, parsed_object
+from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 
 class RefineConfig(StepConfig):

@@ -22,6 +22,7 @@ from synthloom.verify.logic.base import (
     LEVELS,
     TASKS,
     LogicTask,
+    check_record,
     extract_final,
     get_task,
     make_item,
@@ -41,5 +42,5 @@ TASKS.clear()
 TASKS.update(_shipped)
 TASKS.update(_rest)
 
-__all__ = ["ANSWER_LINE", "LEVELS", "TASKS", "LogicTask", "extract_final", "get_task",
-           "make_item", "parse_levels", "parse_tasks", "register_task", "verify_answer"]
+__all__ = ["ANSWER_LINE", "LEVELS", "TASKS", "LogicTask", "check_record", "extract_final",
+           "get_task", "make_item", "parse_levels", "parse_tasks", "register_task", "verify_answer"]

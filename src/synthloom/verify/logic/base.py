@@ -141,6 +141,20 @@ def verify_answer(item: dict[str, Any], candidate: str | None) -> str | None:
         return f"cannot check: {type(exc).__name__}: {exc}"
 
 
+def check_record(record: dict[str, Any], check_unique: bool = True) -> str | None:
+    """None when the stored answer passes its task's verifier (and is the only answer where
+    the task promises one), else why not."""
+    reason = verify_answer(record, record.get("answer"))
+    if reason is not None:
+        return f"stored answer fails: {reason}"
+    task = get_task(str(record["task"]))
+    if check_unique and task.unique:
+        count = task.count_solutions(record, 2)
+        if count != 1:
+            return f"{'no' if count == 0 else 'more than one'} solution"
+    return None
+
+
 _ANSWER = re.compile(r"(?im)^[ \t>*#_]*(?:final\s+)?answer\s*[:：]")
 
 

@@ -35,8 +35,7 @@ def show_command(
 
 def regrade(record: dict[str, Any], check_unique: bool) -> dict[str, Any]:
     """What the verifiers say about one record now: the stored answer, and the model's."""
-    from synthloom.methods.logic.source import check_record
-    from synthloom.verify.logic import make_item, verify_answer
+    from synthloom.verify.logic import check_record, make_item, verify_answer
 
     out: dict[str, Any] = {"task": record.get("task"), "index": record.get("index")}
     out["answer_reason"] = check_record(record, check_unique)

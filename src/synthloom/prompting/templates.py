@@ -31,8 +31,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from synthloom.core.errors import RecipeError
 from synthloom.core.fingerprint import text_hash
 
-METHODS_DIR = Path(__file__).resolve().parent
-PACKAGE_DIR = METHODS_DIR.parent
+# Template files stay next to their method: look them up from the package root.
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+METHODS_DIR = PACKAGE_DIR / "methods"
 
 #: Wall-clock limit of one render (a prompt renders in microseconds; a loop over
 #: ``range(10**5)`` nested three deep would take hours).

@@ -1,5 +1,8 @@
 """Review decisions: ``RUN/review/decisions.jsonl``, append-only, the last line of a record
-id wins. Decisions live beside the records, never in them; they survive restarts."""
+id wins. Decisions live beside the records, never in them; they survive restarts.
+
+Written by the review app, read by ``export --reviewed`` and ``run --regenerate rejected``:
+a run-folder file like the store's, so it sits in core, below review and export both."""
 
 from __future__ import annotations
 

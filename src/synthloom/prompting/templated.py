@@ -6,7 +6,7 @@ Almost every LLM step names one or more Jinja templates in its config (``templat
 request. This mixin does that once:
 
 - ``template_fields`` lists the config fields that name templates; ``setup`` loads each
-  (recipe folder first, see :func:`~synthloom.methods.templates.load_template`).
+  (recipe folder first, see :func:`~synthloom.prompting.templates.load_template`).
 - ``extra_fingerprint`` returns ``{field: hash}`` -- the shape the steps used before the mixin,
   so run caches stay valid; ``template_keys`` renames a field's key where a step used another.
 - ``active_template_fields`` narrows what is loaded (a step whose judge template is only used
@@ -37,7 +37,7 @@ from synthloom.core.fingerprint import stable_hash
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.steps import Step
 from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
-from synthloom.methods.templates import PromptTemplate, load_template
+from synthloom.prompting.templates import PromptTemplate, load_template
 
 
 async def _generate(ctx: ItemContext, request: LLMRequest, model: str | None) -> list[Any]:
