@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from synthloom.core.context import RunContext
 from synthloom.core.records import Output
 from synthloom.core.steps import SourceFailure
 from synthloom.sources.documents import Documents
+
+pytestmark = pytest.mark.integration
 
 
 def read(path: Path, **config: object) -> list[Output | SourceFailure]:

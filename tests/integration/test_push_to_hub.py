@@ -20,6 +20,8 @@ from synthloom.cli import app
 from tests.support.hub_server import LocalHub
 from tests.unit.test_export_formats import run_dir  # noqa: F401 - module-scoped run fixture
 
+pytestmark = pytest.mark.integration
+
 pytest.importorskip("datasets", reason="push_to_hub needs the hf extra (datasets)")
 pq = pytest.importorskip("pyarrow.parquet")
 

@@ -36,6 +36,8 @@ from tests.support.reliability import (
 )
 from tests.unit.test_documents_readers import encrypt_pdf, make_docx, make_pdf
 
+pytestmark = pytest.mark.integration
+
 BIG = 200 * 1024 * 1024
 
 TIDES = """# Tides

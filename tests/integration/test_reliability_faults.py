@@ -36,6 +36,8 @@ from tests.support.reliability import (
     read_jsonl,
 )
 
+pytestmark = pytest.mark.integration
+
 DOCS = 12  # every bundled quickstart document: 24 calls per undisturbed run
 
 

@@ -34,6 +34,8 @@ from synthloom.llm.types import LLMRequest, PermanentLLMError
 from tests.support.fault_proxy import ScriptedHTTPError, ScriptedOpenAIServer
 from tests.support.reliability import SCRIPTED_MODEL, cli, quickstart_responder, run_cli
 
+pytestmark = pytest.mark.integration
+
 DOCS = 12
 CONCURRENCY = 2
 OUTPUTS = ("data.jsonl", "failed.jsonl", "dropped.jsonl")

@@ -31,6 +31,8 @@ from tests.support.reliability import (
     run_cli,
 )
 
+pytestmark = pytest.mark.integration
+
 DOCS = 30  # quickstart: two calls per document (instruction, then response)
 CALLS = 2 * DOCS
 

@@ -22,6 +22,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from synthloom.api import RunOptions, run_recipe
 from tests.support.fault_proxy import ScriptedOpenAIServer
 from tests.support.reliability import (
@@ -32,6 +34,8 @@ from tests.support.reliability import (
     quickstart_responder,
     run_cli,
 )
+
+pytestmark = pytest.mark.integration
 
 CONCURRENCY = 2
 DOCS = 12  # 24 calls; at 0.12 s each, two at a time, about 1.5 s of calls in all

@@ -44,6 +44,8 @@ from tests.integration.test_verify_sandbox_escapes import fallback_elsewhere
 from tests.support.fault_proxy import ScriptedOpenAIServer
 from tests.support.reliability import SCRIPTED_MODEL, load_run, read_jsonl, run_cli
 
+pytestmark = pytest.mark.integration
+
 LIMITS = SandboxLimits(timeout_s=4, memory_mb=256, processes=16)
 SRC = str(Path(synthloom.__file__).resolve().parents[1])  # the package under test
 namespace_only = pytest.mark.skipif(

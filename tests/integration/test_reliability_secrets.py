@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from synthloom.cli import app
@@ -23,6 +24,8 @@ from tests.support.reliability import (
     read_jsonl,
     run_cli,
 )
+
+pytestmark = pytest.mark.integration
 
 
 def leaks(key: str, blobs: dict[str, bytes]) -> list[str]:

@@ -27,6 +27,8 @@ from tests.support.fault_proxy import (
 )
 from tests.support.llama_server import LlamaServer
 
+pytestmark = pytest.mark.integration
+
 
 def _chat_body(text: str = "Say hello.", max_tokens: int = 8) -> bytes:
     # Exact bytes, so tests can predict the body hash the proxy records.

@@ -9,6 +9,10 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration
+
 
 def test_cli_run_thousand_items(tmp_path: Path) -> None:
     out = tmp_path / "A"

@@ -10,6 +10,8 @@ import pytest
 
 from synthloom.verify.math_answers import answers_equal, extract_answer, gsm8k_gold
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def gsm8k(shared_data: Path) -> list[dict]:

@@ -25,6 +25,8 @@ import pytest
 from synthloom.verify import sandbox
 from synthloom.verify.sandbox import UID_RANGE, SandboxLimits, isolation, run_python_sync
 
+pytestmark = pytest.mark.integration
+
 LIMITS = SandboxLimits(timeout_s=4, memory_mb=256, processes=16)
 
 namespace_only = pytest.mark.skipif(

@@ -9,6 +9,8 @@ import pytest
 
 from synthloom.verify.sql import SQLiteDatabase, SQLRejected, SQLTimeout, results_match
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def chinook(shared_data: Path):
