@@ -4,10 +4,17 @@ Two questions of one document are duplicates when they are equal after normalisa
 punctuation, spacing) or when their word sets have a Jaccard similarity of at least
 ``jaccard``. The first one (in input order) is kept; each later one is dropped with a reason
 that names the kept record and its question.
+
+A question is compared only with the kept questions that can reach the threshold (prefix
+filtering: with words ordered rarest first, two sets of Jaccard >= t share a word among the
+first ``|A| - ceil(t |A|) + 1`` of each), so ``group_by: null`` over thousands of questions is
+not a comparison of every pair; the kept record a drop names is the same as with a full scan.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from typing import Any
 
 from pydantic import Field
@@ -42,23 +49,65 @@ class DedupQuestions(GlobalStep):
     async def process_all(self, records: list[dict[str, Any]],
                           ctx: RunContext) -> list[ItemResult]:
         cfg = self.config
-        kept: dict[Any, list[_Kept]] = {}
+        norms = [normalize(q) if isinstance(q := r.get(cfg.column), str) and q.strip() else None
+                 for r in records]
+        # Document frequency over this input: the rarest words make the shortest prefixes.
+        frequency = Counter(t for norm in norms if norm for t in set(norm.split()))
+        kept: dict[Any, _KeptIndex] = {}
         results = []
-        for record in records:
-            question = record.get(cfg.column)
-            if not isinstance(question, str) or not question.strip():
+        for record, norm in zip(records, norms, strict=True):
+            if norm is None:
                 results.append(ItemResult.drop(f"no question in column {cfg.column!r}"))
                 continue
+            question = record[cfg.column]
             group = record.get(cfg.group_by) if cfg.group_by else None
-            norm = normalize(question)
             tokens = set(norm.split())
-            reason = _duplicate_of(norm, tokens, kept.get(group, []), cfg.jaccard, group)
+            index = kept.setdefault(group, _KeptIndex(cfg.jaccard, frequency))
+            reason = _duplicate_of(norm, tokens, index.candidates(norm, tokens), cfg.jaccard,
+                                   group)
             if reason:
                 results.append(ItemResult.drop(reason))
                 continue
-            kept.setdefault(group, []).append((norm, tokens, record[META]["id"], question))
+            index.add((norm, tokens, record[META]["id"], question))
             results.append(ItemResult(outputs=[Output(columns={})]))
         return results
+
+
+class _KeptIndex:
+    """The kept questions of one group, findable by the words of their prefixes."""
+
+    def __init__(self, threshold: float, frequency: Counter[str]) -> None:
+        self.threshold = threshold
+        self.frequency = frequency
+        self.kept: list[_Kept] = []
+        self.by_norm: dict[str, int] = {}
+        self.postings: dict[str, list[int]] = {}
+
+    def _prefix(self, tokens: set[str]) -> list[str]:
+        ordered = sorted(tokens, key=lambda t: (self.frequency[t], t))
+        # A hair below t |A| before rounding up: a float error can only lengthen the prefix.
+        need = math.ceil(self.threshold * len(ordered) - 1e-9)
+        return ordered[: len(ordered) - max(need, 1) + 1]
+
+    def candidates(self, norm: str, tokens: set[str]) -> list[_Kept]:
+        """Every kept question that can be equal or similar enough, in kept order."""
+        if self.threshold <= 0:
+            return self.kept  # every pair reaches a threshold of 0
+        found = set()
+        if norm in self.by_norm:
+            found.add(self.by_norm[norm])
+        if self.threshold <= 1:
+            for token in self._prefix(tokens):
+                found.update(self.postings.get(token, ()))
+        return [self.kept[i] for i in sorted(found)]
+
+    def add(self, item: _Kept) -> None:
+        i = len(self.kept)
+        self.kept.append(item)
+        self.by_norm.setdefault(item[0], i)
+        if 0 < self.threshold <= 1:
+            for token in self._prefix(item[1]):
+                self.postings.setdefault(token, []).append(i)
 
 
 def _duplicate_of(norm: str, tokens: set[str], kept: list[_Kept], threshold: float,

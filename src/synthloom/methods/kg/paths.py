@@ -76,7 +76,15 @@ class Graph:
         return self.names[key].most_common(1)[0][0]
 
     def degree(self, key: str) -> int:
-        return len({other for _, other, _ in self.adjacency.get(key, [])})
+        # Memoised: a hub entity's adjacency is long and paths ask for it again and again.
+        cached = self._degrees.get(key)
+        if cached is None:
+            cached = self._degrees[key] = len({o for _, o, _ in self.adjacency.get(key, [])})
+        return cached
+
+    _degrees: dict[str, int] = field(default_factory=dict)
+    #: record index -> ids of the edges it stated, ascending (where its paths may start).
+    starts: dict[int, list[int]] = field(default_factory=dict)
 
     @property
     def max_degree(self) -> int:
@@ -102,8 +110,13 @@ def build_graph(records: list[dict[str, Any]]) -> Graph:
                 graph.adjacency.setdefault(h, []).append((eid, tl, True))
                 graph.adjacency.setdefault(tl, []).append((eid, h, False))
             edge = graph.edges[by_key[key]]
-            if r not in edge.recs:
+            if not edge.recs or edge.recs[-1] != r:  # records come in order: one look back
                 edge.recs.append(r)
+    for eid, edge in enumerate(graph.edges):
+        for r in edge.recs:
+            graph.starts.setdefault(r, []).append(eid)
+    for options in graph.adjacency.values():
+        options.sort()  # walks choose from the sorted options: sorted once here
     return graph
 
 
@@ -124,7 +137,7 @@ class KgPaths(GlobalStep):
         seen: set[_Path] = set()
         results = []
         for r, record in enumerate(records):
-            starts = [i for i, e in enumerate(graph.edges) if r in e.recs]
+            starts = graph.starts.get(r, [])
             if not starts:
                 results.append(ItemResult.drop("chunk has no triples to start a path from"))
                 continue
@@ -158,7 +171,7 @@ class KgPaths(GlobalStep):
                        and (fwd or not self.config.directed)]
             if not options:
                 break  # dead end: the path is shorter than its target
-            eid, other, fwd = rng.choice(sorted(options))
+            eid, other, fwd = rng.choice(options)  # adjacency is sorted: options are too
             steps.append((eid, fwd))
             used.add(eid)
             visited.add(other)

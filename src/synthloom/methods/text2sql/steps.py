@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,12 @@ from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, SourceStep, StepConfig
-from synthloom.methods.templated import TemplatedStep
 from synthloom.methods.text2sql.sqlexec import (
     COMPLEXITIES,
+    DatabasePool,
     clean_sql,
     complexity_matches,
     parse_sql,
-    query_result,
     sql_features,
 )
 from synthloom.methods.text2sql.synthdb import (
@@ -47,6 +47,7 @@ from synthloom.methods.text2sql.synthdb import (
     materialize,
     sanitize_schema,
 )
+from synthloom.prompting.templated import TemplatedStep
 from synthloom.verify.sql import SQLExecutionError, SQLiteDatabase, SQLRejected, SQLTimeout
 
 #: What each level asks for (the prompt's words; detection is ``sql_features``).
@@ -185,6 +186,7 @@ class Text2SQLSchema(TemplatedStep, MapStep):
     def setup(self, ctx: RunContext) -> None:
         super().setup(ctx)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._pool: DatabasePool | None = None
 
     def reads(self) -> list[str]:
         return ["database", "domain"]
@@ -192,7 +194,9 @@ class Text2SQLSchema(TemplatedStep, MapStep):
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         database = record.get("database")
         if database:
-            schema = await asyncio.to_thread(_file_schema, database)
+            pool = _pool_of(self)
+            schema = await asyncio.to_thread(
+                pool.memo, (str(database), -1), lambda: pool.get(database).schema())
             return Output(columns={"database": database, "db_id": Path(database).stem,
                                    "schema": schema, "schema_origin": "file"})
         domain = str(record.get("domain") or "").strip()
@@ -220,9 +224,14 @@ class Text2SQLSchema(TemplatedStep, MapStep):
             "schema_notes": proposal.notes})
 
 
-def _file_schema(database: str) -> str:
-    with SQLiteDatabase(database) as db:
-        return db.schema()
+def _pool_of(step: Any) -> DatabasePool:
+    """The step's database pool, made on first use (so a step pickles before it) and closed
+    when the step is collected or the interpreter exits."""
+    pool = getattr(step, "_pool", None)
+    if pool is None:
+        pool = step._pool = DatabasePool()
+        weakref.finalize(step, pool.close)
+    return pool
 
 
 # --- SQL -----------------------------------------------------------------------------------
@@ -247,21 +256,29 @@ class SqlConfig(StepConfig):
     candidates: int = Field(default=1, ge=1, le=16)
 
 
-def sample_rows_text(database: str, per_table: int) -> str:
-    """A few rows of each table, one line each, values cut to 40 characters (prompt context)."""
+def sample_rows_text(database: str, per_table: int, pool: DatabasePool | None = None) -> str:
+    """A few rows of each table, one line each, values cut to 40 characters (prompt context).
+    With a ``pool``: its copy of the database, and computed once per database."""
     if per_table <= 0:
         return ""
+    if pool is not None:
+        return pool.memo((database, per_table), lambda: _sample_rows(pool.get(database),
+                                                                     per_table))
     with SQLiteDatabase(database) as db:
-        names = re.findall(r"CREATE TABLE\s+[\"`\[]?([^\s\"`\]\(]+)", db.schema(), re.I)
-        lines = []
-        for name in names:
-            try:
-                result = db.execute(f'SELECT * FROM "{name}" LIMIT {per_table}')
-            except (SQLRejected, SQLExecutionError, SQLTimeout):
-                continue
-            for row in result.rows:
-                values = ", ".join(_short(v) for v in row)
-                lines.append(f"{name}: ({values})")
+        return _sample_rows(db, per_table)
+
+
+def _sample_rows(db: SQLiteDatabase, per_table: int) -> str:
+    names = re.findall(r"CREATE TABLE\s+[\"`\[]?([^\s\"`\]\(]+)", db.schema(), re.I)
+    lines = []
+    for name in names:
+        try:
+            result = db.execute(f'SELECT * FROM "{name}" LIMIT {per_table}')
+        except (SQLRejected, SQLExecutionError, SQLTimeout):
+            continue
+        for row in result.rows:
+            values = ", ".join(_short(v) for v in row)
+            lines.append(f"{name}: ({values})")
     return "\n".join(lines)
 
 
@@ -281,6 +298,10 @@ class Text2SQLQuery(TemplatedStep, MapStep):
     Config = SqlConfig
     config: SqlConfig
 
+    def setup(self, ctx: RunContext) -> None:
+        super().setup(ctx)
+        self._pool: DatabasePool | None = None
+
     def reads(self) -> list[str]:
         # task_index: two tasks of one database and level must still be two queries.
         return ["task_index", "database", "schema", "complexity"]
@@ -288,7 +309,8 @@ class Text2SQLQuery(TemplatedStep, MapStep):
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         cfg = self.config
         database, level = str(record["database"]), str(record["complexity"])
-        samples = await asyncio.to_thread(sample_rows_text, database, cfg.sample_rows)
+        samples = await asyncio.to_thread(sample_rows_text, database, cfg.sample_rows,
+                                          _pool_of(self))
         variables = {"schema": record["schema"], "samples": samples, "complexity": level,
                      "complexity_description": COMPLEXITY_DESCRIPTIONS[level]}
         schema = {"type": "object", "properties": {"sql": {
@@ -319,7 +341,8 @@ class Text2SQLQuery(TemplatedStep, MapStep):
         try:
             tree = parse_sql(sql)
             raw, result = await asyncio.to_thread(
-                query_result, database, sql, timeout_s=cfg.timeout_s, max_rows=cfg.max_rows,
+                _pool_of(self).query_result, database, sql, timeout_s=cfg.timeout_s,
+                max_rows=cfg.max_rows,
                 result_rows=cfg.result_rows)
         except SQLRejected as exc:
             return f"SQL rejected: {exc} [{_clip(sql)}]"
