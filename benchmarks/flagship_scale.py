@@ -24,9 +24,11 @@ width of the default all-MiniLM-L6-v2; no model download). ``embed_s`` is the em
 timed after the stage in the same process, and ``core_s`` the stage minus it.
 
 The stages' libraries (bm25s, scikit-learn, usearch) are imported before the clock starts.
-Per stage and size: ``seconds``, ``peak_mb`` (peak resident set during the stage: ``VmHWM``
+Per stage and size: ``seconds`` (wall), ``cpu_s`` (user + system CPU of the stage: steadier
+than wall time on a shared machine; above wall time where BLAS or usearch use both cores), ``peak_mb`` (peak resident set during the stage: ``VmHWM``
 reset after the inputs are generated, minus the resident set before it) and, for the two sizes,
-``growth`` = large/small seconds (goal: at most 12 for 10x the input) and ``mem_growth``. The
+``growth`` = large/small seconds (goal: at most 12 for 10x the input), ``cpu_growth`` and
+``mem_growth``. The
 last line is one JSON object with every figure.
 """
 
@@ -38,6 +40,7 @@ import inspect
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -124,8 +127,13 @@ def vm_kb(field: str) -> int:
     raise KeyError(field)
 
 
+CPU_AT_START = [0.0]
+
+
 def reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0): a stage's peak is its own."""
+    """Reset VmHWM to the current RSS (Linux >= 4.0): a stage's peak is its own; and note
+    the CPU time the stage starts at."""
+    CPU_AT_START[0] = cpu_seconds()
     try:
         with open("/proc/self/clear_refs", "w") as handle:
             handle.write("5")
@@ -176,12 +184,13 @@ async def run_bm25(size: int, queries: int, run_dir: Path) -> dict[str, Any]:
         if start == 0:
             first = time.perf_counter() - begun
     seconds = time.perf_counter() - begun
+    cpu_end = cpu_seconds()
     stop.set()
     await beat
     index_mb = sum(f.stat().st_size for f in run_dir.rglob("*") if f.is_file()) / 2**20
     return {"seconds": seconds, "build_s": first, "query_ms": (seconds - first) * 1000 /
             max(1, queries - 32), "loop_stall_s": stall[0], "found": found,
-            "index_disk_mb": round(index_mb, 1), "rss_before_kb": before}
+            "index_disk_mb": round(index_mb, 1), "rss_before_kb": before, "cpu_end": cpu_end}
 
 
 async def embed_seconds(texts: list[str]) -> float:
@@ -204,11 +213,11 @@ async def run_topics(size: int, run_dir: Path) -> dict[str, Any]:
     before = vm_kb("VmRSS")
     begun = time.perf_counter()
     results = await step.process_all(records, RunContext(run_dir=run_dir))
-    seconds = time.perf_counter() - begun
+    seconds, cpu_end = time.perf_counter() - begun, cpu_seconds()
     peak = vm_kb("VmHWM")
     topics = {r.outputs[0].columns["topic"] for r in results}
     return {"seconds": seconds, "embed_s": await embed_seconds(texts), "topics": len(topics),
-            "rss_before_kb": before, "peak_kb": peak}
+            "rss_before_kb": before, "peak_kb": peak, "cpu_end": cpu_end}
 
 
 async def run_select(size: int, run_dir: Path) -> dict[str, Any]:
@@ -227,9 +236,9 @@ async def run_select(size: int, run_dir: Path) -> dict[str, Any]:
     before = vm_kb("VmRSS")
     begun = time.perf_counter()
     results = await step.process_all(records, RunContext(run_dir=run_dir))
-    seconds = time.perf_counter() - begun
+    seconds, cpu_end = time.perf_counter() - begun, cpu_seconds()
     return {"seconds": seconds, "kept": sum(1 for r in results if r.outputs),
-            "rss_before_kb": before, "peak_kb": vm_kb("VmHWM")}
+            "rss_before_kb": before, "peak_kb": vm_kb("VmHWM"), "cpu_end": cpu_end}
 
 
 async def run_communities(size: int, run_dir: Path) -> dict[str, Any]:
@@ -245,11 +254,11 @@ async def run_communities(size: int, run_dir: Path) -> dict[str, Any]:
     before = vm_kb("VmRSS")
     begun = time.perf_counter()
     results = await step.process_all(records, RunContext(run_dir=run_dir))
-    seconds = time.perf_counter() - begun
+    seconds, cpu_end = time.perf_counter() - begun, cpu_seconds()
     peak = vm_kb("VmHWM")
     return {"seconds": seconds, "embed_s": await embed_seconds(texts),
             "dropped": sum(1 for r in results if r.dropped), "rss_before_kb": before,
-            "peak_kb": peak}
+            "peak_kb": peak, "cpu_end": cpu_end}
 
 
 def preload() -> None:
@@ -261,6 +270,11 @@ def preload() -> None:
                  "sklearn.feature_extraction.text", "usearch.index"):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def child(stage: str, size: int, queries: int) -> None:
@@ -277,6 +291,7 @@ def child(stage: str, size: int, queries: int) -> None:
         else:
             out = asyncio.run(run_communities(size, run_dir))
     out["peak_mb"] = round((out.pop("peak_kb") - out.pop("rss_before_kb")) / 1024, 1)
+    out["cpu_s"] = round(out.pop("cpu_end") - CPU_AT_START[0], 2)
     import synthloom
 
     out["tree"] = str(Path(synthloom.__file__).parent.parent)
@@ -286,8 +301,11 @@ def child(stage: str, size: int, queries: int) -> None:
 # --- driver ------------------------------------------------------------------------------------
 
 def measure(stage: str, size: int, queries: int, src: str | None, timeout: float,
-            ) -> dict[str, Any]:
+            threads: int = 0) -> dict[str, Any]:
     env = dict(os.environ)
+    if threads:  # OpenMP / BLAS threads: busy-waiting pools inflate time on a shared machine
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[name] = str(threads)
     if src:
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, __file__, "--child", stage, str(size), "--queries", str(queries)]
@@ -308,6 +326,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000, help="bm25 seed queries")
     parser.add_argument("--src", default=None, help="import synthloom from this src folder")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per stage and size")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="OpenMP/BLAS threads of the stages (0: the libraries' default)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per stage and size; the fastest is kept (shared machines)")
     parser.add_argument("--child", nargs=2, metavar=("STAGE", "SIZE"), help=argparse.SUPPRESS)
@@ -317,11 +337,12 @@ def main() -> None:
         return
     sizes = [int(s) for s in (args.sizes or ("2000,20000" if args.quick else "10000,100000")
                               ).split(",")]
-    figures: dict[str, Any] = {"sizes": sizes, "src": args.src or "installed", "stages": {}}
+    figures: dict[str, Any] = {"sizes": sizes, "src": args.src or "installed",
+                               "threads": args.threads, "stages": {}}
     for stage in args.stages.split(","):
         runs = {}
         for size in sizes:
-            tries = [measure(stage, size, args.queries, args.src, args.timeout)
+            tries = [measure(stage, size, args.queries, args.src, args.timeout, args.threads)
                      for _ in range(max(1, args.repeat))]
             runs[size] = min(tries, key=lambda r: r.get("seconds", float("inf")))
             print(f"{stage:12s} {size:>8d}  {json.dumps(runs[size])}", flush=True)
@@ -329,13 +350,15 @@ def main() -> None:
         row: dict[str, Any] = {"runs": runs}
         if "error" not in small and "error" not in large:
             row["growth"] = round(large["seconds"] / small["seconds"], 2)
+            row["cpu_growth"] = round(large["cpu_s"] / max(small["cpu_s"], 1e-3), 2)
             row["mem_growth"] = round(max(large["peak_mb"], 1) / max(small["peak_mb"], 1), 2)
             if "embed_s" in large:
                 core = [r["seconds"] - r["embed_s"] for r in (small, large)]
                 row["core_growth"] = round(core[1] / max(core[0], 1e-3), 2)
         figures["stages"][stage] = row
-        print(f"{stage:12s} growth x{row.get('growth')} (time), x{row.get('mem_growth')} "
-              f"(peak memory) for x{sizes[-1] / sizes[0]:g} input", flush=True)
+        print(f"{stage:12s} growth x{row.get('growth')} (time), x{row.get('cpu_growth')} "
+              f"(CPU time), x{row.get('mem_growth')} (peak memory) for "
+              f"x{sizes[-1] / sizes[0]:g} input", flush=True)
     print(json.dumps(figures))
 
 
