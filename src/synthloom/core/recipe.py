@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from synthloom.core.errors import RecipeError
 from synthloom.core.models import DEFAULT_MODEL, ModelSpec, parse_model_spec
-from synthloom.core.registry import sink_type, step_type
+from synthloom.core.registry import resolve_sink_type, resolve_step_type, sink_type
 from synthloom.core.steps import Sink, SourceStep, Step, StepKind
 
 PARAM_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -205,15 +205,16 @@ class Recipe:
             hints = "; ".join(f"--set {k}=... ({spec.params[k].help or 'no help'})"
                               for k in missing)
             raise RecipeError(f"recipe {spec.name} needs: {hints}")
-        sources = [_build(d, params, where, "sources", i, step_overrides, source=True)
+        base = path.parent if path else None  # where a `type: module:Class` may live
+        sources = [_build(d, params, where, "sources", i, step_overrides, base, source=True)
                    for i, d in enumerate(spec.sources)]
-        steps = [_build(d, params, where, "steps", i, step_overrides)
+        steps = [_build(d, params, where, "steps", i, step_overrides, base)
                  for i, d in enumerate(spec.steps)]
         names = {n.name for n in [*sources, *steps]}
         unknown = set(step_overrides) - names
         if unknown:
             raise RecipeError(f"recipe {where}: --set names unknown step(s): {sorted(unknown)}")
-        sinks = [_build_sink(d, params, where, i) for i, d in enumerate(spec.sinks)]
+        sinks = [_build_sink(d, params, where, i, base) for i, d in enumerate(spec.sinks)]
         declared = {name: parse_model_spec(substitute(value, params), f"recipe {where}: "
                                            f"models.{name}")
                     for name, value in spec.models.items()}
@@ -283,14 +284,18 @@ def _set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _build(data: dict[str, Any], params: dict[str, Any], where: str, section: str, index: int,
-           step_overrides: dict[str, dict[str, Any]], source: bool = False) -> Any:
+           step_overrides: dict[str, dict[str, Any]], base: Path | None,
+           source: bool = False) -> Any:
     label = f"recipe {where}: {section}[{index}]"
     if not isinstance(data, dict) or "type" not in data or "name" not in data:
         raise RecipeError(f"{label}: each entry needs 'name' and 'type'")
     config = substitute({k: v for k, v in data.items() if k != "type"}, params)
     for dotted, value in step_overrides.get(config["name"], {}).items():
         _set_dotted(config, dotted, value)
-    cls = step_type(str(data["type"]))
+    try:
+        cls = resolve_step_type(str(data["type"]), base)
+    except RecipeError as exc:
+        raise RecipeError(f"{label} ({config['name']}): {exc}") from None
     if source != (cls.kind is StepKind.SOURCE):
         wanted = "a source" if source else "a step (not a source)"
         raise RecipeError(
@@ -302,11 +307,15 @@ def _build(data: dict[str, Any], params: dict[str, Any], where: str, section: st
         raise RecipeError(f"{label} ({config['name']}): {_describe(exc)}") from None
 
 
-def _build_sink(data: dict[str, Any], params: dict[str, Any], where: str, index: int) -> Sink:
+def _build_sink(data: dict[str, Any], params: dict[str, Any], where: str, index: int,
+                base: Path | None) -> Sink:
     label = f"recipe {where}: sinks[{index}]"
     if not isinstance(data, dict) or "type" not in data:
         raise RecipeError(f"{label}: each sink needs 'type'")
-    cls = sink_type(str(data["type"]))
+    try:
+        cls = resolve_sink_type(str(data["type"]), base)
+    except RecipeError as exc:
+        raise RecipeError(f"{label}: {exc}") from None
     config = substitute({k: v for k, v in data.items() if k != "type"}, params)
     try:
         return cls(cls.Config.model_validate(config))
