@@ -44,6 +44,12 @@ class ModelSpec(BaseModel):
     request_timeout_s: float | None = Field(default=None, gt=0)
     #: Keyword options for the backend's constructor (n_ctx, timeout_s, ...).
     options: dict[str, Any] = Field(default_factory=dict)
+    #: The model's context window (prompt + answer) in tokens, where its server does not say
+    #: (llama-cpp-python's server, hosted APIs); with a server that does, the smaller wins.
+    context_length: int | None = Field(default=None, ge=16)
+    #: A local Hugging Face tokenizer folder to count tokens with (instead of the server's
+    #: tokenize endpoint or an estimate).
+    tokenizer: str | None = None
 
     @property
     def is_alias(self) -> bool:
@@ -51,7 +57,8 @@ class ModelSpec(BaseModel):
         return self.backend == DEFAULT_MODEL and self.model is None and not self.options and all(
             getattr(self, k) is None for k in ("api_key_env", "concurrency", "rpm", "tpm",
                                                "budget_tokens", "max_attempts",
-                                               "request_timeout_s"))
+                                               "request_timeout_s", "context_length",
+                                               "tokenizer"))
 
 
 def parse_model_spec(value: Any, where: str) -> ModelSpec:

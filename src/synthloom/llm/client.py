@@ -2,7 +2,9 @@
 
 Per sample: response cache → budget check → rate limit → adaptive concurrency gate → backend
 call (timeout; retries with backoff + jitter on transient errors, honouring Retry-After) →
-reasoning split → an empty chat answer asked again (``empty_retries``; an empty answer is
+context window fit (prompt + max_tokens must fit the model's window: max_tokens shrunk to what
+fits, down to a floor, else ``ContextWindowExceeded`` without a call) → reasoning split → an
+empty chat answer asked again (``empty_retries``; an empty answer is
 never cached nor served from the cache; still empty: counted in ``failed_requests`` and given
 to the step, which decides what it means) → schema validation, JSON repair, and re-asking
 with the validation errors → cache write.
@@ -27,7 +29,16 @@ from synthloom.llm.structured import (
     schema_instructions,
     split_reasoning,
 )
+from synthloom.llm.tokens import (
+    TokenCounter,
+    answer_floor,
+    bound,
+    context_window,
+    prompt_overhead,
+    select_counter,
+)
 from synthloom.llm.types import (
+    ContextWindowExceeded,
     LLMRequest,
     LLMResponse,
     RawCompletion,
@@ -70,8 +81,15 @@ class LLMClient:
         adaptive: bool = True,
         cache: ResponseCache | None = None,
         retry: RetryPolicy | None = None,
+        context_length: int | None = None,
+        tokenizer: str | None = None,
     ) -> None:
         self.backend = backend
+        #: The ``context_length`` setting (models: / --model-for); the backend may state one.
+        self.context_setting = context_length
+        #: The ``tokenizer`` setting: a local Hugging Face tokenizer folder.
+        self.tokenizer_path = tokenizer
+        self._counter: TokenCounter | None = None
         self.concurrency = concurrency or backend.default_concurrency
         self.gate = AdaptiveConcurrency(self.concurrency) if adaptive else None
         self._fixed_gate = None if adaptive else asyncio.Semaphore(self.concurrency)
@@ -119,8 +137,71 @@ class LLMClient:
         backend's limits (llama.cpp grammar sizes) read it."""
         return self.backend.kind
 
+    @property
+    def token_counter(self) -> TokenCounter:
+        """Chosen on first use, after ``backend.check()`` found the server's tokenizer."""
+        if self._counter is None:
+            self._counter = select_counter(self.backend, self.tokenizer_path)
+        return self._counter
+
     def count_tokens(self, text: str) -> int:
-        return self.backend.count_tokens(text)
+        return self.token_counter.count(text)
+
+    async def count_tokens_many(self, texts: list[str]) -> list[int]:
+        """Counts of ``texts`` (cached; a server's tokenizer is asked concurrently)."""
+        return await self.token_counter.count_many(texts)
+
+    @property
+    def context_length(self) -> int:
+        """The model's context window: the smaller of the setting and what the backend
+        states, else ``tokens.DEFAULT_CONTEXT_LENGTH`` (``context_length_source`` says which)."""
+        return context_window(self.backend, self.context_setting)[0]
+
+    @property
+    def context_length_source(self) -> str:
+        return context_window(self.backend, self.context_setting)[1]
+
+    def prompt_tokens(self, messages: list[dict[str, str]] | None = None,
+                      prompt: str | None = None) -> int:
+        """An upper bound of a prompt's tokens as the model will see it: contents counted
+        (times the counter's margin), plus the chat template's overhead."""
+        margin = self.token_counter.margin
+        if messages is None:
+            return bound(self.count_tokens(prompt or ""), margin) + prompt_overhead(None)
+        counted = sum(self.count_tokens(str(m.get("content") or "")) for m in messages)
+        return bound(counted, margin) + prompt_overhead(len(messages))
+
+    async def _fit(self, request: LLMRequest) -> tuple[LLMRequest, dict[str, Any] | None]:
+        """``request`` with max_tokens shrunk so that prompt + max_tokens fits the context
+        window (and a note saying so), or ``ContextWindowExceeded`` when less than
+        ``answer_floor`` tokens would be left for the answer."""
+        window = self.context_length
+        wanted = request.params.max_tokens
+        if request.messages is None:
+            texts, overhead = [request.prompt or ""], prompt_overhead(None)
+        else:
+            texts = [str(m.get("content") or "") for m in request.messages]
+            overhead = prompt_overhead(len(request.messages))
+        if sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) + overhead + wanted \
+                <= window:
+            return request, None  # a token covers at least a byte: fits, no count needed
+        counted = sum(await self.count_tokens_many(texts))
+        prompt = bound(counted, self.token_counter.margin) + overhead
+        if prompt + wanted <= window:
+            return request, None
+        room, floor = window - prompt, answer_floor(wanted)
+        if room < floor:
+            self._failures["context_window"] += 1
+            raise ContextWindowExceeded(
+                f"prompt of {prompt:,} tokens ({self.token_counter.name}, template overhead "
+                f"included) + max_tokens {wanted:,} exceed the context window of {window:,} "
+                f"tokens ({self.context_length_source}): {max(room, 0):,} left for the answer, "
+                f"at least {floor:,} needed; shorten the input or raise context_length")
+        self._counts["context_fits"] += 1
+        params = dataclasses.replace(request.params, max_tokens=room)
+        return dataclasses.replace(request, params=params), {
+            "max_tokens": wanted, "sent": room, "prompt_tokens": prompt,
+            "context_length": window}
 
     @property
     def supports_generate(self) -> bool:
@@ -155,6 +236,12 @@ class LLMClient:
             else min(lowest, others["concurrency_lowest"]),
             "concurrency_decreases": decreases + others["concurrency_decreases"],
             "budget_tokens_spent": self.budget.spent + others["budget_tokens_spent"],
+            "context_length": self.context_length,
+            "context_length_source": self.context_length_source,
+            # Chosen at the first count (None: nothing was counted, no server was asked).
+            "token_counter": self._counter.name if self._counter is not None else None,
+            # Requests whose max_tokens was shrunk to fit the window.
+            "context_fits": self._counts["context_fits"],
         }
 
     def _own_gauges(self) -> tuple[int, int, int]:
@@ -327,6 +414,7 @@ class LLMClient:
             text=text, reasoning=reasoning, parsed=parsed, usage=usage,
             finish_reason=raw.finish_reason, latency_s=time.perf_counter() - begun,
             model=self.model_id, sample_index=index, calls=calls, finished_at=time.time(),
+            fit=raw.fit,
         )
         if self.cache is not None:
             data = response.to_json()
@@ -367,6 +455,10 @@ class LLMClient:
     async def _call(self, request: LLMRequest, seed: int | None) -> tuple[RawCompletion, int]:
         """One completion with rate limits, the concurrency gate and retries. Returns the
         completion and the number of backend calls it took."""
+        if self.backend.supports_generate:
+            request, fit = await self._fit(request)
+        else:
+            fit = None
         estimate = _estimate_tokens(request)
         attempts = 0
 
@@ -400,7 +492,10 @@ class LLMClient:
                 self.gate.on_overload()
 
         try:
-            return await self.retry.call(attempt, on_retry=on_retry), attempts
+            raw = await self.retry.call(attempt, on_retry=on_retry)
+            if fit is not None:
+                raw.fit = fit
+            return raw, attempts
         except Exception as exc:
             # Every backend call made is charged to the item, also when the last one failed
             # for good (a permanent error is not retried, but it was a call).

@@ -69,6 +69,9 @@ class RunModels:
     rpm: float | None = None
     tpm: float | None = None
     budget_tokens: int | None = None
+    #: The run's model's context window and tokenizer folder (``ModelSpec`` has its own).
+    context_length: int | None = None
+    tokenizer: str | None = None
     #: Named models (recipe ``models:`` after ``--model-for``).
     specs: dict[str, ModelSpec] = field(default_factory=dict)
     #: Rate limits are divided by this (Ray: actors of one step share a model's limits).
@@ -113,6 +116,9 @@ class RunModels:
             kwargs["max_attempts"] = spec.max_attempts
         if spec.request_timeout_s is not None:
             kwargs["request_timeout_s"] = spec.request_timeout_s
+        own = name == DEFAULT_MODEL
+        kwargs["context_length"] = spec.context_length or (self.context_length if own else None)
+        kwargs["tokenizer"] = spec.tokenizer or (self.tokenizer if own else None)
         client = LLMClient(backend, cache=cache, **kwargs)
         client.budget = SharedBudget(TokenBudget(spec.budget_tokens), run_budget)  # type: ignore[assignment]
         return client

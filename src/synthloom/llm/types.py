@@ -82,6 +82,9 @@ class RawCompletion:
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     model: str | None = None
+    #: Set by the client when it shrank max_tokens to fit the context window
+    #: (``{"max_tokens": asked, "sent": n, "prompt_tokens": counted, "context_length": L}``).
+    fit: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -101,9 +104,11 @@ class LLMResponse:
     calls: int = 1
     # Wall-clock time the sample finished (epoch seconds): throughput over time in reports.
     finished_at: float = 0.0
+    #: max_tokens shrunk to fit the context window (``RawCompletion.fit``), else None.
+    fit: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "text": self.text,
             "reasoning": self.reasoning,
             "parsed": self.parsed,
@@ -115,6 +120,9 @@ class LLMResponse:
             "calls": self.calls,
             "finished_at": self.finished_at,
         }
+        if self.fit is not None:  # rare: kept out of the usual cache row
+            data["fit"] = self.fit
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, cached: bool = False) -> LLMResponse:
@@ -195,6 +203,11 @@ class PermanentLLMError(LLMError):
     def __init__(self, message: str, *, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+class ContextWindowExceeded(PermanentLLMError):
+    """The prompt leaves too little of the model's context window for an answer: never sent
+    (a server would refuse it with a 400), never retried; the item fails with the numbers."""
 
 
 class StructuredOutputError(LLMError):

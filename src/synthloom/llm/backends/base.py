@@ -65,8 +65,24 @@ class Backend(ABC):
                            "name a reward model, e.g. reward:/path/to/reward-model")
 
     def count_tokens(self, text: str) -> int:
-        """Token count with the backend's tokenizer where it has one; an estimate otherwise."""
+        """Token count with the backend's tokenizer where it has one; an estimate otherwise.
+        The client counts through ``llm/tokens.select_counter`` (an LRU, and a safer
+        estimate where ``tokenizer_name`` is None)."""
         return max(1, len(text) // 4)
+
+    def tokenizer_name(self) -> str | None:
+        """How ``count_tokens`` counts when it is the served model's own tokenizer
+        (``model:llamacpp``, ``server:/tokenize``); None when it only estimates."""
+        return None
+
+    @property
+    def context_length(self) -> int | None:
+        """The model's context window (prompt + answer) in tokens, where the backend knows it
+        (an in-process model's n_ctx, a server's ``max_model_len``); None otherwise."""
+        return None
+
+    #: Where ``context_length`` came from, for summary.json (``server``, ``n_ctx``, ...).
+    context_length_source: str = "server"
 
     async def check(self) -> None:  # noqa: B027 - optional hook
         """Fail fast with a BackendError naming what is wrong (unreachable URL, missing file)."""

@@ -173,6 +173,15 @@ class LlamaCppBackend(Backend):
         # Tokenizing only reads the vocabulary, so it need not queue behind a generation.
         return len(self._load().tokenize(text.encode("utf-8"), add_bos=False))
 
+    def tokenizer_name(self) -> str | None:
+        return "model:llamacpp"
+
+    @property
+    def context_length(self) -> int | None:
+        return self.n_ctx
+
+    context_length_source = "n_ctx"
+
     def chat_template(self) -> str | None:
         """The model's own Jinja chat template (GGUF ``tokenizer.chat_template``), or None."""
         return self._load().metadata.get("tokenizer.chat_template") or None

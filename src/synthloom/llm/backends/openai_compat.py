@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,15 @@ log = logging.getLogger(__name__)
 STRUCTURED_MODES = ("auto", "json_schema", "json_object", "none")
 _TRANSIENT_STATUS = {408, 409, 425, 429}
 _MAX_MESSAGE = 300
+#: Tokenize endpoints, tried in order by ``check()`` (path under the server root, body):
+#: vLLM (POST /tokenize {"model", "prompt"} -> {"tokens", "count"}), llama.cpp's C++ server
+#: (POST /tokenize {"content"} -> {"tokens"}), llama-cpp-python's server
+#: (POST /extras/tokenize {"input"} -> {"tokens"}; llama_cpp/server/app.py).
+_TOKENIZE_ENDPOINTS = (("/tokenize", "prompt"), ("/tokenize", "content"),
+                       ("/extras/tokenize", "input"))
+#: The context window in an OpenAI-style "context_length_exceeded" answer (vLLM, llama-cpp-
+#: python's server, OpenAI): learned from the first refusal, so later items are packed to fit.
+_CONTEXT_IN_ERROR = re.compile(r"maximum context length is (\d+) tokens")
 
 
 class _Secret:
@@ -125,7 +135,13 @@ class OpenAIBackend(Backend):
         except ValueError as exc:
             raise BackendError(str(exc)) from exc
         self._transport: Transport | None = None
-        self._tokenizer: Any = None
+        #: (path, body key) of the server's tokenize endpoint, found by ``check()``.
+        self._tokenize: tuple[str, str] | None = None
+        self._probed = False
+        self._sync_http: Any = None
+        #: The context window the server states (``max_model_len``, llama.cpp's n_ctx).
+        self._context_length: int | None = None
+        self.context_length_source = "server"
         try:
             #: The largest response body read (default 64 MiB; SYNTHLOOM_MAX_RESPONSE_MB).
             self.max_response_bytes = max_body_bytes(max_response_bytes)
@@ -249,6 +265,81 @@ class OpenAIBackend(Backend):
                 self.public_url,
                 ", ".join(ids[:5]),
             )
+        entry = next((m for m in data if isinstance(m, dict) and m.get("id") == self.model),
+                     None)
+        await self._find_context_length(entry)
+
+    @property
+    def root_url(self) -> str:
+        """The server root (tokenize and props endpoints live beside /v1, not under it)."""
+        return self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
+
+    async def _find_context_length(self, entry: dict[str, Any] | None) -> None:
+        """vLLM and SGLang list ``max_model_len`` per model; llama.cpp's C++ server lists
+        ``meta.n_ctx_train`` there and its runtime n_ctx in GET /props. llama-cpp-python's
+        server states its n_ctx nowhere (only in a context_length_exceeded refusal)."""
+        if not isinstance(entry, dict):
+            return
+        found = entry.get("max_model_len") or entry.get("context_length")
+        if isinstance(found, int) and found > 0:
+            self._context_length, self.context_length_source = found, "server:max_model_len"
+            return
+        if not isinstance(entry.get("meta"), dict):
+            return  # no llama.cpp server: no props endpoint to ask
+        try:
+            response = await self._http().request("GET", f"{self.root_url}/props")
+            props = response.json() if response.status == 200 else {}
+        except (HttpTransportError, ValueError):
+            return
+        settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+        n_ctx = (settings or {}).get("n_ctx") if isinstance(settings, dict) else None
+        if isinstance(n_ctx, int) and n_ctx > 0:
+            self._context_length, self.context_length_source = n_ctx, "server:/props n_ctx"
+
+    def _find_tokenizer(self) -> None:
+        """Ask each known tokenize endpoint once (on the first count, not in ``check()``:
+        a run that never counts sends nothing more)."""
+        self._probed = True
+        for path, key in _TOKENIZE_ENDPOINTS:
+            try:
+                count = self._token_count(self._post_sync(path, self._tokenize_body(
+                    key, "Hello world")))
+            except Exception:  # noqa: BLE001 - any failure means: not this endpoint
+                continue
+            if count is not None:
+                self._tokenize = (path, key)
+                return
+
+    def _post_sync(self, path: str, body: dict[str, Any]) -> HttpResponse:
+        import httpx
+
+        if self._sync_http is None:
+            key = self._key.get()
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            self._sync_http = httpx.Client(timeout=self.timeout_s, headers=headers)
+        raw = self._sync_http.post(f"{self.root_url}{path}", json=body)
+        return HttpResponse(raw.status_code, raw.headers, raw.content, raw.reason_phrase)
+
+    def _tokenize_body(self, key: str, text: str) -> dict[str, Any]:
+        body: dict[str, Any] = {key: text}
+        if self.model is not None and key != "content":
+            body["model"] = self.model
+        return body
+
+    @staticmethod
+    def _token_count(response: HttpResponse) -> int | None:
+        if response.status != 200:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        if isinstance(body.get("count"), int):
+            return int(body["count"])
+        tokens = body.get("tokens")
+        return len(tokens) if isinstance(tokens, list) else None
 
     def _body(self, request: LLMRequest, seed: int | None, mode: str) -> dict[str, Any]:
         params = request.params
@@ -320,6 +411,7 @@ class OpenAIBackend(Backend):
                 retry_after=parse_retry_after(response.headers),
             )
         if not 200 <= status < 300:
+            self._learn_context_length(response)
             raise PermanentLLMError(
                 f"HTTP {status} from {self.public_url}: {self._server_message(response)}",
                 status=status,
@@ -354,28 +446,60 @@ class OpenAIBackend(Backend):
                 status=status, cause="invalid_body",
             ) from exc
 
-    def count_tokens(self, text: str) -> int:
-        if self._tokenizer is None:
-            self._tokenizer = self._load_tokenizer()
-        if self._tokenizer is False:
-            return super().count_tokens(text)
-        return len(self._tokenizer.encode(text, disallowed_special=()))
+    def _learn_context_length(self, response: HttpResponse) -> None:
+        found = _CONTEXT_IN_ERROR.search(response.text)
+        if found and (self._context_length is None or int(found[1]) < self._context_length):
+            self._context_length = int(found[1])
+            self.context_length_source = "server:context_length_exceeded"
+            log.warning("%s refused a prompt: its context window is %s tokens; packing to "
+                        "that from now on", self.public_url, found[1])
 
-    def _load_tokenizer(self) -> Any:
-        """tiktoken when installed and its encoding is available; False means 'estimate'."""
+    @property
+    def context_length(self) -> int | None:
+        return self._context_length
+
+    def tokenizer_name(self) -> str | None:
+        if not self._probed:
+            self._find_tokenizer()
+        return f"server:{self._tokenize[0]}" if self._tokenize is not None else None
+
+    def count_tokens(self, text: str) -> int:
+        """The server's tokenizer (found by ``check()``), else an estimate. Synchronous for
+        the packers' sake: a blocking loopback call; the client caches counts by text."""
+        if self._tokenize is None:
+            return super().count_tokens(text)
+        import httpx
+
+        path, field = self._tokenize
         try:
-            import tiktoken
-        except ImportError:
-            return False
+            response = self._post_sync(path, self._tokenize_body(field, text))
+        except httpx.HTTPError as exc:
+            raise TransientLLMError(f"tokenize at {self.public_url} failed: {exc}") from exc
+        count = self._token_count(response)
+        if count is None:
+            raise TransientLLMError(f"tokenize at {self.public_url} answered HTTP "
+                                    f"{response.status}", status=response.status)
+        return count
+
+    async def count_tokens_async(self, text: str) -> int:
+        if self._tokenize is None:
+            return super().count_tokens(text)
+        path, field = self._tokenize
         try:
-            return tiktoken.encoding_for_model(self.model or "")
-        except Exception:
-            try:
-                return tiktoken.get_encoding("o200k_base")
-            except Exception:
-                return False  # e.g. offline: the encoding file cannot be fetched
+            response = await self._http().request("POST", f"{self.root_url}{path}",
+                                                  self._tokenize_body(field, text))
+        except HttpTransportError as exc:
+            raise self._transport_error(exc, "tokenize") from exc
+        count = self._token_count(response)
+        if count is None:
+            raise TransientLLMError(f"tokenize at {self.public_url} answered HTTP "
+                                    f"{response.status}", status=response.status)
+        return count
 
     async def aclose(self) -> None:
+        if self._sync_http is not None:
+            self._sync_http.close()
+            self._sync_http = None
         transport, self._transport = self._transport, None
         if transport is not None:
             await transport.aclose()

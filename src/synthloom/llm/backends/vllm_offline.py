@@ -106,6 +106,22 @@ class VLLMBackend(Backend):
     def count_tokens(self, text: str) -> int:
         return len(self._llm().get_tokenizer().encode(text))
 
+    def tokenizer_name(self) -> str | None:
+        return "model:vllm"
+
+    @property
+    def context_length(self) -> int | None:
+        """The engine's ``max_model_len`` once it is loaded (the spec's option before)."""
+        given = self.engine_options.get("max_model_len")
+        if self._engine is None:
+            return int(given) if given else None
+        try:
+            return int(self._engine.llm_engine.model_config.max_model_len)
+        except (AttributeError, TypeError, ValueError):
+            return int(given) if given else None
+
+    context_length_source = "max_model_len"
+
     # --- one request in, batched out ----------------------------------------------------------
 
     async def complete(self, request: LLMRequest, *, seed: int | None) -> RawCompletion:

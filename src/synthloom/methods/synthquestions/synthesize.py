@@ -25,11 +25,18 @@ Limits depend on the backend (``limits: auto``):
   for the demos alone (a too-long demo is skipped for a shorter one) and ``max_tokens`` 1,200.
 
 Any limit set explicitly in the config wins over the profile's value.
+
+Both profiles then fit the model's context window (``LLMClient.context_length``; see
+docs/backends.md): ``max_tokens`` at most half the window; the prompt budget
+``min(profile budget, window - max_tokens - template overhead)``; the target document at most
+half of what the template leaves, and each demo's document at most a quarter of it. A window
+that cannot hold even the template and a minimal document is one ``ContextWindowExceeded``
+failure per item, with the numbers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from synthloom.core.context import ItemContext, RunContext
@@ -38,9 +45,12 @@ from synthloom.core.records import META, ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
 from synthloom.llm.kinds import grammar_limited
+from synthloom.llm.structured import schema_instructions
+from synthloom.llm.tokens import prompt_overhead
+from synthloom.llm.types import ContextWindowExceeded
 from synthloom.methods.hashring import HashRing, RingCache
-from synthloom.methods.templated import TemplatedStep
-from synthloom.methods.textutil import estimate_tokens, truncate_to_tokens
+from synthloom.prompting.templated import TemplatedStep
+from synthloom.prompting.textutil import estimate_tokens, truncate_to_tokens
 
 # String caps bound the grammar, so a rambling model cannot be cut off mid-JSON by max_tokens
 # (about 3 characters a token: max_tokens below covers the caps). llama.cpp refuses grammars
@@ -96,7 +106,18 @@ class Limits:
     doc_chars: int | None
     max_tokens: int
     schema: dict[str, Any]
+    #: The model's context window these limits were fitted to (None: not fitted).
+    context_length: int | None = None
+    #: Tokens the window leaves for the document and demos after the template and answer;
+    #: below ``MIN_FREE_TOKENS`` nothing useful fits.
+    free_tokens: int | None = None
+    #: The most counted tokens the demos may add to ``base_tokens`` (prompt scope) or take
+    #: alone (demos scope) inside the window: the one-demo fallback must respect it too.
+    window_budget: int | None = None
 
+
+#: The fewest tokens for document + demos worth a request.
+MIN_FREE_TOKENS = 64
 
 #: Demo columns the repo's demo template renders (a demo's content key hashes these; a custom
 #: demo template's own variables are used instead).
@@ -151,6 +172,8 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
         self._demo_columns: list[str] = []
         self._rings = RingCache(self._demo_key)
         self._memos: dict[tuple[int, int | None, int | None], tuple[Any, dict[str, int]]] = {}
+        #: Per client: (client, tokens of the prompt with no document and no demos).
+        self._heads: dict[int, tuple[Any, int]] = {}
 
     def reads(self) -> list[str]:
         return [self.config.text_column]
@@ -162,7 +185,7 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
         if name == "auto":
             name = "grammar" if grammar_limited(ctx) else "paper"
         base = PROFILES[name]
-        return Limits(
+        limits = Limits(
             demo_token_budget=cfg.demo_token_budget or base.demo_token_budget,
             budget_scope=base.budget_scope,
             stop_at_first_misfit=base.stop_at_first_misfit,
@@ -172,6 +195,53 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
             max_tokens=cfg.max_tokens or base.max_tokens,
             schema=base.schema,
         )
+        return self._fit_window(limits, ctx)
+
+    def _fit_window(self, limits: Limits, ctx: ItemContext | RunContext | None) -> Limits:
+        """``limits`` shrunk to the client's context window (module docstring)."""
+        llm = _client(ctx)
+        window = getattr(llm, "context_length", None)
+        if not isinstance(window, int) or not hasattr(llm, "token_counter"):
+            return limits  # no model, or an LLM-like without a window: the profile as it is
+        max_tokens = min(limits.max_tokens, window // 2)
+        # Packing sums counts of the client's counter; true tokens <= counted * margin, plus
+        # the chat template's overhead: the room in counted tokens is what fits.
+        messages = self._head_messages()
+        margin = llm.token_counter.margin
+        room = int((window - max_tokens - prompt_overhead(len(messages))) / margin)
+        head = self._head_contents(llm)
+        if getattr(getattr(llm, "backend", None), "supports_json_schema", True) is False:
+            # The client appends the schema as instructions: part of the prompt too.
+            head += llm.count_tokens(schema_instructions(limits.schema))
+        free = room - head
+        doc_tokens = max(1, free // 2)
+        if limits.doc_tokens is not None:
+            doc_tokens = min(doc_tokens, limits.doc_tokens)
+        demo_doc_tokens = max(1, free // 4)
+        if limits.demo_doc_tokens is not None:
+            demo_doc_tokens = min(demo_doc_tokens, limits.demo_doc_tokens)
+        # Demos are counted one by one; their separators are not: 4 tokens each.
+        slack = 4 * self.config.max_demos
+        # prompt scope: base + demos within the room; demos scope: what template and document
+        # leave.
+        cap = (room - (head - self._head_contents(llm)) - slack
+               if limits.budget_scope == "prompt" else free - doc_tokens - slack)
+        return replace(limits, max_tokens=max_tokens, doc_tokens=doc_tokens,
+                       demo_doc_tokens=demo_doc_tokens,
+                       demo_token_budget=max(0, min(limits.demo_token_budget, cap)),
+                       context_length=window, free_tokens=free, window_budget=cap)
+
+    def _head_messages(self) -> list[dict[str, str]]:
+        # One empty demo: the template's text around its demos is part of the head.
+        return self.template().render_messages({"demos": [""], "document": ""})
+
+    def _head_contents(self, llm: Any) -> int:
+        """Counted tokens of the prompt without document and demos (one count per client)."""
+        held = self._heads.get(id(llm))
+        if held is None:
+            tokens = sum(llm.count_tokens(m["content"]) for m in self._head_messages())
+            held = self._heads[id(llm)] = (llm, tokens)
+        return held[1]
 
     @staticmethod
     def cut(text: str, tokens: int | None, chars: int | None, count: Any) -> str:
@@ -246,7 +316,8 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
                 continue  # a shorter demo may still fit
             chosen.append(index)
             total += tokens
-        if not chosen and shortest is not None:
+        if not chosen and shortest is not None and (
+                limits.window_budget is None or used + shortest[0] <= limits.window_budget):
             return [shortest[1]], shortest[0]
         return chosen, total
 
@@ -315,11 +386,25 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
         demos = ctx.context.get(self.config.demos) or []
         count, memo = self._counting(ctx.run)
         limits = self.limits(ctx)
+        if limits.free_tokens is not None and limits.free_tokens < MIN_FREE_TOKENS:
+            raise ContextWindowExceeded(
+                f"the synthesis prompt cannot fit the context window of {limits.context_length:,}"
+                f" tokens: its template takes {self._head_contents(ctx.llm):,} and the answer "
+                f"{limits.max_tokens:,}, leaving {limits.free_tokens:,} for the document and "
+                f"demos (at least {MIN_FREE_TOKENS} needed); raise context_length or use a "
+                "shorter template")
         document_id, anchor, document, base_tokens = self._target(record, ctx.run, count,
                                                                   limits)
         # The same walk as context_dependence: the demos this item's key covers.
         rendered, demo_ids, demo_tokens = self.pack_demos(
             demos, anchor, count, limits, base_tokens, document_id, memo)
+        if not rendered and limits.window_budget is not None and any(
+                d.get(self.config.demo_document_column) != document_id for d in demos):
+            raise ContextWindowExceeded(
+                f"no demo fits the context window of {limits.context_length:,} tokens: the "
+                f"prompt without demos takes {base_tokens:,} (counted) of the "
+                f"{limits.window_budget:,} left beside max_tokens {limits.max_tokens:,}; "
+                "raise context_length or use shorter demos")
         if not rendered:
             if demos:
                 return ItemResult.drop("no attributed demos from other documents: every demo "
@@ -346,3 +431,13 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
                   "demo_over_budget": over, "document_id": document_id,
                   "finish_reason": response.finish_reason},
         )
+
+
+def _client(ctx: ItemContext | RunContext | None) -> Any:
+    """The step's client, or None (no context, or a run without a model)."""
+    if ctx is None:
+        return None
+    try:
+        return ctx.llm
+    except RuntimeError:  # ItemContext.llm raises when the run has no model
+        return None
