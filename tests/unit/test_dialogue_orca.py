@@ -15,6 +15,7 @@ from synthloom.api import RunOptions, run_recipe
 from synthloom.core.errors import RecipeError
 from synthloom.core.recipe import Recipe
 from synthloom.methods.orca.steps import gold_answer, gold_disagreement, load_system_messages
+from tests.support.runs import assert_closed, read_jsonl
 from tests.support.scripted_backend import ScriptedTestBackend
 
 GOOD = ("First, 5 apples plus 7 apples make 12 apples, because adding counts them together. "
@@ -23,19 +24,10 @@ WRONG = ("First, 5 apples plus 7 apples make 13 apples, because I added one too 
          "So the total is 13. The answer is 13.")
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s.get("kept", s["out"])
-    return s["in"] == produced + s["failed"] + s["dropped"]
-
-
 def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int | None = None) -> dict:
     summary = asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit)))
     data = summary.to_json()
-    assert all(closes(s) for s in data["steps"])
+    assert_closed(data)
     return {s["name"]: s for s in data["steps"]}
 
 
@@ -59,8 +51,8 @@ def test_orca_on_the_bundled_sample(tmp_path: Path) -> None:
     backend = ScriptedTestBackend(explainer)
     steps = run(Recipe.load("orca", {}), tmp_path / "a", backend)
     assert steps["questions"]["out"] == 20 and steps["explain"]["llm_calls"] == 20
-    kept = rows(tmp_path / "a" / "data.jsonl")
-    dropped = rows(tmp_path / "a" / "dropped.jsonl")
+    kept = read_jsonl(tmp_path / "a" / "data.jsonl")
+    dropped = read_jsonl(tmp_path / "a" / "dropped.jsonl")
     assert len(kept) + len(dropped) == 20
     first = next(r for r in kept + [d["record"] for d in dropped]
                  if r["question"].startswith("Which US state"))
@@ -83,7 +75,7 @@ def test_orca_on_the_bundled_sample(tmp_path: Path) -> None:
     # Same seed, same choice, from scratch.
     again = ScriptedTestBackend(explainer)
     run(Recipe.load("orca", {}), tmp_path / "b", again)
-    assert [r["system_prompt"] for r in rows(tmp_path / "b" / "data.jsonl")] == \
+    assert [r["system_prompt"] for r in read_jsonl(tmp_path / "b" / "data.jsonl")] == \
         [r["system_prompt"] for r in kept]
 
 
@@ -106,13 +98,13 @@ def test_hint_and_numeric_gold_check(tmp_path: Path) -> None:
     recipe = Recipe.load("orca", {"input": str(data), "system_ids": "[7, 11]"})
     steps = run(recipe, tmp_path / "out", ScriptedTestBackend(answer))
     assert (steps["explained"]["in"], steps["explained"]["out"]) == (3, 1)
-    [kept] = rows(tmp_path / "out" / "data.jsonl")
+    [kept] = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert kept["gold"] == "12" and kept["hint_used"] is True and kept["response"] == GOOD
     assert kept["system_prompt"]["id"] in (7, 11)
     assert "Hint" not in kept["question"]
     user = prompts[0][-1]["content"]
     assert "(Hint: the correct answer is: 12" in user and prompts[0][0]["role"] == "system"
-    reasons = sorted(d["reason"] for d in rows(tmp_path / "out" / "dropped.jsonl"))
+    reasons = sorted(d["reason"] for d in read_jsonl(tmp_path / "out" / "dropped.jsonl"))
     assert reasons == ["final answer '13' disagrees with gold '12'",
                        "response too short to explain: 1 words (< 20)"]
     # Without the hint the prompt is the bare question.
@@ -120,7 +112,7 @@ def test_hint_and_numeric_gold_check(tmp_path: Path) -> None:
     recipe = Recipe.load("orca", {"input": str(data), "hint": "false"})
     run(recipe, tmp_path / "nohint", ScriptedTestBackend(answer))
     assert all("Hint" not in p[-1]["content"] for p in prompts)
-    assert all(r["hint_used"] is False for r in rows(tmp_path / "nohint" / "data.jsonl"))
+    assert all(r["hint_used"] is False for r in read_jsonl(tmp_path / "nohint" / "data.jsonl"))
 
 
 def test_unknown_system_ids_fail_before_any_call(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ max_chunks; the ``chunk`` step's columns and the ``_meta.source`` its descendant
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from synthloom.methods.generate import Generate
 from synthloom.sources.chunk_step import ChunkDocuments, select_spread
 from synthloom.sources.chunking import chunk_text, estimate_tokens, segment
 from synthloom.sources.documents import Documents
+from tests.support.runs import read_jsonl
 from tests.support.scripted_backend import ScriptedTestBackend
 from tests.unit.test_documents_readers import make_pdf
 
@@ -124,10 +124,6 @@ def test_select_spread_keeps_first_and_last() -> None:
 
 
 # --- the chunk step in a run ---------------------------------------------------------------------
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def test_chunk_step_columns_pages_and_source(tmp_path: Path) -> None:

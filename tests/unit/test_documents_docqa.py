@@ -21,6 +21,7 @@ from synthloom.methods.docqa.pairs import DocQAPairs, pairs_schema, usable_pairs
 from synthloom.methods.docqa.text import support
 from synthloom.sources.chunk_step import ChunkDocuments
 from synthloom.sources.documents import Documents
+from tests.support.runs import read_jsonl
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 from tests.unit.test_documents_readers import make_pdf
 
@@ -54,12 +55,6 @@ def qa_responder(request, seed, *, repeat: bool = False, cot: bool = False) -> s
     if "summary" in text:
         out = {"summary": "A short summary.", **out}
     return json.dumps(out)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend | None = None) -> dict:

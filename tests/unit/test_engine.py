@@ -15,6 +15,7 @@ from synthloom.export.sinks import JsonlSink
 from synthloom.methods.generate import Generate, GenerateN
 from synthloom.quality.filters import LengthFilter
 from synthloom.sources.files import TextFiles
+from tests.support.runs import read_jsonl
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 from tests.support.steps import ExactDedup, UpperInPool
 
@@ -65,10 +66,6 @@ def make_recipe(corpus: Path, answer_tokens: int = 64) -> Recipe:
 
 def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, **kw):
     return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, **kw))).to_json()
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def step(summary: dict, name: str) -> dict:

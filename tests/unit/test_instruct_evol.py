@@ -12,6 +12,7 @@ from pathlib import Path
 from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
 from synthloom.methods.evol.evolve import clean_evolved, copied_phrase, only_stop_words
+from tests.support.runs import read_jsonl
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 SEEDS = [
@@ -65,10 +66,6 @@ def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend) -> dict:
     return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend))).to_json()
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
 def step(summary: dict, name: str) -> dict:
     return next(s for s in summary["steps"] if s["name"] == name)
 
@@ -98,7 +95,7 @@ def test_evol_instruct_rounds_elimination_and_lineage(tmp_path: Path) -> None:
     eliminated = step(summary, "eliminated")
     assert eliminated["in"] == 15 and eliminated["out"] == 7 and eliminated["dropped"] == 8
 
-    kept = rows(out / "data.jsonl")
+    kept = read_jsonl(out / "data.jsonl")
     seeds_out = [r for r in kept if r["evol_round"] == 0]
     assert [r["instruction"] for r in seeds_out] == SEEDS
     assert all(r["operator"] is None and r["response"] for r in seeds_out)
@@ -112,7 +109,7 @@ def test_evol_instruct_rounds_elimination_and_lineage(tmp_path: Path) -> None:
     assert {"instruction", "parent_instruction", "evol_round", "operator", "response",
             "lineage"} <= set(r2)
 
-    dropped = rows(out / "dropped.jsonl")
+    dropped = read_jsonl(out / "dropped.jsonl")
     by_seed: dict[str, list[dict]] = {}
     for d in dropped:
         root = (d["record"]["lineage"] or [{"instruction": d["record"]["instruction"]}])[0]
@@ -135,7 +132,7 @@ def test_evol_instruct_rounds_elimination_and_lineage(tmp_path: Path) -> None:
     # Rerun: every item replays, no call.
     again = ScriptedTestBackend(evol_responder)
     run(Recipe.load("evol-instruct", params), out, again)
-    assert again.calls == 0 and rows(out / "data.jsonl") == kept
+    assert again.calls == 0 and read_jsonl(out / "data.jsonl") == kept
 
     # A third round: the item cache misses (new config), but rounds 1-2 (operators and seeds
     # drawn from run seed, seed instruction and round) replay from the response cache.
@@ -143,7 +140,7 @@ def test_evol_instruct_rounds_elimination_and_lineage(tmp_path: Path) -> None:
     summary = run(Recipe.load("evol-instruct", {**params, "rounds": "3"}), out, more)
     assert more.calls == 3 + 3 + 2 + 1 + 1
     assert step(summary, "evolve")["llm_cache_hits"] == 25
-    third = [r for r in rows(out / "data.jsonl") if r["evol_round"] == 3]
+    third = [r for r in read_jsonl(out / "data.jsonl") if r["evol_round"] == 3]
     assert [r["parent_instruction"] for r in third] == [r2["instruction"]]
 
 
@@ -154,7 +151,7 @@ def test_evol_code_variant_and_no_judge(tmp_path: Path) -> None:
     backend = ScriptedTestBackend(evol_responder)
     summary = run(Recipe.load("evol-instruct", params), tmp_path / "out", backend)
     assert step(summary, "evolve")["llm_calls"] == backend.calls == 3 * 2  # evolve + response
-    kept = rows(tmp_path / "out" / "data.jsonl")
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert [r["evol_round"] for r in kept] == [1, 2, 3]
     assert all(r["operator"] in CODE for r in kept)
     assert kept[-1]["instruction"].count("Do it in linear time.") == 3

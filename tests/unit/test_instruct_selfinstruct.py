@@ -17,6 +17,7 @@ from synthloom.core.recipe import Recipe
 from synthloom.methods.selfinstruct.bootstrap import parse_instructions
 from synthloom.methods.selfinstruct.filters import instance_problems, instruction_problem
 from synthloom.methods.selfinstruct.rouge import RougePool, lcs_length, rouge_l, tokenize
+from tests.support.runs import read_jsonl, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 WORDS = ("river", "violin", "budget", "glacier", "sonnet", "tax", "orbit", "garden", "cipher",
@@ -144,17 +145,8 @@ def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int) -> 
     return asyncio.run(run_recipe(recipe, out, options)).to_json()
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
 def steps_of(summary: dict) -> dict[str, dict]:
     return {s["name"]: s for s in summary["steps"]}
-
-
-def closes(s: dict) -> bool:
-    produced = s.get({"expand": "expanded", "global": "kept"}.get(s["kind"], "out"), s["out"])
-    return s["in"] == produced + s["failed"] + s["dropped"]
 
 
 def test_self_instruct_pool_grows_filters_and_replays(tmp_path: Path) -> None:
@@ -163,13 +155,13 @@ def test_self_instruct_pool_grows_filters_and_replays(tmp_path: Path) -> None:
     out = tmp_path / "out"
     summary = run(Recipe.load("self-instruct", params), out, backend, limit=20)
     steps = steps_of(summary)
-    assert all(closes(s) for s in steps.values()), steps
+    assert all(step_closes(s) for s in steps.values()), steps
     boot = steps["bootstrap"]
     assert boot["in"] == 20 and boot["llm_calls"] == 4  # 2 rounds x 2 prompts
     assert boot["out"] == 4 * 6 and boot["kept"] + boot["dropped"] == 20
     assert summary["llm_calls"] == backend.calls == sum(s["llm_calls"] for s in steps.values())
 
-    dropped = rows(out / "dropped.jsonl")
+    dropped = read_jsonl(out / "dropped.jsonl")
     reasons = [d["reason"] for d in dropped if d["step"] == "novel"]
     assert any(r == "heuristic: contains 'image'" for r in reasons)
     assert any(r == "heuristic: starts with 'Write a program'" for r in reasons)
@@ -180,7 +172,7 @@ def test_self_instruct_pool_grows_filters_and_replays(tmp_path: Path) -> None:
     seed_drops = [d for d in dropped if d["step"] == "bootstrap"]
     assert all(d["reason"].startswith("seed task: in the pool") for d in seed_drops)
 
-    kept = rows(out / "data.jsonl")
+    kept = read_jsonl(out / "data.jsonl")
     assert kept, "some generated tasks must survive"
     seeds = [json.loads(x)["instruction"] for x in
              (Path(Recipe.load("self-instruct").path).parents[1] / "data" / "instruct" /
@@ -215,7 +207,7 @@ def test_self_instruct_pool_grows_filters_and_replays(tmp_path: Path) -> None:
     again = ScriptedTestBackend(self_instruct_responder)
     summary2 = run(Recipe.load("self-instruct", params), out, again, limit=20)
     assert again.calls == 0 and summary2["llm_calls"] == 0
-    assert rows(out / "data.jsonl") == kept
+    assert read_jsonl(out / "data.jsonl") == kept
 
     # One more round in a fresh run folder replays nothing from the item cache, but its
     # sampling is seeded by (run seed, round, prompt): rounds 1-2 send the same requests.
@@ -235,10 +227,10 @@ def test_bootstrap_with_two_seeds_and_a_failing_prompt(tmp_path: Path) -> None:
     params = {"rounds": "1", "prompts_per_round": "2"}
     summary = run(Recipe.load("self-instruct", params), tmp_path / "o", backend, limit=2)
     boot = steps_of(summary)["bootstrap"]
-    assert closes(boot) and boot["in"] == 2 and boot["failed"] >= 1
-    [failure] = [r for r in rows(tmp_path / "o" / "failed.jsonl") if r["step"] == "bootstrap"]
+    assert step_closes(boot) and boot["in"] == 2 and boot["failed"] >= 1
+    [failure] = [r for r in read_jsonl(tmp_path / "o" / "failed.jsonl") if r["step"] == "bootstrap"]
     assert "PermanentLLMError" in failure["message"] and "round 1 prompt" in failure["message"]
     again = ScriptedTestBackend(self_instruct_responder)
     summary = run(Recipe.load("self-instruct", params), tmp_path / "o", again, limit=2)
     boot = steps_of(summary)["bootstrap"]
-    assert boot["failed"] == 0 and again.calls >= 1 and closes(boot)
+    assert boot["failed"] == 0 and again.calls >= 1 and step_closes(boot)

@@ -14,6 +14,7 @@ import pytest
 from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
 from synthloom.methods.targen.steps import parse_task
+from tests.support.runs import read_jsonl, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 
@@ -42,17 +43,8 @@ def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend) -> dict:
     return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend))).to_json()
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
 def steps_of(summary: dict) -> dict[str, dict]:
     return {s["name"]: s for s in summary["steps"]}
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s["out"]
-    return s["in"] == produced + s["failed"] + s["dropped"]
 
 
 def test_parse_task_validates() -> None:
@@ -73,7 +65,7 @@ def test_targen_generates_per_label_and_self_corrects(tmp_path: Path) -> None:
     out = tmp_path / "out"
     summary = run(Recipe.load("targen", params), out, backend)
     steps = steps_of(summary)
-    assert all(closes(s) for s in steps.values()), steps
+    assert all(step_closes(s) for s in steps.values()), steps
     assert steps["contexts"]["out"] == 3 and steps["distinct_contexts"]["dropped"] == 1
     assert steps["seeds"]["in"] == 2 and steps["seeds"]["out"] == 4
     assert steps["instances"]["in"] == 4 and steps["instances"]["out"] == 8  # 2 labels each
@@ -81,7 +73,7 @@ def test_targen_generates_per_label_and_self_corrects(tmp_path: Path) -> None:
     assert steps["self_correct"]["in"] == 6 and steps["self_correct"]["out"] == 6
     assert summary["llm_calls"] == backend.calls == 1 + 2 + 8 + 6
 
-    kept = rows(out / "data.jsonl")
+    kept = read_jsonl(out / "data.jsonl")
     for record in kept:
         assert {"task", "context", "seed", "label", "text", "corrected", "original_label"} <= set(
             record)
@@ -90,7 +82,7 @@ def test_targen_generates_per_label_and_self_corrects(tmp_path: Path) -> None:
     assert fixed["original_label"] == "positive" and fixed["label"] == "negative"
     assert fixed["seed"] == "electronics subject A"
     assert all(r["label"] == r["original_label"] for r in kept if not r["corrected"])
-    reasons = sorted(d["reason"] for d in rows(out / "dropped.jsonl"))
+    reasons = sorted(d["reason"] for d in read_jsonl(out / "dropped.jsonl"))
     assert reasons == [
         "context 1: repeats an earlier item of the list ('Restaurants!')",
         "label 'negative': empty field(s) ['text']",
@@ -98,7 +90,7 @@ def test_targen_generates_per_label_and_self_corrects(tmp_path: Path) -> None:
     ]
     again = ScriptedTestBackend(targen_responder)
     run(Recipe.load("targen", params), out, again)
-    assert again.calls == 0 and rows(out / "data.jsonl") == kept
+    assert again.calls == 0 and read_jsonl(out / "data.jsonl") == kept
 
     # on_mismatch=drop: the disagreement is a drop naming both labels; only that step reruns.
     dropper = ScriptedTestBackend(targen_responder)
@@ -108,7 +100,7 @@ def test_targen_generates_per_label_and_self_corrects(tmp_path: Path) -> None:
     correct = steps_of(summary)["self_correct"]
     assert correct["out"] == 5 and correct["dropped"] == 1
     assert any(d["reason"] == "self-correction: generated as 'positive' but the check says "
-               "'negative'" for d in rows(out / "dropped.jsonl"))
+               "'negative'" for d in read_jsonl(out / "dropped.jsonl"))
 
 
 def test_task_files_nli_and_broken(tmp_path: Path) -> None:
@@ -136,9 +128,9 @@ def test_task_files_nli_and_broken(tmp_path: Path) -> None:
                                          "seeds_per_context": "1"}), out, backend)
     tasks = steps_of(summary)["tasks"]
     assert tasks["in"] == 2 and tasks["out"] == 1 and tasks["failed"] == 1
-    [failure] = rows(out / "failed.jsonl")
+    [failure] = read_jsonl(out / "failed.jsonl")
     assert "bad.yaml" in failure["message"] and "labels" in failure["message"]
-    kept = rows(out / "data.jsonl")
+    kept = read_jsonl(out / "data.jsonl")
     assert [(r["label"], r["corrected"]) for r in kept] == [("entailment", False),
                                                             ("entailment", True)]
     assert kept[1]["original_label"] == "contradiction"

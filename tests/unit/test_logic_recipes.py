@@ -16,24 +16,16 @@ from synthloom.cli import app
 from synthloom.core.errors import RecipeError
 from synthloom.core.recipe import Recipe
 from synthloom.verify.logic import TASKS, check_record, make_item, verify_answer
+from tests.support.runs import assert_closed, read_jsonl, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s["out"]
-    return s["in"] == produced + s["failed"] + s["dropped"]
 
 
 def test_logic_recipe_makes_verified_regenerable_items(tmp_path: Path) -> None:
     recipe = Recipe.load("logic", {"count": "3"})
     summary = run(recipe, tmp_path / "out").to_json()
     assert summary["status"] == "ok" and summary["llm_calls"] == 0
-    assert all(closes(s) for s in summary["steps"])
-    records = rows(tmp_path / "out" / "data.jsonl")
+    assert_closed(summary)
+    records = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert len(records) == 3 * len(TASKS) == summary["records"]
     # Interleaved: the first len(TASKS) records are one of each task, in registry order.
     assert [r["task"] for r in records[:len(TASKS)]] == list(TASKS)
@@ -45,7 +37,7 @@ def test_logic_recipe_makes_verified_regenerable_items(tmp_path: Path) -> None:
     # Same seed, same items; --limit keeps a prefix.
     short = run(Recipe.load("logic", {"count": "3"}), tmp_path / "short", limit=5).to_json()
     assert short["records"] == 5
-    assert [r["question"] for r in rows(tmp_path / "short" / "data.jsonl")] == \
+    assert [r["question"] for r in read_jsonl(tmp_path / "short" / "data.jsonl")] == \
         [r["question"] for r in records[:5]]
 
 
@@ -53,13 +45,13 @@ def test_logic_recipe_knobs(tmp_path: Path) -> None:
     recipe = Recipe.load("logic", {"tasks": "sudoku,maze", "count": "4", "difficulty": "5",
                                    "seed": "9"})
     run(recipe, tmp_path / "out")
-    records = rows(tmp_path / "out" / "data.jsonl")
+    records = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert [r["task"] for r in records] == ["sudoku", "maze"] * 4
     assert {r["difficulty"] for r in records} == {5}
     assert len({r["question"] for r in records}) == 8
     other = Recipe.load("logic", {"tasks": "sudoku,maze", "count": "4", "difficulty": "5"})
     run(other, tmp_path / "other")
-    assert rows(tmp_path / "other" / "data.jsonl")[0]["question"] != records[0]["question"]
+    assert read_jsonl(tmp_path / "other" / "data.jsonl")[0]["question"] != records[0]["question"]
     with pytest.raises(RecipeError, match="unknown logic tasks"):
         Recipe.load("logic", {"tasks": "sudoku,chess"})
     with pytest.raises(RecipeError, match="difficulty"):
@@ -107,18 +99,18 @@ def test_logic_solve_grades_every_reply_and_drops_nothing(tmp_path: Path) -> Non
     # The questions and answers the source will produce (same source, no model).
     gen = Recipe.load("logic", {k: v for k, v in overrides.items() if k != "max_tokens"})
     run(gen, tmp_path / "gen")
-    answers = {r["question"]: r["answer"] for r in rows(tmp_path / "gen" / "data.jsonl")}
+    answers = {r["question"]: r["answer"] for r in read_jsonl(tmp_path / "gen" / "data.jsonl")}
     backend = ScriptedTestBackend(solver_for(answers))
     summary = asyncio.run(run_recipe(recipe, tmp_path / "out",
                                      RunOptions(backend=backend))).to_json()
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     assert steps["solve"]["in"] == steps["solve"]["out"] == 8 and steps["solve"]["dropped"] == 0
     # An empty reply is asked twice more before it is graded "no answer" (issue 22 item 6):
     # 2 items x 2 more calls, counted as failed requests.
     assert steps["solve"]["llm_calls"] == backend.calls == 8 + 2 * 2
     assert summary["llm"]["failed_requests"] == 2
-    records = rows(tmp_path / "out" / "data.jsonl")
+    records = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert [r["solved"] for r in records] == [True, False, False, False] * 2
     for r in records:
         assert r["verified"] is True
@@ -145,7 +137,7 @@ def test_cli_logic_verify_and_show(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     report = json.loads(done.output)
     assert report["records"] == report["ok"] == len(TASKS) and report["failed"] == 0
-    records = rows(data)
+    records = read_jsonl(data)
     records[2]["answer"] = "A=1"  # a tampered answer
     records[3]["seed"] += 1  # a seed that no longer rebuilds the question
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -170,5 +162,5 @@ def test_bad_knobs_are_config_errors_or_counted_failures(tmp_path: Path) -> None
                                    "puzzles.knobs.sudoku.size": "5"})
     summary = run(recipe, tmp_path / "out").to_json()
     source = next(s for s in summary["steps"] if s["name"] == "puzzles")
-    assert source["failed"] == 2 and source["out"] == 2 and closes(source)
-    assert [r["task"] for r in rows(tmp_path / "out" / "data.jsonl")] == ["maze", "maze"]
+    assert source["failed"] == 2 and source["out"] == 2 and step_closes(source)
+    assert [r["task"] for r in read_jsonl(tmp_path / "out" / "data.jsonl")] == ["maze", "maze"]

@@ -14,6 +14,7 @@ from synthloom.core.recipe import Recipe
 from synthloom.llm.types import LLMRequest
 from synthloom.methods.math.consistency import cluster_answers, majority
 from synthloom.verify.math_answers import answers_equal, extract_answer
+from tests.support.runs import read_jsonl
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 # Four samples per problem, handed out in call order.
@@ -42,10 +43,6 @@ def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int) -> 
     return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit))).to_json()
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
 def test_self_consistency_votes_and_thresholds(tmp_path: Path) -> None:
     backend = ScriptedTestBackend(Responder())
     summary = run(Recipe.load("self-consistency", {"samples": "4"}), tmp_path / "out",
@@ -54,7 +51,7 @@ def test_self_consistency_votes_and_thresholds(tmp_path: Path) -> None:
     assert vote["in"] == 3 and vote["out"] == 2 and vote["dropped"] == 1
     assert vote["in"] == vote["out"] + vote["failed"] + vote["dropped"]
     assert vote["llm_calls"] == 12 == backend.calls
-    baker, tom = rows(tmp_path / "out" / "data.jsonl")
+    baker, tom = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert baker["answer"] == "12" and baker["votes"] == {"12": 3, "13": 1}
     assert baker["confidence"] == 0.75 and baker["samples"] == 4
     assert baker["gold"] == "12" and baker["matches_gold"] is True
@@ -65,7 +62,7 @@ def test_self_consistency_votes_and_thresholds(tmp_path: Path) -> None:
         assert sum(r["votes"].values()) + r["answers"].count(None) == r["samples"]
         assert max(r["votes"].values()) / r["samples"] == r["confidence"]
         assert r["_meta"]["usage"]["completion_tokens"] > len(r["rationale"].split())
-    [dropped] = rows(tmp_path / "out" / "dropped.jsonl")
+    [dropped] = read_jsonl(tmp_path / "out" / "dropped.jsonl")
     assert dropped["reason"] == ("agreement 0.25 < 0.5 (answers: '12': 1, '13': 1, '14': 1, "
                                  "none: 1)")
 
@@ -81,9 +78,9 @@ def test_self_consistency_without_gold_and_min_agreement(tmp_path: Path) -> None
     summary = run(recipe, tmp_path / "out", backend, limit=2)
     vote = next(s for s in summary["steps"] if s["name"] == "vote")
     assert (vote["in"], vote["out"], vote["dropped"]) == (2, 1, 1)
-    [kept] = rows(tmp_path / "out" / "data.jsonl")
+    [kept] = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert kept["answer"] == "12" and kept["gold"] is None and kept["matches_gold"] is None
-    [dropped] = rows(tmp_path / "out" / "dropped.jsonl")
+    [dropped] = read_jsonl(tmp_path / "out" / "dropped.jsonl")
     assert dropped["reason"].startswith("agreement 0.5 < 0.6 (answers: '105': 2")
 
 

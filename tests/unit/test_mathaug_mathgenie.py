@@ -4,7 +4,6 @@ solution augmentation, back-translation, sandboxed verification, drop reasons an
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from synthloom.llm.types import LLMRequest
 from synthloom.methods.math.mathgenie import plain_solution
 from synthloom.verify.math_answers import answers_equal, extract_answer
 from synthloom.verify.sandbox import run_python_sync
+from tests.support.runs import read_jsonl, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 A = "She makes 30 + 20 = 50 rolls and sells 30, so 50 - 30 = 20 are left.\nThe answer is 20."
@@ -66,21 +66,12 @@ def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int) -> 
     return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit))).to_json()
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s["out"]
-    return s["in"] == produced + s["failed"] + s["dropped"]
-
-
 def test_mathgenie_augments_back_translates_and_verifies_with_code(tmp_path: Path) -> None:
     backend = ScriptedTestBackend(Responder())
     recipe = Recipe.load("mathgenie", {"variants": "2", "rounds": "2", "timeout": "3"})
     summary = run(recipe, tmp_path / "out", backend, limit=2)
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     augment, question = steps["augment"], steps["question"]
     # Round 1: 2 variants per seed; round 2: one rewrite of each solution that has an answer
     # (A -> C, D -> D2, E -> E again).
@@ -92,7 +83,7 @@ def test_mathgenie_augments_back_translates_and_verifies_with_code(tmp_path: Pat
     assert steps["verify"]["in"] == 2 and steps["verify"]["out"] == 1
     assert backend.calls == 13
 
-    [kept] = rows(tmp_path / "out" / "data.jsonl")
+    [kept] = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert kept["seed_question"].startswith("A baker makes 24 rolls")
     assert kept["augmented_solution"] == A and kept["question"] == Q_A
     assert kept["answer"] == "20" and kept["round"] == 1 and kept["augmented_from"] is None
@@ -104,7 +95,7 @@ def test_mathgenie_augments_back_translates_and_verifies_with_code(tmp_path: Pat
     assert answers_equal(extract_answer(kept["augmented_solution"], last_number=False),
                          kept["answer"])
 
-    dropped = rows(tmp_path / "out" / "dropped.jsonl")
+    dropped = read_jsonl(tmp_path / "out" / "dropped.jsonl")
     reasons = Counter((d["step"], d["reason"].split(":")[0]) for d in dropped)
     assert reasons == Counter({
         ("question", "the augmented solution states no final answer (no 'The answer is N', or "

@@ -4,7 +4,6 @@ each augmentation makes, which the verifier keeps, the drop reasons and the acco
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 from synthloom.api import RunOptions, run_recipe
@@ -12,6 +11,7 @@ from synthloom.core.recipe import Recipe
 from synthloom.llm.types import LLMRequest
 from synthloom.methods.math.metamath import clean_question, mask_number, question_problem
 from synthloom.verify.math_answers import answers_equal, extract_answer
+from tests.support.runs import read_jsonl, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 BAKER = ("A baker makes 24 rolls in the morning and 18 rolls in the afternoon. She sells 30 "
@@ -58,21 +58,12 @@ def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int) -> 
     return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit))).to_json()
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s["out"]
-    return s["in"] == produced + s["failed"] + s["dropped"]
-
-
 def test_metamath_four_augmentations_verified_against_their_targets(tmp_path: Path) -> None:
     backend = ScriptedTestBackend(responder)
     recipe = Recipe.load("metamath", {"samples": "2", "keep": "2"})
     summary = run(recipe, tmp_path / "out", backend, limit=2)
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     questions, solutions = steps["questions"], steps["solutions"]
     assert questions["in"] == 2 and questions["expanded"] == 2 and questions["out"] == 8
     assert questions["llm_calls"] == 4  # rephrase + sv per problem; fobar is a template
@@ -80,7 +71,7 @@ def test_metamath_four_augmentations_verified_against_their_targets(tmp_path: Pa
     assert solutions["in"] == 8 and solutions["out"] == 4 and solutions["dropped"] == 4
     assert solutions["llm_calls"] == 12 == backend.calls - 4
 
-    kept = rows(tmp_path / "out" / "data.jsonl")
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     got = sorted((r["original_question"][:3], r["augmentation"], r["answer"]) for r in kept)
     assert got == [("A b", "answer_aug", "12"), ("A b", "rephrase", "12"),
                    ("A b", "sv", "30"), ("Tom", "fobar", "2")]
@@ -103,7 +94,7 @@ def test_metamath_four_augmentations_verified_against_their_targets(tmp_path: Pa
     assert sum(1 for r in kept if r["augmentation"] == "answer_aug") == 1
 
     reasons = {(d["record"]["original_question"][:3], d["record"]["augmentation"]): d["reason"]
-               for d in rows(tmp_path / "out" / "dropped.jsonl")}
+               for d in read_jsonl(tmp_path / "out" / "dropped.jsonl")}
     assert reasons[("Tom", "rephrase")] == ("rephrase: the rephrasing does not end with a "
                                             "question (cut off or an answer)")
     assert reasons[("Tom", "sv")] == "sv: the rewritten question lost the unknown variable x"
@@ -122,7 +113,7 @@ def test_metamath_augmentations_knob(tmp_path: Path) -> None:
     summary = run(recipe, tmp_path / "out", backend, limit=2)
     questions = next(s for s in summary["steps"] if s["name"] == "questions")
     assert questions["out"] == 2 and questions["llm_calls"] == 0
-    assert [r["augmentation"] for r in rows(tmp_path / "out" / "data.jsonl")] == ["fobar"]
+    assert [r["augmentation"] for r in read_jsonl(tmp_path / "out" / "data.jsonl")] == ["fobar"]
 
 
 def test_mask_number_is_deterministic_and_masks_whole_numbers() -> None:

@@ -17,6 +17,7 @@ from synthloom.methods.personas.steps import (
     PersonaTask,
     clean_persona,
 )
+from tests.support.runs import read_jsonl, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 DOCS = {
@@ -42,16 +43,6 @@ PERSONAS = {
 def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int | None = None,
         ) -> dict:
     return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit))).to_json()
-
-
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
-        if path.exists() else []
-
-
-def closes(s: dict) -> bool:
-    produced = {"expand": "expanded", "global": "kept"}.get(s["kind"], "out")
-    return s["in"] == s[produced] + s["failed"] + s["dropped"]
 
 
 def corpus(tmp_path: Path) -> Path:
@@ -97,7 +88,7 @@ def test_personas_chain_text_relation_dedup_task(tmp_path: Path) -> None:
                                       "verbs_per_chunk": "1", "max_chunks_per_doc": "1"})
     summary = run(recipe, tmp_path / "out", backend)
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values()), steps
+    assert all(step_closes(s) for s in steps.values()), steps
     # One verb per chunk, a seeded choice among the four of the paper's question.
     assert steps["text_personas"]["llm_calls"] == 3 and len(responder.verbs) == 3
     assert set(responder.verbs) <= {"read", "write", "like", "dislike"}
@@ -106,7 +97,7 @@ def test_personas_chain_text_relation_dedup_task(tmp_path: Path) -> None:
     assert steps["related_personas"]["out"] == 6 and steps["related_personas"]["llm_calls"] == 3
     # The SQL text's persona nearly repeats the bees one (one word more): MinHash on 1-grams
     # drops it; its related persona, reworded, is caught by the embedding step.
-    dropped = rows(tmp_path / "out" / "dropped.jsonl")
+    dropped = read_jsonl(tmp_path / "out" / "dropped.jsonl")
     reasons = {d["step"]: d["reason"] for d in dropped}
     assert steps["persona_exact"]["dropped"] == 0
     assert steps["persona_minhash"]["dropped"] == 1 and steps["persona_semantic"]["dropped"] == 1
@@ -114,7 +105,7 @@ def test_personas_chain_text_relation_dedup_task(tmp_path: Path) -> None:
     assert "closely studies" in next(d["record"]["persona"] for d in dropped
                                      if d["step"] == "persona_minhash")
     assert reasons["persona_semantic"].startswith("semantic duplicate of ")
-    personas = rows(tmp_path / "out" / "personas.jsonl")
+    personas = read_jsonl(tmp_path / "out" / "personas.jsonl")
     assert len(personas) == steps["persona_semantic"]["kept"] == 4
     by_source = {p["persona_source"] for p in personas}
     assert by_source == {"text", "relation"}
@@ -125,7 +116,7 @@ def test_personas_chain_text_relation_dedup_task(tmp_path: Path) -> None:
     assert {p["parent_persona"] for p in rel_p} == {p["persona"] for p in text_p}
     assert all(p["relation"] == "mentor of" and p["round"] == 1 for p in rel_p)
     assert all(p["_meta"]["source"]["chunk_id"] == p["chunk_id"] for p in personas)
-    data = rows(tmp_path / "out" / "data.jsonl")
+    data = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert len(data) == summary["records"] == 4
     for record in data:
         assert record["task_type"] == "math" and record["task"].startswith("A colony grows")
@@ -146,7 +137,7 @@ def test_task_knob_and_response(tmp_path: Path) -> None:
                                           "task": task, "respond": "true",
                                           "relations": "1", "verbs_per_chunk": "1"})
         summary = run(recipe, tmp_path / task, backend, limit=1)
-        data = rows(tmp_path / task / "data.jsonl")
+        data = read_jsonl(tmp_path / task / "data.jsonl")
         assert data and all(r["task_type"] == task and r["task"].startswith(start) for r in data)
         assert all(r["response"] == "A direct answer to the task." for r in data)
         task_step = next(s for s in summary["steps"] if s["name"] == "task")
@@ -162,7 +153,7 @@ def test_unusable_personas_are_drops_with_reasons(tmp_path: Path) -> None:
     summary = run(recipe, tmp_path / "out", ScriptedTestBackend(short), limit=2)
     text_step = next(s for s in summary["steps"] if s["name"] == "text_personas")
     assert text_step["in"] == 2 and text_step["dropped"] == 2 and text_step["llm_calls"] == 4
-    [first, _] = rows(tmp_path / "out" / "dropped.jsonl")
+    [first, _] = read_jsonl(tmp_path / "out" / "dropped.jsonl")
     assert first["step"] == "text_personas"
     assert first["reason"].startswith("no usable persona from this text")
     assert "persona 'A reader.' has 2 words (< 5)" in first["reason"]
@@ -191,14 +182,14 @@ def test_web_pages_feed_text_to_persona(shared_data: Path, tmp_path: Path) -> No
                                       "documents.extensions": '[".html"]'})
     summary = run(recipe, tmp_path / "out", ScriptedTestBackend(answer), limit=2)
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     persona_prompts = [p for p in prompts if "Who is likely to" in p]
     assert len(persona_prompts) == 2
     assert all("<div" not in p and "</p>" not in p and len(p.split()) > 60
                for p in persona_prompts)
     # Two identical personas from two pages: exact dedup keeps one (and one related persona).
     assert steps["persona_exact"]["dropped"] == 2
-    data = rows(tmp_path / "out" / "data.jsonl")
+    data = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert len(data) == 2 and {r["persona_source"] for r in data} == {"text", "relation"}
     assert data[0]["_meta"]["source"]["path"].endswith(".html")
     assert data[1]["relation"] == UNNAMED_RELATION

@@ -14,6 +14,7 @@ from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
 from synthloom.quality.minhash import MinHasher, find_near_duplicates, optimal_bands
 from synthloom.quality.text import normalize, words
+from tests.support.runs import read_jsonl
 
 WORDS = ["river", "stone", "cloud", "maple", "engine", "lantern", "harbor", "copper", "meadow",
          "violet", "signal", "canyon", "orchard", "pepper", "tunnel", "glacier", "saddle",
@@ -88,10 +89,6 @@ def test_find_near_duplicates_order_seeds_and_empties() -> None:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def run_dedup(tmp_path: Path, name: str, sets: dict[str, str]) -> tuple[dict, Path]:

@@ -58,3 +58,67 @@ def test_custom_and_broken_taxonomies(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("- just a list\n")
     with pytest.raises(RecipeError, match="must map codes"):
         Moderate(name="m", taxonomy=str(tmp_path / "bad.yaml")).setup(RunContext(run_dir=tmp_path))
+
+
+# --- Llama Guard format (issue 20 item 9): the paper moderated with Llama-Guard-3-8B ---------
+
+
+def guard(request, seed) -> str:
+    """A Llama Guard stand-in: its native answer, and no JSON instructions expected."""
+    assert request.json_schema is None
+    assert all("JSON" not in m["content"] and "Hazard categories" not in m["content"]
+               for m in request.messages)
+    text = " ".join(m["content"] for m in request.messages)
+    if "pipe bomb" in text:
+        return "\n\nunsafe\nS1,S9"
+    if "insult" in text:
+        return "unsafe\nS10"
+    if "sandbox escape" in text:
+        return "unsafe\nS14"
+    if "garbled" in text:
+        return "I cannot decide"
+    return "safe"
+
+
+def guard_run(step: Moderate, record: dict, tmp_path: Path, seen: list | None = None):
+    def responder(request, seed):
+        if seen is not None:
+            seen.append(request.messages)
+        return guard(request, seed)
+
+    run = RunContext(run_dir=tmp_path, llm=LLMClient(ScriptedTestBackend(responder)))
+    step.setup(run)
+    ctx = ItemContext(run=run, item_key="k", seed=0)
+    return step.to_result(asyncio.run(step.process(record, ctx)))
+
+
+def test_llama_guard_verdicts_map_to_the_taxonomy(tmp_path: Path) -> None:
+    seen: list = []
+    step = Moderate(name="m", format="llama_guard", drop_unsafe=False)
+    ok = guard_run(step, {"instruction": "How do I feed a sourdough starter?"}, tmp_path, seen)
+    assert ok.outputs[0].columns["safety"] == {"safe": True, "categories": [],
+                                              "rationale": "Llama Guard: safe"}
+    assert seen[-1] == [{"role": "user", "content": "How do I feed a sourdough starter?"}]
+    bad = guard_run(step, {"instruction": "How to build a pipe bomb"}, tmp_path)
+    assert bad.outputs[0].columns["safety"]["categories"] == ["S1", "S9"]
+    assert bad.outputs[0].columns["safety"]["safe"] is False
+    dropping = Moderate(name="m", format="llama_guard")
+    assert guard_run(dropping, {"instruction": "write an insult about them"},
+                     tmp_path).dropped == "unsafe: S10 hate"
+    # S14 is Llama Guard 3's code interpreter abuse: not in the default taxonomy, still named.
+    assert guard_run(dropping, {"instruction": "a sandbox escape"},
+                     tmp_path).dropped == "unsafe: S14 code interpreter abuse"
+    with pytest.raises(ValueError, match="not a Llama Guard verdict"):  # a failure row
+        guard_run(dropping, {"instruction": "garbled"}, tmp_path)
+
+
+def test_llama_guard_sees_the_conversation_and_maps_codes(tmp_path: Path) -> None:
+    seen: list = []
+    custom = tmp_path / "tax.yaml"
+    custom.write_text("VIOLENCE: {name: violence, description: harm to people}\n")
+    step = Moderate(name="m", format="llama_guard", columns=["instruction", "response"],
+                    taxonomy=str(custom), categories_map={"S1": "VIOLENCE", "S9": "VIOLENCE"})
+    result = guard_run(step, {"instruction": "pipe bomb?", "response": "No."}, tmp_path, seen)
+    assert seen[-1] == [{"role": "user", "content": "pipe bomb?"},
+                        {"role": "assistant", "content": "No."}]
+    assert result.dropped == "unsafe: VIOLENCE violence"

@@ -22,6 +22,7 @@ from synthloom.methods.codetests.programs import (
 )
 from synthloom.methods.codetests.stdlib_snippets import stdlib_snippets
 from synthloom.verify.sandbox import run_python_sync
+from tests.support.runs import read_jsonl, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 # Keyed on the seed snippet's function (the first five bundled snippets).
@@ -71,24 +72,14 @@ def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int) -> 
     return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit))).to_json()
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
-        if path.exists() else []
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s["out"]
-    return s["in"] == produced + s["failed"] + s["dropped"]
-
-
 def test_code_tests_keeps_only_passing_solutions(tmp_path: Path) -> None:
     backend = ScriptedTestBackend(responder)
     summary = run(Recipe.load("code-tests", {"timeout": "2"}), tmp_path / "out", backend, 5)
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     assert steps["run_tests"]["in"] == 5 and steps["run_tests"]["out"] == 1
     assert steps["problem"]["llm_calls"] == 5 == steps["solution"]["llm_calls"]
-    [kept] = rows(tmp_path / "out" / "data.jsonl")
+    [kept] = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert kept["seed_snippet"]["origin"].startswith("CPython ")
     assert "def wrap(" in kept["seed_snippet"]["source"]
     assert kept["solution"].startswith("def wrap_words")  # fences stripped
@@ -97,7 +88,7 @@ def test_code_tests_keeps_only_passing_solutions(tmp_path: Path) -> None:
     again = run_python_sync(program_of(kept["solution"], kept["tests"]))
     assert again.status == "ok"
     reasons = {re.search(r"\[(\w+)\]", d["record"]["problem"]).group(1): d["reason"]
-               for d in rows(tmp_path / "out" / "dropped.jsonl")}
+               for d in read_jsonl(tmp_path / "out" / "dropped.jsonl")}
     assert reasons["fill"] == "tests error: AssertionError"
     assert reasons["shorten"].startswith("tests timeout")
     assert reasons["capwords"] == "tests ok: the tests exited before their end"
@@ -108,7 +99,7 @@ def test_keep_failing_marks_instead_of_dropping(tmp_path: Path) -> None:
     recipe = Recipe.load("code-tests", {"timeout": "2", "keep_failing": "true"})
     summary = run(recipe, tmp_path / "out", ScriptedTestBackend(responder), 2)
     assert next(s for s in summary["steps"] if s["name"] == "run_tests")["out"] == 2
-    kept = rows(tmp_path / "out" / "data.jsonl")
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert [r["verified"] for r in kept] == [True, False]
     assert kept[1]["reject_reason"] == "tests error: AssertionError"
 
@@ -117,10 +108,10 @@ def test_tool_maker_verifies_the_tool_and_runs_each_instance(tmp_path: Path) -> 
     backend = ScriptedTestBackend(responder)
     summary = run(Recipe.load("tool-maker", {"timeout": "2"}), tmp_path / "out", backend, 2)
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     assert steps["verify_tool"]["dropped"] == 1  # rev('ab') == 'ab' fails its test
     assert steps["use_tool"]["in"] == 1 and steps["use_tool"]["llm_calls"] == 1
-    [record] = rows(tmp_path / "out" / "data.jsonl")
+    [record] = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert record["functions"] == ["count_vowels"] and record["verified"] is True
     [instance] = record["instances"]  # len() does not use the tool; 42 has no .lower()
     assert instance["call"] == "count_vowels('banana')" and instance["output"] == "3"
@@ -180,7 +171,7 @@ def test_tool_without_task_line_takes_its_docstring(tmp_path: Path) -> None:
 
     recipe = Recipe.load("tool-maker", {"timeout": "2"})
     run(recipe, tmp_path / "out", ScriptedTestBackend(respond), 1)
-    dropped = rows(tmp_path / "out" / "dropped.jsonl")
+    dropped = read_jsonl(tmp_path / "out" / "dropped.jsonl")
     # The scripted tool user calls count_vowels, not double: dropped at use_tool.
     assert [d["step"] for d in dropped] == ["use_tool"]
     record = dropped[0]["record"]

@@ -23,6 +23,7 @@ from synthloom.methods.text2sql.sqlexec import (
 )
 from synthloom.methods.text2sql.steps import STYLES, query_tables
 from synthloom.methods.text2sql.synthdb import identifier, materialize, sanitize_schema
+from tests.support.runs import assert_closed, read_jsonl, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 DATA = Path(__file__).resolve().parents[2] / "src" / "synthloom" / "data" / "text2sql"
@@ -68,16 +69,6 @@ def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int) -> 
     return asyncio.run(run_recipe(recipe, out, RunOptions(backend=backend, limit=limit))).to_json()
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
-        if path.exists() else []
-
-
-def closes(s: dict) -> bool:
-    produced = s["expanded"] if s["kind"] == "expand" else s["out"]
-    return s["in"] == produced + s["failed"] + s["dropped"]
-
-
 def test_bundled_database_is_what_the_script_builds(tmp_path: Path) -> None:
     import importlib.util
 
@@ -101,12 +92,12 @@ def test_recipe_keeps_only_running_queries_and_records_reexecute(tmp_path: Path)
     backend = ScriptedTestBackend(responder(BOOKSHOP_SQL))
     summary = run(Recipe.load("text2sql", {}), tmp_path / "out", backend, limit=5)
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     assert steps["sql"]["in"] == 5 and steps["sql"]["out"] == 3 and steps["sql"]["dropped"] == 2
     assert steps["question"]["dropped"] == 1  # the window query's question quotes SQL
-    kept = rows(tmp_path / "out" / "data.jsonl")
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert [r["complexity"] for r in kept] == ["simple", "aggregation"]
-    reasons = sorted(d["reason"] for d in rows(tmp_path / "out" / "dropped.jsonl"))
+    reasons = sorted(d["reason"] for d in read_jsonl(tmp_path / "out" / "dropped.jsonl"))
     assert reasons[0].startswith("SQL failed: no such column: a.nme")
     assert reasons[1].startswith("SQL returned no rows")
     assert reasons[2] == "question quotes SQL instead of asking in words"
@@ -225,9 +216,9 @@ def test_synth_recipe_shares_one_schema_per_domain(tmp_path: Path) -> None:
               "tasks.domains": "[a lending library]"}
     summary = run(Recipe.load("text2sql", params), tmp_path / "out", backend, limit=4)
     steps = {s["name"]: s for s in summary["steps"]}
-    assert all(closes(s) for s in steps.values())
+    assert all(step_closes(s) for s in steps.values())
     assert steps["schema"]["out"] == 4 and steps["schema"]["llm_calls"] == 1
-    kept = rows(tmp_path / "out" / "data.jsonl")
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert len(kept) == 4 and len({r["database"] for r in kept}) == 1
     for record in kept:
         assert record["schema_origin"] == "synthesized" and "CREATE TABLE orders" in \
@@ -258,8 +249,8 @@ def test_chinook_queries_reexecute_exactly(shared_data: Path, tmp_path: Path) ->
     backend = ScriptedTestBackend(responder(sql))
     params = {"database": str(chinook), "complexities": "[aggregation, simple]"}
     summary = run(Recipe.load("text2sql", params), tmp_path / "out", backend, limit=2)
-    assert all(closes(s) for s in summary["steps"])
-    kept = rows(tmp_path / "out" / "data.jsonl")
+    assert_closed(summary)
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert len(kept) == 2 and kept[0]["result"]["row_count"] == 25
     assert len(kept[0]["result"]["rows"]) == 10 and kept[0]["db_id"] == "chinook"
     assert isinstance(kept[1]["result"]["rows"][0][1], float)  # rounded, not raw
@@ -274,7 +265,7 @@ def test_non_queries_are_dropped_before_sqlite(bad: str, tmp_path: Path) -> None
                   backend, limit=1)
     sql = next(s for s in summary["steps"] if s["name"] == "sql")
     assert sql["dropped"] == 1
-    [drop] = rows(tmp_path / "o" / "dropped.jsonl")
+    [drop] = read_jsonl(tmp_path / "o" / "dropped.jsonl")
     assert drop["reason"].startswith("SQL rejected:")
 
 
@@ -292,6 +283,6 @@ def test_candidates_keep_the_first_query_that_runs(tmp_path: Path) -> None:
     summary = run(recipe, tmp_path / "out", backend, limit=1)
     sql = next(s for s in summary["steps"] if s["name"] == "sql")
     assert sql["llm_calls"] == 2 and sql["out"] == 1
-    [record] = rows(tmp_path / "out" / "data.jsonl")
+    [record] = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert record["sql"] == "SELECT COUNT(*) FROM books" and record["result"]["rows"] == [[30]]
     assert recheck(record)

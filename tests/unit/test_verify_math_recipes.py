@@ -4,13 +4,13 @@ drop reasons and the accounting, on the bundled sample problems."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
 from synthloom.methods.math.gold import gold_of
 from synthloom.methods.math.pot import extract_code, printed_answer
+from tests.support.runs import read_jsonl
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 
 PROGRAMS = {
@@ -29,10 +29,6 @@ def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int) -> 
     return asyncio.run(run_recipe(recipe, out, options)).to_json()
 
 
-def rows(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
 def step(summary: dict, name: str) -> dict:
     return next(s for s in summary["steps"] if s["name"] == name)
 
@@ -49,11 +45,11 @@ def test_pot_keeps_only_programs_printing_the_gold_answer(tmp_path: Path) -> Non
     assert execute["in"] == 6 and execute["out"] == 2 and execute["dropped"] == 4
     assert execute["in"] == execute["out"] + execute["failed"] + execute["dropped"]
     assert step(summary, "program")["llm_calls"] == 6 == backend.calls
-    kept = rows(tmp_path / "out" / "data.jsonl")
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert [(r["gold"], r["predicted"], r["verified"]) for r in kept] == [
         ("12", "12", True), ("300", "300.0", True)]
     assert kept[0]["program"] == "print(24 + 18 - 30)" and kept[0]["program_status"] == "ok"
-    reasons = {d["record"]["gold"]: d["reason"] for d in rows(tmp_path / "out" / "dropped.jsonl")}
+    reasons = {d["record"]["gold"]: d["reason"] for d in read_jsonl(tmp_path / "out" / "dropped.jsonl")}
     assert reasons["210"] == "program printed '105', gold is '210'"
     assert reasons["13"].startswith("program timeout")
     assert reasons["20"] == "no code in the completion"
@@ -64,7 +60,7 @@ def test_pot_keep_incorrect_marks_instead_of_dropping(tmp_path: Path) -> None:
     recipe = Recipe.load("pot", {"timeout": "2", "execute.keep_incorrect": "true"})
     summary = run(recipe, tmp_path / "out", ScriptedTestBackend(program_for), limit=6)
     assert step(summary, "execute")["out"] == 6
-    verified = [r["verified"] for r in rows(tmp_path / "out" / "data.jsonl")]
+    verified = [r["verified"] for r in read_jsonl(tmp_path / "out" / "data.jsonl")]
     assert verified == [True, False, False, False, False, True]
 
 
@@ -90,12 +86,12 @@ def test_star_keeps_correct_rationales_and_rationalizes(tmp_path: Path) -> None:
     assert rationales["in"] == 3 and rationales["expanded"] == 2 and rationales["dropped"] == 1
     assert rationales["in"] == rationales["expanded"] + rationales["failed"] + rationales["dropped"]
     assert rationales["llm_calls"] == backend.calls == 2 + 3 + 3
-    kept = rows(tmp_path / "out" / "data.jsonl")
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert [(r["gold"], r["rationalized"], r["_meta"]["sample_index"]) for r in kept] == [
         ("12", False, 0), ("210", True, 2)]
     assert all(r["verified"] is True for r in kept)
     assert "(The correct answer is" not in kept[1]["rationale"]
-    [dropped] = rows(tmp_path / "out" / "dropped.jsonl")
+    [dropped] = read_jsonl(tmp_path / "out" / "dropped.jsonl")
     assert dropped["record"]["gold"] == "13" and "in 3 tries" in dropped["reason"]
     # A rerun replays from the cache: no calls.
     again = ScriptedTestBackend(star_responder)
