@@ -55,6 +55,7 @@ def demo(i: int) -> dict:
                        step="attribute")
 
 
+@pytest.mark.timeout(900)  # SmolLM on 2 shared cores: minutes under load
 def test_long_documents_fit_the_servers_window(tmp_path: Path) -> None:
     long_text = ("Sourdough fermentation depends on temperature, hydration and the starter's "
                  "age; bakers adjust each to the flour they use. ") * 200  # ~24k chars
