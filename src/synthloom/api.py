@@ -11,6 +11,7 @@ from synthloom.core.accounting import RunSummary
 from synthloom.core.errors import SynthloomError
 from synthloom.core.executor import LocalExecutor, ProgressCallback
 from synthloom.core.models import DEFAULT_MODEL
+from synthloom.core.notes import attach_notes
 from synthloom.core.recipe import Recipe
 from synthloom.core.runlock import RunLock
 from synthloom.core.store import RunStore
@@ -65,7 +66,11 @@ async def run_recipe(recipe: str | Path | Recipe, out: str | Path,
     lock = RunLock(out)
     lock.acquire()
     try:
-        return await _run_holding_lock(recipe, out, opts, lock)
+        summary = await _run_holding_lock(recipe, out, opts, lock)
+        # Facts no count shows (a lexical embedder fallback, a target not reached): the steps
+        # set them in RUN/notes.json; summary.json carries them (the CLI and report show them).
+        attach_notes(out, [node.name for node in recipe.nodes])
+        return summary
     finally:
         lock.release()
 

@@ -44,7 +44,8 @@ def test_seed_normalisation_on_the_real_seed_files(shared_data: Path) -> None:
 def test_seed_drops_say_why() -> None:
     step = SeedInstruction(name="seeds")
     assert "incomplete" in normalise(step, {"instruction": "hi"}).dropped
-    assert "not English" in normalise(step, {"text": "Объясни разницу между погодой и климатом"}).dropped
+    # Language is the filter_language step's decision, not an ASCII-share rule here.
+    assert normalise(step, {"text": "Объясни разницу между погодой и климатом"}).outputs
     assert "no instruction" in normalise(step, {"foo": 1}).dropped
     turn = normalise(step, {"messages": [{"role": "system", "content": "x"},
                                          {"role": "user", "content": "Plan my trip to Rome please"},
@@ -122,8 +123,10 @@ def scripted(request, seed) -> str:
 
 def test_the_chain_with_the_scripted_backend(tmp_path: Path) -> None:
     backend = ScriptedTestBackend(scripted)
+    every = {"preference_sample": "1.0"}  # pairs for all instructions (default: 10 %)
     summary = asyncio.run(run_recipe("synthquestions", tmp_path / "out",
-                                     RunOptions(backend=backend, limit=5))).to_json()
+                                     RunOptions(backend=backend, limit=5,
+                                                overrides=every))).to_json()
     steps = {s["name"]: s for s in summary["steps"]}
     for s in steps.values():
         if s["kind"] in ("map", "filter"):
@@ -149,7 +152,8 @@ def test_the_chain_with_the_scripted_backend(tmp_path: Path) -> None:
     assert set(first["_meta"]["demo_ids"]) <= demo_ids
     assert all(d["_meta"]["retrieved"] == d["document_id"] for d in demos)
     again = ScriptedTestBackend(scripted)
-    asyncio.run(run_recipe("synthquestions", tmp_path / "out", RunOptions(backend=again, limit=5)))
+    asyncio.run(run_recipe("synthquestions", tmp_path / "out",
+                           RunOptions(backend=again, limit=5, overrides=every)))
     assert again.calls == 0
 
 

@@ -386,6 +386,7 @@ def build_report(run_dir: str | Path, price_per_1k: float = 0.0, sample: int = 5
         f"{_e((summary.get('llm') or {}).get('model', '–'))}</p>",
         *(f"<p style='color:#a40;font-weight:bold'>warning: {_e(w)}</p>"
           for w in report_warnings(run_dir)),
+        *(f"<p style='color:#a40'>note: {_e(n)}</p>" for n in summary.get("notes") or []),
         "<div class='cards'>" + "".join(f"<div class='card'>{_e(k)}<b>{_e(v)}</b></div>"
                                         for k, v in cards) + "</div>",
         "<h2>Funnel</h2>", _funnel(summary),

