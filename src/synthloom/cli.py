@@ -6,6 +6,7 @@ Errors print as one line and a non-zero exit code; ``--debug`` shows the traceba
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import sys
@@ -345,6 +346,16 @@ def _print_summary(summary: RunSummary, folder: Path) -> None:
         f"({data['llm_calls']} LLM calls, {data['cache_hits']} cache hits, "
         f"{data['prompt_tokens']}+{data['completion_tokens']} tokens, {data['seconds']:.1f}s; "
         f"failed {data['failed']}, dropped {data['dropped']})", highlight=False)
+    for note in _run_notes(folder):  # facts no count shows (RUN/notes.json via summary.json)
+        out.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+
+
+def _run_notes(folder: Path) -> list[str]:
+    try:
+        notes = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("notes")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(n) for n in notes] if isinstance(notes, list) else []
 
 
 def _mount_subapps() -> None:
