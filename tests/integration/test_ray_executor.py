@@ -10,14 +10,20 @@ import contextlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from synthloom.api import RunOptions, run_recipe
 from synthloom.cli import app
+from synthloom.core.context import ItemContext
+from synthloom.core.errors import SynthloomError
+from synthloom.core.ray_executor import RayExecutor
 from synthloom.core.recipe import Recipe
+from synthloom.core.records import Output
 from synthloom.core.registry import register_step
+from synthloom.core.steps import MapStep
 from tests.support.fault_proxy import (
     FaultPlan,
     FaultProxy,
@@ -25,11 +31,13 @@ from tests.support.fault_proxy import (
     ScriptedOpenAIServer,
 )
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
-from tests.support.steps import CountContext
+from tests.support.steps import CountContext, ExactDedup, UpperConfig
+from tests.unit.test_synthquestions_steps import scripted
 
 ray = pytest.importorskip("ray", reason="ray not installed (extra: ray)")
 pytestmark = pytest.mark.integration
-register_step(CountContext)
+for _step in (CountContext, ExactDedup):
+    register_step(_step)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -321,9 +329,10 @@ def test_regenerated_items_match_local_on_ray(tmp_path: Path) -> None:
     assert redone == rows(local / "data.jsonl")[5]
 
 
-# The LLM recipe above, with short answers (a real server generates them).
+# The LLM recipe above, with short answers (a real server generates them), kept when cut off
+# at the cap (they are dropped by default).
 NO_MODEL_RECIPE = LLM_RECIPE.replace("name: ray-llm", "name: ray-no-model").replace(
-    "    output: answer\n", "    output: answer\n    max_tokens: 16\n")
+    "    output: answer\n", "    output: answer\n    max_tokens: 16\n    keep_truncated: true\n")
 
 
 def test_openai_backend_without_model_on_ray_uses_the_served_model(llama_server,
@@ -347,3 +356,115 @@ def test_openai_backend_without_model_on_ray_uses_the_served_model(llama_server,
     assert len(records) == 2
     assert {r["_meta"]["model"] for r in records} == {f"openai:{llama_server.model}"}
     assert not (out / "failed.jsonl").exists() or not rows(out / "failed.jsonl")
+
+
+class Shout(MapStep):
+    """A CPU-bound map (Ray gives its actors whole CPUs) with a deterministic output."""
+
+    type_name = "test_ray_shout"
+    cpu_bound = True
+    Config = UpperConfig
+
+    def process(self, record: dict[str, Any], ctx: ItemContext) -> Output:
+        return Output(columns={"upper": record[self.config.column].upper() + "!"})
+
+
+register_step(Shout)
+
+CHAIN_RECIPE = """
+name: ray-chain
+seed: 2
+sources:
+  - {name: seeds, type: jsonl, path: SEEDS}
+steps:
+  - {name: first, type: test_ray_shout, column: text}
+  - {name: unique, type: test_exact_dedup, input: seeds}
+  - {name: second, type: test_ray_shout, column: upper, input: first}
+  - {name: third, type: test_ray_shout, column: upper}
+  - {name: fourth, type: test_ray_shout, column: upper}
+  - {name: count, type: test_count_context, context: [unique]}
+  - {name: count_first, type: test_count_context, input: unique, context: [first]}
+sinks:
+  - {type: jsonl, path: chain.jsonl, from: fourth}
+  - {type: jsonl, path: data.jsonl, from: count}
+  - {type: jsonl, path: other.jsonl, from: count_first}
+"""
+
+
+@pytest.mark.timeout(600)  # a guard: before pools were cut to fit, this run never finished
+def test_a_chain_of_cpu_bound_steps_fits_two_cpus_and_actors_get_only_their_context(
+        tmp_path: Path) -> None:
+    """second -> third -> fourth stream at once (one chain). With a fixed pool of 2 actors of
+    1 CPU per step they asked for 6 CPUs of the cluster's 2 and waited forever; now the chain
+    is one pool of 1 to 2 actors asking for what the cluster has. Each actor holds only the
+    context nodes its steps name (refs into the object store), not every node."""
+    seeds = tmp_path / "seeds.jsonl"
+    # 40 records, 30 distinct texts: unique keeps 30.
+    seeds.write_text("".join(json.dumps({"text": f"item {i % 30}", "n": i}) + "\n"
+                             for i in range(40)))
+    path = tmp_path / "ray-chain.yaml"
+    path.write_text(CHAIN_RECIPE.replace("SEEDS", str(seeds)))
+    recipe = Recipe.load(path)
+    executor = RayExecutor(recipe, tmp_path / "plan", actors=2)
+    assert [[s.name for s in chain] for chain in executor.chains()] == [
+        ["first"], ["second", "third", "fourth"], ["count"], ["count_first"]]
+    local = go(recipe, tmp_path / "local", batch_size=8)
+    on_ray = go(recipe, tmp_path / "ray", batch_size=8, executor="ray", ray_actors=2)
+    assert on_ray["status"] == "ok" and all(closes(s) for s in on_ray["steps"])
+    assert ids(tmp_path / "ray" / "chain.jsonl") == ids(tmp_path / "local" / "chain.jsonl")
+    assert rows(tmp_path / "ray" / "chain.jsonl")[0]["upper"] == "ITEM 0!!!!"
+    assert [(s["name"], s["in"], s["out"], s["dropped"]) for s in on_ray["steps"]] == \
+        [(s["name"], s["in"], s["out"], s["dropped"]) for s in local["steps"]]
+    # A local step sees every context node finished so far; an actor only those it names.
+    counted = rows(tmp_path / "ray" / "data.jsonl")
+    assert [r["_meta"]["parents"] for r in counted] == \
+        [r["_meta"]["parents"] for r in rows(tmp_path / "local" / "data.jsonl")]
+    assert len(counted) == 40 and {r["context_size"] for r in counted} == {30}
+    other = rows(tmp_path / "ray" / "other.jsonl")
+    assert len(other) == 30 and {r["context_size"] for r in other} == {40}
+
+
+def test_actors_that_cannot_start_fail_the_run_with_a_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An LLM step whose actors each need a GPU, on a cluster with none: an error naming the
+    cause after the start timeout, where the run used to wait forever."""
+    monkeypatch.setenv("SYNTHLOOM_RAY_START_TIMEOUT_S", "5")
+    recipe = Recipe.load(write_llm_recipe(tmp_path, 4))
+    backend = ScriptedTestBackend(lambda request, seed: "an answer")
+    backend.tensor_parallel_size = 1  # what a vLLM backend says: one GPU per engine
+    with pytest.raises(SynthloomError, match="did not start within 5 s"):
+        go(recipe, tmp_path / "ray", backend=backend, executor="ray")
+
+
+def write_corpus(tmp_path: Path, n: int) -> dict[str, str]:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    words = ("bread", "starter", "flour", "water", "salt", "oven", "crumb", "crust", "proof",
+             "dough", "yeast", "rye")
+    for i in range(n):
+        body = " ".join(words[(i * 7 + j * 3) % len(words)] for j in range(60))
+        (docs / f"{i:05d}.txt").write_text(f"Document {i} on {words[i % len(words)]}\n\n{body}")
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps({"instruction": f"How do I fix my {w} {i} when baking "
+                                                        "bread at home this weekend?"}) + "\n"
+                             for i, w in enumerate(words * 2)))
+    return {"corpus": str(docs), "seeds": str(seeds), "target": "40", "embedder": "hashing"}
+
+
+def test_the_flagship_on_500_documents_matches_the_local_run(tmp_path: Path) -> None:
+    """synthquestions (both sources, context inputs corpus and attribute, global steps between
+    chains) on 500 documents, scripted answers (ScriptedTestBackend, a test double): the same
+    record ids as a local run in every output, accounting closed, status ok."""
+    recipe = Recipe.load("synthquestions", write_corpus(tmp_path, 500))
+    local = go(recipe, tmp_path / "local", backend=ScriptedTestBackend(scripted))
+    on_ray = go(recipe, tmp_path / "ray", backend=ScriptedTestBackend(scripted),
+                executor="ray", ray_actors=2)
+    assert on_ray["status"] == local["status"] == "ok"
+    assert all(closes(s) for s in on_ray["steps"])
+    steps = {s["name"]: s for s in on_ray["steps"]}
+    assert steps["synthesize"]["in"] == 500 and on_ray["records"] == local["records"] > 0
+    for name in ("data.jsonl", "demos.jsonl", "preference.jsonl", "seeds.jsonl"):
+        assert ids(tmp_path / "ray" / name) == ids(tmp_path / "local" / name), name
+    same = ("in", "out", "failed", "dropped", "llm_calls")
+    assert [[s[k] for k in same] for s in on_ray["steps"]] == \
+        [[s[k] for k in same] for s in local["steps"]]

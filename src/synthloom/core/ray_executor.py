@@ -2,10 +2,18 @@
 
 * Sources are read by the driver (same reader code, same ``--limit``, same ids) and handed to
   Ray as a dataset.
-* Map / expand / filter steps become ``map_batches`` over an actor pool: each actor holds the
-  step, an LLM client (when the step uses one) and a :class:`ShardedStore`, and runs the local
-  executor's own per-batch code, so cache keys, seeds, record ids and drop/failure rules are
-  the local ones by construction.
+* Map / expand / filter steps run in chains: the per-item steps between two materialised nodes
+  (a source, a global step, a node read twice or needed whole) are one ``map_batches`` over one
+  actor pool (1 to ``actors`` actors). Each actor holds the chain's steps, their LLM clients
+  and a :class:`ShardedStore`, and runs the local executor's own per-batch code for each step in
+  turn, so cache keys, seeds, record ids and drop/failure rules are the local ones by
+  construction. One pool per chain (not per step): an actor costs a process start and the
+  imports (seconds), and a chain of pools asking for more CPUs than the cluster has waited
+  forever. An actor asks for the CPUs of its most demanding step, cut to fit the cluster.
+  A pool whose actors cannot start (e.g. GPUs the cluster lacks) fails the run with a
+  :class:`SynthloomError`, not a hang.
+* ``context:`` inputs are put in the object store once per node; an actor gets the refs of the
+  nodes its step names and resolves them when it starts.
 * Global steps are barriers: their input is materialised and the step runs once in the driver,
   with the local executor's global code and cache key.
 * Sinks are written by the driver while it streams the final dataset.
@@ -26,6 +34,7 @@ in the shards and repeats no finished LLM call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -51,6 +60,14 @@ ClientFactory = Callable[[RunStore], LLMLike]
 RECORD = "record"
 #: Blocks a driver-made dataset is cut into (Ray Data's unit of parallel work).
 MAX_BLOCKS = 256
+#: CPUs one actor of a step asks for: LLM steps wait on the network, CPU-bound ones compute.
+CPUS_LLM, CPUS_CPU_BOUND = 0.25, 1.0
+#: CPUs of the cluster kept for Ray Data's own tasks (the filters that split events from
+#: records after a materialised node) beside the actors of a chain.
+TASK_CPUS = 0.25
+#: How long a stage may wait for its first actor before the run fails naming it.
+START_TIMEOUT_ENV = "SYNTHLOOM_RAY_START_TIMEOUT_S"
+DEFAULT_START_TIMEOUT_S = 600
 COUNTED = ("in_", "out", "failed", "dropped", "cached", "llm_calls", "llm_cache_hits",
            "prompt_tokens", "completion_tokens", "expanded", "kept", "seconds")
 
@@ -71,7 +88,8 @@ class RayExecutor(LocalExecutor):
 
     def __init__(self, recipe: Any, run_dir: str | Path, *, client_factory: ClientFactory | None
                  = None, address: str | None = None, num_cpus: int | None = None,
-                 actors: int = 1, gpus_per_llm_actor: float = 0, **kwargs: Any) -> None:
+                 actors: int = 1, gpus_per_llm_actor: float = 0,
+                 start_timeout_s: float | None = None, **kwargs: Any) -> None:
         super().__init__(recipe, run_dir, **kwargs)
         self.client_factory = client_factory
         self.address = address
@@ -79,13 +97,20 @@ class RayExecutor(LocalExecutor):
         self.actors = max(1, actors)
         #: An actor of an LLM step owning a vLLM engine holds its GPUs (tensor parallel size).
         self.gpus_per_llm_actor = gpus_per_llm_actor
+        self.start_timeout_s = start_timeout_s if start_timeout_s is not None else float(
+            os.environ.get(START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT_S))
         self._emitted: dict[str, list[dict[str, Any]]] = {}
+        #: Each context node's records, once in the object store (actors get the refs).
+        self._context_refs: dict[str, Any] = {}
+        #: Per chain (by its last step): the CPUs one of its actors asks for.
+        self._chain_cpus: dict[str, float] = {}
+        self._started_here = False
 
     # --- the driver's plan -----------------------------------------------------------------------
 
     async def _run_graph(self, nodes: dict[str, _Node]) -> list[int]:
         ray = require_ray()
-        started_here = self._init_ray(ray)
+        started_here = self._started_here = self._init_ray(ray)
         self._nodes = nodes
         # One token tally for the run: every client's budget is checked against its total.
         self._tally = RayTokenTally.start(ray) if self.client_factory is not None else None
@@ -95,6 +120,7 @@ class RayExecutor(LocalExecutor):
         try:
             return await self._plan(nodes)
         finally:
+            self._context_refs.clear()  # the object store may free the context copies
             merge_shards(self.store, self.run_dir)
             if self._tally is not None:
                 self._tally.stop(ray)
@@ -132,6 +158,64 @@ class RayExecutor(LocalExecutor):
             uses[self.recipe.sink_input(sink)] += 1
         return uses
 
+    def _settled(self) -> set[str]:
+        """Nodes materialised as soon as they are planned: read more than once, or needed whole
+        (context inputs, inputs of global steps)."""
+        uses = self._uses()
+        wanted_in_context = {c for step in self.recipe.steps for c in step.config.context}
+        feeds_global = {self.recipe.inputs_of(s) for s in self.recipe.steps
+                        if isinstance(s, GlobalStep)}
+        return {step.name for step in self.recipe.nodes if uses[step.name] != 1
+                or step.name in wanted_in_context or step.name in feeds_global}
+
+    def chains(self) -> list[list[_PerItemStep]]:
+        """The map stages that run at once: a path of per-item steps from a dataset made by the
+        driver or a materialised node up to the next materialised node or a sink."""
+        settled = self._settled()
+        by_name = {step.name: step for step in self.recipe.nodes}
+        chains: list[list[_PerItemStep]] = []
+        member: dict[str, list[_PerItemStep]] = {}
+        for step in self.recipe.steps:
+            if not isinstance(step, _PerItemStep):
+                continue
+            parent = by_name.get(self.recipe.inputs_of(step) or "")
+            if isinstance(parent, _PerItemStep) and parent.name not in settled:
+                chain = member[parent.name]  # streams on from its input's stage
+            else:
+                chain = []
+                chains.append(chain)
+            chain.append(step)
+            member[step.name] = chain
+        return chains
+
+    def _actor_needs(self, step: _PerItemStep) -> tuple[float, float]:
+        """(CPUs, GPUs) one actor of the step asks for before a chain is fitted."""
+        cpus = CPUS_CPU_BOUND if step.cpu_bound else CPUS_LLM
+        return cpus, (self.gpus_per_llm_actor if step.uses_llm else 0.0)
+
+    def _fit_chains(self, ray: Any) -> list[list[_PerItemStep]]:
+        """The chains, each with the CPUs one of its actors asks for: its most demanding step's,
+        cut to what the cluster has beside Ray Data's tasks (Ray's CPUs are a scheduling count;
+        an actor asking for more than the cluster has never starts). GPUs cannot be cut: a
+        chain needing more than a cluster started here has (it cannot grow) is an error now."""
+        resources = ray.cluster_resources()
+        cpus = float(resources.get("CPU", 0.0))
+        budget = max(cpus - TASK_CPUS, cpus / 2)
+        have = float(resources.get("GPU", 0.0))
+        chains = self.chains()
+        for chain in chains:
+            needs = [self._actor_needs(step) for step in chain]
+            # Ray schedules CPU fractions down to 1/10000.
+            self._chain_cpus[chain[-1].name] = max(
+                round(min(max(c for c, _ in needs), budget), 4), 0.0001)
+            gpus = max(g for _, g in needs)
+            if gpus > have and self._started_here:
+                raise SynthloomError(
+                    f"steps {', '.join(s.name for s in chain)} need {gpus:g} GPUs per actor "
+                    f"(--ray-actors' engines), but this Ray cluster has {have:g}: use a GPU "
+                    "cluster (--ray-address) or a smaller tensor_parallel_size")
+        return chains
+
     async def _plan(self, nodes: dict[str, _Node]) -> list[int]:
         ray = require_ray()
         uses = self._uses()
@@ -139,6 +223,10 @@ class RayExecutor(LocalExecutor):
         wanted_in_context = {c for step in self.recipe.steps for c in step.config.context}
         feeds_global = {self.recipe.inputs_of(s) for s in self.recipe.steps
                         if isinstance(s, GlobalStep)}
+        chain_of = {step.name: chain for chain in self._fit_chains(ray) for step in chain}
+        data_ctx = ray.data.DataContext.get_current()
+        # A stage waits this long for its first actor, then the run fails naming it.
+        data_ctx.wait_for_min_actors_s = max(1, int(self.start_timeout_s))
         for step in self.recipe.nodes:
             node = nodes[step.name]
             begun = time.perf_counter()
@@ -149,7 +237,11 @@ class RayExecutor(LocalExecutor):
                 records = self._records_of(datasets[self.recipe.inputs_of(step)])
                 dataset = _dataset(ray, await self._run_barrier(node, records), self.batch_size)
             elif isinstance(step, _PerItemStep):
-                dataset = self._stage(step, datasets[self.recipe.inputs_of(step)])
+                chain = chain_of[step.name]
+                if step is not chain[-1]:
+                    continue  # read by the next step of its chain only: built with the chain
+                dataset = self._stage(chain, datasets[self.recipe.inputs_of(chain[0])],
+                                      [await self._context_hash(s) for s in chain])
             else:
                 raise SynthloomError(f"step {step.name}: unsupported kind {step.kind}")
             node.stats.seconds += time.perf_counter() - begun
@@ -158,7 +250,10 @@ class RayExecutor(LocalExecutor):
                 dataset = self._settle(dataset)
             datasets[step.name] = dataset
             if step.name in wanted_in_context:
-                self.ctx.context[step.name] = self._records_of(dataset)
+                records = self._records_of(dataset)
+                self.ctx.context[step.name] = records  # global steps in the driver read it
+                # One copy in the object store; actors of the steps naming it get the ref.
+                self._context_refs[step.name] = ray.put(records)
         counts = [self._write_sink(sink, datasets[self.recipe.sink_input(sink)])
                   for sink in self.recipe.sinks]
         for node in nodes.values():
@@ -179,43 +274,68 @@ class RayExecutor(LocalExecutor):
         results, hits = await self._global_results(node.step, records)  # type: ignore[arg-type]
         return self._records_from(node, records, results, hits)
 
-    def _stage(self, step: _PerItemStep, upstream: Any) -> Any:
-        # LLM steps wait on the network: a fraction of a CPU each, so a chain of stages fits
-        # on a small machine; CPU-bound steps take whole CPUs.
+    def _stage(self, chain: list[_PerItemStep], upstream: Any, context_hashes: list[str]) -> Any:
+        """One actor pool running the chain's steps in turn on each batch."""
+        ray = require_ray()
+        llm = any(step.uses_llm for step in chain)
+        names = {n for step in chain for n in step.config.context}
         return upstream.map_batches(
             _StageWorker,
             fn_constructor_kwargs={
-                # A fresh copy of the step (set up again in each actor: templates, models).
-                "step": type(step)(config=step.config), "run_dir": str(self.run_dir),
-                "recipe_dir": self.ctx.recipe_dir, "seed": self.ctx.seed,
-                "context": self.ctx.context,
-                "client_factory": self.client_factory if step.uses_llm else None,
-                "tally": self._tally,
-                # ``--regenerate rejected``: this step's sample bumps (review/resample.json).
-                "resample": {k: b for k, b in self.resample.items() if k[0] == step.name}},
-            batch_size=self.batch_size, batch_format="numpy", concurrency=self.actors,
-            num_cpus=1 if step.cpu_bound else 0.25,
-            num_gpus=self.gpus_per_llm_actor if step.uses_llm else 0)
+                "stages": [{
+                    # A fresh copy of the step (set up again in each actor: templates, models).
+                    "step": type(step)(config=step.config), "context_hash": context_hash,
+                    # ``--regenerate rejected``: this step's sample bumps (review/resample.json).
+                    "resample": {k: b for k, b in self.resample.items() if k[0] == step.name}}
+                    for step, context_hash in zip(chain, context_hashes, strict=True)],
+                "run_dir": str(self.run_dir), "recipe_dir": self.ctx.recipe_dir,
+                "seed": self.ctx.seed,
+                # Refs only (resolved in the actor): no per-actor pickle of the records.
+                "context_refs": {n: self._context_refs[n] for n in sorted(names)},
+                "client_factory": self.client_factory if llm else None,
+                "tally": self._tally, "batch_size": self.batch_size},
+            batch_size=self.batch_size, batch_format="numpy",
+            # One actor at least, more while the cluster has CPUs free.
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.actors),
+            num_cpus=self._chain_cpus[chain[-1].name],
+            num_gpus=self.gpus_per_llm_actor if llm else 0)
 
     # --- draining events -------------------------------------------------------------------------
 
     def _settle(self, dataset: Any) -> Any:
         """Materialise; apply the pending events once; keep only record rows."""
-        materialised = dataset.materialize()
-        for batch in materialised.filter(lambda row: row["kind"] != RECORD).iter_batches(
+        with self._start_errors():
+            materialised = dataset.materialize()
+        for batch in _split(materialised, events=True).iter_batches(
                 batch_format="numpy", batch_size=1024):
             for kind, data in zip(batch["kind"], batch["data"], strict=True):
                 self._apply(str(kind), data)
-        return materialised.filter(lambda row: row["kind"] == RECORD)
+        return _split(materialised, events=False)
 
     def _rows(self, dataset: Any) -> Iterator[dict[str, Any]]:
         """Stream the dataset: events are applied, records yielded."""
-        for batch in dataset.iter_batches(batch_format="numpy", batch_size=self.batch_size):
-            for kind, data in zip(batch["kind"], batch["data"], strict=True):
-                if kind == RECORD:
-                    yield jsonio.loads(data)
-                else:
-                    self._apply(str(kind), data)
+        with self._start_errors():
+            for batch in dataset.iter_batches(batch_format="numpy", batch_size=self.batch_size):
+                for kind, data in zip(batch["kind"], batch["data"], strict=True):
+                    if kind == RECORD:
+                        yield jsonio.loads(data)
+                    else:
+                        self._apply(str(kind), data)
+
+    @contextlib.contextmanager
+    def _start_errors(self) -> Iterator[None]:
+        """Ray Data's "Timed out while starting actors" as an error naming the cause."""
+        ray = require_ray()
+        try:
+            yield
+        except ray.exceptions.GetTimeoutError as exc:
+            if "starting actors" not in str(exc):
+                raise
+            raise SynthloomError(
+                f"ray executor: a step's actors did not start within {self.start_timeout_s:g} s "
+                f"(cluster: {ray.cluster_resources()}; per actor, CPUs: {self._chain_cpus}, "
+                f"GPUs: {self.gpus_per_llm_actor:g} for LLM steps). The cluster lacks what "
+                f"they ask for, or is too slow to start them ({START_TIMEOUT_ENV})") from exc
 
     def _records_of(self, dataset: Any) -> list[dict[str, Any]]:
         return list(self._rows(dataset))
@@ -343,6 +463,14 @@ def _share_budget(client: Any, tally: RayTokenTally) -> None:
         share(tally)
 
 
+def _split(dataset: Any, *, events: bool) -> Any:
+    """The event rows or the record rows. No CPU asked: a trivial task that must never wait
+    behind the actors it feeds."""
+    if events:
+        return dataset.filter(lambda row: row["kind"] != RECORD, num_cpus=0)
+    return dataset.filter(lambda row: row["kind"] == RECORD, num_cpus=0)
+
+
 def _dataset(ray: Any, records: list[dict[str, Any]], batch_size: int) -> Any:
     rows = [{"kind": RECORD, "data": jsonio.dumps(r)} for r in records]
     if not rows:  # Ray cannot infer a schema from nothing
@@ -372,35 +500,92 @@ class _WorkerExecutor(LocalExecutor):
         return [self._compute_sync(step, r, k) for r, k in zip(records, keys, strict=True)]
 
 
-class _StageWorker:
-    """One actor of a step's pool (Ray Data instantiates it once per actor)."""
+class _StepRunner:
+    """One step of a chain inside an actor: the local executor's per-batch code, events out."""
 
-    def __init__(self, step: _PerItemStep, run_dir: str, recipe_dir: Path | None, seed: int,
-                 context: dict[str, list[dict[str, Any]]],
-                 client_factory: ClientFactory | None, tally: RayTokenTally | None = None,
-                 resample: dict[tuple[str, str], int] | None = None) -> None:
-        self.store = ShardedStore(run_dir)
-        #: Names this actor in its ``llm`` events (its concurrency limit replaces its last one).
+    def __init__(self, step: _PerItemStep, context_hash: str, store: ShardedStore, run_dir: str,
+                 recipe_dir: Path | None, seed: int, context: dict[str, list[dict[str, Any]]],
+                 client_factory: ClientFactory | None, tally: RayTokenTally | None,
+                 resample: dict[tuple[str, str], int] | None, loop: asyncio.AbstractEventLoop
+                 ) -> None:
+        #: Names this runner in its ``llm`` events (its concurrency limit replaces its last one).
         self.source = uuid.uuid4().hex[:12]
+        self.loop = loop
         # The clients of the models this step calls, and only those (named models: their own
         # backends and limits; a plain factory callable builds the run's one client).
-        models = _step_clients(client_factory, step, self.store)
+        models = _step_clients(client_factory if step.uses_llm else None, step, store)
         llm = models.get("default")
-        self.executor = _WorkerExecutor(None, run_dir, llm=llm, models=models, store=self.store,
+        self.executor = _WorkerExecutor(None, run_dir, llm=llm, models=models, store=store,
                                         workers=1, resample=resample)
-        self.executor.store = self.store  # what run() would set: the actor never calls run()
-        self.executor.ctx = RunContext(run_dir=Path(run_dir), seed=seed, llm=llm,
-                                       context=context, recipe_dir=recipe_dir, models=models)
+        self.executor.store = store  # what run() would set: the actor never calls run()
+        # ctx.context is filled before any batch: _process_batch narrows keys with it.
+        self.executor.ctx = RunContext(
+            run_dir=Path(run_dir), seed=seed, llm=llm, recipe_dir=recipe_dir, models=models,
+            context={n: context[n] for n in step.config.context})
         if tally is not None:
             for _, client in _clients(self.executor.ctx):
                 _share_budget(client, tally)
         step.setup(self.executor.ctx_of(step))
         self.node = _Node(step=step, stats=StepStats(name=step.name, kind=str(step.kind)))
         self.fingerprint = step.fingerprint(self.executor.ctx_of(step))
-        self.context_hash = stable_hash(
-            [[rid(r) for r in context[n]] for n in step.config.context]
-        ) if step.config.context else ""
+        self.context_hash = context_hash  # the driver's: same ids, same hash
+
+    def run(self, records: list[dict[str, Any]], batch_size: int
+            ) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
+        """(events, output records) of one batch; an expanding step's output is cut into
+        batches of ``batch_size`` again, as the local executor feeds its next step."""
+        step = self.node.step
+        self.node.stats = StepStats(name=step.name, kind=str(step.kind))
+        self.executor.events = []
+        begun = time.perf_counter()
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(records), batch_size):
+            out += self.loop.run_until_complete(self.executor._process_batch(
+                self.node, self.fingerprint, self.context_hash,
+                records[start:start + batch_size]))
+        stats = self.node.stats
+        stats.seconds = time.perf_counter() - begun
+        events = [*self.executor.events,
+                  ("stats", {"name": step.name, **{k: getattr(stats, k) for k in COUNTED}}),
+                  *self._llm_events()]
+        if self.executor.stopped_reason:
+            events.append(("stopped", {"reason": self.executor.stopped_reason}))
+        return events, out
+
+    def _llm_events(self) -> list[tuple[str, dict[str, Any]]]:
+        """What this step's clients counted in the batch (calls, retries and failures by
+        cause, repairs, tokens), one event per client that did anything."""
+        events = []
+        for name, client in _clients(self.executor.ctx):
+            take = getattr(client, "take_counts", None)
+            if not callable(take):
+                continue
+            delta = take()
+            if any(delta["counts"].values()) or delta["concurrency_decreases"]:
+                events.append(("llm", {**delta, "name": name, "source": self.source}))
+        return events
+
+
+class _StageWorker:
+    """One actor of a chain's pool (Ray Data instantiates it once per actor): the chain's steps
+    in turn on each batch, one store (shard) for all of them."""
+
+    def __init__(self, stages: list[dict[str, Any]], run_dir: str, recipe_dir: Path | None,
+                 seed: int, context_refs: dict[str, Any], client_factory: ClientFactory | None,
+                 tally: RayTokenTally | None = None, batch_size: int = 32) -> None:
+        import ray
+
+        self.batch_size = batch_size
+        self.store = ShardedStore(run_dir)
+        # The context nodes the chain's steps name, from the object store (one copy per node
+        # there, one per actor here).
+        names = list(context_refs)
+        context = dict(zip(names, ray.get([context_refs[n] for n in names]), strict=True))
         self.loop = asyncio.new_event_loop()
+        self.runners = [
+            _StepRunner(stage["step"], stage["context_hash"], self.store, run_dir, recipe_dir,
+                        seed, context, client_factory, tally, stage["resample"], self.loop)
+            for stage in stages]
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         kinds: list[str] = []
@@ -412,36 +597,12 @@ class _StageWorker:
             else:  # upstream events pass through to the driver
                 kinds.append(str(kind))
                 datas.append(str(data))
-        step = self.node.step
-        self.node.stats = StepStats(name=step.name, kind=str(step.kind))
-        self.executor.events = []
-        begun = time.perf_counter()
-        out = self.loop.run_until_complete(self.executor._process_batch(
-            self.node, self.fingerprint, self.context_hash, records)) if records else []
-        stats = self.node.stats
-        stats.seconds = time.perf_counter() - begun
-        events = [*self.executor.events,
-                  ("stats", {"name": step.name, **{k: getattr(stats, k) for k in COUNTED}}),
-                  *self._llm_events()]
-        if self.executor.stopped_reason:
-            events.append(("stopped", {"reason": self.executor.stopped_reason}))
-        for kind, event in events:
-            kinds.append(kind)
-            datas.append(jsonio.dumps(event))
-        for record in out:
+        for runner in self.runners:
+            events, records = runner.run(records, self.batch_size)
+            for kind, event in events:
+                kinds.append(kind)
+                datas.append(jsonio.dumps(event))
+        for record in records:
             kinds.append(RECORD)
             datas.append(jsonio.dumps(record))
         return {"kind": kinds, "data": datas}
-
-    def _llm_events(self) -> list[tuple[str, dict[str, Any]]]:
-        """What this actor's clients counted in the batch (calls, retries and failures by
-        cause, repairs, tokens), one event per client that did anything."""
-        events = []
-        for name, client in _clients(self.executor.ctx):
-            take = getattr(client, "take_counts", None)
-            if not callable(take):
-                continue
-            delta = take()
-            if any(delta["counts"].values()) or delta["concurrency_decreases"]:
-                events.append(("llm", {**delta, "name": name, "source": self.source}))
-        return events
