@@ -282,3 +282,14 @@ def test_docs_compare_synthquestions_with_the_authors_files() -> None:
                  "overselect"):
         assert word in section, word
     assert "keyword_search.py" not in section
+
+
+# --- item 9: the recipe can moderate with a Llama Guard model -----------------------------------
+
+
+def test_recipe_moderation_can_use_a_llama_guard_model() -> None:
+    default = step_of(Recipe.load("synthquestions"), "moderate")
+    assert default.config.format == "judge" and default.config.model is None
+    guard = step_of(Recipe.load("synthquestions", {"moderation_format": "llama_guard",
+                                                   "moderation_model": "guard"}), "moderate")
+    assert guard.config.format == "llama_guard" and guard.config.model == "guard"
