@@ -81,7 +81,7 @@ def test_hf_save_to_disk_loads_back(run_dir: Path, tmp_path: Path) -> None:
 
 def test_alpaca_rows_and_llamafactory_entry(run_dir: Path, tmp_path: Path) -> None:
     result = export(run_dir, tmp_path / "x", ExportOptions(
-        format="alpaca", columns=ColumnMap(system="Be brief.")))
+        format="alpaca", columns=ColumnMap(system="Be brief."), reasoning="field"))
     rows = rows_of(result.data_path)
     source = records(run_dir)
     assert len(rows) == 11
@@ -97,7 +97,7 @@ def test_alpaca_rows_and_llamafactory_entry(run_dir: Path, tmp_path: Path) -> No
 
 def test_sharegpt_and_messages_shapes(run_dir: Path, tmp_path: Path) -> None:
     share = rows_of(export(run_dir, tmp_path / "s", ExportOptions(
-        format="sharegpt", columns=ColumnMap(system="Be brief."))).data_path)
+        format="sharegpt", columns=ColumnMap(system="Be brief."), reasoning="field")).data_path)
     source = records(run_dir)
     turns = share[0]["conversations"]
     assert [t["from"] for t in turns] == ["system", "human", "gpt"]
@@ -108,7 +108,8 @@ def test_sharegpt_and_messages_shapes(run_dir: Path, tmp_path: Path) -> None:
     info = json.loads((tmp_path / "s" / "dataset_info.json").read_text())["quickstart"]
     assert info["formatting"] == "sharegpt" and info["tags"]["user_tag"] == "human"
 
-    msgs = rows_of(export(run_dir, tmp_path / "m", ExportOptions(format="messages")).data_path)
+    msgs = rows_of(export(run_dir, tmp_path / "m", ExportOptions(format="messages",
+                                                                 reasoning="drop")).data_path)
     assert [m["role"] for m in msgs[0]["messages"]] == ["user", "assistant"]
     assert msgs[0]["messages"][1]["content"] == source[0]["response"]
 
@@ -238,3 +239,153 @@ def test_cli_export_and_errors(run_dir: Path, tmp_path: Path) -> None:
     done = runner.invoke(app, ["export", str(run_dir), "--format", "messages"])
     assert done.exit_code == 0, done.output
     assert len(rows_of(run_dir / "export" / "messages" / "train.jsonl")) == 11
+
+
+def run_rows(tmp_path: Path, name: str, rows: list[dict], sinks: dict[str, list[dict]]
+             | None = None) -> Path:
+    """A run folder of ``rows`` (a JSONL source, no steps), plus extra sink files."""
+    source = tmp_path / f"{name}.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = Recipe(name=name, sources=[JsonlRows(name="rows", path=str(source))])
+    out = tmp_path / f"run-{name}"
+    asyncio.run(run_recipe(recipe, out, RunOptions()))
+    for file, extra in (sinks or {}).items():
+        (out / file).write_text("".join(json.dumps(r) + "\n" for r in extra))
+    return out
+
+
+def test_two_exports_into_one_folder_get_their_own_files_and_entries(run_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    logic = run_rows(tmp_path, "logic", [{"question": "2+2?", "answer": "4"}])
+    out = tmp_path / "out"
+    first = export(run_dir, out, ExportOptions(format="alpaca"))
+    second = export(logic, out, ExportOptions(format="alpaca"))
+    third = export(run_dir, out, ExportOptions(format="sharegpt"))
+    assert first.data_path.name == "train.jsonl" and second.data_path.name == "logic.jsonl"
+    assert third.key == "quickstart-sharegpt" and "pass --name" in third.warnings[-1]
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert {k: v["file_name"] for k, v in info.items()} == {
+        "quickstart": "train.jsonl", "logic": "logic.jsonl",
+        "quickstart-sharegpt": "quickstart-sharegpt.jsonl"}
+    assert len(rows_of(out / "train.jsonl")) == 11 and len(rows_of(out / "logic.jsonl")) == 1
+    again = export(run_dir, out, ExportOptions(format="alpaca"))  # a re-export replaces its own
+    assert again.data_path == first.data_path and not again.warnings
+    card = (out / "README.md").read_text()
+    front = card.split("---\n")[1]
+    assert "config_name: quickstart\n  data_files:\n  - split: train\n    path: train.jsonl\n" \
+        "  default: true" in front
+    assert "path: logic.jsonl" in front and "path: quickstart-sharegpt.jsonl" in front
+    assert "num_examples: 11" in front  # datasets' cache key changes with a re-export's size
+
+
+def test_an_hf_export_never_overwrites_llamafactory_dataset_info(run_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    pytest.importorskip("datasets", reason="datasets not installed (extra: hf)")
+    out = tmp_path / "out"
+    export(run_dir, out, ExportOptions(format="alpaca"))
+    hf = export(run_dir, out, ExportOptions(format="hf"))
+    assert hf.data_path == out / "quickstart-hf" and (hf.data_path / "state.json").is_file()
+    assert "quickstart" in json.loads((out / "dataset_info.json").read_text())
+    alone = export(run_dir, tmp_path / "hf", ExportOptions(format="hf"))
+    assert alone.data_path == tmp_path / "hf"
+    with pytest.raises(SynthloomError, match="save_to_disk"):
+        export(run_dir, tmp_path / "hf", ExportOptions(format="alpaca"))
+
+
+def test_system_column_is_validated_and_takes_a_dotted_path(tmp_path: Path) -> None:
+    rows = [{"question": "Q1?", "response": "A1", "system_prompt": {"text": "Be exact."}},
+            {"question": "Q2?", "response": "A2", "system_prompt": {"text": 3}}]
+    run = run_rows(tmp_path, "orca", rows)
+    with pytest.raises(SynthloomError, match=r"holds an object.*--system-column "
+                                             r"system_prompt\.text"):
+        export(run, tmp_path / "a", ExportOptions(
+            format="alpaca", columns=ColumnMap(system_column="system_prompt")))
+    with pytest.raises(SynthloomError, match="--system-column sys: no text there"):
+        export(run, tmp_path / "b", ExportOptions(
+            format="alpaca", columns=ColumnMap(system_column="sys")))
+    assert not (tmp_path / "b" / "dataset_info.json").exists()
+    result = export(run, tmp_path / "c", ExportOptions(
+        format="alpaca", columns=ColumnMap(system_column="system_prompt.text")))
+    assert [r.get("system") for r in rows_of(result.data_path)] == ["Be exact.", None]
+    assert result.warnings == ["1 of 2 rows have no system prompt (no text at --system-column "
+                               "system_prompt.text)"]
+    info = json.loads((tmp_path / "c" / "dataset_info.json").read_text())["orca"]
+    assert info["columns"]["system"] == "system"
+
+
+def test_trl_conversational_formats(run_dir: Path, tmp_path: Path) -> None:
+    source = records(run_dir)[0]
+    [row, *_] = rows_of(export(run_dir, tmp_path / "pc", ExportOptions(
+        format="prompt-completion", columns=ColumnMap(system="Be brief."),
+        reasoning="field")).data_path)
+    assert row["prompt"] == [{"role": "system", "content": "Be brief."},
+                             {"role": "user", "content": source["instruction"]}]
+    assert row["completion"] == [{"role": "assistant", "content": source["response"],
+                                  "reasoning_content": source["response_reasoning"]}]
+    prefs = run_rows(tmp_path, "prefs", [{"prompt": "P?", "chosen": "good", "rejected": "bad",
+                                          "chosen_reasoning": "why"}])
+    [pair] = rows_of(export(prefs, tmp_path / "dc", ExportOptions(
+        format="dpo-chat", columns=ColumnMap(system="S"))).data_path)
+    assert pair["prompt"] == [{"role": "system", "content": "S"},
+                              {"role": "user", "content": "P?"}]
+    assert pair["chosen"] == [{"role": "assistant", "content": "<think>\nwhy\n</think>\n\ngood"}]
+    assert pair["rejected"] == [{"role": "assistant", "content": "bad"}]
+    assert not (tmp_path / "dc" / "dataset_info.json").exists()  # LLaMA-Factory reads `dpo`
+
+
+def test_reasoning_auto_puts_it_where_the_trainer_reads_it(run_dir: Path,
+                                                           tmp_path: Path) -> None:
+    source = records(run_dir)[0]
+    tagged = f"<think>\n{source['response_reasoning']}\n</think>\n\n{source['response']}"
+    alpaca = export(run_dir, tmp_path / "a", ExportOptions(format="alpaca"))
+    assert alpaca.reasoning == "think-tags"
+    assert rows_of(alpaca.data_path)[0]["output"] == tagged
+    share = rows_of(export(run_dir, tmp_path / "s", ExportOptions(
+        format="sharegpt")).data_path)[0]["conversations"]
+    assert share[-1] == {"from": "gpt", "value": tagged}
+    raw = rows_of(export(run_dir, tmp_path / "j", ExportOptions(format="jsonl")).data_path)[0]
+    assert raw["response"] == source["response"]  # raw keeps the column
+
+
+def test_raw_exports_keep_text_out_of_trls_default_field(run_dir: Path, tmp_path: Path) -> None:
+    raw = export(run_dir, tmp_path / "j", ExportOptions(format="jsonl"))
+    row = rows_of(raw.data_path)[0]
+    assert "text" not in row and row["source_text"] == records(run_dir)[0]["text"]
+    assert "`source_text`" in (tmp_path / "j" / "README.md").read_text()
+    docs = run_rows(tmp_path, "docs", [{"text": "A document to pretrain on."}])
+    assert "text" in rows_of(export(docs, tmp_path / "d", ExportOptions(
+        format="jsonl")).data_path)[0]  # no instruction/answer: text is the content
+
+
+def test_arrow_exports_have_one_type_per_column_whatever_the_rows(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow not installed (extra: parquet)")
+    mixed = run_rows(tmp_path, "a", [{"question": "q", "answer": "a", "statements": ["x", 1],
+                                      "empty": None}])
+    plain = run_rows(tmp_path, "b", [{"question": "q", "answer": "a", "statements": ["x", "y"],
+                                      "empty": None}])
+    schemas = [pq.read_table(export(run, tmp_path / f"out-{run.name}", ExportOptions(
+        format="parquet")).data_path).schema for run in (mixed, plain)]
+    assert schemas[0] == schemas[1]
+    assert str(schemas[0].field("statements").type) == "string"
+    assert str(schemas[0].field("empty").type) == "string"
+
+
+def test_default_columns_prefer_what_the_recipe_generated(tmp_path: Path) -> None:
+    star = run_rows(tmp_path, "star", [{"question": "2+3?", "answer": "5 #### 5",
+                                        "rationale": "2 plus 3 is 5.", "predicted": "5"}])
+    [row] = rows_of(export(star, tmp_path / "s", ExportOptions(format="alpaca")).data_path)
+    assert row["output"] == "2 plus 3 is 5."
+    arith = run_rows(tmp_path, "arith", [{"question": "9-7?", "answer": "2",
+                                          "scratchpad": "9 - 7 = 2\nAnswer: 2"}])
+    [row] = rows_of(export(arith, tmp_path / "a", ExportOptions(format="alpaca")).data_path)
+    assert row["output"].startswith("9 - 7 = 2")
+
+
+def test_a_missing_column_error_names_the_file_that_has_it(tmp_path: Path) -> None:
+    run = run_rows(tmp_path, "sq", [{"instruction": "Q?", "response": "A"}], sinks={
+        "preference.jsonl": [{"prompt": "Q?", "chosen": "A", "rejected": "B"}]})
+    with pytest.raises(SynthloomError, match="preference.jsonl has the columns it needs: "
+                                             "pass --file preference.jsonl"):
+        export(run, tmp_path / "d", ExportOptions(format="dpo"))
+    done = export(run, tmp_path / "d", ExportOptions(format="dpo", file="preference.jsonl"))
+    assert done.rows == 1

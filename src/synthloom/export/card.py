@@ -84,12 +84,42 @@ def _fields(result: ExportResult) -> str:
         "alpaca": "`instruction`, `input`, `output` (+ `system`, `reasoning` when present)",
         "sharegpt": "`conversations`: a list of `{from, value}` turns (system, human, gpt)",
         "messages": "`messages`: a list of OpenAI-style `{role, content}` turns",
-        "dpo": "`prompt`, `chosen`, `rejected` (TRL preference format)",
+        "dpo": "`prompt`, `chosen`, `rejected` as plain text (LLaMA-Factory ranking data)",
+        "prompt-completion": "`prompt` (the turns before the answer) and `completion` (the "
+                             "assistant turn), as message lists (TRL conversational "
+                             "prompt-completion)",
+        "dpo-chat": "`prompt`, `chosen`, `rejected` as message lists (TRL conversational "
+                    "preference format)",
         "jsonl": "every record column, with `_meta` provenance",
-        "parquet": "every record column; `_meta` provenance as a JSON string",
-        "hf": "every record column; `_meta` provenance as a JSON string",
+        "parquet": "every record column; `_meta` provenance and nested columns as JSON strings",
+        "hf": "every record column; `_meta` provenance and nested columns as JSON strings",
     }
-    return shapes[result.format]
+    text = shapes[result.format]
+    if result.renamed_text:
+        text += ("; the records' `text` column is `source_text` (TRL's SFTTrainer trains on a "
+                 "`text` column by default)")
+    return text
+
+
+def data_files(path: str) -> str:
+    """The card's data_files pattern of an export path (an hf folder: its Arrow shards)."""
+    if Path(path).suffix in (".jsonl", ".parquet"):
+        return path
+    return "data-*.arrow" if path == "." else f"{path}/data-*.arrow"
+
+
+def configs(result: ExportResult) -> list[dict[str, Any]]:
+    """One ``configs:`` entry per export in the folder, each naming its own file; this export
+    is the default, so ``datasets.load_dataset(FOLDER)`` loads the rows just written."""
+    out = []
+    for entry in result.exports or [{"key": result.key or result.name, "format": result.format,
+                                     "path": result.data_path.name}]:
+        config: dict[str, Any] = {"config_name": entry["key"], "data_files": [
+            {"split": "train", "path": data_files(entry["path"])}]}
+        if not out:
+            config["default"] = True
+        out.append(config)
+    return out
 
 
 def build_card(run_dir: Path, result: ExportResult, file: str = "data.jsonl") -> str:
@@ -105,9 +135,16 @@ def build_card(run_dir: Path, result: ExportResult, file: str = "data.jsonl") ->
         "size_categories": [size_category(result.rows)],
         "pretty_name": result.name,
     }
-    if result.format != "hf":
-        front["configs"] = [{"config_name": "default",
-                             "data_files": [{"split": "train", "path": result.data_path.name}]}]
+    front["configs"] = configs(result)
+    # datasets caches a folder's load by its card (configs and dataset_info), not by the files'
+    # times: the sizes make a re-export's rows load instead of the cached earlier ones.
+    front["dataset_info"] = [
+        {"config_name": e["key"], "splits": [{"name": "train", "num_examples": e["rows"],
+                                               "num_bytes": e["bytes"]}],
+         "download_size": e["bytes"], "dataset_size": e["bytes"]}
+        for e in result.exports if isinstance(e.get("rows"), int) and isinstance(e.get("bytes"), int)]
+    if not front["dataset_info"]:
+        del front["dataset_info"]
     out = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
            f"# {result.name}", "",
            f"Synthetic data generated with [synthloom](https://pypi.org/project/synthloom/) "
@@ -119,10 +156,15 @@ def build_card(run_dir: Path, result: ExportResult, file: str = "data.jsonl") ->
                 "on this data; rerun the recipe with a real model behind `--backend openai:...`.",
                 ""]
     skipped = sum(result.skipped.values())
+    from synthloom.export.formats import READERS
+
+    path = result.data_path.relative_to(result.out_dir) if result.data_path != result.out_dir \
+        else Path(".")
+    where = f"`{path}`" if result.format != "hf" else f"save_to_disk folder `{path}`"
     out += ["## Contents", "",
-            f"- **{result.rows}** rows in `{result.format}` format "
-            f"(`{result.data_path.name if result.format != 'hf' else 'save_to_disk folder'}`)"
-            f"; fields: {_fields(result)}.",
+            f"- **{result.rows}** rows in `{result.format}` format ({where}); fields: "
+            f"{_fields(result)}.",
+            f"- Read by: {READERS[result.format]}.",
             f"- Read {result.read} records from the run's `{file}`; skipped {skipped}"
             + ("" if not skipped else " (" + "; ".join(
                 f"{n}× {why}" for why, n in result.skipped.most_common()) + ")") + "."]
@@ -135,9 +177,18 @@ def build_card(run_dir: Path, result: ExportResult, file: str = "data.jsonl") ->
     if result.columns:
         mapping = ", ".join(f"{k} ← `{v}`" for k, v in result.columns.items())
         out.append(f"- Column mapping: {mapping}.")
+    if result.reasoning == "think-tags":
+        out.append("- Reasoning, where a record has it, is inside the answer as "
+                   "`<think>…</think>` (`--reasoning think-tags`).")
     if result.dataset_info:
         out.append("- `dataset_info.json` holds the LLaMA-Factory entry "
                    f"`{next(iter(result.dataset_info))}`.")
+    others = result.exports[1:]
+    if others:
+        listed = ", ".join(f"`{e['key']}` ({e['format']}, `{e['path']}`)" for e in others)
+        out.append(f"- This folder holds other exports, each its own config: {listed}; "
+                   f"`datasets.load_dataset(FOLDER, NAME)` loads one, this export "
+                   f"(`{result.key}`) is the default.")
     out.append("- Every row carries the record `id`; the run folder's `run.db`, `data.jsonl` "
                "and `_meta.parents` trace it back to its source document.")
     out += ["", "## Funnel", "",
