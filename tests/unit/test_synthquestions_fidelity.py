@@ -290,6 +290,7 @@ def test_docs_compare_synthquestions_with_the_authors_files() -> None:
 def test_recipe_moderation_can_use_a_llama_guard_model() -> None:
     default = step_of(Recipe.load("synthquestions"), "moderate")
     assert default.config.format == "judge" and default.config.model is None
-    guard = step_of(Recipe.load("synthquestions", {"moderation_format": "llama_guard",
-                                                   "moderation_model": "guard"}), "moderate")
+    sets = {"moderation_format": "llama_guard", "moderation_model": "guard"}
+    recipe = Recipe.load("synthquestions", sets, models={"guard": "openai:http://127.0.0.1:9/v1"})
+    guard = step_of(recipe, "moderate")
     assert guard.config.format == "llama_guard" and guard.config.model == "guard"
