@@ -373,7 +373,8 @@ _mount_subapps()
 def export_(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (holds data.jsonl).")],
     format_: Annotated[str, typer.Option(
-        "--format", help="jsonl | parquet | hf | alpaca | sharegpt | messages | dpo")] = "jsonl",
+        "--format", help="jsonl | parquet | hf | alpaca | sharegpt | messages | dpo | "
+        "prompt-completion | dpo-chat (docs/export.md: which trainer reads which)")] = "jsonl",
     out: Annotated[Path | None, typer.Option(
         help="Folder for the data, dataset_info.json, README.md (default: RUN_DIR/export/FMT)."
     )] = None,
@@ -389,8 +390,11 @@ def export_(
     reasoning_column: Annotated[str | None, typer.Option(
         help="Default: RESPONSE_reasoning.")] = None,
     system: Annotated[str | None, typer.Option(help="System prompt text for every row.")] = None,
-    system_column: Annotated[str | None, typer.Option(help="Per-row system prompt.")] = None,
-    reasoning: Annotated[str, typer.Option(help="field | think-tags | drop")] = "field",
+    system_column: Annotated[str | None, typer.Option(
+        help="Per-row system prompt: a column, or a dotted path (system_prompt.text).")] = None,
+    reasoning: Annotated[str, typer.Option(
+        help="auto (think-tags in chat formats, field in jsonl/parquet/hf) | field | "
+        "think-tags | drop")] = "auto",
     meta: Annotated[bool, typer.Option(help="Keep provenance (_meta / id).")] = True,
     name: Annotated[str | None, typer.Option(help="Dataset name (default: recipe).")] = None,
     reviewed: Annotated[str | None, typer.Option(
@@ -410,7 +414,7 @@ def export_(
     Refused (exit 2, the status named) when the run folder's last run was interrupted or
     failed, or a run holds its lock now, unless --force; a partial or stopped run is exported
     with a warning."""
-    from synthloom.export.formats import ColumnMap, ExportOptions, export, hub_token
+    from synthloom.export.formats import READERS, ColumnMap, ExportOptions, export, hub_token
     from synthloom.export.formats import push_to_hub as push
 
     columns = ColumnMap(instruction=instruction_column, input=input_column,
@@ -435,8 +439,10 @@ def export_(
     Console().print(f"[bold]{result.rows}[/] rows ({format_}) -> {result.data_path}"
                     + (f"  (skipped {sum(result.skipped.values())}: {skipped})" if skipped
                        else ""), highlight=False)
+    Console().print(f"read by: {READERS[format_]}", highlight=False, soft_wrap=True)
     if push_to_hub:
-        url = _guard(lambda: push(out, format_, push_to_hub, token_env, private), debug)
+        url = _guard(lambda: push(out, format_, push_to_hub, token_env, private,
+                                  result.data_path), debug)
         Console().print(f"pushed -> {url}", highlight=False)
 
 
