@@ -180,11 +180,12 @@ def test_search_backend_adapter_and_score_floor(tmp_path: Path) -> None:
     run_ctx = RunContext(run_dir=tmp_path)
     step.setup(run_ctx)
     ctx = ItemContext(run=run_ctx, item_key="k", seed=0)
-    out = step.process({"instruction": "sourdough starter feeding schedule"}, ctx)
+    out = asyncio.run(step.process({"instruction": "sourdough starter feeding schedule"},
+                                   ctx))
     assert out.columns["document_id"] == "web-0"
     assert out.columns["document_url"] == "https://example.org/0"
     assert ADAPTER[-1].queries == ["sourdough starter feeding schedule"]
-    miss = step.process({"instruction": "quantum chromodynamics"}, ctx)
+    miss = asyncio.run(step.process({"instruction": "quantum chromodynamics"}, ctx))
     assert isinstance(miss, ItemResult) and "min_score 1.0" in miss.dropped
     with pytest.raises(Exception, match="python:MODULE:FACTORY"):
         RetrieveBm25(name="r", search="elastic").setup(run_ctx)
@@ -198,8 +199,8 @@ def test_bm25_documents_are_cut_per_backend(tmp_path: Path) -> None:
     step = RetrieveBm25(name="r", corpus="corpus", context=["corpus"])
     for backend, longest in ((ScriptedTestBackend(), 4096), (ScriptedLlamaCppKind(), 4000)):
         run_ctx = RunContext(run_dir=tmp_path, llm=LLMClient(backend), context={"corpus": corpus})
-        out = step.process({"instruction": "caching headers"}, ItemContext(run=run_ctx,
-                                                                            item_key="k", seed=0))
+        out = asyncio.run(step.process({"instruction": "caching headers"},
+                                       ItemContext(run=run_ctx, item_key="k", seed=0)))
         text = out.columns["document"]
         assert len(text) <= longest
         if backend.kind != "llamacpp":

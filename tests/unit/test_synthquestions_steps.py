@@ -65,11 +65,12 @@ def test_bm25_retrieval_finds_the_supporting_document(tmp_path: Path) -> None:
                         query_columns=["instruction", "keywords"], min_score=0.1)
     ctx = ItemContext(run=RunContext(run_dir=tmp_path, context={"corpus": corpus}),
                       item_key="k", seed=1)
-    out = step.process({"instruction": "Which headers control browser caching?",
-                        "keywords": ["HTTP", "cache"]}, ctx)
+    out = asyncio.run(step.process({"instruction": "Which headers control browser caching?",
+                                     "keywords": ["HTTP", "cache"]}, ctx))
     assert out.columns["document_id"] == corpus[1]["_meta"]["id"]
     assert out.columns["document_title"] == "HTTP caching" and out.meta["retrieved"]
-    miss = step.process({"instruction": "quantum chromodynamics", "keywords": []}, ctx)
+    miss = asyncio.run(step.process({"instruction": "quantum chromodynamics",
+                                      "keywords": []}, ctx))
     assert isinstance(miss, ItemResult) and "no supporting document" in miss.dropped
     with pytest.raises(Exception, match="must also be listed in context"):
         RetrieveBm25(name="r", corpus="corpus")
