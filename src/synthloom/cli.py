@@ -181,10 +181,15 @@ def recipes() -> None:
 def steps(
     name: Annotated[str | None, typer.Argument(
         help="A step type: show its settings (default: list them all).")] = None,
+    markdown: Annotated[bool, typer.Option(
+        "--markdown", help="Print the list as the Markdown table of docs/steps.md.")] = False,
 ) -> None:
     """List the step types recipes can use, or one type's settings with their defaults."""
     from synthloom.core.registry import step_type, step_types
 
+    if name is None and markdown:
+        print(_steps_markdown(step_types()), end="")
+        return
     if name is None:
         table = Table(show_header=True, header_style="bold", box=None)
         for column in ("step type", "kind", "LLM", "what"):
@@ -198,25 +203,69 @@ def steps(
     console.print(f"[bold]{name}[/] ({cls.kind}{', uses the LLM' if cls.uses_llm else ''}): "
                   f"{_describe_step(cls)}")
     table = Table(show_header=True, header_style="bold", box=None)
-    for column in ("setting", "type", "default"):
-        table.add_column(column)
+    for column in ("setting", "type", "default", "description"):
+        table.add_column(column, overflow="fold")
+    comments = _field_comments(cls.Config)
     for field_name, field in cls.Config.model_fields.items():
         if field_name in ("name", "input", "context") or (field_name == "model"
                                                           and not cls.uses_llm):
             continue  # wiring, the same on every step (model: only where the step calls one)
         default = "required" if field.is_required() else repr(field.get_default())
-        table.add_row(field.alias or field_name, _type_name(field.annotation), default)
+        table.add_row(field.alias or field_name, _type_name(field.annotation), default,
+                      field.description or comments.get(field_name, ""))
     Console().print(table)
 
 
+def _steps_markdown(types: dict[str, Any]) -> str:
+    """docs/steps.md's table (tests/unit/test_docs.py holds the file to the registry)."""
+    lines = ["| step type | kind | LLM | what |", "|---|---|---|---|"]
+    for type_name, cls in sorted(types.items()):
+        what = _describe_step(cls).replace("|", "\\|")
+        lines.append(f"| `{type_name}` | {cls.kind} | {'yes' if cls.uses_llm else ''} | {what} |")
+    return "\n".join(lines) + "\n"
+
+
 def _describe_step(cls: Any) -> str:
-    """The class docstring's first line, else its module's (one module, one method)."""
+    """The class docstring's first paragraph, else its module's (one module, one method)."""
+    import inspect
     import sys
 
     for doc in (cls.__doc__, getattr(sys.modules.get(cls.__module__), "__doc__", None)):
         if doc and doc.strip():
-            return doc.strip().splitlines()[0]
+            # A paragraph, not a line: a first line often ends mid-sentence.
+            return " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
     return ""
+
+
+def _field_comments(config: type) -> dict[str, str]:
+    """``#:`` comments above a config's fields, by field name: the description of configs not
+    yet written with ``Field(description=...)``. Read from the source of the class and its
+    bases (a subclass's comment wins); {} where the source is not available."""
+    import ast
+    import inspect
+    import textwrap
+
+    found: dict[str, str] = {}
+    for klass in reversed(config.__mro__):
+        try:
+            lines, _ = inspect.getsourcelines(klass)
+            tree = ast.parse(textwrap.dedent("".join(lines)))
+        except (OSError, TypeError, SyntaxError):
+            continue  # built-in or generated: no source
+        if not tree.body or not isinstance(tree.body[0], ast.ClassDef):
+            continue
+        text = [line.strip() for line in lines]
+        for node in tree.body[0].body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                above: list[str] = []
+                row = node.lineno - 2  # the line above the field, 0-based
+                while row >= 0 and text[row].startswith("#:"):
+                    above.insert(0, text[row][2:].strip())
+                    row -= 1
+                if above:
+                    found[node.target.id] = " ".join(above)
+    fields = getattr(config, "model_fields", {})
+    return {name: text for name, text in found.items() if name in fields}  # not ClassVars
 
 
 def _type_name(annotation: Any) -> str:

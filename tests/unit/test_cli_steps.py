@@ -31,3 +31,33 @@ def test_unknown_step_type_is_a_clear_error() -> None:
     result = CliRunner().invoke(app, ["steps", "no_such_step"])
     assert result.exit_code == 2
     assert "unknown step type 'no_such_step'" in result.output
+
+
+def test_one_step_shows_each_settings_description() -> None:
+    """From ``Field(description=...)`` (StepConfig's ``model``) or, as a fallback, the ``#:``
+    comment above the field (``rows``' settings)."""
+    result = CliRunner().invoke(app, ["steps", "rows"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    assert "description" in result.output and "Rename fields: {old: new}." in result.output
+    result = CliRunner().invoke(app, ["steps", "generate"], env={"COLUMNS": "250"})
+    assert "The named model (recipe ``models:``) this step calls" in result.output
+
+
+def test_field_comments_read_the_class_and_its_bases() -> None:
+    from pydantic import Field
+
+    from synthloom.cli import _field_comments
+    from synthloom.core.steps import StepConfig
+
+    class Base(StepConfig):
+        #: Said above a, over
+        #: two lines.
+        a: int = 1
+        b: int = Field(default=2, description="in the field")
+
+    class Child(Base):
+        #: The child's own.
+        c: str = ""
+
+    assert _field_comments(Child) == {"a": "Said above a, over two lines.", "c": "The child's own."}
+    assert Child.model_fields["b"].description == "in the field"

@@ -37,14 +37,20 @@ class StepConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    #: The node whose records this step reads (default: the step before it).
-    input: str | None = None
-    #: Nodes materialised in full before this step starts, given as ``ctx.context[name]``.
-    context: list[str] = Field(default_factory=list)
-    #: The named model (recipe ``models:``) this step calls; None: the run's model. Its model
-    #: id, not this name, enters the fingerprint.
-    model: str | None = None
+    # Descriptions as Field(description=...): `synthloom steps TYPE` shows them (subclasses
+    # still written with `#:` comments are read from their source as a fallback).
+    name: str = Field(description="The step's name: other steps' input/context and --set "
+                                  "STEP.key=value name it.")
+    input: str | None = Field(
+        default=None, description="The node whose records this step reads (default: the step "
+                                  "before it).")
+    context: list[str] = Field(
+        default_factory=list, description="Nodes materialised in full before this step "
+                                          "starts, given as ``ctx.context[name]``.")
+    model: str | None = Field(
+        default=None, description="The named model (recipe ``models:``) this step calls; None: "
+                                  "the run's model. Its model id, not this name, enters the "
+                                  "fingerprint.")
 
     #: Keys that name graph wiring, not computation: kept out of the fingerprint.
     wiring: ClassVar[frozenset[str]] = frozenset({"name", "input", "context", "model"})
