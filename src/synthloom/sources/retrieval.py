@@ -5,8 +5,11 @@ The corpus is another node of the recipe, named in the step's ``context:``; the 
 built once per corpus, in a worker thread (never on the event loop), saved under the run folder
 (``RUN/index/bm25-HASH/``, the hash of the corpus record ids) and memory-mapped from there, so
 the processes of a run (Ray actors) share one index and a rerun loads it instead of building.
-Queries that arrive together (one executor batch) are scored in one worker-thread call. The paper retrieved a web-search top-1 (its repo searches
-the keywords and keeps the best BM25-scored page); local BM25 over the user's own corpus is the
+Queries that arrive together (one executor batch) are scored in one worker-thread call. The
+paper searched the web with the extracted keywords and kept the search engine's first result
+(the authors' repo, Ignoramus0817/SynthQuestions, has only a stub for that search); the recipe
+queries with the keywords too (``query_columns: [keywords]``), falling back to the instruction
+for a seed without keywords (``fallback_columns``). Local BM25 over the user's own corpus is the
 default, and ``search: python:MODULE:FACTORY`` plugs in a search API the user has: ``FACTORY(
 **search_options)`` returns an object with ``search(query, k) -> list[SearchHit]``
 (:class:`SearchBackend`). A hit below ``min_score`` is no supporting document: the item is
@@ -85,6 +88,9 @@ class RetrieveConfig(StepConfig):
     search_options: dict[str, Any] = {}
     #: Columns of the input record joined into the query (lists are joined with spaces).
     query_columns: list[str] = ["instruction"]
+    #: Columns queried instead when ``query_columns`` are all empty (e.g. a seed with no
+    #: extracted keywords falls back to its instruction).
+    fallback_columns: list[str] = []
     #: Corpus column holding the document text.
     text_column: str = "text"
     #: Corpus column with a title, shown beside the document (optional).
@@ -297,7 +303,22 @@ class RetrieveBm25(MapStep):
         self._fresh()
 
     def reads(self) -> list[str]:
-        return list(self.config.query_columns)
+        cfg = self.config
+        return list(dict.fromkeys([*cfg.query_columns, *cfg.fallback_columns]))
+
+    def query(self, record: dict[str, Any]) -> str:
+        """``query_columns`` joined; when they are all empty, ``fallback_columns`` joined."""
+        for columns in (self.config.query_columns, self.config.fallback_columns):
+            parts = []
+            for column in columns:
+                value = record.get(column)
+                if isinstance(value, list):
+                    value = " ".join(str(v) for v in value if v is not None)
+                parts.append(str(value or "").strip())
+            text = " ".join(p for p in parts if p)
+            if text:
+                return text
+        return ""
 
     def _index_for(self, documents: list[dict[str, Any]], run_dir: Path | None) -> Bm25Index:
         with self._lock:
@@ -378,11 +399,7 @@ class RetrieveBm25(MapStep):
                     batch[i][3].set_result(hits)
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
-        parts = []
-        for column in self.config.query_columns:
-            value = record.get(column)
-            parts.append(" ".join(map(str, value)) if isinstance(value, list) else str(value or ""))
-        hits = await self._hits(" ".join(parts), ctx)
+        hits = await self._hits(self.query(record), ctx)
         if isinstance(hits, str):
             return ItemResult.drop(hits)
         if not hits or hits[0].score <= self.config.min_score:
