@@ -2,8 +2,16 @@
 fixed-latency fake endpoint (``fake_openai.py``, 50 ms), beside bare asyncio clients at the
 same concurrency, in the same run. Prints one JSON line (the last line).
 
-    python benchmarks/orchestration.py [--quick] [--requests N] [--concurrency C]
+    python benchmarks/orchestration.py [--quick] [--requests N] [--concurrency C[,C...]]
+                                       [--rounds R] [--batch-size B] [--httpx]
                                        [--latency-ms MS] [--server-processes K]
+
+Each concurrency (default: 64 and 256, in the same run) is measured in ``--rounds`` alternating
+rounds (bare aiohttp, engine, bare raw, engine on raw streams, in turn), so the engine and its
+baseline see the same load on a shared machine; figures are medians over the rounds, and
+``ratio_vs_bare`` is the median of the per-round ratios. The engine runs at its default batch
+size (``RunOptions.batch_size``) unless ``--batch-size`` says otherwise. ``load_average_1m``
+is read before and after: a ratio is what counts when other work shares the cores.
 
 Why several baselines: at high concurrency **httpx itself is the limit**. httpcore 1.0.x's
 connection pool rescans every pooled connection (and ``poll()``s each idle socket) on every
@@ -33,6 +41,7 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,29 +110,125 @@ def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, float, Any]:
     return time.perf_counter() - began, time.process_time() - cpu, result
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def measure(base: str, n: int, nh: int, c: int, rounds: int, batch_size: int | None,
+            with_httpx: bool, out: Path, template: Path) -> dict[str, Any]:
+    """One concurrency: alternating rounds of every client, medians."""
+    extra = {} if batch_size is None else {"batch_size": batch_size}
+
+    def recipe(count: int) -> Recipe:
+        return Recipe(name="orchestration", sources=[Prompts(name="prompts", count=count)],
+                      steps=[Generate(name="answer", template=str(template), max_tokens=16)])
+
+    def engine(count: int, backend: Any, folder: str) -> Callable[[], Awaitable[Any]]:
+        options = RunOptions(backend=backend, model="fake" if isinstance(backend, str) else None,
+                             concurrency=c, **extra)
+        return lambda: run_recipe(recipe(count), out / folder, options)
+
+    runs: dict[str, list[tuple[float, float]]] = {}
+    sizes = {"bare_httpx": nh, "engine_httpx": nh}
+    summaries: dict[str, Any] = {}
+    for r in range(rounds):
+        order: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("bare_aiohttp", lambda: bare_aiohttp(base, n, c)),
+            ("engine", engine(n, f"openai:{base}", f"c{c}-aiohttp-{r}")),
+            ("bare_raw", lambda: bare_raw(base, n, c)),
+            ("engine_raw", engine(n, RawStreamBackend(base, "fake", max_connections=c),
+                                  f"c{c}-raw-{r}")),
+        ]
+        if with_httpx and r == 0:
+            order += [("bare_httpx", lambda: bare_httpx(base, nh, c)),
+                      ("engine_httpx", engine(nh, OpenAIBackend(base, "fake", transport="httpx"),
+                                              f"c{c}-httpx"))]
+        if r % 2:  # alternate who goes first: a drifting load favours neither
+            order[0], order[1] = order[1], order[0]
+            order[2], order[3] = order[3], order[2]
+        for key, fn in order:
+            wall, cpu, result = timed(fn)
+            runs.setdefault(key, []).append((wall, cpu))
+            if key.startswith("engine"):
+                summaries[key] = result.to_json()
+    # The finished raw run again: every item replays from the run store, no LLM call.
+    wall, cpu, cached = timed(engine(n, RawStreamBackend(base, "fake", max_connections=c),
+                                     f"c{c}-raw-0"))
+    runs["rerun"] = [(wall, cpu)]
+
+    def rates(key: str) -> list[float]:
+        return [sizes.get(key, n) / wall for wall, _ in runs[key]]
+
+    def rate(key: str) -> float:
+        return round(_median(rates(key)), 1)
+
+    def cpu_ms(key: str) -> float:
+        return round(_median([1000 * cpu / sizes.get(key, n) for _, cpu in runs[key]]), 3)
+
+    def paired(a: str, b: str) -> float:
+        return round(_median([x / y for x, y in zip(rates(a), rates(b), strict=True)]), 3)
+
+    ceiling = c / (LATENCY_S[0])
+    block: dict[str, Any] = {
+        "concurrency": c, "rounds": rounds, "records": summaries["engine"]["records"],
+        "llm_calls": summaries["engine"]["llm_calls"], "req_per_s": rate("engine"),
+        "bare_aiohttp_req_per_s": rate("bare_aiohttp"),
+        "ratio_vs_bare": paired("engine", "bare_aiohttp"),
+        "ratio_of_medians": round(rate("engine") / rate("bare_aiohttp"), 3),
+        "ratio_vs_ceiling": round(rate("engine") / ceiling, 3),
+        "ceiling_req_per_s": ceiling,
+        "bare_raw_req_per_s": rate("bare_raw"),
+        "engine_raw_req_per_s": rate("engine_raw"),
+        "engine_raw_records": summaries["engine_raw"]["records"],
+        "engine_raw_ratio_vs_bare_raw": paired("engine_raw", "bare_raw"),
+        "bare_raw_ratio_vs_ceiling": round(rate("bare_raw") / ceiling, 3),
+        "rerun_cached_items_per_s": rate("rerun"),
+        "rerun_llm_calls": cached.to_json()["llm_calls"],
+        "round_req_per_s": {k: [round(x) for x in rates(k)] for k in runs},
+        "cpu_ms_per_req": {k: cpu_ms(k) for k in runs},
+        "engine_cpu_ms_per_req_over_bare": round(cpu_ms("engine") - cpu_ms("bare_aiohttp"), 3),
+        "engine_overhead_cpu_ms_per_req": round(cpu_ms("engine_raw") - cpu_ms("bare_raw"), 3),
+    }
+    if with_httpx:
+        block.update(bare_httpx_req_per_s=rate("bare_httpx"),
+                     engine_httpx_req_per_s=rate("engine_httpx"),
+                     engine_httpx_ratio_vs_bare_httpx=round(
+                         rate("engine_httpx") / rate("bare_httpx"), 3))
+    return block
+
+
+LATENCY_S = [0.05]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="2,000 requests; 1,000 through httpx (under ~30 s on 2 quiet cores)")
+                        help="2,000 requests per run, 3 rounds (a few minutes on 2 loaded cores)")
     parser.add_argument("--requests", type=int, default=None)
+    parser.add_argument("--httpx", action="store_true",
+                        help="also the httpx transport and a bare httpx client (one round; slow)")
     parser.add_argument("--httpx-requests", type=int, default=None,
-                        help="requests for the two httpx runs (default: --requests; slow)")
-    parser.add_argument("--concurrency", type=int, default=256)
+                        help="requests for the two httpx runs (default: min(requests, 1000))")
+    parser.add_argument("--concurrency", default="64,256",
+                        help="one or more, comma-separated (default: 64,256)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="the engine's batch size (default: RunOptions' own default)")
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--server-processes", type=int, default=1,
                         help="fake server processes on one port (SO_REUSEPORT)")
     args = parser.parse_args()
-    n = args.requests or (2000 if args.quick else 20000)
-    # httpx costs milliseconds of CPU per request at high concurrency: fewer for its two runs.
-    nh = args.httpx_requests or (min(n, 1000) if args.quick else n)
-    c = args.concurrency
+    n = args.requests or (2000 if args.quick else 10000)
+    nh = args.httpx_requests or min(n, 1000)
+    concurrencies = [int(x) for x in str(args.concurrency).split(",") if x.strip()]
+    LATENCY_S[0] = args.latency_ms / 1000
     port = free_port()
+    load_before = os.getloadavg()[0]
     server = subprocess.Popen([sys.executable, str(HERE / "fake_openai.py"), "--port", str(port),
                                "--latency-ms", str(args.latency_ms),
                                "--processes", str(args.server_processes)])
     base = f"http://127.0.0.1:{port}/v1"
-    figures: dict[str, tuple[float, float]] = {}
-    sizes = {"bare_httpx": nh, "engine_httpx": nh}
+    blocks = []
     try:
         for _ in range(200):
             try:
@@ -131,77 +236,27 @@ def main() -> None:
                 break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        # Bare clients first, then the engine (each on a fresh event loop and connections).
-        figures["bare_raw"] = timed(lambda: bare_raw(base, n, c))[:2]
-        figures["bare_aiohttp"] = timed(lambda: bare_aiohttp(base, n, c))[:2]
-        figures["bare_httpx"] = timed(lambda: bare_httpx(base, nh, c))[:2]
-
         out = Path(tempfile.mkdtemp(prefix="orchestration-"))
         template = out / "q.jinja"
         template.write_text("{{ q }}")
-
-        def recipe(count: int) -> Recipe:
-            return Recipe(name="orchestration", sources=[Prompts(name="prompts", count=count)],
-                          steps=[Generate(name="answer", template=str(template), max_tokens=16)])
-
-        options = RunOptions(backend=f"openai:{base}", model="fake", concurrency=c,
-                             batch_size=256)
-        wall, cpu, summary = timed(lambda: run_recipe(recipe(n), out / "run", options))
-        figures["engine"] = (wall, cpu)
-        summary = summary.to_json()
-        httpx_options = RunOptions(backend=OpenAIBackend(base, "fake", transport="httpx"),
-                                   concurrency=c, batch_size=256)
-        figures["engine_httpx"] = timed(
-            lambda: run_recipe(recipe(nh), out / "httpx", httpx_options))[:2]
-        raw_options = RunOptions(backend=RawStreamBackend(base, "fake", max_connections=c),
-                                 concurrency=c, batch_size=256)
-        wall, cpu, raw_summary = timed(lambda: run_recipe(recipe(n), out / "raw", raw_options))
-        figures["engine_raw"] = (wall, cpu)
-        raw_summary = raw_summary.to_json()
-        # The finished raw run again: every item replays from the run store, no LLM call.
-        wall, cpu, cached = timed(lambda: run_recipe(recipe(n), out / "raw", raw_options))
-        figures["rerun"] = (wall, cpu)
-        cached = cached.to_json()
+        for c in concurrencies:
+            blocks.append(measure(base, n, nh, c, args.rounds, args.batch_size, args.httpx,
+                                  out, template))
+            print(json.dumps(blocks[-1]), file=sys.stderr)
         shutil.rmtree(out, ignore_errors=True)
     finally:
         server.terminate()
         server.wait(timeout=10)
     children = os.times()
     server_cpu = children.children_user + children.children_system
-
-    def rate(key: str) -> float:
-        return round(sizes.get(key, n) / figures[key][0], 1)
-
-    def cpu_ms(key: str) -> float:
-        return round(1000 * figures[key][1] / sizes.get(key, n), 3)
-
-    ceiling = c / (args.latency_ms / 1000)
     result: dict[str, Any] = {
-        "bench": "orchestration", "requests": n, "httpx_requests": nh, "concurrency": c,
-        "latency_ms": args.latency_ms, "records": summary["records"],
-        "llm_calls": summary["llm_calls"], "req_per_s": rate("engine"),
-        "bare_httpx_req_per_s": rate("bare_httpx"),
-        "bare_aiohttp_req_per_s": rate("bare_aiohttp"),
-        "ratio_vs_bare": round(rate("engine") / rate("bare_aiohttp"), 3),
-        "ratio_vs_ceiling": round(rate("engine") / ceiling, 3),
-        "rerun_cached_items_per_s": rate("rerun"),
-        "rerun_llm_calls": cached["llm_calls"],
-        # Added by the harness fix (issue 9): the ceiling without httpx, and CPU per request.
-        "ceiling_req_per_s": ceiling,
-        "bare_raw_req_per_s": rate("bare_raw"),
-        "engine_httpx_req_per_s": rate("engine_httpx"),
-        "engine_httpx_ratio_vs_bare_httpx": round(rate("engine_httpx") / rate("bare_httpx"), 3),
-        "engine_raw_req_per_s": rate("engine_raw"),
-        "engine_raw_records": raw_summary["records"],
-        "engine_raw_ratio_vs_bare_raw": round(rate("engine_raw") / rate("bare_raw"), 3),
-        "bare_raw_ratio_vs_ceiling": round(rate("bare_raw") / ceiling, 3),
-        "cpu_ms_per_req": {k: cpu_ms(k) for k in figures},
-        "engine_overhead_cpu_ms_per_req": round(cpu_ms("engine_raw") - cpu_ms("bare_raw"), 3),
-        "httpx_cpu_ms_per_req_over_raw": round(cpu_ms("bare_httpx") - cpu_ms("bare_raw"), 3),
-        "server_cpu_ms_per_req": round(
-            1000 * server_cpu / sum(sizes.get(k, n) for k in figures if k != "rerun"), 3),
-        "server_processes": args.server_processes,
-        "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
+        "bench": "orchestration", "requests": n, "latency_ms": args.latency_ms,
+        "batch_size": args.batch_size or RunOptions.batch_size, "rounds": args.rounds,
+        "ratio_vs_bare": {str(b["concurrency"]): b["ratio_vs_bare"] for b in blocks},
+        "by_concurrency": {str(b["concurrency"]): b for b in blocks},
+        "server_cpu_s": round(server_cpu, 2), "server_processes": args.server_processes,
+        "cpus": os.cpu_count(), "load_average_1m": [round(load_before, 2),
+                                                    round(os.getloadavg()[0], 2)],
     }
     print(json.dumps(result))
 

@@ -177,13 +177,8 @@ class LLMClient:
         ``answer_floor`` tokens would be left for the answer."""
         window = self.context_length
         wanted = request.params.max_tokens
-        if request.messages is None:
-            texts, overhead = [request.prompt or ""], prompt_overhead(None)
-        else:
-            texts = [str(m.get("content") or "") for m in request.messages]
-            overhead = prompt_overhead(len(request.messages))
-        if sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) + overhead + wanted \
-                <= window:
+        texts, overhead = _prompt_texts(request)
+        if _fits_by_size(texts, overhead, wanted, window):
             return request, None  # a token covers at least a byte: fits, no count needed
         counted = sum(await self.count_tokens_many(texts))
         prompt = bound(counted, self.token_counter.margin) + overhead
@@ -329,15 +324,15 @@ class LLMClient:
             self.budget.check()
             attempts += 1
             self._counts["calls"] += 1
-            if self.cache is not None:
-                self.cache.flush()  # as in _call: a crash repeats only the calls in flight
             async with self._slot():
                 # Paced inside the slot, right before sending: a permit taken earlier and then
                 # held while waiting for a slot would reach the server in a later burst.
                 await self.rate.acquire(estimate)
                 self._check_halted()
-                raw = await asyncio.wait_for(self.backend.score(prompt, response),
-                                             self.request_timeout_s)
+                if self.cache is not None:
+                    self.cache.flush()  # as in _call: a crash repeats only the calls in flight
+                async with asyncio.timeout(self.request_timeout_s):
+                    raw = await self.backend.score(prompt, response)
             if self.gate is not None:
                 self.gate.on_success()
             self.budget.add(raw.usage.prompt_tokens)
@@ -455,10 +450,12 @@ class LLMClient:
     async def _call(self, request: LLMRequest, seed: int | None) -> tuple[RawCompletion, int]:
         """One completion with rate limits, the concurrency gate and retries. Returns the
         completion and the number of backend calls it took."""
-        if self.backend.supports_generate:
+        fit = None
+        if self.backend.supports_generate and not _fits_by_size(
+                *_prompt_texts(request), request.params.max_tokens, self.context_length):
+            # Only a prompt whose raw size does not already fit is counted (issue 27: the
+            # common case costs a byte count, no tokenizer and no call to the server).
             request, fit = await self._fit(request)
-        else:
-            fit = None
         estimate = _estimate_tokens(request)
         attempts = 0
 
@@ -467,17 +464,20 @@ class LLMClient:
             self.budget.check()
             attempts += 1
             self._counts["calls"] += 1
-            if self.cache is not None:
-                # A call starts only once every finished call is committed: a crash then
-                # repeats only calls that were in flight (the store commits in groups).
-                self.cache.flush()
             async with self._slot():
                 # Paced inside the slot, right before sending: a permit taken earlier and then
                 # held while waiting for a slot would reach the server in a later burst.
                 await self.rate.acquire(estimate)
                 self._check_halted()  # the slot may have been freed by the interrupt itself
-                raw = await asyncio.wait_for(
-                    self.backend.complete(request, seed=seed), self.request_timeout_s)
+                if self.cache is not None:
+                    # A call starts only once every finished call is committed: a crash then
+                    # repeats only calls that were in flight (the store commits in groups).
+                    # Here, not before the slot: calls finish while this one waits for it.
+                    self.cache.flush()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the call in a
+                # task of its own, two more event-loop turns per request (issue 27).
+                async with asyncio.timeout(self.request_timeout_s):
+                    raw = await self.backend.complete(request, seed=seed)
             if self.gate is not None:
                 self.gate.on_success()
             self.budget.add(raw.usage.prompt_tokens + raw.usage.completion_tokens)
@@ -521,6 +521,20 @@ def _cause(exc: BaseException) -> str:
 def _has_answer(response: dict[str, Any]) -> bool:
     """A response worth caching: some answer text (or a parsed object)."""
     return bool(str(response.get("text") or "").strip()) or response.get("parsed") is not None
+
+
+def _prompt_texts(request: LLMRequest) -> tuple[list[str], int]:
+    """The texts of a request's prompt and its chat template's overhead in tokens."""
+    if request.messages is None:
+        return [request.prompt or ""], prompt_overhead(None)
+    return ([str(m.get("content") or "") for m in request.messages],
+            prompt_overhead(len(request.messages)))
+
+
+def _fits_by_size(texts: list[str], overhead: int, wanted: int, window: int) -> bool:
+    """Prompt + answer fit by raw size alone: a token covers at least one UTF-8 byte."""
+    room = window - overhead - wanted
+    return room >= 0 and sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) <= room
 
 
 def _estimate_tokens(request: LLMRequest) -> int:

@@ -198,7 +198,14 @@ class AiohttpTransport(_PerLoop):
         data = None if body is None else orjson.dumps(body)
         try:
             async with self._client().request(method, url, data=data) as response:
-                body = _Capped(self.max_body, response.content_length)
+                declared = response.content_length
+                if declared is not None and declared <= self.max_body \
+                        and "Content-Encoding" not in response.headers:
+                    # Declared, within the cap, not compressed: the parser stops at the
+                    # declared length, so one read is capped; no per-chunk iteration.
+                    return HttpResponse(response.status, response.headers,
+                                        await response.read(), response.reason or "")
+                body = _Capped(self.max_body, declared)
                 async for chunk in response.content.iter_chunked(_CHUNK):
                     body.add(chunk)
                 return HttpResponse(response.status, response.headers, body.body(),
