@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import yaml
 
 from synthloom.core.context import ItemContext, RunContext
-from synthloom.core.records import make_record
+from synthloom.core.records import Output, make_record
+from synthloom.llm.client import LLMClient
+from synthloom.llm.types import LLMRequest
+from synthloom.methods.synthquestions.synthesize import SynthesizeInstruction
 from synthloom.sources.retrieval import RetrieveBm25
+from tests.support.scripted_backend import ScriptedTestBackend
 
 RECIPE = Path(__file__).parents[2] / "src/synthloom/recipes/synthquestions.yaml"
 
@@ -50,3 +55,107 @@ def test_retrieval_searches_the_keywords_and_falls_back_to_the_instruction(tmp_p
         assert step.query(bare) == "How do I lubricate a bicycle chain?"
         out = asyncio.run(step.process(bare, ctx))
         assert out.columns["document_id"] == corpus[2]["_meta"]["id"]
+
+
+# --- item 4: documents cut at 4,096 tokens (paper profile); zero demos when the first misfits
+
+class BigWindow(ScriptedTestBackend):
+    """The scripted double with a 32K window (the paper's budgets, not the window, decide)."""
+
+    context_length = 32768
+
+
+class BigWindowLlamaCpp(BigWindow):
+    kind = "llamacpp"
+
+
+def synthesis_answer(request: LLMRequest, seed: int | None) -> str:
+    return json.dumps({"thought": "t", "scene": "s", "query": "How should I plan this?",
+                       "query_compositions": {"ability": "a", "knowledge": "k",
+                                              "extra_information": "e", "output": "o"}})
+
+
+def capture(store: list[LLMRequest]):
+    def answer(request: LLMRequest, seed: int | None) -> str:
+        store.append(request)
+        return synthesis_answer(request, seed)
+    return answer
+
+
+def demo(doc_id: str, words: int = 20) -> dict:
+    return make_record({"instruction": "question " * words, "document": "text " * 20,
+                        "document_id": doc_id, "scene": "a scene",
+                        "query_compositions": {"ability": "a"}}, step="attribute")
+
+
+def synthesize(tmp_path: Path, backend: ScriptedTestBackend, text: str, demos: list[dict],
+               **config) -> tuple[LLMClient, object]:
+    step = SynthesizeInstruction(name="s", demos="d", context=["d"], **config)
+    client = LLMClient(backend)
+    run_ctx = RunContext(run_dir=tmp_path, llm=client, context={"d": demos})
+    step.setup(run_ctx)
+    target = make_record({"text": text}, step="corpus")
+    return client, asyncio.run(step.process(target, ItemContext(run=run_ctx, item_key="k",
+                                                                 seed=2)))
+
+
+def shown_document(request: LLMRequest) -> str:
+    return request.messages[-1]["content"].split("<document>\n")[1].split("\n</document>")[0]
+
+
+def test_paper_profile_keeps_documents_up_to_4096_tokens_whole(tmp_path: Path) -> None:
+    whole = "alpha " * 2000  # 12,000 characters, 3,000 tokens of the scripted counter
+    requests: list[LLMRequest] = []
+    client, result = synthesize(tmp_path, BigWindow(capture(requests)), whole, [demo("o")])
+    assert shown_document(requests[0]).strip() == whole.strip()  # not cut to 4,096 chars
+    longer = "alpha " * 3000  # 4,500 tokens: cut by the model's counter to 4,096
+    requests.clear()
+    synthesize(tmp_path, BigWindow(capture(requests)), longer, [demo("o")])
+    shown = shown_document(requests[0])
+    assert 4000 < client.count_tokens(shown) <= 4096 and len(shown) > 4096 * 2
+
+
+def test_paper_profile_sends_zero_demos_when_the_first_does_not_fit(tmp_path: Path) -> None:
+    # Every demo is bigger than the paper's 7,500-token prompt budget.
+    demos = [demo(f"other-{i}", words=4000) for i in range(3)]
+    requests: list[LLMRequest] = []
+    _, result = synthesize(tmp_path, BigWindow(capture(requests)), "a short document", demos)
+    assert isinstance(result, Output) and len(requests) == 1  # the repo: a prompt without demos
+    assert result.meta["demos"] == 0 and result.meta["demo_ids"] == []
+    assert "question question" not in requests[0].messages[0]["content"]
+    # The first demo of the walk does not fit but a later one would: still none (the repo
+    # stops at the first misfit), and the grammar profile keeps its shortest-demo fallback.
+    step = SynthesizeInstruction(name="s", demos="d", context=["d"], demo_token_budget=5)
+    step.setup(RunContext(run_dir=tmp_path))
+    pool = [make_record({"instruction": "long " * n, "document": "d", "scene": "s",
+                         "query_compositions": {}}, step="d") for n in (40, 10, 25)]
+    words = lambda t: len(t.split())  # noqa: E731
+    assert step.pack_demos(pool, anchor="doc", count=words,
+                           limits=step.limits(None)) == ([], [], 0)
+    grammar = SynthesizeInstruction(name="s", demos="d", context=["d"], demo_token_budget=5,
+                                    limits="grammar")
+    grammar.setup(RunContext(run_dir=tmp_path))
+    _, ids, _ = grammar.pack_demos(pool, anchor="doc", count=words)
+    assert ids == [pool[1]["_meta"]["id"]]
+    requests.clear()
+    _, result = synthesize(tmp_path, BigWindowLlamaCpp(capture(requests)), "a short document",
+                           [demo(f"other-{i}", words=1000) for i in range(3)])
+    assert result.meta["demos"] == 1 and result.meta["demo_over_budget"] is True
+
+
+def test_retrieved_documents_are_cut_at_4096_tokens_in_the_paper_profile(tmp_path: Path
+                                                                        ) -> None:
+    fits = "sourdough starter " * 900  # 16,200 characters, 4,050 tokens: kept whole
+    long = "caching headers " * 1500  # 6,000 tokens: cut to 4,096
+    corpus = [make_record({"text": fits, "title": "a"}, step="corpus"),
+              make_record({"text": "etag " + long, "title": "b"}, step="corpus")]
+    step = RetrieveBm25(name="r", corpus="corpus", context=["corpus"])
+    client = LLMClient(ScriptedTestBackend())
+    ctx = ItemContext(run=RunContext(run_dir=tmp_path, llm=client, context={"corpus": corpus}),
+                      item_key="k", seed=0)
+    assert client.count_tokens(fits) <= 4096
+    out = asyncio.run(step.process({"instruction": "sourdough"}, ctx))
+    assert out.columns["document"] == fits
+    out = asyncio.run(step.process({"instruction": "etag"}, ctx))
+    assert out.columns["document_id"] == corpus[1]["_meta"]["id"]
+    assert 4000 < client.count_tokens(out.columns["document"]) <= 4096

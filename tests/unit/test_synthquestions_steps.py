@@ -101,7 +101,11 @@ ULTRA = ("instruction_following", "honesty", "truthfulness", "helpfulness")
 def scripted(request, seed) -> str:
     text = last_user_text(request)
     if "Answer with a JSON object: \"intent\"" in text:
-        return json.dumps({"intent": "learn", "keywords": ["sourdough", "starter"]})
+        # Keywords from the seed itself (retrieval searches them): its longest words.
+        seed_text = text.split('"""')[1] if text.count('"""') >= 2 else text
+        words = sorted({w.strip(".,?!:;()'\"").lower() for w in seed_text.split()},
+                       key=lambda w: (len(w), w))
+        return json.dumps({"intent": "learn", "keywords": words[-4:]})
     if "Imagine the user was reading" in text:
         return json.dumps({"scene": "A home baker preparing for the weekend.", "query_compositions":
                            {"ability": "diagnose", "knowledge": "fermentation",
@@ -159,7 +163,9 @@ def test_the_chain_with_the_scripted_backend(tmp_path: Path) -> None:
 
 
 def test_when_no_demo_fits_the_shortest_is_used_alone(tmp_path: Path) -> None:
-    step = SynthesizeInstruction(name="s", demos="d", context=["d"], demo_token_budget=5)
+    # The grammar profile's fallback (the paper profile sends no demo: fidelity2 tests).
+    step = SynthesizeInstruction(name="s", demos="d", context=["d"], demo_token_budget=5,
+                                 limits="grammar")
     step.setup(RunContext(run_dir=tmp_path))
     demos = [make_record({"instruction": "long " * n, "document": "d", "scene": "s",
                           "query_compositions": {}}, step="d") for n in (40, 10, 25)]

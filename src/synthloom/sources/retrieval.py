@@ -95,10 +95,11 @@ class RetrieveConfig(StepConfig):
     text_column: str = "text"
     #: Corpus column with a title, shown beside the document (optional).
     title_column: str | None = "title"
-    #: The attached document is cut to this many tokens (backend tokenizer when there is
-    #: one); default: 800 on llamacpp (grammar-size limits), no token cut elsewhere.
+    #: The attached document is kept whole up to this many tokens and cut only when longer
+    #: (backend tokenizer when there is one); default: the paper repo's 4,096, 800 on
+    #: llamacpp (grammar-size limits).
     max_doc_tokens: int | None = None
-    #: ... and to this many characters; default: the paper's 4,096 except on llamacpp.
+    #: ... and also cut to this many characters (default: no character cut).
     max_doc_chars: int | None = None
     #: A best hit scoring at or below this is no supporting document: the item is dropped.
     min_score: float = 0.0
@@ -408,12 +409,13 @@ class RetrieveBm25(MapStep):
                 f"{hits[0].score if hits else 0:.3f} <= min_score {self.config.min_score})")
         hit = hits[0]
         grammar = grammar_limited(ctx)
-        tokens = self.config.max_doc_tokens or (800 if grammar else None)
-        chars = self.config.max_doc_chars or (None if grammar else 4096)
+        tokens = self.config.max_doc_tokens or (800 if grammar else 4096)
+        chars = self.config.max_doc_chars
         text = hit.text[:chars] if chars else hit.text
-        if tokens:
-            count = ctx.run.llm.count_tokens if ctx.run.llm is not None else None
-            text = truncate_to_tokens(text, tokens, count)
+        # No token spans 32 characters: a cheap bound before the tokenizer sees a huge page.
+        text = text[: tokens * 32]
+        count = ctx.run.llm.count_tokens if ctx.run.llm is not None else None
+        text = truncate_to_tokens(text, tokens, count)
         columns = {"document": text, "document_id": hit.doc_id, "document_title": hit.title,
                    "retrieval_score": round(hit.score, 4)}
         if hit.url:

@@ -16,13 +16,17 @@ item's cache key covers the demos chosen (``context_dependence``), not the whole
 
 Limits depend on the backend (``limits: auto``):
 
-- ``paper`` (every backend but llama.cpp): the paper's repo -- documents cut to 4,096
-  characters, demos added while the whole prompt (system + demos + user) stays under 7,500
-  tokens, stopping at the first demo that does not fit; no string caps in the schema.
+- ``paper`` (every backend but llama.cpp): the paper's repo -- documents (target and demos)
+  kept whole up to 4,096 tokens (the backend's tokenizer, ``ctx.llm.count_tokens``) and cut
+  only when longer, demos added while the whole prompt (system + demos + user) stays under
+  7,500 tokens, stopping at the first demo that does not fit -- when the first one does not,
+  the prompt goes without demos, as the repo's does (``_meta.demos`` 0); no string caps in the
+  schema.
 - ``grammar`` (llamacpp, the embedded model): llama.cpp refuses JSON grammars with a string
   repetition much above 900 and then decodes unconstrained, and a 135M model rambles. So:
   capped strings (query 900 chars, scene 600), 250-token demo documents, a 1,500-token budget
-  for the demos alone (a too-long demo is skipped for a shorter one) and ``max_tokens`` 1,200.
+  for the demos alone (a too-long demo is skipped for a shorter one; when none fits, the
+  shortest is used alone) and ``max_tokens`` 1,200.
 
 Any limit set explicitly in the config wins over the profile's value.
 
@@ -31,7 +35,8 @@ docs/backends.md): ``max_tokens`` at most half the window; the prompt budget
 ``min(profile budget, window - max_tokens - template overhead)``; the target document at most
 half of what the template leaves, and each demo's document at most a quarter of it. A window
 that cannot hold even the template and a minimal document is one ``ContextWindowExceeded``
-failure per item, with the numbers.
+failure per item, with the numbers; so is a first demo that would fit the profile's budget but
+not the window (the paper profile's zero-demo rule is for its own budget, not a small window).
 """
 
 from __future__ import annotations
@@ -114,6 +119,8 @@ class Limits:
     #: The most counted tokens the demos may add to ``base_tokens`` (prompt scope) or take
     #: alone (demos scope) inside the window: the one-demo fallback must respect it too.
     window_budget: int | None = None
+    #: ``demo_token_budget`` before the window shrank it (None: not fitted).
+    profile_budget: int | None = None
 
 
 #: The fewest tokens for document + demos worth a request.
@@ -124,7 +131,7 @@ MIN_FREE_TOKENS = 64
 DEMO_COLUMNS = ("document", "instruction", "query_compositions", "scene")
 
 PROFILES = {
-    "paper": Limits(7500, "prompt", True, None, None, 4096, 2048, SYNTHESIS_SCHEMA_UNCAPPED),
+    "paper": Limits(7500, "prompt", True, 4096, 4096, None, 2048, SYNTHESIS_SCHEMA_UNCAPPED),
     "grammar": Limits(1500, "demos", False, 250, 1000, None, 1200, SYNTHESIS_SCHEMA),
 }
 
@@ -140,11 +147,12 @@ class SynthesizeConfig(StepConfig):
     #: Token budget (backend tokenizer): of the whole prompt (paper) or of the demos (grammar).
     demo_token_budget: int | None = None
     max_demos: int = 10
-    #: Each demo's document is cut to this many tokens inside the prompt (grammar: 250).
+    #: Each demo's document is cut to this many tokens inside the prompt (paper: 4096,
+    #: grammar: 250).
     demo_doc_tokens: int | None = None
-    #: The target document is cut to this many tokens (grammar: 1000).
+    #: The target document is cut to this many tokens (paper: 4096, grammar: 1000).
     doc_tokens: int | None = None
-    #: Documents (target and demos) are cut to this many characters (paper: 4096).
+    #: Documents (target and demos) are also cut to this many characters (default: none).
     doc_chars: int | None = None
     text_column: str = "text"
     temperature: float = 0.8
@@ -158,8 +166,9 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
     type_name = "sq_synthesize"
     # 2: shortest demo when none fits; 3: capped string lengths; 4: repo prompt, target's own
     # demos excluded, backend-aware limits; 5: demos by consistent hashing, keyed on the demos
-    # chosen (not the pool)
-    version = "5"
+    # chosen (not the pool); 6: paper profile cuts documents at 4,096 tokens (not characters)
+    # and sends zero demos when the first does not fit
+    version = "6"
     uses_llm = True
     Config = SynthesizeConfig
     config: SynthesizeConfig
@@ -229,7 +238,8 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
         return replace(limits, max_tokens=max_tokens, doc_tokens=doc_tokens,
                        demo_doc_tokens=demo_doc_tokens,
                        demo_token_budget=max(0, min(limits.demo_token_budget, cap)),
-                       context_length=window, free_tokens=free, window_budget=cap)
+                       context_length=window, free_tokens=free, window_budget=cap,
+                       profile_budget=limits.demo_token_budget)
 
     def _head_messages(self) -> list[dict[str, str]]:
         # One empty demo: the template's text around its demos is part of the head.
@@ -248,7 +258,8 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
         if chars is not None:
             text = text[:chars]
         if tokens is not None:
-            text = truncate_to_tokens(text, tokens, count)
+            # No token spans 32 characters: a cheap bound before the tokenizer sees a huge text.
+            text = truncate_to_tokens(text[: tokens * 32], tokens, count)
         return text
 
     # --- demo choice: consistent hashing (methods/hashring.py) ----------------------------------
@@ -281,8 +292,8 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
         The walk starts at ``anchor``'s point on the ring of demo contents and takes demos in
         ring order, skipping those attributed to ``exclude_document``, until ``max_demos`` are
         taken or ``4 * max_demos + 8`` usable candidates were looked at. ``paper`` stops at the
-        first demo that does not fit; ``grammar`` skips it for a shorter one. When none fits,
-        the shortest candidate looked at is used alone. ``memo`` (demo content key -> tokens)
+        first demo that does not fit (the first one too: no demos, as the repo); ``grammar``
+        skips it for a shorter one and, when none fits, uses the shortest looked at alone. ``memo`` (demo content key -> tokens)
         makes each demo's rendering and counting happen once per run, not once per document.
         """
         limits = limits or self.limits(None)
@@ -311,12 +322,12 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
             if shortest is None or tokens < shortest[0]:
                 shortest = (tokens, index)
             if used + total + tokens > budget:
-                if limits.stop_at_first_misfit and chosen:
+                if limits.stop_at_first_misfit:
                     break  # the paper's rule: stop at the first demo that does not fit
                 continue  # a shorter demo may still fit
             chosen.append(index)
             total += tokens
-        if not chosen and shortest is not None and (
+        if not chosen and shortest is not None and not limits.stop_at_first_misfit and (
                 limits.window_budget is None or used + shortest[0] <= limits.window_budget):
             return [shortest[1]], shortest[0]
         return chosen, total
@@ -330,8 +341,8 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
 
         Demos attributed to ``exclude_document`` are never used. ``base_tokens`` is the
         prompt without demos, counted against the budget when it covers the whole prompt.
-        When no demo fits the budget at all, the shortest one looked at is used alone (the
-        caller records that the budget was exceeded): one demo beats a zero-shot prompt.
+        When no demo fits the budget at all, the grammar profile uses the shortest one looked
+        at alone (the caller records that the budget was exceeded); the paper profile none.
         """
         limits = limits or self.limits(None)
         chosen, total = self.choose_demos(demos, anchor, count, limits, base_tokens,
@@ -377,10 +388,36 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
             document_id, anchor, _, base_tokens = self._target(record, ctx, count, limits)
             chosen, _ = self.choose_demos(demos, anchor, count, limits, base_tokens,
                                           document_id, memo)
-            # No demo: the drop reason still tells an empty pool from one of own demos only.
-            parts.append([ring.keys[i] for i in chosen] if chosen else
+            if chosen:
+                parts.append([ring.keys[i] for i in chosen])
+                continue
+            # No demo: the first demo that did not fit decides (zero demos or a window error);
+            # the drop reason still tells an empty pool from one of own demos only.
+            first = self._first_other(demos, anchor, document_id)
+            parts.append(["no demo fits", ring.keys[first]] if first is not None else
                          ("only this document's demos" if demos else "no demos"))
         return parts
+
+    def _first_other(self, demos: list[dict[str, Any]], anchor: str,
+                     document_id: str) -> int | None:
+        """The first demo of the walk not attributed to ``document_id`` (None: there is none)."""
+        column = self.config.demo_document_column
+        return next((i for i in self.ring(demos).walk(anchor)
+                     if demos[i].get(column) != document_id), None)
+
+    def _fits_profile(self, demo: dict[str, Any], limits: Limits, base_tokens: int, count: Any,
+                      memo: dict[str, int] | None) -> bool:
+        """Whether ``demo`` alone fits the profile's budget (before the window shrank it):
+        then only the window keeps it out."""
+        budget = limits.profile_budget
+        if budget is None:
+            return False
+        key = self._demo_key(demo)
+        tokens = memo.get(key) if memo is not None else None
+        if tokens is None:
+            tokens = count(self._render_demo(demo, limits, count))
+        used = base_tokens if limits.budget_scope == "prompt" else 0
+        return used + tokens <= budget
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         demos = ctx.context.get(self.config.demos) or []
@@ -398,14 +435,16 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
         # The same walk as context_dependence: the demos this item's key covers.
         rendered, demo_ids, demo_tokens = self.pack_demos(
             demos, anchor, count, limits, base_tokens, document_id, memo)
-        if not rendered and limits.window_budget is not None and any(
-                d.get(self.config.demo_document_column) != document_id for d in demos):
+        first = self._first_other(demos, anchor, document_id) if not rendered else None
+        if first is not None and limits.window_budget is not None and (
+                not limits.stop_at_first_misfit or self._fits_profile(
+                    demos[first], limits, base_tokens, count, memo)):
             raise ContextWindowExceeded(
                 f"no demo fits the context window of {limits.context_length:,} tokens: the "
                 f"prompt without demos takes {base_tokens:,} (counted) of the "
                 f"{limits.window_budget:,} left beside max_tokens {limits.max_tokens:,}; "
                 "raise context_length or use shorter demos")
-        if not rendered:
+        if not rendered and first is None:
             if demos:
                 return ItemResult.drop("no attributed demos from other documents: every demo "
                                        "was attributed to this document")
@@ -428,7 +467,8 @@ class SynthesizeInstruction(TemplatedStep, MapStep):
             },
             meta={"demo_ids": demo_ids, "demo_tokens": demo_tokens,
                   "prompt_tokens_estimate": base_tokens + demo_tokens if base_tokens else None,
-                  "demo_over_budget": over, "document_id": document_id,
+                  "demos": len(demo_ids), "demo_over_budget": over,
+                  "document_id": document_id,
                   "finish_reason": response.finish_reason},
         )
 
