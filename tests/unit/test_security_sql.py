@@ -19,8 +19,9 @@ import pytest
 from synthloom.core.recipe import Recipe
 from synthloom.verify import sql as sqlmod
 from synthloom.verify.sql import SQLExecutionError, SQLiteDatabase, SQLTimeout
+from tests.support.runs import read_jsonl
 from tests.support.scripted_backend import ScriptedTestBackend
-from tests.unit.test_sqlcode_text2sql import responder, rows, run
+from tests.unit.test_sqlcode_text2sql import responder, run
 
 #: One opcode building a 900 MB string (2.6 GB before), and 400 rows of 10 MB blobs fetched
 #: into the caller (3.3 GB in 8.3 s despite a 2 s limit before).
@@ -106,7 +107,7 @@ def test_a_hostile_query_in_a_text2sql_run_is_one_item_s_drop(tmp_path: Path) ->
     summary = run(recipe, tmp_path / "out", backend, limit=3)
     sql = next(s for s in summary["steps"] if s["name"] == "sql")
     assert (sql["in"], sql["out"], sql["dropped"]) == (3, 1, 2), sql
-    reasons = sorted(d["reason"] for d in rows(tmp_path / "out" / "dropped.jsonl")
+    reasons = sorted(d["reason"] for d in read_jsonl(tmp_path / "out" / "dropped.jsonl")
                      if d["step"] == "sql")
     assert reasons[0].startswith("SQL failed: result over 64 MB"), reasons
     assert reasons[1].startswith("SQL timed out: query ran past"), reasons
