@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
 
 from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.errors import SynthloomError
 from synthloom.core.records import Output, make_record
 from synthloom.llm.client import LLMClient
 from synthloom.llm.types import LLMRequest
 from synthloom.methods.synthquestions.synthesize import SynthesizeInstruction
+from synthloom.quality.topics import ClusterTopics, reassign_outliers
 from synthloom.sources.retrieval import RetrieveBm25
 from tests.support.scripted_backend import ScriptedTestBackend
 
@@ -159,3 +164,43 @@ def test_retrieved_documents_are_cut_at_4096_tokens_in_the_paper_profile(tmp_pat
     out = asyncio.run(step.process({"instruction": "etag"}, ctx))
     assert out.columns["document_id"] == corpus[1]["_meta"]["id"]
     assert 4000 < client.count_tokens(out.columns["document"]) <= 4096
+
+
+# --- item 12: algorithm: bertopic (UMAP -> HDBSCAN -> outliers to the nearest topic) --------
+
+def blobs(n_per: int = 60, centres: int = 5, dim: int = 48, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    middle = rng.normal(size=(centres, dim)) * 4
+    points = np.concatenate([c + rng.normal(size=(n_per, dim)) * 0.4 for c in middle])
+    # a few strays between the clusters: HDBSCAN's outliers
+    strays = rng.normal(size=(10, dim)) * 4
+    return np.concatenate([points, strays]).astype(np.float32)
+
+
+@pytest.mark.timeout(600)  # numba compiles UMAP on first use (about a minute on a busy CPU)
+def test_bertopic_finds_the_clusters_and_leaves_no_outlier() -> None:
+    pytest.importorskip("umap", reason="the topics extra (umap-learn) is not installed")
+    vectors = blobs()
+    step = ClusterTopics(name="t", column="instruction", algorithm="bertopic", seed=3)
+    topics = step.cluster(vectors)
+    assert (topics >= 0).all() and len(topics) == len(vectors)  # no record left as -1
+    assert len(set(topics[:300].tolist())) == 5
+    for c in range(5):  # each blob is one topic
+        assert len(set(topics[c * 60:(c + 1) * 60].tolist())) == 1
+    again = ClusterTopics(name="t", column="instruction", algorithm="bertopic", seed=3)
+    assert (again.cluster(vectors) == topics).all()  # deterministic with the seed
+
+
+def test_bertopic_without_umap_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "umap", None)  # import umap -> ImportError
+    step = ClusterTopics(name="t", column="instruction", algorithm="bertopic")
+    with pytest.raises(SynthloomError, match=r"umap-learn.*synthloom\[topics\]"):
+        step.cluster(blobs(n_per=10))
+
+
+def test_outliers_go_to_the_nearest_topic_centroid() -> None:
+    vectors = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0.9, 0.1],
+                        [0.8, 0.3, 0], [0.1, 0.7, 0.2], [0, 0, 1]], dtype=np.float32)
+    labels = np.array([4, 4, 7, 7, -1, -1, -1])
+    assert reassign_outliers(vectors, labels).tolist() == [4, 4, 7, 7, 4, 7, 7]
+    assert reassign_outliers(vectors, np.full(7, -1)).tolist() == [0] * 7

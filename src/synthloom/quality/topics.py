@@ -1,7 +1,8 @@
 """Topic clustering and selection over embeddings, as global steps.
 
-- ``cluster_topics``: embeds ``column``, clusters (k-means or agglomerative, scikit-learn),
-  adds ``topic`` (int; 0 = largest topic) and ``topic_label`` (top c-TF-IDF words).
+- ``cluster_topics``: embeds ``column``, clusters (k-means or agglomerative, scikit-learn;
+  or BERTopic's pipeline, UMAP then HDBSCAN, with the ``topics`` extra), adds ``topic`` (int;
+  0 = largest topic) and ``topic_label`` (top c-TF-IDF words).
 - ``select_per_topic``: keeps ``target`` records, round-robin over topics, best score first
   in each topic (equal scores in a seeded random order); every other record is dropped with
   its topic, rank and score in the reason.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -72,10 +74,14 @@ class ClusterConfig(StepConfig):
     embedder: EmbedderConfig = EmbedderConfig()
     #: Number of topics (default: about sqrt(n/2), at least 2; kmeans/agglomerative only).
     n_topics: int | None = Field(default=None, ge=1)
-    #: ``hdbscan`` (BERTopic's clusterer, scikit-learn >= 1.3) finds the number of topics
-    #: itself; its outliers (-1) become one more topic, numbered like the others.
-    algorithm: Literal["kmeans", "agglomerative", "hdbscan"] = "kmeans"
-    #: Smallest HDBSCAN topic (default: max(5, n/200)).
+    #: ``hdbscan`` (scikit-learn >= 1.3) runs HDBSCAN on the raw vectors and finds the number
+    #: of topics itself; its outliers (-1) become one more topic, numbered like the others.
+    #: ``bertopic``: BERTopic's pipeline -- UMAP (5 dimensions, cosine, 15 neighbours) then
+    #: HDBSCAN, each outlier reassigned to the topic whose centroid is nearest in the
+    #: embedding space (BERTopic's ``reduce_outliers(strategy="embeddings")``); needs the
+    #: ``topics`` extra (umap-learn); deterministic with ``seed``.
+    algorithm: Literal["kmeans", "agglomerative", "hdbscan", "bertopic"] = "kmeans"
+    #: Smallest HDBSCAN topic (hdbscan, bertopic; default: max(5, n/200)).
     min_topic_size: int | None = Field(default=None, ge=2)
     #: Words in each topic label.
     label_words: int = Field(default=4, ge=1)
@@ -122,7 +128,9 @@ class ClusterTopics(GlobalStep):
         k = min(n, self.config.n_topics or auto_topics(n))
         if k <= 1:
             return np.zeros(n, dtype=np.int64)
-        if self.config.algorithm == "hdbscan":
+        if self.config.algorithm == "bertopic":
+            raw = self._bertopic(np.asarray(vectors, dtype=np.float32))
+        elif self.config.algorithm == "hdbscan":
             try:
                 from sklearn.cluster import HDBSCAN
             except ImportError:
@@ -146,6 +154,51 @@ class ClusterTopics(GlobalStep):
         renumber = np.empty(len(values), dtype=np.int64)
         renumber[order] = np.arange(len(values))
         return renumber[inverse.ravel()]
+
+    def _bertopic(self, vectors: np.ndarray) -> np.ndarray:
+        """UMAP -> HDBSCAN -> outliers to the nearest topic centroid (cosine, embeddings)."""
+        try:
+            import umap
+        except ImportError:
+            raise SynthloomError('algorithm bertopic needs umap-learn (the topics extra): '
+                                 'pip install "synthloom[topics]"') from None
+        from sklearn.cluster import HDBSCAN
+
+        n = len(vectors)
+        if n < 4:  # too few rows to embed in a neighbourhood graph: one topic
+            return np.zeros(n, dtype=np.int64)
+        # BERTopic's defaults: 15 neighbours, 5 components, min_dist 0, cosine.
+        reducer = umap.UMAP(n_neighbors=min(15, n - 1), n_components=min(5, n - 2),
+                            min_dist=0.0, metric="cosine", random_state=self.config.seed,
+                            init="spectral" if n > 20 else "random")
+        with warnings.catch_warnings():  # "n_jobs overridden by setting random_state"
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            reduced = reducer.fit_transform(vectors)
+        size = self.config.min_topic_size or max(5, n // 200)
+        raw = HDBSCAN(min_cluster_size=min(size, n), metric="euclidean",
+                      cluster_selection_method="eom", copy=True).fit_predict(
+            np.asarray(reduced, dtype=np.float64))
+        return reassign_outliers(vectors, raw)
+
+
+def reassign_outliers(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each outlier (-1) moved to the topic whose centroid (mean of its members' unit vectors)
+    has the highest cosine to it, as BERTopic's ``reduce_outliers(strategy="embeddings")``;
+    all outliers: one topic (0)."""
+    labels = np.asarray(labels)
+    outliers = labels < 0
+    if outliers.all():
+        return np.zeros(len(labels), dtype=np.int64)
+    if not outliers.any():
+        return labels
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms == 0, 1, norms)
+    topics = np.unique(labels[~outliers])
+    centroids = np.stack([unit[labels == t].mean(axis=0) for t in topics])
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    labels = labels.copy()
+    labels[outliers] = topics[np.argmax(unit[outliers] @ centroids.T, axis=1)]
+    return labels
 
 
 class SelectConfig(StepConfig):
