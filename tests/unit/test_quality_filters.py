@@ -125,8 +125,10 @@ def test_engine_drops_cut_off_generations_and_counts_them(tmp_path: Path) -> Non
         "name": "unfinished",
         "sources": [{"name": "rows", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],
         "steps": [
+            # keep_truncated: the filter's own rule is tested here (by default generate drops
+            # a cut-off answer itself: tests/unit/test_truncation.py).
             {"name": "write", "type": "generate", "template": str(tmp_path / "ask.jinja"),
-             "max_tokens": 8},
+             "max_tokens": 8, "keep_truncated": True},
             {"name": "finished", "type": "filter_unfinished"},
         ],
     })
