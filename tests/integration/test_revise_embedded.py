@@ -29,7 +29,10 @@ def test_constitutional_on_real_prompts(tmp_path: Path, shared_data: Path) -> No
     prompts = shared_data / "seed_instructions" / "oasst_prompt_lottery_en_250_text.jsonl"
     recipe = Recipe.load("constitutional", {
         "prompts": str(prompts), "response_tokens": "48", "critique_tokens": "48",
-        "revision_tokens": "64", "critique_revise.drop_truncated": "false"})
+        "revision_tokens": "64", "critique_revise.drop_truncated": "false",
+        # 48 tokens cut the initial answer off; keep it (a cut-off answer is a drop otherwise)
+        # so that the critique and revision run on it.
+        "initial.keep_truncated": "true"})
     summary = run(recipe, tmp_path / "out", limit=1).to_json()
     assert summary["status"] == "ok"
     steps = {s["name"]: s for s in summary["steps"]}

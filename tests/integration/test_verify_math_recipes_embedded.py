@@ -20,7 +20,10 @@ pytestmark = pytest.mark.integration
 
 def test_pot_on_the_embedded_model(tmp_path: Path) -> None:
     out = tmp_path / "pot"
-    recipe = Recipe.load("pot", {"max_tokens": "96", "timeout": "3"})
+    # 96 tokens cut SmolLM2's programs off (it rambles on after the code block); keep them,
+    # else both are dropped at "program" (a cut-off answer is a drop) and "execute" sees none.
+    recipe = Recipe.load("pot", {"max_tokens": "96", "timeout": "3",
+                                 "program.keep_truncated": "true"})
     summary = run(recipe, out, limit=2).to_json()
     assert summary["status"] == "ok"
     steps = {s["name"]: s for s in summary["steps"]}
