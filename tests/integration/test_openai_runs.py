@@ -18,7 +18,10 @@ from tests.support.fault_proxy import FaultPlan, FaultProxy, ScriptedOpenAIServe
 from tests.support.runs import assert_closed
 
 pytestmark = pytest.mark.integration
-SHORT = ["--set", "max_response_tokens=40", "--set", "instruction.max_tokens=60"]
+# Short caps keep the runs fast; the cut-off answers they make are kept (by default a cut-off
+# answer is a drop, which would leave these fault and resume tests without records).
+SHORT = ["--set", "max_response_tokens=40", "--set", "instruction.max_tokens=60",
+         "--set", "response.keep_truncated=true"]
 
 
 def cli(*args: str) -> list[str]:
