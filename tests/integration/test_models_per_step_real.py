@@ -36,9 +36,10 @@ def _recipe(folder: Path) -> Path:
         "sources": [{"name": "docs", "type": "text_files", "path": str(docs)}],
         "steps": [
             {"name": "ask", "type": "generate", "template": "ask.jinja", "output": "question",
-             "max_tokens": 24, "temperature": 0.0},
+             "max_tokens": 24, "temperature": 0.0, "keep_truncated": True},
+            # Short caps keep it fast; the cut-off answers are kept (default: a drop).
             {"name": "judge", "type": "generate", "template": "judge.jinja", "model": "judge",
-             "output": "verdict", "max_tokens": 8, "temperature": 0.0},
+             "output": "verdict", "max_tokens": 8, "temperature": 0.0, "keep_truncated": True},
         ],
     }
     path = folder / "recipe.yaml"
