@@ -142,6 +142,9 @@ JUDGE_SCHEMA = {"type": "object",
 class EvolInstruct(TemplatedStep, ExpandStep):
     type_name = "evol_instruct"
     uses_llm = True
+    # A cut-off evolution is the paper's own elimination case ("cut off at max_tokens", kept
+    # with its reject_reason and dropped, counted, by the `eliminated` step): not removed here.
+    cut_off_is_data = True
     Config = EvolConfig
     config: EvolConfig
     template_fields = ("judge_template", "response_template")
