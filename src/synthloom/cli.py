@@ -137,8 +137,7 @@ def run(
         raise typer.Exit(3)
     if summary.status == "failed":
         console.print(f"[red]failed[/]: every item failed; see {out_dir(summary, out)}"
-                      "/failed.jsonl.partial (the previous outputs, if any, are left in place)",
-                      highlight=False, soft_wrap=True)
+                      "/failed.jsonl for why", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_ALL_FAILED)
     if summary.status == "partial":
         console.print("[yellow]partial[/]: some items failed; see failed.jsonl",

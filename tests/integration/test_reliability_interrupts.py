@@ -161,7 +161,10 @@ def test_every_item_failing_is_exit_4_and_status_failed(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["records"] == 0  # was "ok"
     assert summary["failed"] == DOCS
-    assert "failed.jsonl.partial" in done.stderr and not (out / "data.jsonl").exists()
+    # The run finished: its outputs are published (no records, every failure with its cause).
+    assert "failed.jsonl" in done.stderr and (out / "data.jsonl").read_text() == ""
+    failed = (out / "failed.jsonl").read_text().splitlines()
+    assert len(failed) == DOCS and "refuses every prompt" in failed[0]
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
