@@ -69,6 +69,22 @@ def auto_topics(n: int) -> int:
     return max(1, min(n, max(2, round(math.sqrt(n / 2)))))
 
 
+
+def round_robin_order(idx: np.ndarray, topic: np.ndarray, scores: np.ndarray,
+                      unscored: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions into ``idx`` in selection order, each position's rank within its topic):
+    every topic's best first, then every topic's second, ...; scored before unscored, ties in
+    a seeded random order. Two sorts, O(n log n). ``topic`` holds dense topic codes;
+    ``scores``/``unscored`` are per record."""
+    ties = np.random.default_rng(seed).permutation(n)[idx]
+    key = (ties, -scores[idx], unscored[idx])
+    order = np.lexsort((*key, topic))  # by topic, then rank key
+    sizes = np.bincount(topic)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    depth = np.empty(len(idx), dtype=np.int64)
+    depth[order] = np.arange(len(idx)) - starts[topic[order]]
+    return np.lexsort((*key, depth)), depth
+
 class ClusterConfig(StepConfig):
     column: str | list[str] = "text"
     embedder: EmbedderConfig = EmbedderConfig()
@@ -280,14 +296,9 @@ class SelectPerTopic(GlobalStep):
             return results  # type: ignore[return-value]
         idx = np.asarray(rows, dtype=np.int64)
         topic = np.asarray(code_of, dtype=np.int64)
-        ties = np.random.default_rng(cfg.seed).permutation(n)[idx]
-        key = (ties, -scores[idx], unscored[idx])
-        order = np.lexsort((*key, topic))  # by topic, then rank key
+        order, depth = round_robin_order(idx, topic, scores, unscored, n, cfg.seed)
+        chosen = order[: cfg.target]
         sizes = np.bincount(topic, minlength=len(topics))
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        depth = np.empty(len(idx), dtype=np.int64)
-        depth[order] = np.arange(len(idx)) - starts[topic[order]]
-        chosen = np.lexsort((*key, depth))[: cfg.target]
         selected = np.zeros(len(idx), dtype=bool)
         selected[chosen] = True
         # A topic's selected records are its best ones (a prefix of its ranking).

@@ -28,7 +28,7 @@ from synthloom.core.notes import set_note, step_note_key
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import GlobalStep, StepConfig
-from synthloom.quality.topics import SelectConfig, SelectPerTopic
+from synthloom.quality.topics import SelectConfig, SelectPerTopic, round_robin_order
 
 
 class RankedSelectConfig(SelectConfig):
@@ -86,14 +86,8 @@ class SelectRanked(SelectPerTopic):
             return []
         idx = np.asarray(idx_list, dtype=np.int64)
         topic = np.asarray(topic_list, dtype=np.int64)
-        ties = np.random.default_rng(cfg.seed).permutation(n)[idx]
-        key = (ties, -scores[idx], unscored[idx])
-        by_topic = np.lexsort((*key, topic))
-        sizes = np.bincount(topic, minlength=len(codes))
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        depth = np.empty(len(idx), dtype=np.int64)
-        depth[by_topic] = np.arange(len(idx)) - starts[topic[by_topic]]
-        return idx[np.lexsort((*key, depth))].tolist()
+        order, _ = round_robin_order(idx, topic, scores, unscored, n, cfg.seed)
+        return idx[order].tolist()
 
 
 class TakeFirstConfig(StepConfig):
