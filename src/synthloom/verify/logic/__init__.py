@@ -7,13 +7,17 @@ shipped tasks (one module per task or small family). See docs/verify.md, "Logic 
 from __future__ import annotations
 
 from synthloom.verify.logic import (  # noqa: F401 - importing registers the tasks
+    boolexpr,
+    brackets,
     ciphers,
     cryptarithm,
     game24,
     graphs,
     grids,
     knights,
+    mathpath,
     numeric,
+    numgrids,
     words,
     zebra,
 )
@@ -34,8 +38,12 @@ from synthloom.verify.logic.base import (
 
 #: Listing order of the shipped tasks ("all" in recipes follows it; tasks registered later
 #: by other code come after).
-ORDER = ["sudoku", "game24", "cryptarithm", "caesar", "vigenere", "knights_knaves", "zebra",
-         "maze", "n_queens", "graph_coloring", "bit_ops", "sequence", "word_sorting", "anagram"]
+ORDER = ["sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_expressions",
+         "dyck_language", "dyck_language_errors", "math_path", "skyscraper_puzzle", "futoshiki",
+         "kukurasu",
+         # ours (not SynLogic's; see each task's ``synlogic``):
+         "caesar", "vigenere", "knights_knaves", "maze", "n_queens", "graph_coloring", "bit_ops",
+         "sequence", "word_sorting_rules", "anagram"]
 _shipped = {name: TASKS.pop(name) for name in ORDER}
 _rest = dict(TASKS)
 TASKS.clear()

@@ -12,16 +12,18 @@ only the one the generator stored. This module holds that contract:
 * :func:`make_item`: one item from ``(task, difficulty, seed)`` alone, deterministically (the
   generator's ``random.Random`` is seeded with a string of the three, which CPython hashes with
   SHA-512 - the same on every machine and run);
-* :func:`extract_final`: the final answer in a model's free-text reply ("Answer: ...").
+* :func:`extract_final`: the final answer in a model's free-text reply - the shared reader of
+  :mod:`synthloom.verify.answers` (tags, boxes, "Answer:" with multi-line values, fences,
+  JSON); a hedged answer is wrong.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from synthloom.verify import answers
 from synthloom.verify.levels import parse_levels as parse_difficulty_levels
 
 LEVELS = (1, 2, 3, 4, 5)
@@ -42,6 +44,9 @@ class LogicTask(ABC):
     answer_format: ClassVar[str]
     #: The generator guarantees exactly one correct answer (checked with ``count_solutions``).
     unique: ClassVar[bool] = False
+    #: For SynLogic's own tasks, the authors' generator in MiniMax-AI/SynLogic (cited in
+    #: docs/verify.md); None for the tasks synthloom adds.
+    synlogic: ClassVar[str | None] = None
 
     @abstractmethod
     def generate(self, rng: random.Random, **knobs: Any) -> dict[str, Any]:
@@ -127,15 +132,17 @@ def make_item(task: str, difficulty: int, seed: int,
 
 
 def verify_answer(item: dict[str, Any], candidate: str | None) -> str | None:
-    """None when ``candidate`` solves ``item`` (by its task's verifier), else why not. A
-    candidate holding an "Answer:" line is cut to what follows it (:func:`extract_final`)."""
-    text = str(candidate or "")
-    if _ANSWER.search(text):  # a whole reply, or "Answer: ..." itself: take the final answer
-        text = extract_final(text) or ""
+    """None when ``candidate`` solves ``item`` (by its task's verifier), else why not. The
+    candidate is a whole reply or a bare answer: its final answer is read the same way for
+    both (:func:`synthloom.verify.answers.extract_final`); a hedged one is wrong."""
+    text = answers.extract_final(str(candidate or "")) or ""
     if not text.strip():
         return "no answer"
+    hedged = answers.hedge_reason(text)
+    if hedged:
+        return hedged
     try:
-        return get_task(str(item["task"])).verify(item, clean_answer(text))
+        return get_task(str(item["task"])).verify(item, text)
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         # A record missing a field, or a candidate the task's parser chokes on.
         return f"cannot check: {type(exc).__name__}: {exc}"
@@ -155,33 +162,9 @@ def check_record(record: dict[str, Any], check_unique: bool = True) -> str | Non
     return None
 
 
-_ANSWER = re.compile(r"(?im)^[ \t>*#_]*(?:final\s+)?answer\s*[:：]")
-
-
-def extract_final(text: str) -> str | None:
-    """The final answer in a reply: what follows the last ``Answer:`` (at a line start; the rest
-    of that line, or the next non-empty line when it is empty); without one, the last non-empty
-    line. None for an empty reply."""
-    matches = list(_ANSWER.finditer(text or ""))
-    if matches:
-        rest = text[matches[-1].end():]
-        lines = [ln for ln in rest.splitlines() if ln.strip() and ln.strip() != "```"]
-        return clean_answer(lines[0]) if lines else None
-    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
-    return clean_answer(lines[-1]) if lines else None
-
-
-def clean_answer(text: str) -> str:
-    """Strip markdown emphasis, code ticks, math dollars, quotes and a final period."""
-    previous = None
-    while text != previous:
-        previous = text
-        text = text.strip().strip("`*$").strip()
-        if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
-            text = text[1:-1]
-        if text.endswith("."):
-            text = text[:-1]
-    return text
+#: The shared reader (kept here under its old names for the task modules and callers).
+extract_final = answers.extract_final
+clean_answer = answers.clean
 
 
 def split_list(text: str) -> list[str]:

@@ -85,6 +85,7 @@ def parse_mapping(text: str) -> dict[str, int]:
 @register_task
 class Cryptarithm(LogicTask):
     name = "cryptarithm"
+    synlogic = "games/tasks/cryptarithm/scripts/cryptarithm.py"
     description = "a letter addition puzzle like SEND + MORE = MONEY (exactly one solution)"
     answer_format = ("every letter with its digit, as LETTER=DIGIT pairs separated by commas, "
                      "e.g. A=1, B=0, C=7")

@@ -179,6 +179,7 @@ def evaluate(expression: str) -> tuple[Fraction, list[int]]:
 @register_task
 class Game24(LogicTask):
     name = "game24"
+    synlogic = "games/tasks/game_of_24/scripts/game_of_24.py"
     description = "make the target (24) from the given numbers with + - * / (each used once)"
     answer_format = ("one arithmetic expression that uses each given number exactly once, with "
                      "+ - * / and parentheses only, e.g. (8 - 4) * (7 - 1)")

@@ -96,6 +96,7 @@ def _rows(grid: list[int], n: int, blank: str = ".") -> list[str]:
 @register_task
 class Sudoku(LogicTask):
     name = "sudoku"
+    synlogic = "games/tasks/sudoku/scripts/sudoku.py"
     description = "fill a 4x4 or 9x9 Sudoku grid (exactly one solution)"
     answer_format = ("the completed grid as its rows of digits, top row first, rows separated "
                      "by spaces (for a 4x4 grid: 1234 3412 2143 4321)")

@@ -176,6 +176,7 @@ def render_clue(clue: list) -> str:
 @register_task
 class Zebra(LogicTask):
     name = "zebra"
+    synlogic = "corpus/misc/tasks/zebra_puzzle/scripts/zebra_puzzle_verifier.py"
     description = "a zebra (Einstein) puzzle: who lives where, from clues (one solution)"
     answer_format = ("one group per house from house 1 to the last, groups separated by "
                      "semicolons, each group listing that house's values separated by commas, "
