@@ -56,9 +56,11 @@ def test_orca_on_the_bundled_sample(tmp_path: Path) -> None:
     assert len(kept) + len(dropped) == 20
     first = next(r for r in kept + [d["record"] for d in dropped]
                  if r["question"].startswith("Which US state"))
-    # The Alpaca wrapper is gone, the reference answer is the gold and the hint.
+    # The Alpaca wrapper is gone, the reference answer is the gold; no hint by default (the
+    # paper's teacher saw only the system message and the query).
     assert first["question"] == "Which US state produces the most pineapples?"
-    assert first["gold"] == "Hawaii" and first["hint_used"] is True
+    assert first["gold"] == "Hawaii" and first["hint_used"] is False
+    assert not any("Hint" in prompt for prompt in backend.prompts)
     ids = {r["system_prompt"]["id"] for r in kept}
     assert len(ids) >= 4  # the choice spreads over the pool
     # Short golds are checked against the response: the scripted one never names them.
@@ -95,7 +97,7 @@ def test_hint_and_numeric_gold_check(tmp_path: Path) -> None:
         text = request.messages[-1]["content"]
         return {"Ann": GOOD, "Bob": WRONG, "Cy": "12."}[text.split()[0]]
 
-    recipe = Recipe.load("orca", {"input": str(data), "system_ids": "[7, 11]"})
+    recipe = Recipe.load("orca", {"input": str(data), "system_ids": "[7, 11]", "hint": "true"})
     steps = run(recipe, tmp_path / "out", ScriptedTestBackend(answer))
     assert (steps["explained"]["in"], steps["explained"]["out"]) == (3, 1)
     [kept] = read_jsonl(tmp_path / "out" / "data.jsonl")
@@ -107,9 +109,9 @@ def test_hint_and_numeric_gold_check(tmp_path: Path) -> None:
     reasons = sorted(d["reason"] for d in read_jsonl(tmp_path / "out" / "dropped.jsonl"))
     assert reasons == ["final answer '13' disagrees with gold '12'",
                        "response too short to explain: 1 words (< 20)"]
-    # Without the hint the prompt is the bare question.
+    # Without the hint (the default, as in the paper) the prompt is the bare question.
     prompts.clear()
-    recipe = Recipe.load("orca", {"input": str(data), "hint": "false"})
+    recipe = Recipe.load("orca", {"input": str(data)})
     run(recipe, tmp_path / "nohint", ScriptedTestBackend(answer))
     assert all("Hint" not in p[-1]["content"] for p in prompts)
     assert all(r["hint_used"] is False for r in read_jsonl(tmp_path / "nohint" / "data.jsonl"))

@@ -3,7 +3,8 @@
 ``orca_explain`` answers each question under one of the paper's 16 system messages (an editable
 YAML file), picked deterministically from the run seed and the question, so the same data and
 seed give the same choice on every executor. When the input has a gold answer (a GSM8K
-``answer``, a Dolly reference ``answer``/``output``...) and ``hint`` is on, the gold answer is
+``answer``, a Dolly reference ``answer``/``output``...) and ``hint`` is on (opt-in: the paper
+sends the teacher the bare query under a system message, never the answer), the gold answer is
 put in the prompt as a hint (``hint_used``); the hint is never part of the recorded question.
 
 ``orca_filter`` drops responses that do not explain (too short, or no sign of reasoning: one
@@ -27,7 +28,7 @@ from synthloom.core.fingerprint import stable_hash, text_hash
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, MapStep, StepConfig
-from synthloom.methods.synthquestions.seeds import EOS_MARKERS, clean_instruction, first_user_turn
+from synthloom.methods.common.seeds import EOS_MARKERS, clean_instruction, first_user_turn
 from synthloom.prompting.templated import TemplatedStep
 from synthloom.prompting.templates import METHODS_DIR, PACKAGE_DIR
 from synthloom.verify.math_answers import answers_equal, extract_answer, gsm8k_gold, parse_number
@@ -76,8 +77,10 @@ class OrcaExplainConfig(StepConfig):
     #: Gold answer column; "auto": the first present of gold, answer, output, response,
     #: final_answer, solution; null: none.
     gold: str | None = "auto"
-    #: Put the gold answer in the prompt as a hint when there is one.
-    hint: bool = True
+    #: Put the gold answer in the prompt as a hint when there is one. Off by default: the
+    #: paper's teacher (GPT-4 / ChatGPT) saw only system message + query; a hint is a
+    #: synthloom option for weak teachers (the gold check in ``orca_filter`` works either way).
+    hint: bool = False
     hint_max_chars: int = 600
     temperature: float = 0.7
     max_tokens: int = 512
