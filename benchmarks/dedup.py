@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from synthloom.quality.minhash import MinHasher, find_near_duplicates
-from synthloom.quality.text import words
+from synthloom.quality.text import fold_tokens
 
 WEB = Path(__file__).resolve().parents[2] / "shared" / "data" / "web"
 NGRAM = 5
@@ -79,7 +79,7 @@ def documents(limit: int, rng: random.Random) -> list[str]:
 
 
 def shingle_set(text: str) -> set[str]:
-    tokens = words(text)
+    tokens = fold_tokens(text)
     return {" ".join(tokens[i : i + NGRAM]) for i in range(max(1, len(tokens) - NGRAM + 1))}
 
 

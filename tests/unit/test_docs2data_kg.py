@@ -16,10 +16,10 @@ from synthloom.api import RunOptions, run_recipe
 from synthloom.core.context import RunContext
 from synthloom.core.recipe import Recipe
 from synthloom.core.records import make_record
+from synthloom.methods.common.entities import normalize_entity, proper_nouns
 from synthloom.methods.kg.paths import KgPaths, build_graph
 from synthloom.methods.kg.question import KgCheck
 from synthloom.methods.kg.triples import usable_triples
-from synthloom.methods.multihop.text import normalize_entity, proper_nouns
 from tests.support.runs import assert_closed, read_jsonl, step
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 

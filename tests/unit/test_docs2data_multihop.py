@@ -16,10 +16,10 @@ from synthloom.api import RunOptions, run_recipe
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.recipe import Recipe
 from synthloom.core.records import make_record
+from synthloom.methods.common.entities import mentions, normalize_entity, proper_nouns, token_text
 from synthloom.methods.multihop.clues import CluesConfig, usable_clues
 from synthloom.methods.multihop.completeness import MultihopEvidence
 from synthloom.methods.multihop.link import MultihopLink
-from synthloom.methods.multihop.text import mentions, normalize_entity, proper_nouns, token_text
 from synthloom.methods.multihop.verify import MultihopVerify
 from tests.support.runs import assert_closed, read_jsonl, step
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text

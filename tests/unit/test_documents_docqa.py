@@ -15,10 +15,10 @@ from synthloom.api import RunOptions, run_recipe
 from synthloom.core.context import RunContext
 from synthloom.core.recipe import Recipe
 from synthloom.core.records import make_record
-from synthloom.methods.docqa.dedup import DedupQuestions
+from synthloom.methods.common.overlap import support
+from synthloom.methods.common.question_dedup import DedupQuestions
 from synthloom.methods.docqa.grounding import Grounding
 from synthloom.methods.docqa.pairs import DocQAPairs, pairs_schema, usable_pairs
-from synthloom.methods.docqa.text import support
 from synthloom.sources.chunk_step import ChunkDocuments
 from synthloom.sources.documents import Documents
 from tests.support.runs import read_jsonl

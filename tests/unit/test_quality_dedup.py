@@ -13,7 +13,7 @@ import pytest
 from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
 from synthloom.quality.minhash import MinHasher, find_near_duplicates, optimal_bands
-from synthloom.quality.text import normalize, words
+from synthloom.quality.text import fold_text, fold_tokens
 from tests.support.runs import read_jsonl
 
 WORDS = ["river", "stone", "cloud", "maple", "engine", "lantern", "harbor", "copper", "meadow",
@@ -27,7 +27,7 @@ def essay(rng: random.Random, n: int = 120) -> str:
 
 def jaccard(a: str, b: str, n: int = 5) -> float:
     def grams(text: str) -> set[tuple[str, ...]]:
-        tokens = words(text)
+        tokens = fold_tokens(text)
         return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
     ga, gb = grams(a), grams(b)
@@ -149,8 +149,8 @@ def test_dedup_steps_on_another_column_and_missing_values(tmp_path: Path) -> Non
 
 
 def test_normalize_for_exact_hash() -> None:
-    assert normalize("  Hello,   WORLD!\n") == normalize("hello world") == "hello world"
-    assert normalize("Ｆｕｌｌｗｉｄｔｈ") == "fullwidth"
+    assert fold_text("  Hello,   WORLD!\n") == fold_text("hello world") == "hello world"
+    assert fold_text("Ｆｕｌｌｗｉｄｔｈ") == "fullwidth"
 
 
 def test_semantic_dedup_neighbours_in_blocks_and_from_usearch_agree() -> None:

@@ -12,11 +12,12 @@ import pytest
 
 from synthloom.core.context import RunContext
 from synthloom.core.records import make_record
-from synthloom.methods.docqa.dedup import DedupQuestions
-from synthloom.methods.docqa.text import jaccard, normalize
+from synthloom.methods.common.overlap import jaccard
+from synthloom.methods.common.question_dedup import DedupQuestions
 from synthloom.methods.kg.paths import build_graph
 from synthloom.methods.text2sql.sqlexec import DatabasePool, query_result
 from synthloom.methods.text2sql.steps import sample_rows_text
+from synthloom.quality.text import plain_text
 from synthloom.verify.sql import SQLiteDatabase
 
 BOOKSHOP = Path(__file__).resolve().parents[2] / "src/synthloom/data/text2sql/bookshop.sqlite"
@@ -31,7 +32,7 @@ def _full_scan(records: list[dict[str, Any]], threshold: float, group_by: str | 
     kept: dict[Any, list[tuple[str, set[str], str]]] = {}
     out: list[str | None] = []
     for record in records:
-        norm = normalize(record["question"])
+        norm = plain_text(record["question"])
         tokens = set(norm.split())
         group = record.get(group_by) if group_by else None
         match = None

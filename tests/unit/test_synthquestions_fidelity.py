@@ -19,9 +19,9 @@ from synthloom.core.records import ItemResult, make_record
 from synthloom.llm import embeddings
 from synthloom.llm.client import LLMClient
 from synthloom.llm.types import LLMRequest
+from synthloom.methods.common.seeds import SeedInstruction
 from synthloom.methods.synthquestions.refill import SelectRanked, TakeFirst
 from synthloom.methods.synthquestions.sample import SampleRecords
-from synthloom.methods.synthquestions.seeds import SeedInstruction
 from synthloom.quality.topics import SelectPerTopic
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
 from tests.unit.test_synthquestions_steps import scripted

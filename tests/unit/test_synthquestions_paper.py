@@ -278,7 +278,7 @@ def test_judge_threshold_for_llamacpp_only_scripted_backend(tmp_path: Path) -> N
 
 
 def test_seed_word_cap_only_on_llamacpp_scripted_backend(tmp_path: Path) -> None:
-    from synthloom.methods.synthquestions.seeds import SeedInstruction
+    from synthloom.methods.common.seeds import SeedInstruction
 
     step = SeedInstruction(name="seeds")
     long_seed = {"instruction": "Review this contract clause by clause: " + "term " * 900}

@@ -12,7 +12,7 @@ import pytest
 from synthloom.api import RunOptions, run_recipe
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.records import ItemResult, make_record
-from synthloom.methods.synthquestions.seeds import SeedInstruction, clean_instruction
+from synthloom.methods.common.seeds import SeedInstruction, clean_instruction
 from synthloom.methods.synthquestions.synthesize import SynthesizeInstruction
 from synthloom.sources.retrieval import RetrieveBm25
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text

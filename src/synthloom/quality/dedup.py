@@ -28,7 +28,7 @@ from synthloom.core.steps import GlobalStep, StepConfig
 from synthloom.llm.embeddings import EmbedderConfig, resolve_embedder
 from synthloom.quality import datafiles
 from synthloom.quality.minhash import MinHasher, find_near_duplicates
-from synthloom.quality.text import normalize, text_of
+from synthloom.quality.text import fold_text, text_of
 from synthloom.quality.vectors import greedy_duplicates, top_k
 
 Match = tuple[int, float] | None
@@ -138,7 +138,7 @@ class ExactDedup(_Dedup):
         first: dict[str, int] = {}
         out: list[Match] = []
         for i, text in enumerate([*seeds, *texts]):
-            key = text_hash(normalize(text) if self.config.normalize else text, 32)
+            key = text_hash(fold_text(text) if self.config.normalize else text, 32)
             if key in first:
                 if i >= len(seeds):
                     out.append((first[key], 1.0))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from synthloom.quality.text import words
+from synthloom.quality.text import fold_tokens
 
 MTLD_THRESHOLD = 0.72
 
@@ -28,7 +28,7 @@ def distinct_n(texts: Iterable[str], n: int = 2) -> float:
     seen: set[tuple[str, ...]] = set()
     total = 0
     for text in texts:
-        tokens = words(text)
+        tokens = fold_tokens(text)
         grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
         total += len(grams)
         seen.update(grams)
@@ -54,7 +54,7 @@ def _mtld_pass(tokens: Sequence[str], threshold: float) -> float:
 def mtld(text_or_tokens: str | Sequence[str], threshold: float = MTLD_THRESHOLD) -> float:
     """MTLD: mean length of token runs keeping type-token ratio above ``threshold``
     (average of the forward and backward passes). Higher is more diverse."""
-    tokens = words(text_or_tokens) if isinstance(text_or_tokens, str) else list(text_or_tokens)
+    tokens = fold_tokens(text_or_tokens) if isinstance(text_or_tokens, str) else list(text_or_tokens)
     if not tokens:
         return 0.0
     return (_mtld_pass(tokens, threshold) + _mtld_pass(tokens[::-1], threshold)) / 2
@@ -64,7 +64,7 @@ def corpus_mtld(texts: Iterable[str]) -> float:
     """MTLD of all texts' tokens in order (short texts alone give unstable MTLD values)."""
     tokens: list[str] = []
     for text in texts:
-        tokens.extend(words(text))
+        tokens.extend(fold_tokens(text))
     return mtld(tokens)
 
 
@@ -156,7 +156,7 @@ def diversity_report(texts: Sequence[str], embeddings: np.ndarray | None = None,
         "distinct_2": distinct_n(texts, 2),
         "distinct_3": distinct_n(texts, 3),
         "mtld": corpus_mtld(texts),
-        "mean_words": (sum(len(words(t)) for t in texts) / len(texts)) if texts else 0.0,
+        "mean_words": (sum(len(fold_tokens(t)) for t in texts) / len(texts)) if texts else 0.0,
     }
     if embeddings is not None and len(embeddings):
         report["vendi_score"] = vendi_score(embeddings)

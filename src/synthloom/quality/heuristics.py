@@ -16,7 +16,7 @@ from synthloom.core.records import META
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, StepConfig
 from synthloom.quality.filters import ColumnFilter, TextFilter
-from synthloom.quality.text import words
+from synthloom.quality.text import fold_tokens
 
 _FENCE_RE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
 
@@ -80,7 +80,7 @@ class LanguageFilter(TextFilter):
 def repetition(text: str, n: int) -> tuple[float, str, int, int]:
     """(share of word n-gram occurrences that repeat an earlier one, most repeated n-gram,
     its count, number of n-grams)."""
-    tokens = words(text)
+    tokens = fold_tokens(text)
     grams = [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     if not grams:
         return 0.0, "", 0, 0

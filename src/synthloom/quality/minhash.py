@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from synthloom.quality.text import WordHasher, mix64, ngram_hashes, words
+from synthloom.quality.text import WordHasher, fold_tokens, mix64, ngram_hashes
 
 _MAX32 = np.uint32(0xFFFFFFFF)
 #: (false-positive, false-negative) weights for choosing LSH bands x rows.
@@ -64,7 +64,7 @@ class MinHasher:
 
     def shingles(self, text: str) -> np.ndarray:
         """Hashes of the text's word n-grams (normalised words)."""
-        return ngram_hashes(self._words.hash_words(words(text)), self.ngram)
+        return ngram_hashes(self._words.hash_words(fold_tokens(text)), self.ngram)
 
     def signatures(self, texts: list[str]) -> np.ndarray:
         shingle_sets = [self.shingles(t) for t in texts]

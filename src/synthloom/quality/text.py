@@ -1,5 +1,14 @@
-"""Text helpers shared by dedup, decontamination and diversity: normalisation, word tokens,
-stable 64-bit word hashes and vectorised word n-gram hashes (numpy, uint64 arithmetic)."""
+r"""The one text-normalisation module (quality and methods use it), and the hashing helpers of
+dedup, decontamination and diversity: stable 64-bit word hashes and vectorised word n-gram
+hashes (numpy, uint64 arithmetic).
+
+Two normalisations, named by what they do:
+
+- ``fold_text`` / ``fold_tokens``: NFKC + case-folding; tokens are ``\w+`` (``snake_case``
+  stays one token). Exact-duplicate keys, shingles, n-gram statistics.
+- ``plain_text`` / ``plain_words``: NFKC + lower case; words are runs of letters and digits
+  (``_`` and punctuation split). Word overlap, question comparison, entity keys.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +20,7 @@ from typing import Any
 import numpy as np
 
 WORD_RE = re.compile(r"\w+", re.UNICODE)
+_PLAIN_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 _PUNCT_SPACE_RE = re.compile(r"[\W_]+", re.UNICODE)
 
 # Odd 64-bit constants for polynomial n-gram hashing and the splitmix64 finaliser.
@@ -19,15 +29,25 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
-def normalize(text: str) -> str:
+def fold_text(text: str) -> str:
     """NFKC, case-folded, punctuation removed, whitespace collapsed (for exact-dup hashing)."""
     text = unicodedata.normalize("NFKC", text).casefold()
     return " ".join(_PUNCT_SPACE_RE.sub(" ", text).split())
 
 
-def words(text: str) -> list[str]:
+def fold_tokens(text: str) -> list[str]:
     """Normalised word tokens (NFKC, case-folded, ``\\w+``)."""
     return WORD_RE.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def plain_words(text: str) -> list[str]:
+    """Runs of letters and digits, NFKC, lower-cased (``"Foo_bar's"`` -> foo, bar, s)."""
+    return _PLAIN_WORD_RE.findall(unicodedata.normalize("NFKC", text).lower())
+
+
+def plain_text(text: str) -> str:
+    """``plain_words`` joined by one space: case, punctuation and spacing ignored."""
+    return " ".join(plain_words(text))
 
 
 def word_spans(text: str) -> tuple[list[str], list[tuple[int, int]]]:

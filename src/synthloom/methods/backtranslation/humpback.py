@@ -25,9 +25,9 @@ from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.methods.docqa.text import normalize, words
 from synthloom.prompting.templated import TemplatedStep, parsed_object
 from synthloom.quality.filters import TextFilter
+from synthloom.quality.text import plain_text, plain_words
 
 #: Phrases that mark page furniture rather than content.
 BOILERPLATE_RE = re.compile(
@@ -126,7 +126,7 @@ class Backward(TemplatedStep, MapStep):
     def setup(self, ctx: RunContext) -> None:
         super().setup(ctx)
         # The prompt's own wording: a small model often answers by repeating it.
-        self._prompt_words = normalize(" ".join(
+        self._prompt_words = plain_text(" ".join(
             m["content"] for m in self.template().render_messages({"output": ""})))
 
     def reads(self) -> list[str]:
@@ -149,13 +149,13 @@ class Backward(TemplatedStep, MapStep):
                                   max_tokens=max_tokens)
         parsed = parsed_object(response)
         instruction = _PREFIX.sub("", str(parsed.get("instruction") or "")).strip().strip('"')
-        count = len(words(instruction))
+        count = len(plain_words(instruction))
         if count < cfg.min_words:
             return ItemResult.drop(f"instruction has {count} words (< {cfg.min_words}): "
                                    f"{instruction!r}")
-        if normalize(instruction) in self._prompt_words:
+        if plain_text(instruction) in self._prompt_words:
             return ItemResult.drop(f"instruction repeats the prompt's wording: {instruction!r}")
-        if normalize(instruction) in normalize(output) and count >= 8:
+        if plain_text(instruction) in plain_text(output) and count >= 8:
             return ItemResult.drop("instruction copies a sentence of the segment")
         return self.output(response, {"instruction": instruction, "output": output},
                            replace=True)

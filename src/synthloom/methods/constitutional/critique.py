@@ -32,9 +32,9 @@ from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
 from synthloom.llm.types import LLMResponse, Usage
-from synthloom.methods.docqa.text import normalize
 from synthloom.prompting.templated import TemplatedStep
 from synthloom.prompting.templates import PromptTemplate
+from synthloom.quality.text import plain_text
 
 DEFAULT_PRINCIPLES = "pkg:methods/constitutional/prompts/principles.yaml"
 
@@ -179,7 +179,7 @@ class CritiqueRevise(TemplatedStep, MapStep):
                            "revision_request": principle["revision"],
                            "revision": revision.text.strip()})
             current = revision.text.strip()
-        if normalize(current) == normalize(original):
+        if plain_text(current) == plain_text(original):
             return ItemResult.drop(f"revision identical to the original response after "
                                    f"{len(rounds)} round(s) (principles "
                                    f"{', '.join(r['principle_id'] for r in rounds)})")

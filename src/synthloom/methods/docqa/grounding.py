@@ -15,7 +15,7 @@ from pydantic import Field
 from synthloom.core.context import ItemContext
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, StepConfig
-from synthloom.methods.docqa.text import support
+from synthloom.methods.common.overlap import support
 from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 JUDGE_SCHEMA: dict[str, Any] = {

@@ -14,8 +14,8 @@ from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, StepConfig
-from synthloom.methods.docqa.text import normalize, words
 from synthloom.prompting.templated import TemplatedStep, parsed_object
+from synthloom.quality.text import plain_text, plain_words
 
 DEFAULT_CAPS = {"question": 200, "answer": 400, "reasoning": 600, "summary": 600}
 #: Characters per token assumed when sizing max_tokens from the schema's caps (low: safe).
@@ -141,12 +141,12 @@ def usable_pairs(raw: list[Any]) -> tuple[list[dict[str, str]], list[str]]:
             continue
         question = str(pair.get("question") or "").strip()
         answer = str(pair.get("answer") or "").strip()
-        if not words(question) or not words(answer):
-            problems.append(f"pair {i}: {'question' if not words(question) else 'answer'} "
+        if not plain_words(question) or not plain_words(answer):
+            problems.append(f"pair {i}: {'question' if not plain_words(question) else 'answer'} "
                             "has no words")
             continue
-        key = normalize(question)
-        if normalize(answer) == key:
+        key = plain_text(question)
+        if plain_text(answer) == key:
             problems.append(f"pair {i}: the answer repeats the question")
             continue
         if key in seen:

@@ -30,8 +30,8 @@ from synthloom.core.context import RunContext
 from synthloom.core.records import META, ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import GlobalStep, StepConfig
-from synthloom.methods.docqa.text import words
-from synthloom.methods.multihop.text import chunk_source, seeded_rng
+from synthloom.methods.common.corpus import chunk_source, seeded_rng
+from synthloom.quality.text import plain_words
 
 LEVELS = ((0.34, "easy"), (0.67, "medium"), (1.01, "hard"))
 
@@ -101,7 +101,7 @@ def build_graph(records: list[dict[str, Any]]) -> Graph:
             h, tl = t["head_key"], t["tail_key"]
             graph.names.setdefault(h, Counter())[t["head"]] += 1
             graph.names.setdefault(tl, Counter())[t["tail"]] += 1
-            key = (h, " ".join(words(t["relation"])), tl)
+            key = (h, " ".join(plain_words(t["relation"])), tl)
             if key not in by_key:
                 by_key[key] = len(graph.edges)
                 graph.edges.append(_Edge(h, tl, t["relation"], {

@@ -18,9 +18,10 @@ from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, MapStep, StepConfig
-from synthloom.methods.docqa.text import content_words, normalize, stem, words
-from synthloom.methods.multihop.text import string_schema
+from synthloom.methods.common.corpus import string_schema
+from synthloom.methods.common.overlap import content_words, stem
 from synthloom.prompting.templated import TemplatedStep, parsed_object
+from synthloom.quality.text import plain_text, plain_words
 
 
 class KgQuestionConfig(StepConfig):
@@ -55,7 +56,7 @@ class KgQuestion(TemplatedStep, MapStep):
                                   max_tokens=cfg.max_tokens or cfg.question_max_chars // 3 + 16)
         parsed = parsed_object(response)
         question = " ".join(str(parsed.get("question") or "").split())
-        if not words(question):
+        if not plain_words(question):
             return ItemResult.drop("model returned a question with no words")
         return self.output(response, {"question": question})
 
@@ -81,12 +82,12 @@ class KgCheck(FilterStep):
         question = str(record.get("question") or "")
         answer = str(record.get("answer") or "")
         start = str(record.get("start_entity") or "")
-        if cfg.reject_leaks and normalize(answer) and \
-                f" {normalize(answer)} " in f" {normalize(question)} ":
+        if cfg.reject_leaks and plain_text(answer) and \
+                f" {plain_text(answer)} " in f" {plain_text(question)} ":
             return f"the question gives away its answer {answer!r}"
         if cfg.start_overlap > 0 and start:
             wanted = set(content_words(start))
-            present = {stem(w) for w in words(question)}
+            present = {stem(w) for w in plain_words(question)}
             share = len(wanted & present) / len(wanted) if wanted else 1.0
             if share < cfg.start_overlap:
                 return (f"the question does not mention the path's start entity {start!r} "

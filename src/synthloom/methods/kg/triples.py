@@ -17,15 +17,10 @@ from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.methods.docqa.text import words
-from synthloom.methods.multihop.text import (
-    is_informative,
-    mentions,
-    normalize_entity,
-    string_schema,
-    token_text,
-)
+from synthloom.methods.common.corpus import string_schema
+from synthloom.methods.common.entities import is_informative, mentions, normalize_entity, token_text
 from synthloom.prompting.templated import TemplatedStep, parsed_object
+from synthloom.quality.text import plain_words
 
 
 class TriplesConfig(StepConfig):
@@ -68,7 +63,7 @@ class KgTriples(TemplatedStep, MapStep):
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         cfg = self.config
         text = record.get(cfg.text_column)
-        if not isinstance(text, str) or not words(text):
+        if not isinstance(text, str) or not plain_words(text):
             return ItemResult.drop(f"no chunk text in column {cfg.text_column!r}")
         per_triple = (2 * cfg.entity_max_chars + cfg.relation_max_chars) // 3 + 20
         response = await self.ask(ctx, {**record, "text": text, "n": cfg.max_triples},
@@ -107,7 +102,7 @@ def usable_triples(raw: list[Any], chunk: str, require_in_chunk: bool = True
         if head_key == tail_key:
             problems.append(f"triple {i}: head and tail are the same entity ({head!r})")
             continue
-        if not words(relation):
+        if not plain_words(relation):
             problems.append(f"triple {i}: relation has no words")
             continue
         if require_in_chunk:
@@ -115,7 +110,7 @@ def usable_triples(raw: list[Any], chunk: str, require_in_chunk: bool = True
             if absent:
                 problems.append(f"triple {i}: {', '.join(map(repr, absent))} not in the chunk")
                 continue
-        key = (head_key, " ".join(words(relation)), tail_key)
+        key = (head_key, " ".join(plain_words(relation)), tail_key)
         if key in seen:
             problems.append(f"triple {i}: repeats an earlier triple")
             continue

@@ -40,8 +40,8 @@ from synthloom.core.fingerprint import stable_hash
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, MapStep, StepConfig
+from synthloom.methods.common.overlap import support
 from synthloom.methods.docqa.pairs import usable_pairs
-from synthloom.methods.docqa.text import support
 from synthloom.methods.hashring import HashRing
 from synthloom.prompting.templated import TemplatedStep, parsed_object
 

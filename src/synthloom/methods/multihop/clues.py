@@ -19,16 +19,17 @@ from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.methods.docqa.text import support, words
-from synthloom.methods.multihop.text import (
+from synthloom.methods.common.corpus import string_schema
+from synthloom.methods.common.entities import (
     is_informative,
     mentions,
     normalize_entity,
     proper_nouns,
-    string_schema,
     token_text,
 )
+from synthloom.methods.common.overlap import support
 from synthloom.prompting.templated import TemplatedStep, parsed_object
+from synthloom.quality.text import plain_words
 
 CHARS_PER_TOKEN = 3
 
@@ -99,7 +100,7 @@ class MultihopClues(TemplatedStep, MapStep):
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         cfg = self.config
         text = record.get(cfg.text_column)
-        if not isinstance(text, str) or not words(text):
+        if not isinstance(text, str) or not plain_words(text):
             return ItemResult.drop(f"no chunk text in column {cfg.text_column!r}")
         variables = {**record, "text": text, "n": cfg.max_clues, "relations": cfg.relations,
                      "max_entities": cfg.max_entities}
@@ -130,7 +131,7 @@ def usable_clues(raw: list[Any], chunk: str, cfg: CluesConfig
             problems.append(f"clue {i}: not an object")
             continue
         fact = " ".join(str(item.get("fact") or "").split())
-        if len(words(fact)) < cfg.fact_min_words:
+        if len(plain_words(fact)) < cfg.fact_min_words:
             problems.append(f"clue {i}: fact {fact[:40]!r} has fewer than {cfg.fact_min_words} "
                             "words")
             continue
@@ -139,7 +140,7 @@ def usable_clues(raw: list[Any], chunk: str, cfg: CluesConfig
             problems.append(f"clue {i}: fact not stated in the chunk ({share:.2f} of its content "
                             f"words occur; missing: {', '.join(missing[:6])})")
             continue
-        fact_key = " ".join(words(fact))
+        fact_key = " ".join(plain_words(fact))
         if fact_key in seen:
             problems.append(f"clue {i}: repeats an earlier clue")
             continue

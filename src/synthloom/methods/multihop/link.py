@@ -27,7 +27,8 @@ from synthloom.core.errors import SynthloomError
 from synthloom.core.records import META, ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import GlobalStep, StepConfig
-from synthloom.methods.multihop.text import chunk_source, mentions, seeded_rng, token_text
+from synthloom.methods.common.corpus import chunk_source, seeded_rng
+from synthloom.methods.common.entities import mentions, token_text
 
 
 class LinkConfig(StepConfig):

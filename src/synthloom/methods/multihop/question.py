@@ -13,9 +13,9 @@ from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.methods.docqa.text import words
-from synthloom.methods.multihop.text import string_schema
+from synthloom.methods.common.corpus import string_schema
 from synthloom.prompting.templated import TemplatedStep, parsed_object
+from synthloom.quality.text import plain_words
 
 
 class QuestionConfig(StepConfig):
@@ -53,7 +53,7 @@ class MultihopQuestion(TemplatedStep, MapStep):
         parsed = parsed_object(response)
         question = " ".join(str(parsed.get("question") or "").split())
         answer = " ".join(str(parsed.get("answer") or "").split())
-        if not words(question) or not words(answer):
-            missing = "question" if not words(question) else "answer"
+        if not plain_words(question) or not plain_words(answer):
+            missing = "question" if not plain_words(question) else "answer"
             return ItemResult.drop(f"model returned a {missing} with no words")
         return self.output(response, {"question": question, "answer": answer})

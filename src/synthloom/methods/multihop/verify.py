@@ -17,8 +17,9 @@ from pydantic import Field
 from synthloom.core.context import ItemContext
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, StepConfig
-from synthloom.methods.docqa.text import normalize, support
+from synthloom.methods.common.overlap import support
 from synthloom.prompting.templated import TemplatedStep, parsed_object
+from synthloom.quality.text import plain_text
 
 JUDGE_SCHEMA: dict[str, Any] = {
     "type": "object", "properties": {"supported": {"type": "boolean"}},
@@ -58,11 +59,11 @@ class MultihopVerify(TemplatedStep, FilterStep):
         cfg = self.config
         question, answer = str(record.get("question") or ""), str(record.get("answer") or "")
         chain = record.get("clue_chain") or []
-        if not normalize(answer):
+        if not plain_text(answer):
             return "no answer to verify"
         if not chain:
             return "no clue chain to verify the answer against"
-        if cfg.reject_leaks and f" {normalize(answer)} " in f" {normalize(question)} ":
+        if cfg.reject_leaks and f" {plain_text(answer)} " in f" {plain_text(question)} ":
             return f"the question gives away its answer {answer!r}"
         if cfg.mode in ("clue", "both"):
             reason = self.clue_check(answer, chain[-1])
@@ -76,7 +77,7 @@ class MultihopVerify(TemplatedStep, FilterStep):
         clue = str(last.get("clue") or "")
         where = f"hop {last.get('hop', '?')}, chunk {last.get('chunk_id')}"
         if self.config.match == "substring":
-            if f" {normalize(answer)} " in f" {normalize(clue)} ":
+            if f" {plain_text(answer)} " in f" {plain_text(clue)} ":
                 return None
             return f"answer {answer!r} does not appear in the final clue ({where}): {clue!r}"
         share, missing = support(answer, clue)

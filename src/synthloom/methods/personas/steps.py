@@ -33,7 +33,7 @@ from synthloom.core.steps import ExpandStep, MapStep, StepConfig
 from synthloom.llm.types import LLMResponse, StructuredOutputError
 from synthloom.prompting.templated import TemplatedStep
 from synthloom.prompting.textutil import estimate_tokens, truncate_to_tokens
-from synthloom.quality.text import normalize
+from synthloom.quality.text import fold_text
 
 #: Characters per token assumed when sizing max_tokens from a schema's caps (low: safe).
 CHARS_PER_TOKEN = 3
@@ -90,7 +90,7 @@ class _PersonaChecks:
         n, floor = len(persona.split()), self.config.min_words
         if n < floor:
             return f"persona {persona[:60]!r} has {n} words (< {floor})"
-        key = normalize(persona)
+        key = fold_text(persona)
         if key in seen:
             return "repeats a persona already derived here"
         seen.add(key)
@@ -229,7 +229,7 @@ class PersonaRelations(TemplatedStep, _PersonaChecks, ExpandStep):
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> list[Output]:
         cfg = self.config
         root = clean_persona(record.get(cfg.column))
-        seen = {normalize(root)}
+        seen = {fold_text(root)}
         problems: list[str] = []
         outputs: list[Output] = []
         frontier = [root]

@@ -2,5 +2,6 @@
 
 ``bootstrap`` (global step) grows the pool over rounds with a ROUGE-L novelty filter and the
 paper's heuristic filters; ``instances`` writes input/output instances (input-first, or
-output-first for classification tasks); ``reject`` drops what a step marked as rejected.
+output-first for classification tasks); ``drop_rejected`` (``methods/common/reject.py``)
+drops what a step marked as rejected.
 """

@@ -34,7 +34,7 @@ from synthloom.core.records import Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, MapStep, SourceStep, StepConfig
 from synthloom.prompting.templated import TemplatedStep, parsed_object
-from synthloom.quality.text import normalize
+from synthloom.quality.text import fold_text
 
 #: Cosmopedia's audiences, from young children to researchers.
 AUDIENCES = [
@@ -253,7 +253,7 @@ class StructureConfig(StepConfig):
 
 def repeat_share(text: str) -> tuple[int, int]:
     """(sentences repeating an earlier sentence of ``text``, sentences)."""
-    sentences = [normalize(x) for x in SENTENCE_RE.split(text)]
+    sentences = [fold_text(x) for x in SENTENCE_RE.split(text)]
     sentences = [x for x in sentences if x]
     seen: set[str] = set()
     repeats = 0
@@ -285,7 +285,7 @@ class TextbookStructure(FilterStep):
             return f"{what} has no problem ({len(problem.split())} words)"
         if len(solution.split()) < cfg.min_solution_words:
             return f"{what} has no solution ({len(solution.split())} words)"
-        if normalize(solution) == normalize(problem):
+        if fold_text(solution) == fold_text(problem):
             return f"{what}'s solution repeats its problem"
         return None
 

@@ -16,10 +16,11 @@ from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, FilterStep, StepConfig
+from synthloom.methods.common.corpus import split_usage, string_schema
+from synthloom.methods.common.overlap import support
 from synthloom.methods.docqa.pairs import usable_pairs
-from synthloom.methods.docqa.text import normalize, support, words
-from synthloom.methods.multihop.text import split_usage, string_schema
 from synthloom.prompting.templated import TemplatedStep, parsed_object
+from synthloom.quality.text import plain_text, plain_words
 
 
 class ExtractConfig(StepConfig):
@@ -96,7 +97,7 @@ QUESTION_STARTS = frozenset([
 
 def looks_like_question(text: str) -> bool:
     """Ends with '?' or starts with a question or task word -- not a page title or heading."""
-    first = words(text)[:1]
+    first = plain_words(text)[:1]
     return text.rstrip().endswith("?") or bool(first and first[0] in QUESTION_STARTS)
 
 
@@ -140,7 +141,7 @@ class WebminingInText(FilterStep):
         return None
 
     def absent(self, part: str, value: str, text: str, threshold: float) -> str | None:
-        if f" {normalize(value)} " in f" {normalize(text)} ":
+        if f" {plain_text(value)} " in f" {plain_text(text)} ":
             return None
         if self.config.match == "substring":
             return f"invented {part}: {value[:80]!r} does not occur verbatim in the text"

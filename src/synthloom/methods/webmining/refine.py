@@ -18,9 +18,10 @@ from synthloom.core.context import ItemContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.methods.docqa.text import support, words
-from synthloom.methods.multihop.text import string_schema
+from synthloom.methods.common.corpus import string_schema
+from synthloom.methods.common.overlap import support
 from synthloom.prompting.templated import TemplatedStep, parsed_object
+from synthloom.quality.text import plain_words
 
 
 class RefineConfig(StepConfig):
@@ -53,14 +54,14 @@ class WebminingRefine(TemplatedStep, MapStep):
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         cfg = self.config
         answer = str(record.get("answer") or "")
-        if not words(answer):
+        if not plain_words(answer):
             return ItemResult.drop("no extracted answer to refine")
         context = str(record.get("text") or "")[: cfg.context_chars] if cfg.context_chars else ""
         response = await self.ask(ctx, {**record, "context": context}, schema=self.schema,
                                   max_tokens=cfg.max_tokens or cfg.refined_max_chars // 3 + 16)
         parsed = parsed_object(response)
         refined = str(parsed.get("refined_answer") or "").strip()
-        if not words(refined):
+        if not plain_words(refined):
             return ItemResult.drop("model returned an empty refined answer")
         share, missing = support(answer, refined)
         if share < cfg.consistency_threshold:

@@ -1,23 +1,12 @@
-"""Word-level helpers for groundedness overlap and question dedup (no model, no downloads)."""
+"""Word overlap between an answer and its passage: stopwords, a light stemmer, the share of an
+answer's content words a passage supports, and set Jaccard (no model, no downloads)."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
-
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+from synthloom.quality.text import plain_words
 
 #: Function words: they say nothing about whether an answer comes from the passage.
 STOPWORDS = frozenset(["a", "an", "and", "are", "as", "at", "be", "been", "being", "but", "by", "can", "could", "did", "do", "does", "doing", "for", "from", "had", "has", "have", "having", "he", "her", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "no", "nor", "not", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "also", "about", "above", "after", "again", "against", "all", "any", "because", "before", "below", "between", "both", "down", "during", "each", "few", "further", "here", "may", "might", "must", "shall", "upon", "yes"])
-
-
-def normalize(text: str) -> str:
-    """Lower case, compatibility-normalised, punctuation dropped, whitespace collapsed."""
-    return " ".join(words(text))
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
 
 
 def stem(word: str) -> str:
@@ -30,7 +19,7 @@ def stem(word: str) -> str:
 
 def content_words(text: str) -> list[str]:
     """Stemmed words without stopwords; all stemmed words when nothing else is left."""
-    tokens = words(text)
+    tokens = plain_words(text)
     content = [stem(t) for t in tokens if t not in STOPWORDS]
     return content or [stem(t) for t in tokens]
 
@@ -40,7 +29,7 @@ def support(answer: str, passage: str) -> tuple[float, list[str]]:
     wanted = list(dict.fromkeys(content_words(answer)))
     if not wanted:
         return 0.0, []
-    present = {stem(t) for t in words(passage)}
+    present = {stem(t) for t in plain_words(passage)}
     missing = [w for w in wanted if w not in present]
     return 1 - len(missing) / len(wanted), missing
 

@@ -23,7 +23,8 @@ from synthloom.core.context import RunContext
 from synthloom.core.records import META, ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import GlobalStep, StepConfig
-from synthloom.methods.docqa.text import jaccard, normalize
+from synthloom.methods.common.overlap import jaccard
+from synthloom.quality.text import plain_text
 
 #: A kept question: normalised text, word set, record id, original text.
 _Kept = tuple[str, set[str], str, str]
@@ -49,7 +50,7 @@ class DedupQuestions(GlobalStep):
     async def process_all(self, records: list[dict[str, Any]],
                           ctx: RunContext) -> list[ItemResult]:
         cfg = self.config
-        norms = [normalize(q) if isinstance(q := r.get(cfg.column), str) and q.strip() else None
+        norms = [plain_text(q) if isinstance(q := r.get(cfg.column), str) and q.strip() else None
                  for r in records]
         # Document frequency over this input: the rarest words make the shortest prefixes.
         frequency = Counter(t for norm in norms if norm for t in set(norm.split()))
