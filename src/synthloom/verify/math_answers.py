@@ -1,7 +1,9 @@
 """Final answers of math solutions: extraction, and equivalence with a gold answer.
 
-Extraction, first match wins: the last ``\\boxed{...}`` (nested braces), the last ``#### N``
-(GSM8K), "the (final) answer is X", the last number in the text.
+Extraction is :mod:`synthloom.verify.answers` (one reader for every verifier) with math's
+rules: ``<answer>`` tags, the last ``\\boxed{...}`` (nested braces), the last stated answer
+("the (final) answer is X", "Answer: X", GSM8K's ``#### N``; its first line), then the last
+number in the text. A hedged answer ("4 or maybe 7") equals nothing.
 
 Equivalence: numbers are compared exactly (fractions, decimals, thousands separators, currency,
 units and percentages handled here, fast); anything else (LaTeX, expressions, intervals, tuples)
@@ -16,13 +18,8 @@ import threading
 from fractions import Fraction
 from typing import Any
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_BOXED_BARE = re.compile(r"\\boxed\s+([^\s$]+)")
-_HASHES = re.compile(r"####\s*([^\n]+)")
-_ANSWER_IS = re.compile(
-    r"(?:final answer|the answer|answer)\s*(?:is|=|:)\s*[:\s]*(.+?)(?:\.\s|\.?$|\n)",
-    re.IGNORECASE)
-_NUMBER = re.compile(r"-?\$?\s?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?%?|-?\.\d+")
+from synthloom.verify import answers
+
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}")
 _FRAC = re.compile(r"^(-?)\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(-?\d+)\s*\}$")
@@ -36,43 +33,22 @@ _UNITS = re.compile(
 
 def extract_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` / ``\\fbox{...}``, braces matched."""
-    found = None
-    for match in _BOXED.finditer(text):
-        depth, start = 1, match.end()
-        for i in range(start, len(text)):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    found = text[start:i]
-                    break
-    if found is None:
-        bare = _BOXED_BARE.findall(text)
-        found = bare[-1] if bare else None
-    return found.strip() if found is not None else None
+    return answers.boxed(text)
+
+
+#: Math reads tags, boxes and stated answers; a code block or JSON in a solution is work.
+MATH_RULES = ("answer_tag", "boxed", "stated")
 
 
 def extract_answer(text: str | None, *, last_number: bool = True) -> str | None:
     """The final answer of a solution text, or None when it states none. With
-    ``last_number=False`` only a stated answer counts (boxed, ####, "the answer is")."""
-    if not text:
+    ``last_number=False`` only a stated answer counts (tag, boxed, ####, "the answer is")."""
+    found = answers.extract(text, rules=MATH_RULES, multiline=False,
+                            fallback="number" if last_number else "none")
+    if found is None:
         return None
-    boxed = extract_boxed(text)
-    if boxed:
-        return boxed
-    hashes = _HASHES.findall(text)
-    if hashes:
-        return hashes[-1].strip()
-    stated = _ANSWER_IS.findall(text)
-    if stated:
-        answer = stated[-1].strip().strip("*").strip()
-        if answer:
-            return answer
-    if not last_number:
-        return None
-    numbers = _NUMBER.findall(text)
-    return numbers[-1].strip() if numbers else None
+    value = found.value.strip().strip("*").strip() if found.rule == "stated" else found.value
+    return value or None
 
 
 def gsm8k_gold(answer_field: str) -> str:
@@ -145,6 +121,8 @@ def answers_equal(pred: str | None, gold: str | None, *, rel_tol: float = 1e-6) 
     symbolically with math-verify, else as normalised text)."""
     if pred is None or gold is None or not pred.strip() or not gold.strip():
         return False
+    if answers.is_hedged(pred) and not answers.is_hedged(gold):
+        return False  # "4 or maybe 7" offers two answers: wrong, even when one is right
     p_num, g_num = parse_number(pred), parse_number(gold)
     if p_num is not None and g_num is not None:
         return _numbers_equal(p_num, g_num, rel_tol)

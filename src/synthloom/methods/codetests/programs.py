@@ -13,18 +13,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from synthloom.verify.answers import PYTHON, code_block, fenced_blocks
 from synthloom.verify.sandbox import SandboxLimits, SandboxResult, run_python
 
 SENTINEL = "__synthloom_tests_reached_the_end__"
-_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 #: An exception line of a traceback: ``AssertionError``, ``NameError: name 'x' ...``.
 _ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
 
 
 def strip_fences(text: str) -> str:
-    """The code inside the first fenced block, or the text itself."""
-    blocks = [b for b in _FENCE.findall(text or "") if b.strip()]
-    return (blocks[0] if blocks else text or "").strip("\n").rstrip()
+    """The code inside the first fenced block (the shared reader,
+    :func:`synthloom.verify.answers.code_block`), or the text itself."""
+    block = code_block(text)
+    return (block if block is not None else text or "").strip("\n").rstrip()
 
 
 def split_reply(text: str) -> tuple[str, str, str]:
@@ -37,7 +38,7 @@ def split_reply(text: str) -> tuple[str, str, str]:
     text = text or ""
     first = text.find("```")
     preface = (text if first < 0 else text[:first]).strip()
-    blocks = [b.strip("\n").rstrip() for b in _FENCE.findall(text) if b.strip()]
+    blocks = [b.content for b in fenced_blocks(text, PYTHON)]
     if not blocks:
         return preface, "", ""
     joined = "\n\n".join(blocks)

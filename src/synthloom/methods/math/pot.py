@@ -11,17 +11,15 @@ program's error or timeout, or the wrong answer.
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
+from synthloom.verify.answers import code_block, strip_reasoning
 from synthloom.verify.math_answers import answers_equal, extract_answer
 from synthloom.verify.sandbox import SandboxLimits, run_python
-
-_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 
 
 class PotExecuteConfig(StepConfig):
@@ -37,11 +35,13 @@ class PotExecuteConfig(StepConfig):
 
 
 def extract_code(text: str) -> str | None:
-    """The first fenced code block, else the text itself when it looks like Python."""
-    blocks = [b.strip() for b in _FENCE.findall(text or "") if b.strip()]
-    if blocks:
-        return blocks[0]
-    stripped = (text or "").strip()
+    """The first fenced Python (or untagged) block (the shared reader,
+    :func:`synthloom.verify.answers.code_block`), else the text itself when it looks like
+    Python."""
+    block = code_block(text)
+    if block is not None:
+        return block.strip()
+    stripped = strip_reasoning(text).strip()
     return stripped if "print(" in stripped else None
 
 

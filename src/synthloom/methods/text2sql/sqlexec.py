@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthloom.verify.answers import code_block, strip_reasoning
 from synthloom.verify.sql import QueryResult, SQLiteDatabase, parse_query
 
 if TYPE_CHECKING:
@@ -44,14 +45,19 @@ def complexity_matches(level: str, features: list[str]) -> bool:
 
 
 def clean_sql(text: str) -> str:
-    """The query without code fences, a leading ``sql`` tag or trailing semicolons."""
-    sql = (text or "").strip()
-    if sql.startswith("```"):
+    """The query: the first fenced SQL (or untagged) block where the reply has one (the shared
+    reader, :func:`synthloom.verify.answers.code_block`), without trailing semicolons."""
+    block = code_block(text, SQL_FENCES)
+    sql = (block if block is not None else strip_reasoning(text)).strip()
+    if sql.startswith("```"):  # a lone opening fence: "```sql SELECT ..."
         sql = sql.strip("`").strip()
         if sql[:3].lower() == "sql":
             sql = sql[3:]
     sql = sql.strip().rstrip(";").strip()
     return sql
+
+
+SQL_FENCES = ("sql", "sqlite")
 
 
 def result_json(result: QueryResult, result_rows: int, row_cap: int) -> dict[str, Any]:
