@@ -5,6 +5,7 @@ API) that keeps what it was sent. The run to export comes from the scripted test
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import os
@@ -91,8 +92,14 @@ def test_push_uploads_every_row_and_the_card(run_dir, tmp_path, fmt):  # noqa: F
         # holds the union of the turns' keys: a key a turn lacks reads back as None).
         assert len(uploaded) == len(expected) == 11
         assert [_without_nulls(r) for r in uploaded] == [_without_nulls(r) for r in expected]
-        # The card synthloom wrote, not the one datasets generated, is the repo's README.
-        assert repo.files["README.md"] == (out / "README.md").read_bytes()
+        # The card synthloom wrote, not the one datasets generated, is the repo's README; its
+        # configs name the shards as uploaded, not the export folder's local file.
+        card = repo.files["README.md"].decode()
+        local = (out / "README.md").read_text()
+        assert card.split("\n---\n", 1)[1] == local.split("\n---\n", 1)[1].replace(
+            "- This folder holds other exports", "- The export folder held other exports")
+        assert "path: data/train-*" in card and "train.jsonl" not in card.split("\n---\n")[0]
+        assert all(fnmatch.fnmatch(name, "data/train-*") for name in shards)
         # Every API call carried the token; the storage upload (LFS PUT) did not get it.
         for request in hub.log:
             want = None if request.path.startswith("/lfs-upload/") else f"Bearer {TOKEN}"

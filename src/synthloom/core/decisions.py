@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from synthloom.core.jsonio import BadLine, read_jsonl
+
 STATUSES = ("accepted", "rejected", "pending")
 
 
@@ -42,17 +44,16 @@ class Decisions:
         self.by_id: dict[str, Decision] = {}
         self.bad_lines: list[str] = []
         if self.path.is_file():
-            for number, raw in enumerate(self.path.read_bytes().splitlines(), start=1):
-                if not raw.strip():
-                    continue
+            # A torn last line (a kill mid-write) must not hide the other decisions.
+            bad: list[BadLine] = []
+            for number, row in read_jsonl(self.path, bad=bad, objects=True):
                 try:
-                    row = orjson.loads(raw)
                     d = Decision(**row)
-                except (orjson.JSONDecodeError, TypeError) as exc:
-                    # A torn last line (a kill mid-write) must not hide the other decisions.
+                except TypeError as exc:
                     self.bad_lines.append(f"{self.path}:{number}: {exc}")
                     continue
                 self.by_id[d.id] = d
+            self.bad_lines += [str(b) for b in bad]
 
     def get(self, record_id: str) -> Decision | None:
         return self.by_id.get(record_id)
@@ -114,18 +115,12 @@ def write_reviewed(run_dir: str | Path, file: str, status: str, out: Path) -> Re
     result = Reviewed()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    with (Path(run_dir) / file).open("rb") as src, tmp.open("wb") as dst:
-        for number, raw in enumerate(src, start=1):
-            if not raw.strip():
-                continue
+    bad: list[BadLine] = []
+    with tmp.open("wb") as dst:
+        for _, record in read_jsonl(Path(run_dir) / file, bad=bad, objects=True):
             result.read += 1
-            try:
-                record = orjson.loads(raw)
-                rid = (record.get("_meta") or {}).get("id", "")
-            except (orjson.JSONDecodeError, AttributeError) as exc:
-                result.bad_lines.append(f"{file}:{number}: not a JSON record ({exc})")
-                continue
-            d = decisions.get(rid)
+            meta = record.get("_meta")
+            d = decisions.get(meta.get("id", "") if isinstance(meta, dict) else "")
             if (d.status if d else "pending") != status:
                 continue
             if d is not None and d.edits:
@@ -133,6 +128,8 @@ def write_reviewed(run_dir: str | Path, file: str, status: str, out: Path) -> Re
                 record = apply_edits(record, d)
             dst.write(orjson.dumps(record) + b"\n")
             result.written += 1
+    result.read += len(bad)
+    result.bad_lines += [f"{file}:{b.line}: not a JSON record ({b.message})" for b in bad]
     os.replace(tmp, out)
     return result
 

@@ -12,11 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthloom.core.fingerprint import stable_hash
+from synthloom.core.jsonio import BadLine, read_jsonl
 from synthloom.core.records import META, ItemResult, Output, columns_of
 
 if TYPE_CHECKING:
@@ -140,6 +142,23 @@ class SourceFailure:
     where: str
     error_class: str
     message: str
+
+
+def jsonl_source_rows(path: str | Path, *, objects: bool = True
+                      ) -> Iterator[tuple[int, Any] | SourceFailure]:
+    """``read_jsonl`` for a source step: ``(line, row)`` pairs, and each bad line as a
+    ``SourceFailure`` naming ``file:line``, in file order (counted, never silent)."""
+    bad: list[BadLine] = []
+    for number, row in read_jsonl(path, bad=bad, objects=objects):
+        yield from _source_failures(bad)
+        yield number, row
+    yield from _source_failures(bad)
+
+
+def _source_failures(bad: list[BadLine]) -> Iterator[SourceFailure]:
+    for line in bad:
+        yield SourceFailure(f"{line.path}:{line.line}", "BadJsonLine", line.message)
+    bad.clear()
 
 
 class _PerItemStep(Step):

@@ -80,21 +80,9 @@ def funnel_table(summary: dict[str, Any]) -> str:
 
 
 def _fields(result: ExportResult) -> str:
-    shapes = {
-        "alpaca": "`instruction`, `input`, `output` (+ `system`, `reasoning` when present)",
-        "sharegpt": "`conversations`: a list of `{from, value}` turns (system, human, gpt)",
-        "messages": "`messages`: a list of OpenAI-style `{role, content}` turns",
-        "dpo": "`prompt`, `chosen`, `rejected` as plain text (LLaMA-Factory ranking data)",
-        "prompt-completion": "`prompt` (the turns before the answer) and `completion` (the "
-                             "assistant turn), as message lists (TRL conversational "
-                             "prompt-completion)",
-        "dpo-chat": "`prompt`, `chosen`, `rejected` as message lists (TRL conversational "
-                    "preference format)",
-        "jsonl": "every record column, with `_meta` provenance",
-        "parquet": "every record column; `_meta` provenance and nested columns as JSON strings",
-        "hf": "every record column; `_meta` provenance and nested columns as JSON strings",
-    }
-    text = shapes[result.format]
+    from synthloom.export.registry import get_format
+
+    text = get_format(result.format).help
     if result.renamed_text:
         text += ("; the records' `text` column is `source_text` (TRL's SFTTrainer trains on a "
                  "`text` column by default)")
@@ -120,6 +108,26 @@ def configs(result: ExportResult) -> list[dict[str, Any]]:
             config["default"] = True
         out.append(config)
     return out
+
+
+#: Where ``Dataset.push_to_hub`` puts the rows of its default config's train split.
+HUB_SHARDS = "data/train-*"
+
+
+def hub_card(card: str) -> str:
+    """The card as pushed to the Hub: its ``configs:`` name the files as uploaded (push_to_hub's
+    parquet shards, one default config) instead of the export folder's local files, and the
+    local files' sizes (``dataset_info``) go, so ``load_dataset(REPO)`` loads the pushed rows."""
+    if not card.startswith("---\n"):
+        return card
+    head, sep, body = card[4:].partition("\n---\n")
+    front = yaml.safe_load(head) or {}
+    front.pop("dataset_info", None)
+    front["configs"] = [{"config_name": "default", "default": True,
+                         "data_files": [{"split": "train", "path": HUB_SHARDS}]}]
+    body = body.replace("- This folder holds other exports", "- The export folder held other "
+                        "exports (not pushed)")
+    return "---\n" + yaml.safe_dump(front, sort_keys=False).strip() + "\n---\n" + body
 
 
 def build_card(run_dir: Path, result: ExportResult, file: str = "data.jsonl") -> str:
@@ -156,7 +164,7 @@ def build_card(run_dir: Path, result: ExportResult, file: str = "data.jsonl") ->
                 "on this data; rerun the recipe with a real model behind `--backend openai:...`.",
                 ""]
     skipped = sum(result.skipped.values())
-    from synthloom.export.formats import READERS
+    from synthloom.export.registry import get_format
 
     path = result.data_path.relative_to(result.out_dir) if result.data_path != result.out_dir \
         else Path(".")
@@ -164,7 +172,7 @@ def build_card(run_dir: Path, result: ExportResult, file: str = "data.jsonl") ->
     out += ["## Contents", "",
             f"- **{result.rows}** rows in `{result.format}` format ({where}); fields: "
             f"{_fields(result)}.",
-            f"- Read by: {READERS[result.format]}.",
+            f"- Read by: {get_format(result.format).readers}.",
             f"- Read {result.read} records from the run's `{file}`; skipped {skipped}"
             + ("" if not skipped else " (" + "; ".join(
                 f"{n}× {why}" for why, n in result.skipped.most_common()) + ")") + "."]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from synthloom.core.errors import RecipeError, SynthloomError
+from synthloom.core.jsonio import read_jsonl
 from synthloom.core.recipe import resolve_data_path
 
 SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
@@ -37,11 +38,8 @@ def read_rows(path: Path, split: str | None = None) -> Iterator[tuple[str, dict[
         for file in sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES):
             yield from read_rows(file)
     elif path.suffix.lower() == ".jsonl":
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    row = json.loads(line)
-                    yield f"{path.name}:{number}", row if isinstance(row, dict) else {"text": row}
+        for number, row in read_jsonl(path):
+            yield f"{path.name}:{number}", row if isinstance(row, dict) else {"text": row}
     elif path.suffix.lower() == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict):

@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from synthloom.core.jsonio import read_jsonl
+
 #: Browsable files: key -> file name in the run folder. The sink file is found at open.
 FILES = {"failed": "failed.jsonl", "dropped": "dropped.jsonl"}
 HEAD_BYTES = 4096
@@ -479,10 +481,8 @@ class RunIndex:
                                     (record_id,)))
 
     def iter_file(self, key: str) -> Iterator[dict[str, Any]]:
-        with (self.run_dir / self.files[key]).open("rb") as handle:
-            for raw in handle:
-                if raw.strip():
-                    yield orjson.loads(raw)
+        for _, row in read_jsonl(self.run_dir / self.files[key]):
+            yield row
 
 
 def _id_of(key: str, row: dict[str, Any]) -> str | None:

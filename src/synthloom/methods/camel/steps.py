@@ -24,7 +24,6 @@ instructions, gpt: the assistant's solutions).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -37,7 +36,7 @@ from synthloom.core.fingerprint import text_hash
 from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
-from synthloom.core.steps import MapStep, SourceFailure, SourceStep, StepConfig
+from synthloom.core.steps import MapStep, SourceFailure, SourceStep, StepConfig, jsonl_source_rows
 from synthloom.llm.types import LLMResponse, Usage
 from synthloom.prompting.templated import TemplatedStep
 
@@ -63,26 +62,26 @@ class CamelTasks(SourceStep):
         path = resolve_data_path(self.config.path, ctx.recipe_dir)
         if not path.is_file():
             raise RecipeError(f"source {self.name}: file not found: {path}")
-        with path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{number}"
-                try:
-                    row = json.loads(line)
-                    pair = {"assistant_role": str(row["assistant_role"]).strip(),
-                            "user_role": str(row["user_role"]).strip()}
-                    tasks = row["tasks"] if "tasks" in row else [row["task"]]
-                except (ValueError, KeyError, TypeError) as exc:
-                    yield SourceFailure(where, type(exc).__name__,
-                                        f"expected assistant_role, user_role, tasks/task: {exc}")
-                    continue
-                for index, task in enumerate(tasks):
-                    if isinstance(task, str) and task.strip():
-                        yield {**pair, "task": task.strip(), "task_index": index}
-                    else:
-                        yield SourceFailure(f"{where}#task={index}", "ValueError",
-                                            "task is not a non-empty string")
+        for item in jsonl_source_rows(path):
+            if isinstance(item, SourceFailure):
+                yield item
+                continue
+            number, row = item
+            where = f"{path}:{number}"
+            try:
+                pair = {"assistant_role": str(row["assistant_role"]).strip(),
+                        "user_role": str(row["user_role"]).strip()}
+                tasks = row["tasks"] if "tasks" in row else [row["task"]]
+            except KeyError as exc:
+                yield SourceFailure(where, type(exc).__name__,
+                                    f"expected assistant_role, user_role, tasks/task: {exc}")
+                continue
+            for index, task in enumerate(tasks if isinstance(tasks, list) else [tasks]):
+                if isinstance(task, str) and task.strip():
+                    yield {**pair, "task": task.strip(), "task_index": index}
+                else:
+                    yield SourceFailure(f"{where}#task={index}", "ValueError",
+                                        "task is not a non-empty string")
 
 
 class CamelConfig(StepConfig):

@@ -24,7 +24,6 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 from pydantic import Field
 
 from synthloom.core.context import ItemContext, RunContext
@@ -32,7 +31,13 @@ from synthloom.core.errors import RecipeError
 from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
-from synthloom.core.steps import MapStep, SourceFailure, SourceStep, StepConfig
+from synthloom.core.steps import (
+    MapStep,
+    SourceFailure,
+    SourceStep,
+    StepConfig,
+    jsonl_source_rows,
+)
 from synthloom.llm.types import LLMResponse
 from synthloom.methods.codetests.programs import (
     Checked,
@@ -100,15 +105,12 @@ class CodeSnippets(SourceStep):
         return index
 
     def _jsonl(self, file: Path) -> Iterator[dict[str, str] | SourceFailure]:
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
+        for item in jsonl_source_rows(file):
+            if isinstance(item, SourceFailure):
+                yield item
                 continue
-            try:
-                row = orjson.loads(line)
-                code = str(row.get("code") or row.get("source") or "")
-            except (orjson.JSONDecodeError, AttributeError) as exc:
-                yield SourceFailure(f"{file}:{number}", type(exc).__name__, str(exc)[:200])
-                continue
+            number, row = item
+            code = str(row.get("code") or row.get("source") or "")
             if code.strip():
                 yield {"source": code, "origin": str(row.get("origin") or f"{file}:{number}")}
 

@@ -18,7 +18,6 @@ and a target audience (Cosmopedia adds a style). Here:
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from pydantic import Field
 
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.errors import RecipeError
+from synthloom.core.jsonio import BadJsonLine, read_jsonl
 from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import Output
 from synthloom.core.registry import register_step
@@ -63,14 +63,14 @@ def read_topics(value: str | list[str], base: Any = None) -> list[str]:
         path = resolve_data_path(value, base)
         if not path.is_file():
             raise RecipeError(f"textbook topics file not found: {path}")
-        lines = path.read_text(encoding="utf-8").splitlines()
         if path.suffix.lower() in (".jsonl", ".json"):
-            topics = []
-            for line in lines:
-                if line.strip():
-                    row = json.loads(line)
-                    topics.append(str(row.get("topic", "") if isinstance(row, dict) else row))
+            try:
+                rows = [row for _, row in read_jsonl(path, strict=True)]
+            except BadJsonLine as exc:
+                raise RecipeError(f"textbook topics file: {exc}") from None
+            topics = [str(row.get("topic", "") if isinstance(row, dict) else row) for row in rows]
         else:
+            lines = path.read_text(encoding="utf-8").splitlines()
             topics = [ln for ln in lines if not ln.lstrip().startswith("#")]
     seen: set[str] = set()
     out = []

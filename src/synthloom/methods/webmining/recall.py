@@ -23,7 +23,7 @@ from pydantic import Field
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.errors import RecipeError
 from synthloom.core.fingerprint import stable_hash
-from synthloom.core.jsonio import loads
+from synthloom.core.jsonio import BadJsonLine, read_jsonl
 from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
@@ -96,10 +96,11 @@ def keyword_score(text: str) -> float:
 
 def read_labels(path: Path) -> list[tuple[str, int]]:
     examples = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        row = loads(line)
+    try:
+        rows = list(read_jsonl(path, strict=True, objects=True))
+    except BadJsonLine as exc:
+        raise RecipeError(f"labelled examples: {exc}") from None
+    for n, row in rows:
         label = row.get("label")
         if isinstance(label, str):
             label = {"positive": 1, "pos": 1, "1": 1, "true": 1, "negative": 0, "neg": 0,
