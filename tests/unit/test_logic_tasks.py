@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from synthloom.verify.logic import (
 from synthloom.verify.logic.game24 import FRACTION_ONLY, evaluate, solve24
 from synthloom.verify.logic.grids import maze_distance, sudoku_solutions
 from synthloom.verify.logic.knights import holds
+from synthloom.verify.logic.mathpath import _TOKEN
+from synthloom.verify.logic.mathpath import evaluate as path_value
 from synthloom.verify.logic.numeric import apply_ops
 from synthloom.verify.logic.words import word_set
 
@@ -95,6 +98,39 @@ def _sorting(item: dict) -> str:
     return ", ".join(words)
 
 
+def _toggle_option(item: dict) -> str:
+    chosen = set(item["answer"].split(","))
+    return ",".join(sorted(chosen ^ {"A"})) or "none"
+
+
+def _false_equation(item: dict) -> str:
+    """One digit of the left side changed so that the equation no longer holds."""
+    left, right = item["answer"].split(" = ")
+    for i, ch in enumerate(left):
+        for d in "0123456789":
+            if ch.isdigit() and d != ch:
+                tokens = _TOKEN.findall(left[:i] + d + left[i + 1:])
+                try:
+                    if path_value(tokens) != int(right):
+                        return f"{left[:i]}{d}{left[i + 1:]} = {right}"
+                except ValueError:  # division by zero: also a wrong answer
+                    return f"{left[:i]}{d}{left[i + 1:]} = {right}"
+    raise AssertionError(f"no digit change breaks {item['answer']}")
+
+
+def _swap_in_first_row(item: dict) -> str:
+    n = item["n"]
+    cells = [int(v) for v in re.findall(r"\d+", item["answer"])]
+    cells[0], cells[1] = cells[1], cells[0]  # breaks two columns
+    return str([cells[r * n:(r + 1) * n] for r in range(n)])
+
+
+def _flip_corner(item: dict) -> str:
+    grid = json.loads(item["answer"])
+    grid[0][0] = "X" if grid[0][0] == "1" else "1"  # changes row 1's sum
+    return json.dumps(grid)
+
+
 CORRUPT: dict[str, Callable[[dict], str]] = {
     "sudoku": _swap_sudoku,
     "game24": _game24,
@@ -108,8 +144,17 @@ CORRUPT: dict[str, Callable[[dict], str]] = {
     "graph_coloring": _coloring,
     "bit_ops": _bits,
     "sequence": lambda item: str(int(item["answer"]) + 1),
-    "word_sorting": _sorting,
+    "word_sorting_rules": _sorting,
     "anagram": lambda item: item["letters"],
+    # SynLogic's tasks added with the modified-alphabet word_sorting:
+    "word_sorting": _sorting,
+    "boolean_expressions": _toggle_option,
+    "dyck_language": lambda item: item["answer"][:-1],  # one closing bracket short
+    "dyck_language_errors": lambda item: str(int(item["answer"]) + 1),
+    "math_path": _false_equation,
+    "skyscraper_puzzle": _swap_in_first_row,
+    "futoshiki": _swap_in_first_row,
+    "kukurasu": _flip_corner,
 }
 
 

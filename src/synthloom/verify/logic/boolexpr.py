@@ -75,20 +75,29 @@ def _leaf(rng: random.Random) -> tuple[str, bool]:
     return str(value), value
 
 
-def expression(rng: random.Random, depth: int) -> tuple[str, bool]:
-    """The authors' ``generate_boolean_expr``: text and truth value."""
+class _TooLong(Exception):
+    pass
+
+
+def expression(rng: random.Random, depth: int, limit: int = 10**9) -> tuple[str, bool]:
+    """The authors' ``generate_boolean_expr``: text and truth value. Raises ``_TooLong`` as
+    soon as the text passes ``limit`` characters (the caller redraws; no need to finish)."""
     if depth <= 0 or (depth <= 2 and rng.random() < 0.3):
         return _leaf(rng)
     choice = rng.random()
     if choice < 0.35:
-        text, value = expression(rng, depth - 1)
+        text, value = expression(rng, depth - 1, limit)
         nots = rng.randint(1, 3)
         return f"{'not ' * nots}({text})", value if nots % 2 == 0 else not value
     word, combine = ("and", all) if choice < 0.7 else ("or", any)
-    parts = [expression(rng, depth - 1), expression(rng, depth - 1)]
+    parts = [expression(rng, depth - 1, limit)]
+    parts.append(expression(rng, depth - 1, limit - len(parts[0][0])))
     if rng.random() < 0.4 and depth > 2:
-        parts.insert(1, expression(rng, depth - 2))
-    return f" {word} ".join(f"({t})" for t, _ in parts), combine(v for _, v in parts)
+        parts.insert(1, expression(rng, depth - 2, limit))
+    text = f" {word} ".join(f"({t})" for t, _ in parts)
+    if len(text) > limit:
+        raise _TooLong
+    return text, combine(v for _, v in parts)
 
 
 @register_task
@@ -99,7 +108,7 @@ class BooleanExpressions(LogicTask):
     answer_format = "the letters of all true options, separated by commas, e.g. A,C"
     levels = {1: {"depth": 2, "options": 3}, 2: {"depth": 3, "options": 4},
               3: {"depth": 4, "options": 5}, 4: {"depth": 5, "options": 6},
-              5: {"depth": 6, "options": 8}}
+              5: {"depth": 5, "options": 8}}
 
     def generate(self, rng: random.Random, depth: int = 4, options: int = 5) -> dict[str, Any]:
         if not 2 <= options <= len(LABELS):
@@ -107,10 +116,12 @@ class BooleanExpressions(LogicTask):
         while True:  # the authors redraw until at least one option is true
             exprs = []
             for _ in range(options):
-                for _ in range(6):  # the authors' cap: redraw an option over 500 characters
-                    text, value = expression(rng, depth)
-                    if len(text) <= 500:
+                for attempt in range(6):  # the authors' cap: redraw one over 500 characters
+                    try:  # (their sixth draw is kept whatever its length)
+                        text, value = expression(rng, depth, 500 if attempt < 5 else 10**9)
                         break
+                    except _TooLong:
+                        continue
                 exprs.append((text, value))
             if any(v for _, v in exprs):
                 break

@@ -1,0 +1,170 @@
+"""SynLogic's tasks (MiniMax-AI/SynLogic): which tasks are theirs, their difficulty knobs, and
+verifiers that follow the authors' rules and accept any correct answer."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import re
+
+import pytest
+
+from synthloom.verify.logic import LEVELS, TASKS, make_item, verify_answer
+from synthloom.verify.logic.boolexpr import COMPARE, FALSE_FACTS, TRUE_FACTS, expression
+from synthloom.verify.logic.brackets import closing, first_error
+from synthloom.verify.logic.mathpath import _TOKEN, evaluate
+from synthloom.verify.logic.numgrids import kukurasu_sums, sky_clues
+
+SYNLOGIC = {"sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_expressions",
+            "dyck_language", "dyck_language_errors", "math_path", "skyscraper_puzzle",
+            "futoshiki", "kukurasu"}
+
+
+def test_the_synlogic_tasks_are_marked_and_cite_the_authors_file() -> None:
+    assert {n for n, t in TASKS.items() if t.synlogic} == SYNLOGIC
+    for name in SYNLOGIC:
+        assert re.fullmatch(r"(games|corpus/misc)/tasks/[a-z0-9_]+/scripts/[a-z0-9_]+\.py",
+                            TASKS[name].synlogic), name
+    # Ours keep their own names; the old word_sorting rule lives on as word_sorting_rules.
+    assert TASKS["word_sorting_rules"].synlogic is None and TASKS["caesar"].synlogic is None
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_level_has_its_own_knobs(name: str) -> None:
+    levels = TASKS[name].levels
+    assert len({json.dumps(levels[lv], sort_keys=True) for lv in LEVELS}) == len(LEVELS)
+
+
+def test_levels_reach_the_items() -> None:
+    assert make_item("dyck_language", 1, 0)["n_types"] == 1
+    assert len(make_item("dyck_language", 5, 0)["answer"]) == 64
+    assert len(make_item("dyck_language_errors", 5, 3)["sequence"]) == 50
+    assert [len(make_item("word_sorting", lv, 0)["words"]) for lv in LEVELS] == \
+        [5, 10, 15, 20, 25]
+    assert len(make_item("word_sorting", 4, 0)["front_letters"]) == 4
+    assert make_item("boolean_expressions", 5, 0)["options"] == 8
+    assert [make_item(t, 5, 0)["n"] for t in ("skyscraper_puzzle", "futoshiki", "kukurasu")] \
+        == [7, 9, 7]
+    fut = make_item("futoshiki", 5, 0)
+    assert len(fut["prefilled"]) == 8 and len(fut["signs"]) == 14
+    ops = [sum(t in "+-*/%" for t in make_item("math_path", lv, 0)["query"]) for lv in (1, 5)]
+    assert ops == [3, 8]
+    assert "?" in make_item("math_path", 1, 0)["query"]
+    assert not re.search(r"\d", make_item("math_path", 5, 0)["query"].split("=")[0])
+
+
+def _authors_eval(text: str) -> bool:
+    """The authors' way: facts and worded operators replaced, then eval."""
+    for fact in TRUE_FACTS:
+        text = text.replace(fact, "True")
+    for fact in FALSE_FACTS:
+        text = text.replace(fact, "False")
+    for word in sorted(COMPARE, key=len, reverse=True):
+        text = text.replace(word, {"is greater than": ">", "is less than": "<",
+                                   "is greater than or equal to": ">=",
+                                   "is less than or equal to": "<=", "is equal to": "==",
+                                   "equals": "==", "is not equal to": "!=",
+                                   "is not": "!="}[word])
+    return bool(eval(text))  # noqa: S307 - our own generated text, as the authors do
+
+
+def test_boolean_expressions_agree_with_the_authors_eval() -> None:
+    rng = random.Random(5)
+    for depth in (1, 2, 3, 4):
+        for _ in range(150):
+            text, value = expression(rng, depth)
+            assert _authors_eval(text) == value, text
+    item = make_item("boolean_expressions", 3, 4)
+    letters = item["answer"].split(",")
+    assert verify_answer(item, " , ".join(reversed(letters)).lower()) is None  # any order/case
+    assert verify_answer(item, item["answer"] + ",Z") is not None
+    assert verify_answer(item, "All of them") is not None
+
+
+def test_dyck_rules() -> None:
+    assert closing("([{<") == ">}])" and closing("(]") is None
+    assert first_error("()") == -1 and first_error("(]") == 2
+    assert first_error("(()") == 4 and first_error(")(") == 1
+    item = make_item("dyck_language", 3, 2)
+    assert item["answer"] == item["prefix"] + closing(item["prefix"])
+    assert verify_answer(item, item["answer"] + "()") is not None  # valid but not minimal
+    assert verify_answer(item, " ".join(item["answer"])) is None  # spaces are ignored
+    errors = [make_item("dyck_language_errors", 3, s) for s in range(60)]
+    answers = {int(e["answer"]) for e in errors}
+    assert -1 in answers and len(answers) > 5  # valid ones and errors at many positions
+    for e in errors:
+        assert int(e["answer"]) == first_error(e["sequence"])
+
+
+def test_math_path_accepts_any_restoration_and_keeps_the_shape() -> None:
+    others = 0
+    for seed in range(12):
+        item = make_item("math_path", 2, seed)
+        left, right = item["query"].split(" = ")
+        holes = left.count("?")
+        if holes > 3:
+            continue
+        for digits in itertools.product("0123456789", repeat=holes):
+            it = iter(digits)
+            filled = "".join(next(it) if ch == "?" else ch for ch in left)
+            try:
+                ok = evaluate(_TOKEN.findall(filled)) == int(right)
+            except ValueError:
+                ok = False
+            assert (verify_answer(item, f"{filled} = {right}") is None) == ok, filled
+            others += ok and f"{filled} = {right}" != item["answer"].replace(" ", "")
+    assert others > 0  # restorations other than the stored one were accepted
+    item = {"task": "math_path", "query": "(?+2)*3 = 9"}
+    assert verify_answer(item, "(1 + 2) * 3 = 9") is None
+    assert verify_answer(item, "[[(1+2)*3=9]]") is None
+    assert verify_answer(item, "1 + (2 * 3) = 9") is not None  # 7, and the brackets moved
+    assert verify_answer(item, "(1+2)*3 = 8") is not None
+    assert verify_answer(item, "(10+2)*3 = 9") is not None
+    assert "division by zero" in verify_answer({"task": "math_path", "query": "?/? = 0"},
+                                               "0/0 = 0")
+
+
+def test_clue_grids_accept_every_solution() -> None:
+    # Skyscraper: every Latin square with the same clues counts, not only the stored one.
+    item = make_item("skyscraper_puzzle", 1, 0)
+    count = 0
+    for rows in itertools.permutations(itertools.permutations([1, 2, 3]), 3):
+        grid = [list(r) for r in rows]
+        latin = all(sorted(c) == [1, 2, 3] for c in zip(*grid, strict=True))
+        ok = latin and all(sky_clues(grid)[k] == item[k] for k in ("top", "left",
+                                                                 "bottom", "right"))
+        assert (verify_answer(item, str(grid)) is None) == ok
+        count += ok
+    assert count >= 1
+    # Kukurasu: all 2^9 grids of a 3x3 puzzle, against the sums.
+    item = make_item("kukurasu", 1, 3)
+    solutions = 0
+    for bits in itertools.product([0, 1], repeat=9):
+        grid = [list(bits[i * 3:i * 3 + 3]) for i in range(3)]
+        ok = kukurasu_sums(grid) == (item["row_sums"], item["col_sums"])
+        text = json.dumps([["1" if v else "X" for v in row] for row in grid])
+        assert (verify_answer(item, text) is None) == ok
+        solutions += ok
+    assert solutions >= 1
+    # Futoshiki: one row per line and the authors' [[a b,c d]] both read; clues enforced.
+    fut = make_item("futoshiki", 1, 1)
+    rows = fut["answer"].strip("[]").split(",")
+    assert TASKS["futoshiki"].verify(fut, "\n".join(rows)) is None
+    r, c, v = fut["prefilled"][0]
+    assert "pre-filled" in (TASKS["futoshiki"].verify(
+        {**fut, "prefilled": [[r, c, v % 4 + 1]]}, fut["answer"]) or "")
+    a, b, x, y = fut["signs"][0]
+    assert "does not hold" in (TASKS["futoshiki"].verify(
+        {**fut, "signs": [[x, y, a, b]]}, fut["answer"]) or "")
+
+
+def test_word_sorting_uses_the_modified_alphabet() -> None:
+    base = {"task": "word_sorting", "words": ["apple", "banana", "cherry", "art", "artist"]}
+    up = {**base, "front_letters": ["c", "b"], "order": 1}
+    assert verify_answer(up, "cherry, banana, apple, art, artist") is None  # c, b, then a..
+    assert verify_answer(up, "apple, art, artist, banana, cherry") is not None  # plain a-z
+    down = {**base, "front_letters": ["c", "b"], "order": -1}
+    assert verify_answer(down, "artist, art, apple, banana, cherry") is None
+    assert verify_answer(up, "cherry，banana，apple，art，artist") is None  # full-width commas
+    assert verify_answer(up, "cherry, banana, art, apple") is not None  # a word missing
