@@ -22,6 +22,7 @@ from rich.table import Table
 from synthloom import __version__
 from synthloom.core.accounting import RunSummary, StepStats
 from synthloom.core.errors import SynthloomError
+from synthloom.export import registry as export_formats  # --format's help lists the formats
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Verified, diverse, deduplicated synthetic training data for LLMs.")
@@ -420,9 +421,11 @@ _mount_subapps()
 @app.command("export")
 def export_(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (holds data.jsonl).")],
-    format_: Annotated[str, typer.Option(
-        "--format", help="jsonl | parquet | hf | alpaca | sharegpt | messages | dpo | "
-        "prompt-completion | dpo-chat (docs/export.md: which trainer reads which)")] = "jsonl",
+    format_: Annotated[str | None, typer.Option(
+        "--format", help=export_formats.cli_help())] = None,
+    for_: Annotated[str | None, typer.Option(
+        "--for", help=f"{' | '.join(export_formats.TARGETS)}: refuse a format that trainer "
+        "would misread; without --format, choose one it reads.")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Folder for the data, dataset_info.json, README.md (default: RUN_DIR/export/FMT)."
     )] = None,
@@ -462,16 +465,17 @@ def export_(
     Refused (exit 2, the status named) when the run folder's last run was interrupted or
     failed, or a run holds its lock now, unless --force; a partial or stopped run is exported
     with a warning."""
-    from synthloom.export.formats import READERS, ColumnMap, ExportOptions, export, hub_token
+    from synthloom.export.formats import ColumnMap, ExportOptions, export, hub_token
     from synthloom.export.formats import push_to_hub as push
 
     columns = ColumnMap(instruction=instruction_column, input=input_column,
                         response=response_column, messages=messages_column,
                         prompt=prompt_column, chosen=chosen_column, rejected=rejected_column,
                         reasoning=reasoning_column, system=system, system_column=system_column)
-    options = ExportOptions(format=format_, columns=columns, reasoning=reasoning, meta=meta,
-                            file=file, name=name, reviewed=reviewed, force=force)
-    out = out or run_dir / "export" / format_
+    options = ExportOptions(format=format_ or "", columns=columns, reasoning=reasoning,
+                            meta=meta, file=file, name=name, reviewed=reviewed, force=force,
+                            target=for_)
+    out = out or run_dir / "export" / (format_ or for_ or "jsonl")
     if push_to_hub:
         _guard(lambda: hub_token(token_env), debug)  # fail before writing anything
     result = _guard(lambda: export(run_dir, out, options), debug)
@@ -484,12 +488,13 @@ def export_(
             console.print(f"[yellow]skipped[/] {line}", highlight=False)
         Console().print(f"reviewed: {r['kept']} of {r['of']} records {r['status']} "
                         f"({r['edited']} edited) -> {run_dir / r['file']}", highlight=False)
-    Console().print(f"[bold]{result.rows}[/] rows ({format_}) -> {result.data_path}"
+    Console().print(f"[bold]{result.rows}[/] rows ({result.format}) -> {result.data_path}"
                     + (f"  (skipped {sum(result.skipped.values())}: {skipped})" if skipped
                        else ""), highlight=False)
-    Console().print(f"read by: {READERS[format_]}", highlight=False, soft_wrap=True)
+    readers = export_formats.get_format(result.format).readers
+    Console().print(f"read by: {readers}", highlight=False, soft_wrap=True)
     if push_to_hub:
-        url = _guard(lambda: push(out, format_, push_to_hub, token_env, private,
+        url = _guard(lambda: push(out, result.format, push_to_hub, token_env, private,
                                   result.data_path), debug)
         Console().print(f"pushed -> {url}", highlight=False)
 

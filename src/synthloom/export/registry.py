@@ -174,9 +174,12 @@ def cli_help() -> str:
 
 
 def markdown_table() -> str:
-    """The docs' format table (docs/export.md holds it; a unit test keeps them equal)."""
+    """The docs' table of the shipped formats (docs/export.md holds it; a unit test keeps them
+    equal)."""
     lines = ["| format | file | row | read by | `--for` |", "|---|---|---|---|---|"]
     for f in formats().values():
+        if not f.row.__module__.startswith("synthloom."):
+            continue  # a format registered by a user's or a plugin's module
         file = "the folder (`save_to_disk`)" if f.file == "." else f"`{f.file}`"
         targets = ", ".join(f.targets) or "—"
         lines.append(f"| `{f.name}` | {file} | {f.help} | {f.readers} | {targets} |")
