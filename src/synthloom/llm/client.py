@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections import Counter
 from typing import Any, Protocol
 
 from synthloom.core.errors import SynthloomError
+from synthloom.core.fingerprint import stable_hash
 from synthloom.llm.backends.base import Backend
 from synthloom.llm.limits import AdaptiveConcurrency, RateLimiter, RetryPolicy, TokenBudget
 from synthloom.llm.structured import (
@@ -36,6 +38,15 @@ from synthloom.llm.tokens import (
     context_window,
     prompt_overhead,
     select_counter,
+)
+from synthloom.llm.toolcalls import (
+    as_text_messages,
+    call_errors,
+    parse_tool_answer,
+    repair_calls_messages,
+    tools_prompt,
+    union_schema,
+    with_tools_prompt,
 )
 from synthloom.llm.types import (
     ContextWindowExceeded,
@@ -289,6 +300,9 @@ class LLMClient:
         """``request.n`` samples (each cached by its own sample index), in order."""
         if not self.backend.supports_generate:
             await self.backend.complete(request, seed=None)  # raises its own clear error
+        if request.logprobs is not None and not self.backend.supports_logprobs:
+            raise SynthloomError(f"backend {self.backend.spec} returns no token logprobs; "
+                                 "use llamacpp (logits_all=true) or an OpenAI-compatible server")
         if request.n == 1:
             return [await self._sample(request, 0)]
         return list(await asyncio.gather(*(self._sample(request, i) for i in range(request.n))))
@@ -368,8 +382,11 @@ class LLMClient:
                 self._counts["cache_hits"] += 1
                 return LLMResponse.from_json(hit, cached=True)
         seed = None if request.params.seed is None else request.params.seed + index
+        if request.tools and request.tool_choice != "none":
+            response = await self._sample_tools(request, index, key, seed)
+            return self._cached(key, response)
         schema = request.json_schema
-        call_request = request
+        call_request = self._plain_for_backend(request)
         if schema is not None and not self.backend.supports_json_schema:
             call_request = _with_instructions(request, schema_instructions(schema))
         usage, calls, begun = Usage(), 0, time.perf_counter()
@@ -409,13 +426,88 @@ class LLMClient:
             text=text, reasoning=reasoning, parsed=parsed, usage=usage,
             finish_reason=raw.finish_reason, latency_s=time.perf_counter() - begun,
             model=self.model_id, sample_index=index, calls=calls, finished_at=time.time(),
-            fit=raw.fit,
+            fit=raw.fit, logprobs=raw.logprobs,
         )
+        return self._cached(key, response)
+
+    def _cached(self, key: str, response: LLMResponse) -> LLMResponse:
         if self.cache is not None:
             data = response.to_json()
             if _has_answer(data):  # never an empty answer: a rerun must ask again
                 self.cache.put_llm(key, data)
         return response
+
+    def _plain_for_backend(self, request: LLMRequest) -> LLMRequest:
+        """A request without tool use for a backend without native tools: tool turns in its
+        messages (a judge reading a trajectory; ``tool_choice="none"``) become plain text."""
+        if self.backend.supports_tools or request.messages is None or not (
+                request.tools or any(m.get("tool_calls") or m.get("role") == "tool"
+                                     for m in request.messages)):
+            return request
+        return dataclasses.replace(request, messages=as_text_messages(request.messages),
+                                   tools=None, tool_choice=None)
+
+    async def _sample_tools(self, request: LLMRequest, index: int, key: str,
+                            seed: int | None) -> LLMResponse:
+        """One sample of a request with tools: the server's native tool calls, or the
+        constrained {tool_calls | content} answer (see ``llm/toolcalls.py``). Malformed calls
+        (unknown tool, arguments failing the schema) are repaired and re-asked like
+        structured output and counted with it."""
+        tools, choice = request.tools or [], request.tool_choice
+        native = self.backend.supports_tools
+        union = union_schema(tools, choice)
+        call_request = request
+        if not native:
+            messages = with_tools_prompt(as_text_messages(request.messages or []),
+                                         tools_prompt(tools, choice))
+            call_request = dataclasses.replace(request, messages=messages, tools=None,
+                                               tool_choice=None, json_schema=union)
+
+        def make_id(i: int) -> str:  # deterministic: a rerun names the calls alike
+            return f"call_{stable_hash(key, i, length=16)}"
+
+        usage, calls_made, begun = Usage(), 0, time.perf_counter()
+        for attempt in range(self.structured_retries + 1):
+            try:
+                raw, used, spent, (text, reasoning) = await self._answer(call_request, seed)
+            except Exception as exc:
+                exc.usage = usage + getattr(exc, "spent", Usage())  # type: ignore[attr-defined]
+                exc.calls = calls_made + getattr(exc, "calls", 0)  # type: ignore[attr-defined]
+                raise
+            calls_made += used
+            usage = usage + spent
+            if native:
+                calls = raw.tool_calls or None
+                content = text
+                errors = call_errors(calls or [], tools, choice)
+            else:
+                calls, content, errors = parse_tool_answer(text, tools, choice, make_id)
+                if raw.finish_reason == "length":
+                    errors = [f"output cut off at max_tokens={call_request.params.max_tokens}",
+                              *errors]
+            if not errors:
+                break
+            if attempt == self.structured_retries:
+                self._counts["structured_failures"] += 1
+                exc = StructuredOutputError(
+                    f"malformed tool calls after {attempt + 1} attempt(s): "
+                    + "; ".join(errors[:3]))
+                exc.usage, exc.calls = usage, calls_made  # type: ignore[attr-defined]
+                raise exc
+            self._counts["structured_repairs"] += 1
+            if native:
+                call_request = dataclasses.replace(call_request, messages=repair_calls_messages(
+                    call_request.messages or [], calls or [], text, errors))
+            else:
+                call_request = _repaired(call_request, raw.text, errors, union)
+            if raw.finish_reason == "length":
+                self._counts["structured_token_raises"] += 1
+                call_request = _more_tokens(call_request, self.max_repair_tokens)
+        return LLMResponse(
+            text=content, reasoning=reasoning, usage=usage, finish_reason=raw.finish_reason,
+            latency_s=time.perf_counter() - begun, model=self.model_id, sample_index=index,
+            calls=calls_made, finished_at=time.time(), fit=raw.fit, tool_calls=calls,
+            logprobs=raw.logprobs)
 
     async def _answer(self, request: LLMRequest, seed: int | None
                       ) -> tuple[RawCompletion, int, Usage, tuple[str, str | None]]:
@@ -438,7 +530,8 @@ class LLMClient:
                 raise
             calls, spent = calls + used, spent + raw.usage
             text, reasoning = split_reasoning(raw.text)
-            if text.strip() or raw.finish_reason == "length" or request.prompt is not None:
+            if (text.strip() or raw.tool_calls or raw.finish_reason == "length"
+                    or request.prompt is not None):
                 break
             if attempt + 1 < tries:
                 self._counts["retries"] += 1
@@ -524,15 +617,20 @@ def _cause(exc: BaseException) -> str:
 
 def _has_answer(response: dict[str, Any]) -> bool:
     """A response worth caching: some answer text (or a parsed object)."""
-    return bool(str(response.get("text") or "").strip()) or response.get("parsed") is not None
+    return (bool(str(response.get("text") or "").strip()) or response.get("parsed") is not None
+            or bool(response.get("tool_calls")))
 
 
 def _prompt_texts(request: LLMRequest) -> tuple[list[str], int]:
     """The texts of a request's prompt and its chat template's overhead in tokens."""
     if request.messages is None:
         return [request.prompt or ""], prompt_overhead(None)
-    return ([str(m.get("content") or "") for m in request.messages],
-            prompt_overhead(len(request.messages)))
+    texts = [str(m.get("content") or "") for m in request.messages]
+    # Tool schemas and calls are read by the model too (rare: measured only when present).
+    texts += [json.dumps(m["tool_calls"]) for m in request.messages if m.get("tool_calls")]
+    if request.tools:
+        texts.append(json.dumps(request.tools))
+    return texts, prompt_overhead(len(request.messages))
 
 
 def _fits_by_size(texts: list[str], overhead: int, wanted: int, window: int) -> bool:
@@ -543,7 +641,8 @@ def _fits_by_size(texts: list[str], overhead: int, wanted: int, window: int) -> 
 
 def _estimate_tokens(request: LLMRequest) -> int:
     # Cheap estimate for TPM limiting: the tokenizer would cost more than it saves here.
-    chars = len(request.prompt or "") + sum(len(m.get("content", "")) for m in request.messages or [])
+    chars = len(request.prompt or "") + sum(len(m.get("content") or "")
+                                            for m in request.messages or [])
     return chars // 4 + request.params.max_tokens
 
 

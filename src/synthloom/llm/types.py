@@ -32,31 +32,93 @@ class LLMRequest:
     so raising ``n`` later reuses the samples already drawn.
     """
 
-    messages: list[dict[str, str]] | None = None
+    #: OpenAI chat messages: ``{"role", "content"}``, plus assistant ``tool_calls`` and
+    #: ``{"role": "tool", "tool_call_id", "content"}`` results (``llm/tools.py`` builds them).
+    messages: list[dict[str, Any]] | None = None
     prompt: str | None = None
     params: SamplingParams = field(default_factory=SamplingParams)
     json_schema: dict[str, Any] | None = None
     n: int = 1
     # Free-form tags for logs (step name, record id); not part of the cache key.
     tags: dict[str, Any] = field(default_factory=dict)
+    #: OpenAI function schemas (``{"type": "function", "function": {name, description,
+    #: parameters}}``): the answer may be ``tool_calls`` instead of text (chat only).
+    tools: list[dict[str, Any]] | None = None
+    #: "auto" (None), "none", "required" or ``{"type": "function", "function": {"name": N}}``.
+    tool_choice: str | dict[str, Any] | None = None
+    #: Token logprobs with this many alternatives per token (0: the chosen token's only).
+    logprobs: int | None = None
+    #: Raw prompts only: logprobs of the prompt's own tokens too (Toolformer's losses).
+    echo: bool = False
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("LLMRequest needs exactly one of messages or prompt")
         if self.n < 1:
             raise ValueError("LLMRequest.n must be >= 1")
+        if self.tools and self.messages is None:
+            raise ValueError("LLMRequest.tools needs chat messages, not a raw prompt")
+        if self.tools and self.json_schema is not None:
+            raise ValueError("LLMRequest takes tools or a json_schema, not both")
 
     def content_key(self) -> dict[str, Any]:
-        """What determines the output (for cache keys): everything but tags and n."""
-        return {
+        """What determines the output (for cache keys): everything but tags and n.
+        Tool and logprob fields only when set, so the keys of plain requests stay as before."""
+        key: dict[str, Any] = {
             "messages": self.messages,
             "prompt": self.prompt,
             "params": self.params.to_json(),
             "json_schema": self.json_schema,
         }
+        if self.tools:
+            key["tools"] = self.tools
+            key["tool_choice"] = self.tool_choice
+        if self.logprobs is not None:
+            key["logprobs"] = self.logprobs
+            key["echo"] = self.echo
+        return key
 
     def cache_key(self, model_id: str, sample_index: int) -> str:
         return stable_hash("llm", model_id, self.content_key(), sample_index)
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """One call the model asked for: ``arguments`` parsed from JSON (the raw string when it
+    is not JSON; validation then names it)."""
+
+    id: str
+    name: str
+    arguments: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ToolCall:
+        return cls(id=str(data["id"]), name=str(data["name"]), arguments=data.get("arguments"))
+
+
+#: One generated (or echoed) token: ``{"token", "logprob", "top": {token: logprob}}``.
+TokenLogprob = dict[str, Any]
+
+
+def normalize_logprobs(raw: Any) -> list[dict[str, Any]] | None:
+    """Token logprobs in one shape (``{"token", "logprob", "top"}``) from a chat answer
+    (``logprobs.content``) or a completion (``tokens``/``token_logprobs``/``top_logprobs``)."""
+    if not isinstance(raw, dict):
+        return None
+    if isinstance(raw.get("content"), list):
+        return [{"token": t.get("token"), "logprob": t.get("logprob"),
+                 "top": {a.get("token"): a.get("logprob") for a in t.get("top_logprobs") or []}}
+                for t in raw["content"]]
+    tokens = raw.get("tokens")
+    if not isinstance(tokens, list):
+        return None
+    values = raw.get("token_logprobs") or [None] * len(tokens)
+    tops = raw.get("top_logprobs") or [None] * len(tokens)
+    return [{"token": tok, "logprob": lp, "top": dict(top or {})}
+            for tok, lp, top in zip(tokens, values, tops, strict=False)]
 
 
 @dataclass(slots=True)
@@ -85,6 +147,9 @@ class RawCompletion:
     #: Set by the client when it shrank max_tokens to fit the context window
     #: (``{"max_tokens": asked, "sent": n, "prompt_tokens": counted, "context_length": L}``).
     fit: dict[str, Any] | None = None
+    #: Tool calls the server made natively (OpenAI ``message.tool_calls``).
+    tool_calls: list[ToolCall] | None = None
+    logprobs: list[TokenLogprob] | None = None
 
 
 @dataclass(slots=True)
@@ -106,6 +171,9 @@ class LLMResponse:
     finished_at: float = 0.0
     #: max_tokens shrunk to fit the context window (``RawCompletion.fit``), else None.
     fit: dict[str, Any] | None = None
+    #: The calls asked for (validated against the request's tools), else None.
+    tool_calls: list[ToolCall] | None = None
+    logprobs: list[TokenLogprob] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -122,12 +190,19 @@ class LLMResponse:
         }
         if self.fit is not None:  # rare: kept out of the usual cache row
             data["fit"] = self.fit
+        # Only when present: a plain answer's cache row stays as it was.
+        if self.tool_calls is not None:
+            data["tool_calls"] = [c.to_json() for c in self.tool_calls]
+        if self.logprobs is not None:
+            data["logprobs"] = self.logprobs
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, cached: bool = False) -> LLMResponse:
         data = dict(data)
         data["usage"] = Usage(**data.get("usage", {}))
+        if data.get("tool_calls") is not None:
+            data["tool_calls"] = [ToolCall.from_json(c) for c in data["tool_calls"]]
         return cls(**data, cached=cached)
 
 

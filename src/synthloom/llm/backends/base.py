@@ -44,6 +44,11 @@ class Backend(ABC):
     supports_generate: bool = True
     #: The backend scores (prompt, response) pairs (``score``): a reward model.
     supports_score: bool = False
+    #: The backend takes ``tools`` and returns ``tool_calls`` itself (OpenAI-compatible
+    #: servers); otherwise the client asks for a schema-constrained {tool_calls | content}.
+    supports_tools: bool = False
+    #: The backend returns token logprobs when a request asks (``LLMRequest.logprobs``).
+    supports_logprobs: bool = False
 
     @property
     def spec(self) -> str:

@@ -19,6 +19,7 @@ from synthloom.llm.types import (
     RawCompletion,
     TransientLLMError,
     Usage,
+    normalize_logprobs,
 )
 
 _HASH_CHUNK = 1 << 20  # 1 MiB from each end: cheap, yet changes whenever the weights do
@@ -89,10 +90,15 @@ class LlamaCppBackend(Backend):
         model_path: str | Path | None = None,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        logits_all: bool = False,
     ) -> None:
         self._explicit_path = Path(model_path).expanduser() if model_path is not None else None
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        # Logprobs need every position's logits kept (n_ctx x vocab floats: ~400 MB for
+        # SmolLM2 at 2048), so only a backend asked for them pays it.
+        self.logits_all = logits_all
+        self.supports_logprobs = logits_all
         self._path: Path | None = None
         self._model_id: str | None = None
         self._llm: Any = None
@@ -134,7 +140,8 @@ class LlamaCppBackend(Backend):
 
                 apply_extra_buffer_setting()  # AMX weight buffers crash batched decode
                 path = self.model_path
-                kwargs: dict[str, Any] = {"n_ctx": self.n_ctx, "verbose": False}
+                kwargs: dict[str, Any] = {"n_ctx": self.n_ctx, "verbose": False,
+                                          "logits_all": self.logits_all}
                 if self.n_threads is not None:
                     kwargs["n_threads"] = self.n_threads
                 try:
@@ -228,12 +235,16 @@ class LlamaCppBackend(Backend):
                         "type": "json_object",
                         "schema": grammar_schema(request.json_schema),
                     }
+                if request.logprobs is not None:
+                    kwargs.update(logprobs=True, top_logprobs=request.logprobs)
                 out = llm.create_chat_completion(messages=request.messages, **kwargs)
                 choice = out["choices"][0]
                 text = choice["message"].get("content") or ""
             else:
                 if request.json_schema is not None:
                     kwargs["grammar"] = self._grammar(request.json_schema)
+                if request.logprobs is not None:
+                    kwargs.update(logprobs=request.logprobs, echo=request.echo)
                 out = llm.create_completion(prompt=request.prompt, **kwargs)
                 choice = out["choices"][0]
                 text = choice.get("text") or ""
@@ -257,4 +268,5 @@ class LlamaCppBackend(Backend):
                 completion_tokens=int(usage.get("completion_tokens") or 0),
             ),
             model=self.model_id,
+            logprobs=normalize_logprobs(choice.get("logprobs")),
         )

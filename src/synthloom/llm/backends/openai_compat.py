@@ -22,17 +22,23 @@ from synthloom.llm.backends.http import (
     make_transport,
     max_body_bytes,
 )
+from synthloom.llm.toolcalls import calls_in_message
 from synthloom.llm.types import (
     LLMRequest,
     PermanentLLMError,
     RawCompletion,
     TransientLLMError,
     Usage,
+    normalize_logprobs,
 )
 
 log = logging.getLogger(__name__)
 
 STRUCTURED_MODES = ("auto", "json_schema", "json_object", "none")
+#: "native": ``tools`` sent, ``tool_calls`` read (vLLM/SGLang with a tool parser, llama.cpp's
+#: server with a function-calling chat format, hosted APIs); "constrained": the client asks for
+#: a schema-constrained {tool_calls | content} answer instead (a server with no tool parser).
+TOOL_MODES = ("native", "constrained")
 _TRANSIENT_STATUS = {408, 409, 425, 429}
 _MAX_MESSAGE = 300
 #: Tokenize endpoints, tried in order by ``check()`` (path under the server root, body):
@@ -101,6 +107,7 @@ class OpenAIBackend(Backend):
     kind = "openai"
     supports_raw_prompt = True
     default_concurrency = 16
+    supports_logprobs = True
 
     def __init__(
         self,
@@ -111,7 +118,12 @@ class OpenAIBackend(Backend):
         structured: str = "auto",
         transport: str = "auto",
         max_response_bytes: int | None = None,
+        tools: str = "native",
     ) -> None:
+        if tools not in TOOL_MODES:
+            raise BackendError(f"unknown tools mode {tools!r}; use one of {', '.join(TOOL_MODES)}")
+        self.tools_mode = tools
+        self.supports_tools = tools == "native"
         if structured not in STRUCTURED_MODES:
             raise BackendError(
                 f"unknown structured mode {structured!r}; use one of {', '.join(STRUCTURED_MODES)}"
@@ -357,6 +369,17 @@ class OpenAIBackend(Backend):
             body["messages"] = request.messages
         else:
             body["prompt"] = request.prompt
+        if request.tools:
+            body["tools"] = request.tools
+            if request.tool_choice is not None:
+                body["tool_choice"] = request.tool_choice
+        if request.logprobs is not None:
+            if request.messages is not None:  # chat: a flag and a count
+                body["logprobs"] = True
+                body["top_logprobs"] = request.logprobs
+            else:  # /v1/completions: the count; echo for the prompt's own tokens
+                body["logprobs"] = request.logprobs
+                body["echo"] = request.echo
         schema = request.json_schema
         if schema is not None and mode == "json_schema":
             body["response_format"] = {
@@ -422,6 +445,7 @@ class OpenAIBackend(Backend):
             if chat:
                 message = choice["message"]
                 text = message.get("content") or ""
+                tool_calls = calls_in_message(message) or None
                 # vLLM/SGLang reasoning parsers move the thinking out of content; put it back in
                 # the <think> form so the client's one reasoning splitter sees every backend alike.
                 reasoning = message.get("reasoning_content") or message.get("reasoning")
@@ -429,6 +453,7 @@ class OpenAIBackend(Backend):
                     text = f"<think>{reasoning}</think>{text}"
             else:
                 text = choice.get("text") or ""
+                tool_calls = None
             usage = body.get("usage") or {}
             return RawCompletion(
                 text=str(text),
@@ -438,6 +463,8 @@ class OpenAIBackend(Backend):
                     completion_tokens=int(usage.get("completion_tokens") or 0),
                 ),
                 model=str(body.get("model") or self.model),
+                tool_calls=tool_calls,
+                logprobs=normalize_logprobs(choice.get("logprobs")),
             )
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             snippet = self._redact(response.text[:120])
