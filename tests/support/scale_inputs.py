@@ -247,8 +247,9 @@ def _logic(folder: Path, n: int) -> ScaleCase:
 
 def _magpie(folder: Path, n: int) -> ScaleCase:
     # "auto" reads the chat template out of a GGUF file; the instant backend has none.
-    return ScaleCase({"count": str(n), "template": "chatml"}, n,
-                     ["template=chatml: the instant backend has no GGUF chat template"])
+    return ScaleCase({"count": str(n), "template": "chatml", "embedder": "hashing"}, n,
+                     ["template=chatml: the instant backend has no GGUF chat template",
+                      "embedder=hashing: the distance tag's engine path without a model load"])
 
 
 def _camel(folder: Path, n: int) -> ScaleCase:

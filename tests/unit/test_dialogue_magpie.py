@@ -5,6 +5,7 @@ raw-prompt guard -- with the accounting of every run."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,16 @@ def run(recipe: Recipe, out: Path, backend: ScriptedTestBackend, limit: int) -> 
     return asyncio.run(run_recipe(recipe, out, options)).to_json()
 
 
+# Answers to the tagging stage's JSON requests, by a required field of their schema.
+TAGS = {"difficulty": {"intent": "The user wants to know.", "knowledge": "Facts.",
+                       "difficulty": "easy"},
+        "input_quality": {"explanation": "Clear.", "input_quality": "good"},
+        "primary_tag": {"primary_tag": "Information seeking", "other_tags": []},
+        "safe": {"rationale": "Harmless.", "safe": True, "categories": []}}
+#: The tagging stage without a model load for the distance tag.
+HASHING = {"embedder": "hashing"}
+
+
 class Scripted(ScriptedTestBackend):
     """Raw prompts get the next scripted query; chat calls get an answer naming the query."""
 
@@ -44,11 +55,15 @@ class Scripted(ScriptedTestBackend):
         self.template = template
         self.raw_prompts: list[str] = []
         self.chats: list[list[dict]] = []
+        self.tag_calls = 0
 
     def chat_template(self) -> str | None:
         return self.template
 
     def answer(self, request, seed) -> str:
+        if request.json_schema is not None:  # the tagging stage: fixed tags, safe
+            self.tag_calls += 1
+            return json.dumps(TAGS[next(k for k in TAGS if k in request.json_schema["required"])])
         if request.prompt is not None:
             self.raw_prompts.append(request.prompt)
             assert request.params.temperature == 1.0 and request.params.stop
@@ -103,13 +118,16 @@ def test_magpie_recipe_pairs_drops_and_dedup(tmp_path: Path) -> None:
     queries = ["What is the capital of France?", "The sun was warm on the porch all day.",
                "What is the capital of France?", "Explain how a rainbow forms.", ""]
     backend = Scripted(queries)
-    recipe = Recipe.load("magpie", {"template": "chatml", "system_prompt": "Ask about science."})
+    recipe = Recipe.load("magpie", {"template": "chatml", "system_prompt": "Ask about science.",
+                                    **HASHING})
     summary = run(recipe, tmp_path / "out", backend, limit=5)
     steps = {s["name"]: s for s in summary["steps"]}
     assert all(step_closes(s) for s in steps.values())
     conv, unique = steps["conversations"], steps["unique"]
     assert (conv["in"], conv["out"], conv["dropped"]) == (5, 3, 2)
-    assert conv["llm_calls"] == 5 + 3 == backend.calls  # a bad query costs no response call
+    assert conv["llm_calls"] == 5 + 3  # a bad query costs no response call
+    # Tagging: 3 tags + 1 safety verdict per unique pair.
+    assert backend.calls == 5 + 3 + 2 * 4 and backend.tag_calls == 2 * 4
     assert (unique["in"], unique["kept"], unique["dropped"]) == (3, 2, 1)
     # Every raw prompt is exactly the pre-query prefix with the system prompt before it.
     assert set(backend.raw_prompts) == {
@@ -138,10 +156,10 @@ def test_magpie_multi_turn_appends_history_and_a_new_prefix(tmp_path: Path) -> N
     queries = ["How do vaccines work?", "Why do some need boosters?",
                "What is a black hole?", "ok."]
     backend = Scripted(queries)
-    recipe = Recipe.load("magpie", {"template": "chatml", "turns": "2"})
+    recipe = Recipe.load("magpie", {"template": "chatml", "turns": "2", **HASHING})
     summary = run(recipe, tmp_path / "out", backend, limit=2)
     conv = next(s for s in summary["steps"] if s["name"] == "conversations")
-    assert step_closes(conv) and conv["out"] == 2 and backend.calls == 7
+    assert step_closes(conv) and conv["out"] == 2 and conv["llm_calls"] == 7
     full, short = sorted(read_jsonl(tmp_path / "out" / "data.jsonl"), key=lambda r: -r["n_turns"])
     assert full["n_turns"] == 2 and full["stopped_early"] is None
     assert [t["role"] for t in full["turns"]] == ["user", "assistant", "user", "assistant"]
@@ -171,9 +189,9 @@ def test_magpie_refuses_a_chat_only_backend_before_any_call(tmp_path: Path) -> N
 
 def test_magpie_auto_uses_the_models_own_template(tmp_path: Path) -> None:
     backend = Scripted(["Can you name three prime numbers?"], template=SMOLLM2_TEMPLATE)
-    run(Recipe.load("magpie", {}), tmp_path / "out", backend, limit=1)
+    run(Recipe.load("magpie", HASHING), tmp_path / "out", backend, limit=1)
     assert backend.raw_prompts == [SMOLLM2_PREFIX]
     [record] = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert record["pre_query_template"] == "model"
     with pytest.raises(RecipeError, match="set the template"):
-        run(Recipe.load("magpie", {}), tmp_path / "other", Scripted([]), limit=1)
+        run(Recipe.load("magpie", HASHING), tmp_path / "other", Scripted([]), limit=1)
