@@ -390,3 +390,30 @@ def test_a_missing_column_error_names_the_file_that_has_it(tmp_path: Path) -> No
         export(run, tmp_path / "d", ExportOptions(format="dpo"))
     done = export(run, tmp_path / "d", ExportOptions(format="dpo", file="preference.jsonl"))
     assert done.rows == 1
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_two_logic_exports_of_different_rows_load_and_concatenate(tmp_path: Path,
+                                                                  fmt: str) -> None:
+    """Logic records mix kinds (knights_knaves' ``statements``: strings and numbers in nested
+    lists; ``sequence``: a list in one task, text in another): each export loads with
+    ``datasets`` and two exports of other rows of the recipe concatenate (issue 23 item 8)."""
+    datasets = pytest.importorskip("datasets", reason="datasets not installed (extra: hf)")
+    datasets.disable_progress_bars()
+    loaded = []
+    for seed, tasks in ((1, "knights_knaves,sequence,zebra"), (2, "knights_knaves,sequence")):
+        run = tmp_path / f"logic-{seed}"
+        asyncio.run(run_recipe("logic", run, RunOptions(overrides={
+            "count": "3", "tasks": tasks, "seed": str(seed)})))
+        done = export(run, tmp_path / f"out-{seed}", ExportOptions(format=fmt))
+        loaded.append(datasets.load_dataset(fmt if fmt == "parquet" else "json", split="train",
+                                            data_files=str(done.data_path),
+                                            cache_dir=str(tmp_path / "cache")))
+    first, second = loaded
+    assert first.features["statements"] == datasets.Value("string")
+    both = datasets.concatenate_datasets([first, second])
+    assert len(both) == len(first) + len(second) == 15
+    statements = [json.loads(s) for s in both["statements"] if s]
+    assert statements and all(isinstance(s, list) for s in statements)
+    if fmt == "jsonl":
+        assert isinstance(json.loads(both[0]["_meta"])["id"], str)
