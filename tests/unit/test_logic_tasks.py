@@ -131,6 +131,24 @@ def _flip_corner(item: dict) -> str:
     return json.dumps(grid)
 
 
+def _move_star(item: dict) -> str:
+    """The first star one column to the right, or left at the edge."""
+    first = re.search(r"\((\d+), (\d+)\)", item["answer"])
+    assert first is not None
+    row, col = int(first[1]), int(first[2])
+    col = col + 1 if col < item["n"] else col - 1
+    return item["answer"][:first.start()] + f"({row}, {col})" + item["answer"][first.end():]
+
+
+def _swap_blank_and_shown(item: dict) -> str:
+    """A blank's number raised by one: the multiset and a sum both break."""
+    matrix = json.loads(item["answer"])
+    r, c = next((r, c) for r, row in enumerate(item["shown"]) for c, v in enumerate(row)
+                if v is None)
+    matrix[r][c] += 1
+    return json.dumps(matrix)
+
+
 CORRUPT: dict[str, Callable[[dict], str]] = {
     "sudoku": _swap_sudoku,
     "game24": _game24,
@@ -155,6 +173,10 @@ CORRUPT: dict[str, Callable[[dict], str]] = {
     "skyscraper_puzzle": _swap_in_first_row,
     "futoshiki": _swap_in_first_row,
     "kukurasu": _flip_corner,
+    "star_placement_puzzle": _move_star,
+    "numbrix": _swap_in_first_row,
+    "survo": _swap_blank_and_shown,
+    "calcudoko": _swap_in_first_row,
 }
 
 

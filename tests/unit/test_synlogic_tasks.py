@@ -13,12 +13,14 @@ import pytest
 from synthloom.verify.logic import LEVELS, TASKS, make_item, verify_answer
 from synthloom.verify.logic.boolexpr import COMPARE, FALSE_FACTS, TRUE_FACTS, expression
 from synthloom.verify.logic.brackets import closing, first_error
+from synthloom.verify.logic.fillgrids import hamiltonian_path
 from synthloom.verify.logic.mathpath import _TOKEN, evaluate
 from synthloom.verify.logic.numgrids import kukurasu_sums, sky_clues
+from synthloom.verify.logic.regions import cage_holds
 
 SYNLOGIC = {"sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_expressions",
             "dyck_language", "dyck_language_errors", "math_path", "skyscraper_puzzle",
-            "futoshiki", "kukurasu"}
+            "futoshiki", "kukurasu", "star_placement_puzzle", "numbrix", "survo", "calcudoko"}
 
 
 def test_the_synlogic_tasks_are_marked_and_cite_the_authors_file() -> None:
@@ -168,3 +170,52 @@ def test_word_sorting_uses_the_modified_alphabet() -> None:
     assert verify_answer(down, "artist, art, apple, banana, cherry") is None
     assert verify_answer(up, "cherry，banana，apple，art，artist") is None  # full-width commas
     assert verify_answer(up, "cherry, banana, art, apple") is not None  # a word missing
+
+
+def test_numbrix_paths_and_other_fillings() -> None:
+    rng = random.Random(1)
+    for n in (2, 3, 5, 8):
+        path = hamiltonian_path(rng, n, 3 * n * n)
+        assert sorted(path) == [(r, c) for r in range(n) for c in range(n)]
+        assert all(abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1
+                   for a, b in zip(path, path[1:], strict=False))
+    # A 3x3 puzzle with only 1 given: the serpentine and its mirror both keep it (the centre).
+    item = {"task": "numbrix", "n": 3, "given": [[1, 1, 5]]}
+    assert verify_answer(item, "[[1, 2, 3], [6, 5, 4], [7, 8, 9]]") is None
+    assert verify_answer(item, "[[3, 2, 1], [4, 5, 6], [9, 8, 7]]") is None
+    assert "neighbours" in verify_answer(item, "[[1, 2, 3], [4, 5, 6], [7, 8, 9]]")
+    assert verify_answer(item, "[[1, 2, 3], [6, 5, 4], [7, 8, 8]]") is not None
+    assert [len(make_item("numbrix", lv, 0)["given"]) for lv in (1, 5)] == [8, 24]
+
+
+def test_survo_and_calcudoko_rules() -> None:
+    item = make_item("survo", 3, 2)
+    assert len(item["numbers"]) == 5 and sum(v is None for row in item["shown"]
+                                             for v in row) == 5
+    grid = json.loads(item["answer"])
+    assert verify_answer(item, "\n".join(" ".join(map(str, row)) for row in grid)) is None
+    assert cage_holds([6, 2], "÷", 3) and cage_holds([2, 6], "÷", 3)
+    assert not cage_holds([5, 2], "÷", 2)  # the authors' floor division would say 2
+    assert cage_holds([1, 4], "-", 3) and cage_holds([2, 3, 4], "*", 24)
+    for seed in range(20):  # every ÷ cage divides exactly; every cage has 2+ cells
+        cal = make_item("calcudoko", 4, seed)
+        grid = [[int(v) for v in row.split()] for row in cal["answer"].strip("[]").split(",")]
+        for cells, target, op in cal["cages"]:
+            assert len(cells) >= 2 and (op in "+*" or len(cells) == 2)
+            assert cage_holds([grid[r][c] for r, c in cells], op, target)
+        assert sum(len(c) for c, _, _ in cal["cages"]) == 36
+
+
+def test_star_placement_rules() -> None:
+    item = make_item("star_placement_puzzle", 5, 1)
+    assert item["k"] == 2 and item["n"] == 10
+    assert len({ch for row in item["regions"] for ch in row}) == 10
+    stars = re.findall(r"\((\d+), (\d+)\)", item["answer"])
+    assert len(stars) == 20
+    # Region letters are checked, not only the positions.
+    first = item["answer"].index("'A'")
+    relabelled = item["answer"][:first] + "'B'" + item["answer"][first + 3:]
+    assert "not in region" in verify_answer(item, relabelled)
+    # Written one region per line, as the authors' prompt shows it.
+    lines = item["answer"].replace("], ", "],\n")
+    assert TASKS["star_placement_puzzle"].verify(item, lines) is None

@@ -11,6 +11,7 @@ from synthloom.verify.logic import (  # noqa: F401 - importing registers the tas
     brackets,
     ciphers,
     cryptarithm,
+    fillgrids,
     game24,
     graphs,
     grids,
@@ -18,6 +19,7 @@ from synthloom.verify.logic import (  # noqa: F401 - importing registers the tas
     mathpath,
     numeric,
     numgrids,
+    regions,
     words,
     zebra,
 )
@@ -40,7 +42,7 @@ from synthloom.verify.logic.base import (
 #: by other code come after).
 ORDER = ["sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_expressions",
          "dyck_language", "dyck_language_errors", "math_path", "skyscraper_puzzle", "futoshiki",
-         "kukurasu",
+         "kukurasu", "star_placement_puzzle", "numbrix", "survo", "calcudoko",
          # ours (not SynLogic's; see each task's ``synlogic``):
          "caesar", "vigenere", "knights_knaves", "maze", "n_queens", "graph_coloring", "bit_ops",
          "sequence", "word_sorting_rules", "anagram"]
