@@ -41,6 +41,7 @@ class StarRationales(TemplatedStep, ExpandStep):
     Config = StarConfig
     config: StarConfig
     template_fields = ("template", "hint_template")
+    version = "2"  # 2: rationale_reasoning kept
 
     def reads(self) -> list[str]:
         names = (self.template().variables | self.template("hint_template").variables
@@ -54,9 +55,11 @@ class StarRationales(TemplatedStep, ExpandStep):
 
     def _output(self, response: LLMResponse, template: str, predicted: str,
                 rationalized: bool, sample_index: int) -> Output:
-        return self.output(response, {"rationale": response.text.strip(), "predicted": predicted,
-                                      "rationalized": rationalized, "verified": True},
-                           template=template, sample_index=sample_index)
+        columns: dict[str, Any] = {"rationale": response.text.strip(), "predicted": predicted,
+                                   "rationalized": rationalized, "verified": True}
+        if response.reasoning:  # a reasoning model's <think> text: exports keep it
+            columns["rationale_reasoning"] = response.reasoning
+        return self.output(response, columns, template=template, sample_index=sample_index)
 
     def _answer(self, response: LLMResponse) -> str | None:
         if response.finish_reason == "length":
