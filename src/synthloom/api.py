@@ -10,25 +10,21 @@ from typing import Any
 from synthloom.core.accounting import RunSummary
 from synthloom.core.errors import SynthloomError
 from synthloom.core.executor import LocalExecutor, ProgressCallback
-from synthloom.core.models import DEFAULT_MODEL
+from synthloom.core.models import DEFAULT_MODEL, RunModelOptions
 from synthloom.core.notes import attach_notes
 from synthloom.core.recipe import Recipe
 from synthloom.core.runlock import RunLock
 from synthloom.core.store import RunStore
-from synthloom.llm.backends.base import Backend
 from synthloom.llm.client import LLMClient
 from synthloom.llm.models import RunModels, build_clients
 
 
 @dataclass
-class RunOptions:
-    backend: str | Backend | None = None
-    model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int | None = None
-    rpm: float | None = None
-    tpm: float | None = None
-    budget_tokens: int | None = None
+class RunOptions(RunModelOptions):
+    """How to run a recipe: the run's model and its limits (``RunModelOptions``: ``backend``
+    — a spec string or a built ``Backend`` —, ``model``, ``api_key_env``, ``concurrency``,
+    ``rpm``, ``tpm``, ``budget_tokens``), and the run's own settings below."""
+
     limit: int | None = None
     batch_size: int = 32
     overrides: dict[str, str] = field(default_factory=dict)
@@ -46,10 +42,7 @@ class RunOptions:
     regenerate: str | None = None
 
     def run_models(self, recipe: Recipe, share: int = 1) -> RunModels:
-        return RunModels(backend=self.backend, model=self.model, api_key_env=self.api_key_env,
-                         concurrency=self.concurrency, rpm=self.rpm, tpm=self.tpm,
-                         budget_tokens=self.budget_tokens, specs=dict(recipe.models),
-                         share=share)
+        return RunModels(**self.model_options(), specs=dict(recipe.models), share=share)
 
 
 async def run_recipe(recipe: str | Path | Recipe, out: str | Path,

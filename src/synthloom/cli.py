@@ -6,13 +6,16 @@ Errors print as one line and a non-zero exit code; ``--debug`` shows the traceba
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
+import inspect
 import json
 import signal
-import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 import typer
 from rich.console import Console
@@ -22,6 +25,7 @@ from rich.table import Table
 from synthloom import __version__
 from synthloom.core.accounting import RunSummary, StepStats
 from synthloom.core.errors import SynthloomError
+from synthloom.core.models import RunModelOptions
 from synthloom.export import registry as export_formats  # --format's help lists the formats
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -53,28 +57,49 @@ def _parse_sets(values: list[str]) -> dict[str, str]:
     return overrides
 
 
+def _declared_options(cls: type, into: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """One typer option per field of the dataclass ``cls`` that has help metadata
+    (``core.models.option``), in place of the command's parameter ``into``, which receives them
+    as one ``cls``: the options are declared once, on the class the Python API uses."""
+    hints = get_type_hints(cls)
+    declared = [f for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(fn, eval_str=True)
+        params = list(signature.parameters.values())
+        at = [p.name for p in params].index(into)
+        added = [inspect.Parameter(
+            f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default,
+            annotation=Annotated[f.metadata.get("cli_type") or hints[f.name],
+                                 typer.Option(help=f.metadata["help"])]) for f in declared]
+
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {f.name: kwargs.pop(f.name) for f in declared}
+            return fn(*args, **kwargs, **{into: cls(**values)})
+
+        command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=params[:at] + added + params[at + 1:])
+        return command
+
+    return decorate
+
+
 @app.command()
+@_declared_options(RunModelOptions, into="models")
 def run(
     recipe: Annotated[str, typer.Argument(help="A shipped recipe name or a path to a .yaml file.")],
     out: Annotated[Path | None, typer.Option(
         help="Run folder (default: synthloom-runs/RECIPE). Same folder = resume.")] = None,
     limit: Annotated[int | None, typer.Option(help="Read at most N items per source.")] = None,
-    backend: Annotated[str | None, typer.Option(
-        help="llamacpp (embedded default) | llamacpp:PATH.gguf | openai:BASE_URL")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name for the openai backend.")] = None,
+    # --backend, --model, --api-key-env, --concurrency, --rpm, --tpm, --budget-tokens:
+    models: RunModelOptions | None = None,
     model_for: Annotated[list[str] | None, typer.Option(
         "--model-for", help="NAME=SPEC: the backend of a named model of the recipe's models: "
         "(repeatable), e.g. judge=openai:http://127.0.0.1:8001/v1 or "
         "'judge={backend: \"openai:http://127.0.0.1:8001/v1\", model: qwen}'.")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="param=value, or step.key=value (repeatable).")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="LLM requests in flight.")] = None,
-    budget_tokens: Annotated[int | None, typer.Option(
-        help="Stop cleanly after this many new tokens; rerun to continue.")] = None,
-    rpm: Annotated[float | None, typer.Option(help="Requests per minute limit.")] = None,
-    tpm: Annotated[float | None, typer.Option(help="Tokens per minute limit.")] = None,
-    api_key_env: Annotated[str, typer.Option(
-        help="Environment variable holding the API key.")] = "OPENAI_API_KEY",
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 32,
     executor: Annotated[str, typer.Option(
         help="local | ray (Ray Data; pip install 'synthloom[ray]').")] = "local",
@@ -112,8 +137,7 @@ def run(
                             inputs={n.name: loaded.inputs_of(n) for n in loaded.nodes},
                             log_lines=not quiet and not console.is_terminal)
         options = RunOptions(
-            backend=backend, model=model, api_key_env=api_key_env, concurrency=concurrency,
-            rpm=rpm, tpm=tpm, budget_tokens=budget_tokens, limit=limit, batch_size=batch_size,
+            **(models or RunModelOptions()).model_options(), limit=limit, batch_size=batch_size,
             on_progress=display.update, executor=executor, ray_address=ray_address,
             ray_actors=ray_actors, regenerate=regenerate)
         with display:
@@ -521,7 +545,6 @@ def report(
     Console().print(f"report -> {_guard(go, debug)}", highlight=False)
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @app.command()
@@ -541,58 +564,10 @@ def review(
     'synthloom[review]'); then `export --reviewed accepted` or `run --regenerate rejected`."""
 
     def go() -> None:
-        try:
-            import uvicorn
+        from synthloom.review.serve import serve
 
-            from synthloom.review.app import create_app
-        except ImportError as exc:
-            raise SynthloomError(f"synthloom review needs the review extra ({exc.name} is "
-                                 "missing): pip install 'synthloom[review]'") from None
-        if not (run_dir / "summary.json").is_file() and not any(run_dir.glob("*.jsonl")):
-            raise SynthloomError(f"{run_dir}: no summary.json or .jsonl files "
-                                 "(is it a synthloom run folder?)")
-        hosts = ["127.0.0.1", "localhost", "[::1]"]
-        if host not in LOOPBACK and not use_token:
-            raise SynthloomError(f"--no-token with --host {host}: anyone on the network could "
-                                 "read the records and change decisions; keep the token")
-        if host not in LOOPBACK:
-            console.print(f"[yellow]warning:[/] serving on {host}: whoever has the printed URL "
-                          "(its token) can read these records and change decisions; the "
-                          "traffic is plain HTTP", highlight=False)
-            # A wildcard bind has no one name to check the Host header against.
-            hosts = ["*"] if host in ("0.0.0.0", "::") else [*hosts, host]
-        size = sum(f.stat().st_size for f in run_dir.glob("*.jsonl"))
-        if size > 50 * 2**20 and not (run_dir / "review" / "index.db").is_file():
-            console.print(f"indexing {size / 2**20:,.0f} MB of records once "
-                          "(about 30 s a GB); later starts reuse RUN/review/index.db",
-                          highlight=False)
-        import secrets
-
-        token = secrets.token_urlsafe(24) if use_token else None
-        # Bind here, not in uvicorn: a busy port is one clear error, and port 0's pick is known
-        # (and listening) before the URL line is printed.
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-            sock.listen(128)
-        except OSError as exc:
-            sock.close()
-            raise SynthloomError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
-        bound = sock.getsockname()[1]
-        app_ = create_app(run_dir, allowed_hosts=hosts, price_per_1k=price_per_1k, token=token,
-                          cookie=f"synthloom_review_{bound}")
-        shown = f"[{host}]" if ":" in host else host
-        # One line a script can read for the URL.
-        print(f"review: http://{shown}:{bound}/" + (f"?token={token}" if token else "")
-              + "  (Ctrl-C stops)", flush=True)
-        server = uvicorn.Server(uvicorn.Config(app_, log_level="warning", server_header=False))
-        try:
-            server.run(sockets=[sock])
-        except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after a clean shutdown
-            pass
-        finally:
-            sock.close()
+        serve(run_dir, host=host, port=port, price_per_1k=price_per_1k, use_token=use_token,
+              warn=lambda message: console.print(message, highlight=False))
 
     _guard(go, debug)
 

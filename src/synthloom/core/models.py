@@ -12,6 +12,7 @@ whether it is a separate model). Core only validates the shape; the llm layer bu
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import yaml
@@ -21,6 +22,37 @@ from synthloom.core.errors import RecipeError
 
 #: The run's own model (``--backend/--model``), always available.
 DEFAULT_MODEL = "default"
+
+
+def option(help: str, cli_type: Any = None) -> dict[str, Any]:
+    """Metadata of an option field: its ``--help`` text, and its type on the command line
+    where the Python API accepts more (a built backend object instead of a spec string)."""
+    return {"help": help, "cli_type": cli_type}
+
+
+@dataclass
+class RunModelOptions:
+    """The run's own model and its limits, declared once: ``api.RunOptions`` and
+    ``llm.models.RunModels`` extend this class, and ``synthloom run`` builds its options
+    (``--backend``, ``--api-key-env``, ...) from these fields and their help."""
+
+    #: A backend spec string, or (Python API) a built backend object.
+    backend: Any = field(default=None, metadata=option(
+        "llamacpp (embedded default) | llamacpp:PATH.gguf | openai:BASE_URL",
+        cli_type=str | None))
+    model: str | None = field(default=None, metadata=option(
+        "Model name for the openai backend."))
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata=option(
+        "Environment variable holding the API key."))
+    concurrency: int | None = field(default=None, metadata=option("LLM requests in flight."))
+    rpm: float | None = field(default=None, metadata=option("Requests per minute limit."))
+    tpm: float | None = field(default=None, metadata=option("Tokens per minute limit."))
+    budget_tokens: int | None = field(default=None, metadata=option(
+        "Stop cleanly after this many new tokens; rerun to continue."))
+
+    def model_options(self) -> dict[str, Any]:
+        """These fields' values (of a subclass too), to build another kind from them."""
+        return {f.name: getattr(self, f.name) for f in fields(RunModelOptions)}
 
 
 class ModelSpec(BaseModel):

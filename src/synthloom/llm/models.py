@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from synthloom.core.models import DEFAULT_MODEL, ModelSpec
+from synthloom.core.models import DEFAULT_MODEL, ModelSpec, RunModelOptions
 from synthloom.llm.backends import resolve_backend
 from synthloom.llm.backends.base import Backend
 from synthloom.llm.client import LLMClient, ResponseCache
@@ -59,16 +59,10 @@ class SharedBudget:
 
 
 @dataclass
-class RunModels:
-    """How the run's own model and its limits were given (``--backend/--model/...``)."""
+class RunModels(RunModelOptions):
+    """How the run's own model and its limits were given (``--backend/--model/...``: the
+    fields of ``RunModelOptions``), and the recipe's named models."""
 
-    backend: str | Backend | None = None
-    model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int | None = None
-    rpm: float | None = None
-    tpm: float | None = None
-    budget_tokens: int | None = None
     #: The run's model's context window and tokenizer folder (``ModelSpec`` has its own).
     context_length: int | None = None
     tokenizer: str | None = None
