@@ -180,11 +180,11 @@ def test_self_instruct_pool_grows_filters_and_replays(tmp_path: Path) -> None:
     for record in kept:
         assert set(record) >= {"instruction", "input", "output", "is_classification", "round",
                                "examples", "rouge_max"}
-        assert record["rouge_max"]["score"] < 0.7
+        assert record["rouge_max"]["score"] <= 0.7  # the authors drop only > 0.7
         against = record["rouge_max"]["against"] or ""
         assert rouge_l(record["instruction"], against) == \
             pytest.approx(record["rouge_max"]["score"], abs=1e-4)
-        assert max(rouge_l(record["instruction"], s) for s in seeds) < 0.7
+        assert max(rouge_l(record["instruction"], s) for s in seeds) <= 0.7
         assert len(record["examples"]) == 8 and record["output"]
         assert record["is_classification"] is record["instruction"].startswith("Classify")
         generation = record["_meta"]["generation"]
@@ -192,7 +192,7 @@ def test_self_instruct_pool_grows_filters_and_replays(tmp_path: Path) -> None:
     # Kept instructions are novel against each other too.
     instructions = sorted({r["instruction"] for r in kept})
     for i, x in enumerate(instructions):
-        assert all(rouge_l(x, y) < 0.7 for y in instructions[i + 1:])
+        assert all(rouge_l(x, y) <= 0.7 for y in instructions[i + 1:])
     # Round 2 prompts show 2 generated tasks among their 8 in-context examples.
     round2 = [r for r in kept if r["round"] == 2]
     assert round2 and all(sum(e.startswith("si-r1-") for e in r["examples"]) == 2
@@ -234,3 +234,32 @@ def test_bootstrap_with_two_seeds_and_a_failing_prompt(tmp_path: Path) -> None:
     summary = run(Recipe.load("self-instruct", params), tmp_path / "o", again, limit=2)
     boot = steps_of(summary)["bootstrap"]
     assert boot["failed"] == 0 and again.calls >= 1 and step_closes(boot)
+
+
+def test_rouge_exactly_threshold_is_kept_and_presence_penalty_is_2(tmp_path: Path) -> None:
+    """The authors' bootstrap_instructions.py: ``if max(rouge_scores) > 0.7: continue`` (0.7
+    itself is kept) and ``presence_penalty=2`` on the instruction-generation call."""
+    seed = "alpha bravo charlie delta echo foxtrot golf hotel india juliet"
+    at = "alpha bravo charlie delta echo foxtrot golf kilo lima mike"  # LCS 7 of 10 + 10
+    above = "alpha bravo charlie delta echo foxtrot golf hotel india mike"  # 0.9
+    assert rouge_l(seed, at) == 0.7 and rouge_l(seed, above) == pytest.approx(0.9)
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(json.dumps({"id": "s0", "instruction": seed, "instances": [
+        {"input": "", "output": "ok"}], "is_classification": False}) + "\n")
+    penalties: list[float] = []
+
+    def responder(request, seed_):
+        if last_user_text(request).startswith("Come up with a series of tasks"):
+            penalties.append(request.params.presence_penalty)
+            return f"2. {at}\n3. {above}\n"
+        return self_instruct_responder(request, seed_)
+
+    out = tmp_path / "out"
+    run(Recipe.load("self-instruct", {"seeds": str(seeds), "rounds": "1",
+                                      "prompts_per_round": "1"}),
+        out, ScriptedTestBackend(responder), limit=1)
+    assert penalties == [2.0]
+    reasons = [d["reason"] for d in read_jsonl(out / "dropped.jsonl") if d["step"] == "novel"]
+    assert reasons == [f"rouge-l 0.90 vs {seed!r}"]
+    [kept] = read_jsonl(out / "data.jsonl")
+    assert kept["instruction"] == at.capitalize() and kept["rouge_max"]["score"] == 0.7

@@ -15,13 +15,19 @@ class SamplingParams:
     max_tokens: int = 512
     stop: list[str] | None = None
     seed: int | None = None
+    #: OpenAI-style presence penalty (Self-Instruct's bootstrap uses 2); 0: none.
+    presence_penalty: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         # By hand, not dataclasses.asdict (a deep copy, ~10x slower): this is in every
-        # request's cache key. Same keys in the same order, so the keys do not change.
-        return {"temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_tokens,
-                "stop": list(self.stop) if self.stop is not None else None, "seed": self.seed}
+        # request's cache key. Same keys in the same order, so the keys do not change; a
+        # penalty joins only when set, so every request without one keeps its key.
+        out = {"temperature": self.temperature, "top_p": self.top_p,
+               "max_tokens": self.max_tokens,
+               "stop": list(self.stop) if self.stop is not None else None, "seed": self.seed}
+        if self.presence_penalty:
+            out["presence_penalty"] = self.presence_penalty
+        return out
 
 
 @dataclass(slots=True)

@@ -107,7 +107,7 @@ class TemplatedStep(Step):
                 raw_prompt: bool = False, schema: dict[str, Any] | None = None,
                 temperature: float | None = None, max_tokens: int | None = None,
                 top_p: float = 1.0, stop: list[str] | None = None, seed_offset: int = 0,
-                seed: int | None = None, n: int = 1,
+                seed: int | None = None, n: int = 1, presence_penalty: float = 0.0,
                 tags: dict[str, Any] | None = None) -> LLMRequest:
         """The request for ``variables`` rendered with template field ``template`` (or a
         template loaded elsewhere, e.g. from an operator file).
@@ -122,7 +122,8 @@ class TemplatedStep(Step):
         params = SamplingParams(
             temperature=self._setting("temperature", temperature), top_p=top_p,
             max_tokens=self._setting("max_tokens", max_tokens), stop=stop,
-            seed=ctx.seed + seed_offset if seed is None else seed)
+            seed=ctx.seed + seed_offset if seed is None else seed,
+            presence_penalty=presence_penalty)
         tags = {"step": self.name, **(tags or {})}
         if messages is None or raw_prompt:
             if isinstance(template, str):

@@ -226,6 +226,7 @@ class LlamaCppBackend(Backend):
             "max_tokens": params.max_tokens,
             "stop": list(params.stop or []),
             "seed": seed,
+            "presence_penalty": params.presence_penalty,
         }
         try:
             if request.messages is not None:

@@ -363,6 +363,8 @@ class OpenAIBackend(Backend):
         }
         if params.stop:
             body["stop"] = list(params.stop)
+        if params.presence_penalty:
+            body["presence_penalty"] = params.presence_penalty
         if seed is not None:
             body["seed"] = seed
         if request.messages is not None:

@@ -144,7 +144,8 @@ class VLLMBackend(Backend):
         vllm = self._module()
         p = request.params
         options: dict[str, Any] = {"temperature": p.temperature, "top_p": p.top_p,
-                                   "max_tokens": p.max_tokens, "stop": p.stop, "seed": seed}
+                                   "max_tokens": p.max_tokens, "stop": p.stop, "seed": seed,
+                                   "presence_penalty": p.presence_penalty}
         if request.json_schema is not None:
             options.update(_structured(vllm, request.json_schema))
         return vllm.SamplingParams(**options)

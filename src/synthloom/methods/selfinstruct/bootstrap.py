@@ -64,13 +64,16 @@ class BootstrapConfig(StepConfig):
     #: In-context tasks per prompt (paper: 8), of which generated ones when available (2).
     num_prompt_instructions: int = Field(default=8, ge=1)
     num_machine_instructions: int = Field(default=2, ge=0)
-    #: Keep a candidate only if its ROUGE-L F1 with every pool instruction is below this.
+    #: Drop a candidate whose ROUGE-L F1 with a pool instruction is above this (the authors'
+    #: bootstrap_instructions.py: ``max(rouge_scores) > 0.7``; exactly 0.7 is kept).
     rouge_threshold: float = Field(default=0.7, gt=0, le=1)
     min_words: int = MIN_WORDS
     max_words: int = MAX_WORDS
-    #: Paper: temperature 0.7, top_p 0.5; the list stops before a 16th item.
+    #: Paper: temperature 0.7, top_p 0.5, presence_penalty 2 (bootstrap_instructions.py);
+    #: the list stops before a 16th item.
     temperature: float = 0.7
     top_p: float = 0.5
+    presence_penalty: float = 2.0
     max_tokens: int = 512
     stop: list[str] | None = Field(default_factory=lambda: ["\n16", "16.", "16 ."])
     #: Send the numbered list as a raw completion prompt (base models) instead of chat.
@@ -225,7 +228,7 @@ class SelfInstructBootstrap(TemplatedStep, GlobalStep):
         # The item context's seed is the prompt's seed.
         request = self.request(prompt.ictx, {"tasks": [t.instruction for t in prompt.examples]},
                                raw_prompt=cfg.raw_prompt, top_p=cfg.top_p, stop=cfg.stop,
-                               tags={"round": prompt.round, "prompt": prompt.index})
+                               presence_penalty=cfg.presence_penalty, tags={"round": prompt.round, "prompt": prompt.index})
         try:
             [prompt.response] = await prompt.ictx.generate(request)
         except SynthloomError:
@@ -252,7 +255,7 @@ class SelfInstructBootstrap(TemplatedStep, GlobalStep):
             task_id = f"si-r{prompt.round}-p{prompt.index}-{k}"
             match = pool.best(instruction) if instruction else None
             reason = problem or instruction_problem(instruction, cfg.min_words, cfg.max_words)
-            if reason is None and match is not None and match.score >= cfg.rouge_threshold:
+            if reason is None and match is not None and match.score > cfg.rouge_threshold:
                 shown = match.text if len(match.text) <= 80 else match.text[:77] + "..."
                 reason = f"rouge-l {match.score:.2f} vs {shown!r}"
             if reason is None:
