@@ -150,6 +150,8 @@ def test_cli_logic_verify_and_show(tmp_path: Path) -> None:
     assert json.loads(shown.output) == make_item("zebra", 2, 5)
     listed = runner.invoke(app, ["logic", "tasks"])
     assert all(name in listed.output for name in TASKS)
+    lines = {line.split()[0]: line.split()[2] for line in listed.output.splitlines()}
+    assert lines["dyck_language"] == "synlogic" and lines["word_sorting_rules"] == "ours"
 
 
 def test_bad_knobs_are_config_errors_or_counted_failures(tmp_path: Path) -> None:

@@ -177,6 +177,8 @@ CORRUPT: dict[str, Callable[[dict], str]] = {
     "numbrix": _swap_in_first_row,
     "survo": _swap_blank_and_shown,
     "calcudoko": _swap_in_first_row,
+    "campsite": lambda item: item["answer"].replace("'C'", "'X'", 1),  # one tent short
+    "norinori": lambda item: item["answer"].rsplit(", [", 1)[0] + "]",  # last domino gone
 }
 
 

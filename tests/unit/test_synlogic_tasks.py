@@ -16,11 +16,13 @@ from synthloom.verify.logic.brackets import closing, first_error
 from synthloom.verify.logic.fillgrids import hamiltonian_path
 from synthloom.verify.logic.mathpath import _TOKEN, evaluate
 from synthloom.verify.logic.numgrids import kukurasu_sums, sky_clues
+from synthloom.verify.logic.placement import perfect_matching
 from synthloom.verify.logic.regions import cage_holds
 
 SYNLOGIC = {"sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_expressions",
             "dyck_language", "dyck_language_errors", "math_path", "skyscraper_puzzle",
-            "futoshiki", "kukurasu", "star_placement_puzzle", "numbrix", "survo", "calcudoko"}
+            "futoshiki", "kukurasu", "star_placement_puzzle", "numbrix", "survo", "calcudoko",
+            "campsite", "norinori"}
 
 
 def test_the_synlogic_tasks_are_marked_and_cite_the_authors_file() -> None:
@@ -219,3 +221,34 @@ def test_star_placement_rules() -> None:
     # Written one region per line, as the authors' prompt shows it.
     lines = item["answer"].replace("], ", "],\n")
     assert TASKS["star_placement_puzzle"].verify(item, lines) is None
+
+
+def test_campsite_pairs_tents_with_trees() -> None:
+    # Two tents beside one tree and none beside the other: counts fit, the pairing does not.
+    item = {"task": "campsite", "n": 3, "m": 3, "trees": ["XTX", "XXX", "XXT"],
+            "row_counts": [2, 0, 0], "col_counts": [1, 0, 1]}
+    assert "paired" in verify_answer(item, "[['C', 'T', 'C'], ['X', 'X', 'X'], ['X', 'X', 'T']]")
+    ok = {**item, "row_counts": [1, 0, 1], "col_counts": [1, 1, 0]}
+    assert verify_answer(ok, "[['C', 'T', 'X'], ['X', 'X', 'X'], ['X', 'C', 'T']]") is None
+    touching = {**item, "trees": ["TXX", "XXX", "XXT"], "row_counts": [1, 1, 0],
+                "col_counts": [0, 1, 1]}
+    assert "touch" in verify_answer(touching,
+                                    "[['T', 'C', 'X'], ['X', 'X', 'C'], ['X', 'X', 'T']]")
+    assert perfect_matching(["a", "b"], {"a": [1, 2], "b": [1]})
+    assert not perfect_matching(["a", "b"], {"a": [1], "b": [1]})
+    big = make_item("campsite", 5, 0)
+    assert (big["n"], big["m"]) == (10, 10) and sum(big["row_counts"]) >= 15
+
+
+def test_norinori_rules() -> None:
+    item = {"task": "norinori", "n": 4, "regions": ["AABB", "AABB", "XXBB", "CCCC"]}
+    good = "[[(1,1), (1,2)], [(3,1), (3,2)], [(1,4), (2,4)], [(4,3), (4,4)]]"
+    assert verify_answer(item, good) is None
+    assert "region B" in verify_answer(item, good.replace(", [(1,4), (2,4)]", ""))
+    assert "region C" in verify_answer(item, good.replace(", [(4,3), (4,4)]", ""))
+    assert "shadow" in verify_answer(item, "[[(1,1), (1,2)], [(1,4), (2,4)], [(4,3), (4,4)]]"
+                                     .replace("[(1,1), (1,2)]", "[(2,1), (2,2)]"))
+    assert "share an edge" in verify_answer(item, "[[(1,1), (1,2)], [(2,1), (2,2)]]")
+    assert "not a domino" in verify_answer(item, "[[(1,1), (2,2)]]")
+    level5 = make_item("norinori", 5, 3)
+    assert level5["n"] == 8 and sum(row.count("X") for row in level5["regions"]) == 4

@@ -19,6 +19,7 @@ from synthloom.verify.logic import (  # noqa: F401 - importing registers the tas
     mathpath,
     numeric,
     numgrids,
+    placement,
     regions,
     words,
     zebra,
@@ -43,6 +44,7 @@ from synthloom.verify.logic.base import (
 ORDER = ["sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_expressions",
          "dyck_language", "dyck_language_errors", "math_path", "skyscraper_puzzle", "futoshiki",
          "kukurasu", "star_placement_puzzle", "numbrix", "survo", "calcudoko",
+         "campsite", "norinori",
          # ours (not SynLogic's; see each task's ``synlogic``):
          "caesar", "vigenere", "knights_knaves", "maze", "n_queens", "graph_coloring", "bit_ops",
          "sequence", "word_sorting_rules", "anagram"]

@@ -14,11 +14,15 @@ logic_app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 @logic_app.command("tasks")
 def tasks_command() -> None:
-    """One line per task: name, whether its answer is unique, what it is."""
+    """One line per task: name, whether its answer is unique, whose task it is (SynLogic's or
+    ours), what it is."""
     from synthloom.verify.logic import TASKS
 
+    width = max(map(len, TASKS))
     for name, task in TASKS.items():
-        print(f"{name:16} {'unique' if task.unique else 'any   '}  {task.description}")
+        origin = "synlogic" if task.synlogic else "ours"
+        print(f"{name:{width}}  {'unique' if task.unique else 'any':6}  {origin:8}  "
+              f"{task.description}")
 
 
 @logic_app.command("show")

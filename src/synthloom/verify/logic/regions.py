@@ -72,21 +72,28 @@ def _combos(n: int, k: int) -> list[int]:
     return _COMBOS[n, k]
 
 
-def grow_regions(rng: random.Random, n: int, seeds: list[list[tuple[int, int]]]) -> list[list[int]]:
-    """Region index per cell: each region starts at its seed cells and takes a random free
-    neighbour of one of its cells in turn until the grid is full."""
+def grow_regions(rng: random.Random, n: int, seeds: list[list[tuple[int, int]]],
+                 blocked: frozenset[tuple[int, int]] = frozenset()) -> list[list[int]] | None:
+    """Region index per cell (-1 for ``blocked`` cells): each region starts at its seed cells
+    and takes a random free neighbour of one of its cells in turn until the grid is full;
+    None when free cells are left that no region can reach."""
     region = [[-1] * n for _ in range(n)]
     frontier: list[list[tuple[int, int]]] = []
     for i, cells in enumerate(seeds):
         for r, c in cells:
             region[r][c] = i
         frontier.append(list(cells))
-    free = n * n - sum(len(s) for s in seeds)
+    free = n * n - sum(len(s) for s in seeds) - len(blocked)
+    growing = list(range(len(seeds)))
     while free:
-        i = rng.randrange(len(seeds))
+        if not growing:
+            return None
+        i = rng.choice(growing)
         options = [(r + dr, c + dc) for r, c in frontier[i] for dr, dc in _STEPS
-                   if 0 <= r + dr < n and 0 <= c + dc < n and region[r + dr][c + dc] < 0]
+                   if 0 <= r + dr < n and 0 <= c + dc < n and region[r + dr][c + dc] < 0
+                   and (r + dr, c + dc) not in blocked]
         if not options:
+            growing.remove(i)
             continue
         r, c = rng.choice(options)
         region[r][c] = i
@@ -118,6 +125,7 @@ class StarPlacement(LogicTask):
             seeds.append([first, *left[:k - 1]])
             del left[:k - 1]
         region = grow_regions(rng, n, seeds)
+        assert region is not None  # nothing blocked: every cell is reachable
         grid = [[string.ascii_uppercase[i] for i in row] for row in region]
         answer = {string.ascii_uppercase[i]: sorted((r + 1, c + 1) for r, c in cells)
                   for i, cells in enumerate(seeds)}
