@@ -23,6 +23,8 @@ EXACT_LIMIT = 20_000
 _BLOCK = 512
 #: Most similarity scores held at once by a blockwise search (16 MB of float32).
 _CELLS = 1 << 22
+#: float32 rounding of a unit vector's cosine to itself.
+_ROUNDING = 1e-6
 
 
 def _block_rows(n: int) -> int:
@@ -132,6 +134,14 @@ def communities(vectors: np.ndarray, threshold: float = 0.85, min_size: int = 2,
     neighbourhood, sorted by similarity; proposals are taken largest first (ties: lower
     index first), minus points already taken.
 
+    Byte-identical rows are collapsed first (an HNSW graph over thousands of identical
+    vectors degenerates: 100k rows did not finish in 600 s): the search runs on the distinct
+    vectors, each weighted by its copies, and groups are expanded back to rows. Copies are
+    in or out of every neighbourhood together, so this is the same result (a copy after the
+    first never proposes a new group). Rows whose self-similarity is below the threshold (a
+    zero vector; ``threshold`` 1.0 with rounding) are not collapsed: their copies are not
+    each other's neighbours.
+
     Neighbourhoods come from the ``neighbors`` nearest neighbours of each point (memory n x
     k). A point whose k-th neighbour is still above the threshold is *saturated*: its
     neighbourhood may be larger, so it is searched exactly within its connected component
@@ -141,10 +151,51 @@ def communities(vectors: np.ndarray, threshold: float = 0.85, min_size: int = 2,
     n = len(vectors)
     if n < 2:
         return []
-    vectors = np.asarray(vectors, dtype=np.float32)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    rows_of, weight = _collapse(vectors, threshold)
+    if len(rows_of) == n:  # no copies
+        expanded = _weighted_communities(vectors, weight, threshold, min_size, neighbors, ann)
+    else:
+        firsts = np.fromiter((r[0] for r in rows_of), dtype=np.int64, count=len(rows_of))
+        groups = _weighted_communities(vectors[firsts], weight, threshold, min_size,
+                                       neighbors, ann)
+        expanded = [[row for u in group for row in rows_of[u]] for group in groups]
+    expanded.sort(key=len, reverse=True)  # stable: the order of creation for equal sizes
+    return expanded
+
+
+def _collapse(vectors: np.ndarray, threshold: float) -> tuple[list[list[int]], np.ndarray]:
+    """Distinct rows in order of first occurrence: (each one's rows, ascending; its weight).
+    Only rows at cosine >= ``threshold`` to themselves (not a zero vector) are merged."""
+    n, dims = vectors.shape
+    keys = vectors.view(np.dtype((np.void, dims * vectors.itemsize))).ravel()
+    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True,
+                                          return_counts=True)
+    inverse = inverse.ravel()
+    if counts.max(initial=1) == 1:
+        return [[i] for i in range(n)], np.ones(n, dtype=np.int64)
+    self_sim = np.einsum("ij,ij->i", vectors[first], vectors[first])
+    # identical unit vectors are at cosine 1.0: the tolerance keeps rounding (0.99999994)
+    # from splitting them at threshold 1.0
+    mergeable = self_sim >= min(threshold, 1.0 - _ROUNDING)
+    # each row's representative: its first copy where mergeable, itself otherwise
+    rep = np.where(mergeable[inverse], first[inverse], np.arange(n))
+    reps, new_index = np.unique(rep, return_inverse=True)  # sorted: first occurrence order
+    order = np.argsort(new_index, kind="stable")  # rows grouped by representative, ascending
+    bounds = np.flatnonzero(np.diff(new_index[order])) + 1
+    rows_of = [g.tolist() for g in np.split(order, bounds)]
+    weight = np.bincount(new_index.ravel(), minlength=len(reps)).astype(np.int64)
+    return rows_of, weight
+
+
+def _weighted_communities(vectors: np.ndarray, weight: np.ndarray, threshold: float,
+                          min_size: int, neighbors: int, ann: AnnMode) -> list[list[int]]:
+    """``communities`` over distinct points, each standing for ``weight`` identical rows:
+    sizes and counts are sums of weights. Groups hold point indices, unsorted by size."""
+    n = len(vectors)
     idx, sims = top_k(vectors, neighbors, ann)
     above = sims >= threshold  # each row is sorted, so a prefix
-    counts = 1 + above.sum(axis=1)
+    counts = weight + np.where(above, weight[idx], 0).sum(axis=1)
     saturated = above[:, -1] & (idx.shape[1] < n - 1)
     comp = np.zeros(n, dtype=np.int64)
     regions: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # dense region: (rows, vectors)
@@ -159,15 +210,17 @@ def communities(vectors: np.ndarray, threshold: float = 0.85, min_size: int = 2,
         for region, sub in regions.values():
             rows = region[saturated[region]]
             block = _block_rows(len(region))
+            w_region = weight[region]
             for start in range(0, len(rows), block):
                 chunk = rows[start : start + block]
                 scores = vectors[chunk] @ sub.T
                 scores[np.arange(len(chunk)), np.searchsorted(region, chunk)] = np.inf  # self
-                counts[chunk] = (scores >= threshold).sum(axis=1)
+                counts[chunk] = (scores >= threshold) @ w_region
     proposers = np.flatnonzero(counts >= min_size)
     proposers = proposers[np.lexsort((proposers, -counts[proposers]))]
     taken = np.zeros(n, dtype=bool)
-    free = {c: len(region) for c, (region, _) in regions.items()}  # untaken, per region
+    # untaken weight, per region
+    free = {c: int(weight[region].sum()) for c, (region, _) in regions.items()}
     groups: list[list[int]] = []
     for p in proposers.tolist():
         if saturated[p]:
@@ -182,14 +235,14 @@ def communities(vectors: np.ndarray, threshold: float = 0.85, min_size: int = 2,
         else:
             members = np.concatenate(([p], idx[p][above[p]]))
         rest = members[~taken[members]]
-        if len(rest) >= min_size:
+        if int(weight[rest].sum()) >= min_size:
             groups.append(rest.tolist())
             taken[rest] = True
             if regions:
-                for c, k in zip(*np.unique(comp[rest], return_counts=True), strict=True):
-                    if int(c) in free:
-                        free[int(c)] -= int(k)
-    groups.sort(key=len, reverse=True)
+                in_region = comp[rest]
+                for c in np.unique(in_region).tolist():
+                    if c in free:
+                        free[c] -= int(weight[rest[in_region == c]].sum())
     return groups
 
 
