@@ -66,8 +66,10 @@ _JSON_KEYS = ("answer", "final_answer", "solution", "result")
 _HEDGE = re.compile(
     r"(?i)\b(?:or\s+(?:maybe|perhaps|possibly|alternatively)|maybe|perhaps|possibly|probably|"
     r"i\s+think|i\s+guess|i'?m\s+not\s+sure|not\s+sure|might\s+be|could\s+be)\b|\?\s*$")
-#: "4 or 7", "A or B": a lowercase "or" between two values (cipher answers are capitals).
-_OR = re.compile(r"\S\s+or\s+\S")
+#: "4 or 7", "x = 2 or x = 3": the whole answer is two short values joined by a lowercase
+#: "or" (a longer text with "or" in it - a sentence, a cipher's plain text - is not a hedge).
+_OR = re.compile(r"^\s*[^\s,;]+(?:\s*=\s*[^\s,;]+)?\s+or\s+[^\s,;]+(?:\s*=\s*[^\s,;]+)?"
+                 r"\s*\.?\s*$")
 
 
 @dataclass(frozen=True)
