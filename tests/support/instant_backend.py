@@ -13,6 +13,9 @@ untouched (no schema instructions appended to the prompt) and validates what com
   sentences copied from the material (so grounding checks can pass), names/entities/keywords
   are short phrases of the material, ``sql`` is a SELECT on a table the prompt names, ``call``
   calls the function the prompt defines.
+* a union (``anyOf``/``oneOf``) gets one branch, drawn: a request with tools, which the client
+  sends as the {tool_calls | content} union, gets tool calls of the offered tools (arguments
+  from their schemas) or plain content.
 * free-text requests get a varied multi-sentence answer plus what common parsers look for:
   ``The answer is N.`` / ``#### N`` for math, a ```python block for code and programs,
   ``Solution: ... Next request.`` / ``Instruction: ...`` for CAMEL agents, numbered lists for
@@ -288,6 +291,9 @@ class _Instance:
         self.answer_next: str | None = None
 
     def value(self, schema: dict[str, Any], name: str) -> Any:
+        branches = schema.get("anyOf") or schema.get("oneOf")
+        if branches:  # a union (tool calls | content): one branch, as a model would pick
+            return self.value(self.rng.choice(branches), name)
         if "enum" in schema:
             return self.rng.choice(schema["enum"])
         if "const" in schema:

@@ -238,6 +238,13 @@ def _count(folder: Path, n: int) -> ScaleCase:
     return ScaleCase({"count": str(n)}, n)
 
 
+def _apigen(folder: Path, n: int) -> ScaleCase:
+    # In process: a sandboxed process per call (~0.5 s on 2 cores) for every call that passes
+    # the format stage would take minutes; the sandboxed path has its own tests.
+    return ScaleCase({"count": str(n), "sandbox": "false"}, n,
+                     ["sandbox=false: library calls in process, not a process per call"])
+
+
 def _logic(folder: Path, n: int) -> ScaleCase:
     from synthloom.verify.logic import TASKS
 
@@ -351,6 +358,7 @@ def _textbook(folder: Path, n: int) -> ScaleCase:
 
 
 GENERATORS: dict[str, Callable[[Path, int], ScaleCase]] = {
+    "apigen": _apigen,
     "arithmetic": _count,
     "backtranslation": _docs(),
     "camel": _camel,

@@ -37,6 +37,11 @@ class StatefulEnvironment(ToolEnvironment):
                          if getattr(m, _TOOL_FLAG, False)}
         self._schemas = [function_schema(m, n) for n, m in sorted(self._methods.items())]
 
+    @property
+    def schemas(self) -> list[dict[str, Any]]:
+        """The tools' OpenAI schemas (what ``tools()`` returns, without awaiting)."""
+        return self._schemas
+
     def initial_state(self) -> dict[str, Any]:
         return {}
 

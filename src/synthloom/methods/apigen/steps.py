@@ -1,0 +1,321 @@
+"""APIGen's pipeline (Liu et al. 2024, arXiv 2406.18518) as synthloom steps, with the
+executable API library of ``synthloom.tools.library``.
+
+* ``apigen_tasks`` (source): one task per item: a kind (simple, multiple, parallel,
+  parallel_multiple, irrelevance; cycling) and the APIs sampled for it from the library's
+  domains (math, units, dates, text, and the stateful store, bank and calendar).
+* ``apigen_query``: the model writes a user request the kind calls for over those APIs.
+* ``apigen_calls``: the step's model answers the request *with the tools* (native tool calls,
+  or the client's constrained path). Stage 1, **format**: the calls must name offered tools
+  with arguments valid under their schemas (the client repairs, then gives up) and match the
+  kind (one call; several calls of one API; calls of several APIs; none for irrelevance).
+* ``apigen_execute``: stage 2, **execution**: every call runs (library functions in the
+  sandbox, a fresh stateful world per item, calls in order); any error rejects.
+* ``apigen_judge``: stage 3, **semantic**: a judge reads the request, the calls and their
+  results: do they do what was asked (irrelevance: is no tool really fit)?
+
+Nothing is dropped silently: a candidate failing a stage is kept with ``reject_reason``
+``"<stage>: why"`` and ``reject_stage``, passes the later stages untouched, and the final
+``drop_rejected`` turns the mark into a counted drop (``dropped.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.records import ItemResult, Output
+from synthloom.core.registry import register_step
+from synthloom.core.steps import MapStep, SourceStep, StepConfig
+from synthloom.llm.toolcalls import assistant_message, call_errors, tool_message
+from synthloom.llm.types import LLMRequest, SamplingParams, StructuredOutputError, ToolCall
+from synthloom.prompting.templated import TemplatedStep, parsed_object
+from synthloom.tools.library import DOMAINS, domain_environment, domain_tools
+
+KINDS = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance")
+KIND_INSTRUCTIONS = {
+    "simple": "Write one user request that needs exactly one call of one of these tools.",
+    "multiple": "Write one user request that needs exactly one call of exactly one of these "
+                "tools (the others are distractors).",
+    "parallel": "Write one user request that needs the same tool called two or three times "
+                "with different arguments (e.g. the same conversion for several values).",
+    "parallel_multiple": "Write one user request that needs two or more different tools, "
+                         "each called at least once, all at the same time.",
+    "irrelevance": "Write one user request that sounds like it could be served by software "
+                   "but that none of these tools can serve.",
+}
+
+
+class TasksConfig(StepConfig):
+    count: int = Field(default=20, ge=0)
+    kinds: list[str] = Field(default_factory=lambda: list(KINDS))
+    domains: list[str] = Field(default_factory=lambda: list(DOMAINS))
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(KINDS))
+        if unknown or not value:
+            raise ValueError(f"kinds must be a non-empty subset of {list(KINDS)}; "
+                             f"unknown: {unknown}")
+        return value
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(DOMAINS))
+        if unknown or not value:
+            raise ValueError(f"domains must be a non-empty subset of {list(DOMAINS)}; "
+                             f"unknown: {unknown}")
+        return value
+
+
+def sample_apis(kind: str, domains: list[str], rng: random.Random
+                ) -> list[tuple[str, dict[str, Any]]]:
+    """(domain, tool schema) pairs for one task of ``kind``."""
+    pool = {d: domain_tools(d) for d in domains}
+    first = rng.choice(domains)
+    if kind in ("simple", "parallel"):
+        return [(first, rng.choice(pool[first]))]
+    if kind == "irrelevance":
+        return [(first, t) for t in rng.sample(pool[first], min(2, len(pool[first])))]
+    # multiple / parallel_multiple: 2-4 APIs from one or two domains.
+    second = rng.choice(domains)
+    candidates = [(first, t) for t in pool[first]]
+    if second != first:
+        candidates += [(second, t) for t in pool[second]]
+    return rng.sample(candidates, min(len(candidates), rng.randint(2, 4)))
+
+
+@register_step
+class ApigenTasks(SourceStep):
+    """``count`` tasks: task_index, kind (cycling over ``kinds``), tools (OpenAI schemas of
+    the sampled APIs) and tool_domains (tool name -> domain), drawn from the run seed."""
+
+    type_name = "apigen_tasks"
+    Config = TasksConfig
+    config: TasksConfig
+
+    def read(self, ctx: RunContext) -> Iterator[dict[str, Any]]:
+        cfg = self.config
+        for i in range(cfg.count):
+            kind = cfg.kinds[i % len(cfg.kinds)]
+            rng = random.Random(f"apigen:{ctx.seed}:{i}")  # per task: independent of order
+            apis = sample_apis(kind, cfg.domains, rng)
+            yield {"task_index": i, "kind": kind, "tools": [t for _, t in apis],
+                   "tool_domains": {t["function"]["name"]: d for d, t in apis}}
+
+
+# --- stage helpers --------------------------------------------------------------------------
+
+
+def rejected(record: dict[str, Any]) -> bool:
+    return bool(record.get("reject_reason"))
+
+
+def passed_through(record: dict[str, Any]) -> Output:
+    """A candidate rejected by an earlier stage: unchanged (the drop happens at the end)."""
+    return Output(columns={})
+
+
+def reject(stage: str, why: str, **columns: Any) -> Output:
+    return Output(columns={**columns, "reject_reason": f"{stage}: {why}", "reject_stage": stage})
+
+
+def kind_problem(kind: str, calls: list[dict[str, Any]]) -> str | None:
+    """Why ``calls`` do not fit the task's kind, or None."""
+    names = [c["name"] for c in calls]
+    if kind == "irrelevance":
+        return f"irrelevance task answered with {len(calls)} call(s)" if calls else None
+    if not calls:
+        return f"{kind} task answered without a call"
+    if kind in ("simple", "multiple") and len(calls) != 1:
+        return f"{kind} task needs one call, got {len(calls)}"
+    if kind == "parallel" and (len(calls) < 2 or len(set(names)) != 1):
+        return f"parallel task needs several calls of one tool, got {names}"
+    if kind == "parallel_multiple" and (len(calls) < 2 or len(set(names)) < 2):
+        return f"parallel_multiple task needs calls of several tools, got {names}"
+    return None
+
+
+# --- query ---------------------------------------------------------------------------------
+
+
+class QueryConfig(StepConfig):
+    template: str = "apigen/prompts/query.jinja"
+    temperature: float = 0.9
+    max_tokens: int = 192
+
+
+@register_step
+class ApigenQuery(TemplatedStep, MapStep):
+    """The user request a task's kind calls for over its tools (``query``)."""
+
+    type_name = "apigen_query"
+    uses_llm = True
+    Config = QueryConfig
+    config: QueryConfig
+
+    def reads(self) -> list[str]:
+        return ["kind", "tools"]
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        schema = {"type": "object", "properties": {"query": {
+            "type": "string", "minLength": 10, "maxLength": 600}},
+            "required": ["query"], "additionalProperties": False}
+        variables = {"tools": record["tools"],
+                     "kind_instruction": KIND_INSTRUCTIONS[str(record["kind"])]}
+        response = await self.ask(ctx, variables, schema=schema)
+        query = str(parsed_object(response).get("query", "")).strip()
+        if len(query.split()) < 3:
+            return ItemResult.drop(f"query too short: {query!r}")
+        return self.output(response, {"query": query})
+
+
+# --- calls (stage 1: format) -----------------------------------------------------------------
+
+
+class CallsConfig(StepConfig):
+    template: str = "apigen/prompts/answer.jinja"
+    temperature: float = 0.3
+    max_tokens: int = 384
+
+
+@register_step
+class ApigenCalls(TemplatedStep, MapStep):
+    """The model's tool calls for the query; format-checked (schema, then the kind)."""
+
+    type_name = "apigen_calls"
+    uses_llm = True
+    Config = CallsConfig
+    config: CallsConfig
+
+    def reads(self) -> list[str]:
+        return ["kind", "tools", "query"]
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        cfg = self.config
+        tools = record["tools"]
+        request = LLMRequest(
+            messages=self.template().render_messages({"query": record["query"]}),
+            tools=tools, params=SamplingParams(temperature=cfg.temperature,
+                                               max_tokens=cfg.max_tokens, seed=ctx.seed),
+            tags={"step": self.name})
+        try:
+            [response] = await ctx.generate(request)
+        except StructuredOutputError as exc:  # malformed after repair: APIGen's format stage
+            return reject("format", str(exc), tool_calls=[], answer="")
+        calls = [c.to_json() for c in response.tool_calls or []]
+        columns = {"tool_calls": calls, "answer": response.text}
+        # The client validated native and constrained calls alike; checked again here so a
+        # cached or foreign answer cannot slip through.
+        errors = call_errors(response.tool_calls or [], tools)
+        problem = errors[0] if errors else kind_problem(str(record["kind"]), calls)
+        if problem:
+            return self.output(response, {**columns, "reject_reason": f"format: {problem}",
+                                          "reject_stage": "format"})
+        return self.output(response, {**columns, "reject_reason": None, "reject_stage": None})
+
+
+# --- execution (stage 2) ---------------------------------------------------------------------
+
+
+class ExecuteConfig(StepConfig):
+    #: Run library functions in the sandbox (a process per call); false: in this process.
+    sandbox: bool = True
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+
+@register_step
+class ApigenExecute(MapStep):
+    """Runs every call (a fresh world per item for the stateful toys, calls in order); a call
+    that fails rejects the candidate. Adds ``tool_results``, ``messages`` (the OpenAI
+    conversation: request, assistant tool calls, tool results) and ``final_state``."""
+
+    type_name = "apigen_execute"
+    Config = ExecuteConfig
+    config: ExecuteConfig
+
+    def reads(self) -> list[str]:
+        return ["tool_calls", "tool_domains", "query", "answer", "reject_reason"]
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        if rejected(record):
+            return passed_through(record)
+        calls = [ToolCall.from_json(c) for c in record.get("tool_calls") or []]
+        domains = record["tool_domains"]
+        envs = {d: domain_environment(d, sandbox=self.config.sandbox,
+                                      timeout_s=self.config.timeout_s)
+                for d in {domains[c.name] for c in calls}}
+        results, messages = [], [{"role": "user", "content": record["query"]}]
+        if calls:
+            messages.append(assistant_message(calls))
+        elif record.get("answer"):  # irrelevance: the answer in words is the turn
+            messages.append({"role": "assistant", "content": str(record["answer"])})
+        for call in calls:
+            result = await envs[domains[call.name]].call(call)
+            if not result.ok:
+                return reject("execution", f"{call.name}: {result.error}",
+                              tool_results=results)
+            results.append({"tool_call_id": call.id, "name": call.name,
+                            "content": result.content, "provenance": result.provenance})
+            messages.append(tool_message(call, result.content))
+        states = {d: s for d, env in envs.items() if (s := env.state()) is not None}
+        return Output(columns={"tool_results": results, "messages": messages,
+                               "final_state": states or None})
+
+
+# --- semantic check (stage 3) ----------------------------------------------------------------
+
+
+class JudgeConfig(StepConfig):
+    template: str = "apigen/prompts/judge.jinja"
+    temperature: float = 0.0
+    max_tokens: int = 160
+
+
+JUDGE_SCHEMA = {"type": "object", "properties": {
+    "passes": {"type": "boolean"}, "reason": {"type": "string", "maxLength": 300}},
+    "required": ["passes", "reason"], "additionalProperties": False}
+
+
+@register_step
+class ApigenJudge(TemplatedStep, MapStep):
+    """A judge reads the request, calls and results: do they answer it (irrelevance: is no
+    tool really fit)? A "no" rejects the candidate at the semantic stage."""
+
+    type_name = "apigen_judge"
+    uses_llm = True
+    Config = JudgeConfig
+    config: JudgeConfig
+
+    def reads(self) -> list[str]:
+        return ["query", "tools", "tool_calls", "tool_results", "reject_reason"]
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        if rejected(record):
+            return passed_through(record)
+        results = {r["tool_call_id"]: r for r in record.get("tool_results") or []}
+        calls = [{"name": c["name"], "arguments": c["arguments"],
+                  "result": json.dumps(results.get(c["id"], {}).get("content"))[:400]}
+                 for c in record.get("tool_calls") or []]
+        variables = {"query": record["query"], "calls": calls,
+                     "tool_names": [t["function"]["name"] for t in record["tools"]]}
+        response = await self.ask(ctx, variables, schema=JUDGE_SCHEMA)
+        verdict = parsed_object(response)
+        columns = {"judge": verdict}
+        if verdict.get("passes") is not True:
+            columns.update(reject_reason=f"semantic: {verdict.get('reason') or 'judged wrong'}",
+                           reject_stage="semantic")
+        return self.output(response, columns)
+
+
+def stage_counts(records: list[dict[str, Any]]) -> Counter[str]:
+    """How many candidates each stage rejected (``None``: kept), for reports and tests."""
+    return Counter(r.get("reject_stage") for r in records)
