@@ -108,9 +108,11 @@ def test_output_is_truncated_to_the_cap() -> None:
 
 def test_wall_and_cpu_limits_report_timeout() -> None:
     wall = run_python_sync("import time; time.sleep(30)", SandboxLimits(timeout_s=1))
-    assert wall.status == "timeout" and wall.seconds < 3 and "wall" in wall.reason
-    cpu = run_python_sync("while True: pass", SandboxLimits(timeout_s=10, cpu_s=1))
-    assert cpu.status == "timeout" and "CPU" in cpu.reason and cpu.seconds < 5
+    # The reason names which limit fired; wall-clock figures are not asserted (a loaded
+    # machine stretches them), the 30 s sleep / endless loop would hit the other limit.
+    assert wall.status == "timeout" and "wall" in wall.reason
+    cpu = run_python_sync("while True: pass", SandboxLimits(timeout_s=120, cpu_s=1))
+    assert cpu.status == "timeout" and "CPU" in cpu.reason
 
 
 def test_memory_limit() -> None:
