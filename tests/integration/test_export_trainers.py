@@ -149,8 +149,10 @@ def test_sft_on_messages_and_prompt_completion(runs: dict[str, Path], tokenizer:
 
 def test_dpo_on_the_conversational_preference_export(runs: dict[str, Path], tokenizer: Any,
                                                      tmp_path: Path) -> None:
+    # --for trl chooses the conversational preference format for preference records.
     result = export(runs["prefs"], tmp_path / "dpo", ExportOptions(
-        format="dpo-chat", columns=ColumnMap(system=SYSTEM)))
+        target="trl", columns=ColumnMap(system=SYSTEM)))
+    assert result.format == "dpo-chat"
     dataset = load_both(result)
     assert dataset[0]["prompt"] == [{"role": "system", "content": SYSTEM},
                                     {"role": "user", "content": "Which fruit is number 0?"}]
