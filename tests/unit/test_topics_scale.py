@@ -72,10 +72,10 @@ def test_copies_are_searched_once() -> None:
     seen: list[int] = []
     real_top_k = vec.top_k
 
-    def counting_top_k(v: np.ndarray, k: int, ann: vec.AnnMode = "auto",
+    def counting_top_k(v: np.ndarray, k: int, ann: vec.AnnMode = "auto", threads: int = 0,
                        ) -> tuple[np.ndarray, np.ndarray]:
         seen.append(len(v))
-        return real_top_k(v, k, ann)
+        return real_top_k(v, k, ann, threads)
 
     mp = pytest.MonkeyPatch()
     mp.setattr(vec, "top_k", counting_top_k)
@@ -115,3 +115,97 @@ def test_fewer_rows_than_neighbours_and_fewer_distinct_rows_than_min_size() -> N
     vectors = base[[0, 1, 0, 2, 0, 1]]
     assert canon(vec.communities(vectors, 0.9, 2, 32, "exact")) == [(0, [0, 2, 4]), (1, [1, 5])]
     assert canon(vec.communities(vectors, 0.9, 3, 32, "exact")) == [(0, [0, 2, 4])]
+
+
+# --- thread limit ------------------------------------------------------------------------------
+
+def pool_threads() -> dict[str, int]:
+    """Threads of every OpenMP/BLAS pool loaded in this process, by library."""
+    from threadpoolctl import threadpool_info
+
+    return {info["filepath"]: info["num_threads"] for info in threadpool_info()}
+
+
+def openmp_threads() -> int:
+    """What scikit-learn's k-means will use in this thread."""
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    return _openmp_effective_n_threads()
+
+
+def test_cluster_topics_runs_its_numeric_work_under_the_thread_limit(tmp_path) -> None:
+    import asyncio
+
+    import sklearn.cluster  # noqa: F401 - loads the OpenMP runtime k-means uses
+
+    from synthloom.core.context import RunContext
+    from synthloom.core.records import make_record
+    from synthloom.quality.topics import ClusterTopics
+
+    seen: list[tuple[int, dict[str, int]]] = []
+
+    class Observed(ClusterTopics):  # the real step, recording the pools while it clusters
+        def cluster(self, vectors: np.ndarray) -> np.ndarray:
+            seen.append((openmp_threads(), pool_threads()))
+            return super().cluster(vectors)
+
+    words = [f"w{i}" for i in range(60)]
+    rng = np.random.default_rng(0)
+    records = [make_record({"q": " ".join(rng.choice(words, size=8))}, step="x")
+               for _ in range(80)]
+    before = pool_threads()
+    from synthloom.quality.threads import usable_cpus
+
+    for threads in (1, 2) if usable_cpus() >= 2 else (1,):
+        step = Observed(name="t", column="q", embedder="hashing:64", threads=threads)
+        results = asyncio.run(step.process_all(records, RunContext(run_dir=tmp_path)))
+        assert all(r.outputs for r in results)
+        omp, pools = seen[-1]
+        assert omp == threads
+        assert pools and set(pools.values()) == {threads}
+    assert pool_threads() == before  # restored after the step
+
+
+def test_thread_limit_default_and_fingerprint() -> None:
+    from synthloom.core.context import RunContext
+    from synthloom.quality.threads import default_threads, limited, usable_cpus
+    from synthloom.quality.topics import ClusterTopics, SemanticCommunities
+
+    assert default_threads() == max(1, usable_cpus() // 2)
+    with limited(None) as n:
+        assert n == default_threads()
+        assert set(pool_threads().values()) <= {n}
+    ctx = RunContext(run_dir=__import__("pathlib").Path("."))
+    for cls in (ClusterTopics, SemanticCommunities):
+        # the limit changes speed, not results: caches stay valid when it changes
+        assert cls(name="s", threads=1).fingerprint(ctx) == cls(name="s").fingerprint(ctx)
+        with pytest.raises(ValueError):
+            cls(name="s", threads=0)
+
+
+def test_semantic_communities_passes_the_limit_to_the_search(tmp_path) -> None:
+    import asyncio
+
+    from synthloom.core.context import RunContext
+    from synthloom.core.records import make_record
+    from synthloom.quality.topics import SemanticCommunities
+
+    calls: list[tuple[int, int]] = []
+    real = vec.top_k
+
+    def recording_top_k(v: np.ndarray, k: int, ann: vec.AnnMode = "auto", threads: int = 0,
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        calls.append((threads, openmp_threads()))
+        return real(v, k, ann, threads)
+
+    texts = ["alpha beta gamma delta", "alpha beta gamma delta", "zeta eta theta iota"] * 5
+    records = [make_record({"q": t, "n": i}, step="x") for i, t in enumerate(texts)]
+    mp = pytest.MonkeyPatch()
+    mp.setattr(vec, "top_k", recording_top_k)
+    try:
+        step = SemanticCommunities(name="c", column="q", embedder="hashing:64", threads=1)
+        results = asyncio.run(step.process_all(records, RunContext(run_dir=tmp_path)))
+    finally:
+        mp.undo()
+    assert calls == [(1, 1)]  # two distinct texts: one search, one thread
+    assert [i for i, r in enumerate(results) if r.outputs] == [0, 2]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import warnings
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -30,6 +30,7 @@ from synthloom.core.steps import GlobalStep, StepConfig
 from synthloom.llm.embeddings import EmbedderConfig, resolve_embedder
 from synthloom.quality.diversity import c_tf_idf_labels
 from synthloom.quality.text import text_of
+from synthloom.quality.threads import limited, run_limited
 from synthloom.quality.vectors import communities
 
 
@@ -104,6 +105,13 @@ class ClusterConfig(StepConfig):
     topic_column: str = "topic"
     label_column: str = "topic_label"
     seed: int = 0
+    threads: int | None = Field(
+        default=None, ge=1,
+        description="OpenMP/BLAS threads (and usearch's) for the numeric work; default: half "
+                    "the CPUs this process may use, at least 1 (idle pools busy-wait and "
+                    "starve the rest of the run). Not in the fingerprint.")
+
+    wiring: ClassVar[frozenset[str]] = StepConfig.wiring | {"threads"}
 
 
 @register_step
@@ -118,15 +126,21 @@ class ClusterTopics(GlobalStep):
         column = self.config.column
         return [column] if isinstance(column, str) else list(column)
 
+    async def prepare(self, records: list[dict[str, Any]], ctx: RunContext) -> None:
+        """Embed one batch into the run's embedding cache (Ray: in actors, before the barrier;
+        core/scaleout.py ``PreparesInParallel``): ``process_all`` then reads the vectors."""
+        if self.config.embedder.cache:  # without the cache the barrier embeds again
+            await _embed_column(records, self.config.column, self.config.embedder, ctx)
+
     async def process_all(self, records: list[dict[str, Any]], ctx: RunContext,
                           ) -> list[ItemResult]:
         cfg = self.config
         positions, texts, vectors, results = await _embed_column(
             records, cfg.column, cfg.embedder, ctx)
         if texts:
-            topics = await asyncio.to_thread(self.cluster, vectors)
-            labels = await asyncio.to_thread(c_tf_idf_labels, texts, topics.tolist(),
-                                             cfg.label_words)
+            topics = await asyncio.to_thread(run_limited, cfg.threads, self.cluster, vectors)
+            labels = await asyncio.to_thread(run_limited, cfg.threads, c_tf_idf_labels, texts,
+                                             topics.tolist(), cfg.label_words)
             for pos, topic in zip(positions, topics.tolist(), strict=True):
                 label = ", ".join(labels.get(topic, [])) or f"topic {topic}"
                 results[pos] = ItemResult(outputs=[Output(
@@ -331,6 +345,13 @@ class CommunityConfig(StepConfig):
     neighbors: int = Field(default=32, ge=1)
     #: exact search up to 20k records then usearch HNSW (auto), or force one.
     ann: Literal["auto", "exact", "usearch"] = "auto"
+    threads: int | None = Field(
+        default=None, ge=1,
+        description="OpenMP/BLAS threads (and usearch's) for the numeric work; default: half "
+                    "the CPUs this process may use, at least 1 (idle pools busy-wait and "
+                    "starve the rest of the run). Not in the fingerprint.")
+
+    wiring: ClassVar[frozenset[str]] = StepConfig.wiring | {"threads"}
 
 
 @register_step
@@ -345,6 +366,11 @@ class SemanticCommunities(GlobalStep):
         column = self.config.column
         return [*([column] if isinstance(column, str) else column), META]
 
+    async def prepare(self, records: list[dict[str, Any]], ctx: RunContext) -> None:
+        """Embed one batch into the run's embedding cache (as ``ClusterTopics.prepare``)."""
+        if self.config.embedder.cache:  # without the cache the barrier embeds again
+            await _embed_column(records, self.config.column, self.config.embedder, ctx)
+
     async def process_all(self, records: list[dict[str, Any]], ctx: RunContext,
                           ) -> list[ItemResult]:
         cfg = self.config
@@ -354,8 +380,7 @@ class SemanticCommunities(GlobalStep):
             results[pos] = _keep()
         if len(positions) < 2:
             return results  # type: ignore[return-value]
-        groups = await asyncio.to_thread(communities, vectors, cfg.threshold, cfg.min_size,
-                                         cfg.neighbors, cfg.ann)
+        groups = await asyncio.to_thread(self._communities, vectors)
         for group in groups:
             kept = group[0] if cfg.keep == "centre" else min(group)
             kept_id = rid(records[positions[kept]])
@@ -367,3 +392,9 @@ class SemanticCommunities(GlobalStep):
                     f"semantic community of {kept_id} ({len(group)} members, cosine≈"
                     f"{cosine:.3f} to it; threshold {cfg.threshold})")
         return results  # type: ignore[return-value]
+
+    def _communities(self, vectors: np.ndarray) -> list[list[int]]:
+        cfg = self.config
+        with limited(cfg.threads) as threads:
+            return communities(vectors, cfg.threshold, cfg.min_size, cfg.neighbors, cfg.ann,
+                               threads=threads)

@@ -40,9 +40,11 @@ def _use_exact(n: int, ann: AnnMode) -> bool:
     return n <= EXACT_LIMIT
 
 
-def top_k(vectors: np.ndarray, k: int, ann: AnnMode = "auto") -> tuple[np.ndarray, np.ndarray]:
+def top_k(vectors: np.ndarray, k: int, ann: AnnMode = "auto", threads: int = 0,
+          ) -> tuple[np.ndarray, np.ndarray]:
     """For each row, its ``k`` most similar other rows: (indices, cosine similarities), each
-    (n, k), most similar first; padded with -1 / -inf when there are fewer than k others."""
+    (n, k), most similar first; padded with -1 / -inf when there are fewer than k others.
+    ``threads``: usearch's build and search threads (0: all cores)."""
     n = len(vectors)
     k = max(1, k)
     idx = np.full((n, k), -1, dtype=np.int64)
@@ -67,8 +69,8 @@ def top_k(vectors: np.ndarray, k: int, ann: AnnMode = "auto") -> tuple[np.ndarra
     # Half-precision graph: half the distance work of f32 at the same recall; the cosines
     # of the candidates it finds are recomputed exactly below.
     index = index_cls(ndim=vectors.shape[1], metric="cos", dtype="f16")
-    index.add(np.arange(n, dtype=np.uint64), vectors)
-    found = index.search(vectors, kk + 1)
+    index.add(np.arange(n, dtype=np.uint64), vectors, threads=threads)
+    found = index.search(vectors, kk + 1, threads=threads)
     keys = np.asarray(found.keys, dtype=np.int64).reshape(n, -1)
     # Each row's own key and invalid slots are left out (vectorised: a Python loop over rows
     # cost seconds at 100k).
@@ -125,7 +127,8 @@ def greedy_duplicates(idx: np.ndarray, sims: np.ndarray, threshold: float, seede
 
 
 def communities(vectors: np.ndarray, threshold: float = 0.85, min_size: int = 2,
-                neighbors: int = 32, ann: AnnMode = "auto") -> list[list[int]]:
+                neighbors: int = 32, ann: AnnMode = "auto", threads: int = 0,
+                ) -> list[list[int]]:
     """Non-overlapping groups whose members have cosine >= ``threshold`` to the group's
     centre (its first element), largest first; points in no group of ``min_size`` are outliers.
 
@@ -154,11 +157,12 @@ def communities(vectors: np.ndarray, threshold: float = 0.85, min_size: int = 2,
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     rows_of, weight = _collapse(vectors, threshold)
     if len(rows_of) == n:  # no copies
-        expanded = _weighted_communities(vectors, weight, threshold, min_size, neighbors, ann)
+        expanded = _weighted_communities(vectors, weight, threshold, min_size, neighbors, ann,
+                                         threads)
     else:
         firsts = np.fromiter((r[0] for r in rows_of), dtype=np.int64, count=len(rows_of))
         groups = _weighted_communities(vectors[firsts], weight, threshold, min_size,
-                                       neighbors, ann)
+                                       neighbors, ann, threads)
         expanded = [[row for u in group for row in rows_of[u]] for group in groups]
     expanded.sort(key=len, reverse=True)  # stable: the order of creation for equal sizes
     return expanded
@@ -189,11 +193,12 @@ def _collapse(vectors: np.ndarray, threshold: float) -> tuple[list[list[int]], n
 
 
 def _weighted_communities(vectors: np.ndarray, weight: np.ndarray, threshold: float,
-                          min_size: int, neighbors: int, ann: AnnMode) -> list[list[int]]:
+                          min_size: int, neighbors: int, ann: AnnMode, threads: int = 0,
+                          ) -> list[list[int]]:
     """``communities`` over distinct points, each standing for ``weight`` identical rows:
     sizes and counts are sums of weights. Groups hold point indices, unsorted by size."""
     n = len(vectors)
-    idx, sims = top_k(vectors, neighbors, ann)
+    idx, sims = top_k(vectors, neighbors, ann, threads)
     above = sims >= threshold  # each row is sorted, so a prefix
     counts = weight + np.where(above, weight[idx], 0).sum(axis=1)
     saturated = above[:, -1] & (idx.shape[1] < n - 1)
