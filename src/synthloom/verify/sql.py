@@ -345,6 +345,17 @@ class SQLiteDatabase:
     async def execute_async(self, sql: str, **kwargs: Any) -> QueryResult:
         return await asyncio.to_thread(self.execute, sql, **kwargs)
 
+    def query_plan(self, sql: str, *, timeout_s: float | None = None) -> list[tuple]:
+        """``EXPLAIN QUERY PLAN`` rows ``(id, parent, notused, detail)`` of one read-only
+        query (checked as ``execute`` checks it), planned in the worker."""
+        parse_query(sql)
+        with self._lock:
+            reply = self._ask_worker(f"EXPLAIN QUERY PLAN {sql}", 10_000,
+                                     self.timeout_s if timeout_s is None else timeout_s)
+        if reply[0] != "ok":
+            raise SQLExecutionError(str(reply[2]))
+        return [tuple(r) for r in reply[2]]
+
 
 def _read_exactly(fd: int, size: int, end: float) -> bytes:
     """``size`` bytes from ``fd`` by ``end`` (monotonic): TimeoutError, or EOFError if the
