@@ -417,3 +417,14 @@ def test_two_logic_exports_of_different_rows_load_and_concatenate(tmp_path: Path
     assert statements and all(isinstance(s, list) for s in statements)
     if fmt == "jsonl":
         assert isinstance(json.loads(both[0]["_meta"])["id"], str)
+
+
+def test_jsonl_columns_of_mixed_kinds_become_text_in_every_row(tmp_path: Path) -> None:
+    run = run_rows(tmp_path, "mixed", [
+        {"question": "a", "answer": 4, "score": 1, "tags": ["x", 1], "turns": None},
+        {"question": "b", "answer": "four", "score": 2.5, "tags": {"k": 1}, "turns": None}])
+    rows = rows_of(export(run, tmp_path / "j", ExportOptions(format="jsonl")).data_path)
+    assert [r["answer"] for r in rows] == ["4", "four"]  # number and text: text everywhere
+    assert [r["score"] for r in rows] == [1, 2.5]  # numbers stay numbers
+    assert [r["tags"] for r in rows] == ['["x", 1]', '{"k": 1}']  # nested: JSON strings
+    assert [r["turns"] for r in rows] == [None, None]
