@@ -468,3 +468,23 @@ def test_the_flagship_on_500_documents_matches_the_local_run(tmp_path: Path) -> 
     same = ("in", "out", "failed", "dropped", "llm_calls")
     assert [[s[k] for k in same] for s in on_ray["steps"]] == \
         [[s[k] for k in same] for s in local["steps"]]
+
+
+def test_the_per_item_error_policy_is_the_local_one_on_ray(tmp_path: Path) -> None:
+    """The same failing step (tests/unit/test_executor_errors.py) in a Ray actor: one item's
+    exception is that item's failure, a SynthloomError stops the run, as in process and in
+    the process pool."""
+    from tests.unit.test_executor_errors import Flaky, FlakyInPool, flaky_recipe, outcome
+
+    for step in (Flaky, FlakyInPool):
+        folder = tmp_path / step.type_name
+        folder.mkdir()
+        local = outcome(folder / "local", flaky_recipe(folder, step))
+        on_ray = outcome(folder / "ray", flaky_recipe(folder, step), executor="ray")
+        assert on_ray == local and local["counts"] == (20, 14, 6)
+        fatal_local = outcome(folder / "fatal-local", flaky_recipe(folder, step, fatal_at=5))
+        fatal_ray = outcome(folder / "fatal-ray", flaky_recipe(folder, step, fatal_at=5),
+                            executor="ray")
+        assert fatal_ray["status"] == fatal_local["status"] == "failed"
+        assert fatal_ray["error"] == fatal_local["error"] == \
+            ("BackendError", "the server went away at item 5")

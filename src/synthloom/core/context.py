@@ -9,14 +9,53 @@ from typing import Any, Protocol
 
 
 class LLMLike(Protocol):
-    """The slice of the LLM client that steps use (core does not import the llm layer)."""
+    """Everything core calls on an LLM client (core does not import the llm layer).
+
+    ``llm.client.LLMClient`` implements all of it. The executors call the run-level part
+    (``concurrency``, ``stats``, ``halt``/``resume``; on Ray ``share_budget``, ``take_counts``
+    and ``add_counts``); steps call ``generate``, ``count_tokens`` and, where the model is a
+    reward model (``supports_score``), ``score``. A capability a backend lacks is a flag, not
+    a missing attribute: core never probes clients with ``getattr``.
+    """
+
+    #: Requests this client sends at once (the local executor sizes its batch window by it).
+    concurrency: int
 
     @property
     def model_id(self) -> str: ...
 
+    @property
+    def supports_score(self) -> bool:
+        """A reward model: ``score`` works."""
+        ...
+
     async def generate(self, request: Any) -> list[Any]: ...
 
+    async def score(self, pairs: list[tuple[Any, str]]) -> list[Any]: ...
+
     def count_tokens(self, text: str) -> int: ...
+
+    def stats(self) -> dict[str, Any]:
+        """Calls, tokens, retries... of this client (summary.json ``llm``)."""
+        ...
+
+    def halt(self) -> None:
+        """Start no new request (the run was interrupted or failed)."""
+        ...
+
+    def resume(self) -> None: ...
+
+    def share_budget(self, tally: Any) -> None:
+        """Charge tokens to a tally shared with other processes (Ray actors)."""
+        ...
+
+    def take_counts(self) -> dict[str, Any]:
+        """What this client counted since the last call (a Ray actor reports it per batch)."""
+        ...
+
+    def add_counts(self, delta: dict[str, Any], source: str = "") -> None:
+        """Fold in another process's ``take_counts`` delta for this model."""
+        ...
 
 
 class LLMCallError(Exception):
@@ -100,12 +139,12 @@ class ItemContext:
         """Reward-model scores of (prompt, response) pairs by the step's client (or the named
         ``model``'s), charged to this item."""
         llm = self.llm if model is None else self.run.llm_for(model)
-        scorer = getattr(llm, "score", None)
-        if scorer is None:
+        # A client that cannot score says so itself (a SynthloomError naming the backend).
+        if llm is None:
             raise RuntimeError(f"model {model or 'of this step'!r} cannot score "
                                "(prompt, response) pairs")
         try:
-            results = await scorer(pairs)
+            results = await llm.score(pairs)
         except Exception as exc:
             if getattr(exc, "usage", None) is not None:
                 self._charge(exc.usage, getattr(exc, "calls", 0), cached=False)

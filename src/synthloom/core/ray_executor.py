@@ -6,8 +6,9 @@
   (a source, a global step, a node read twice or needed whole) are one ``map_batches`` over one
   actor pool (1 to ``actors`` actors). Each actor holds the chain's steps, their LLM clients
   and a :class:`ShardedStore`, and runs the local executor's own per-batch code for each step in
-  turn, so cache keys, seeds, record ids and drop/failure rules are the local ones by
-  construction. One pool per chain (not per step): an actor costs a process start and the
+  turn through the same :class:`~synthloom.core.batch.BatchRunner` as the local executor, so
+  cache keys, seeds, record ids and drop/failure rules (the per-item error policy included)
+  are the local ones by construction. One pool per chain (not per step): an actor costs a process start and the
   imports (seconds), and a chain of pools asking for more CPUs than the cluster has waited
   forever. An actor asks for the CPUs of its most demanding step, cut to fit the cluster.
   A pool whose actors cannot start (e.g. GPUs the cluster lacks) fails the run with a
@@ -15,13 +16,14 @@
 * ``context:`` inputs are put in the object store once per node; an actor gets the refs of the
   nodes its step names and resolves them when it starts.
 * Global steps are barriers: their input is materialised and the step runs once in the driver,
-  with the local executor's global code and cache key.
+  with the batch runner's global code and cache key.
 * Sinks are written by the driver while it streams the final dataset.
 
 Rows travel as ``{"kind", "data"}``: ``record`` rows carry a record (JSON); the other kinds are
 accounting events (``stats`` per batch, ``failed``, ``dropped``; ``llm``: what the actor's
 clients counted in the batch, by model; ``stopped``: the actor stopped, e.g. on the token
-budget) that flow down the chain until the driver drains them.
+budget; ``fatal``: a step raised a SynthloomError, which the driver raises) that flow down the
+chain until the driver drains them.
 
 ``--budget-tokens`` caps the run, not each actor: every client (the actors' and the driver's)
 charges its tokens to one tally, a Ray actor, and checks the cap against its total.
@@ -40,23 +42,30 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from synthloom.core import jsonio
 from synthloom.core.accounting import StepStats
+from synthloom.core.batch import BatchRunner
 from synthloom.core.context import LLMLike, RunContext
 from synthloom.core.errors import SynthloomError
-from synthloom.core.executor import LocalExecutor, _Node
-from synthloom.core.fingerprint import stable_hash
-from synthloom.core.records import ItemResult, rid
+from synthloom.core.executor_base import Executor
+from synthloom.core.runlog import EventLog, replay
 from synthloom.core.sharded_store import ShardedStore, merge_shards
 from synthloom.core.steps import GlobalStep, SourceStep, Step, _PerItemStep
 from synthloom.core.store import RunStore
 
-#: Builds a worker's LLM client around the worker's own store (its response cache).
-ClientFactory = Callable[[RunStore], LLMLike]
+
+class ClientFactory(Protocol):
+    """Builds a worker's LLM clients around the worker's own store (its response cache);
+    pickled to the actors (api's ``_ClientFactory``)."""
+
+    def clients(self, names: set[str], store: RunStore) -> dict[str, LLMLike]:
+        """{name: client} for the models one step calls (``default``: the run's model)."""
+        ...
+
 RECORD = "record"
 #: Blocks a driver-made dataset is cut into (Ray Data's unit of parallel work).
 MAX_BLOCKS = 256
@@ -83,7 +92,7 @@ def require_ray() -> Any:
     return ray
 
 
-class RayExecutor(LocalExecutor):
+class RayExecutor(Executor):
     """Runs a recipe on a Ray cluster (a local one unless ``address`` names another)."""
 
     def __init__(self, recipe: Any, run_dir: str | Path, *, client_factory: ClientFactory | None
@@ -99,7 +108,6 @@ class RayExecutor(LocalExecutor):
         self.gpus_per_llm_actor = gpus_per_llm_actor
         self.start_timeout_s = start_timeout_s if start_timeout_s is not None else float(
             os.environ.get(START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT_S))
-        self._emitted: dict[str, list[dict[str, Any]]] = {}
         #: Each context node's records, once in the object store (actors get the refs).
         self._context_refs: dict[str, Any] = {}
         #: Per chain (by its last step): the CPUs one of its actors asks for.
@@ -108,17 +116,17 @@ class RayExecutor(LocalExecutor):
 
     # --- the driver's plan -----------------------------------------------------------------------
 
-    async def _run_graph(self, nodes: dict[str, _Node]) -> list[int]:
+    async def run_graph(self) -> int:
         ray = require_ray()
         started_here = self._started_here = self._init_ray(ray)
-        self._nodes = nodes
         # One token tally for the run: every client's budget is checked against its total.
         self._tally = RayTokenTally.start(ray) if self.client_factory is not None else None
         if self._tally is not None:
             for _, client in _clients(self.ctx):
-                _share_budget(client, self._tally)
+                client.share_budget(self._tally)
         try:
-            return await self._plan(nodes)
+            counts = await self._plan()
+            return counts[0] if counts else 0
         finally:
             self._context_refs.clear()  # the object store may free the context copies
             merge_shards(self.store, self.run_dir)
@@ -216,7 +224,7 @@ class RayExecutor(LocalExecutor):
                     "cluster (--ray-address) or a smaller tensor_parallel_size")
         return chains
 
-    async def _plan(self, nodes: dict[str, _Node]) -> list[int]:
+    async def _plan(self) -> list[int]:
         ray = require_ray()
         uses = self._uses()
         datasets: dict[str, Any] = {}
@@ -228,23 +236,25 @@ class RayExecutor(LocalExecutor):
         # A stage waits this long for its first actor, then the run fails naming it.
         data_ctx.wait_for_min_actors_s = max(1, int(self.start_timeout_s))
         for step in self.recipe.nodes:
-            node = nodes[step.name]
+            stats = self.stats[step.name]
             begun = time.perf_counter()
             if isinstance(step, SourceStep):
-                await self._run_source(node)
-                dataset = _dataset(ray, self._emitted.pop(step.name, []), self.batch_size)
+                records = [r async for batch in self.runner.source_batches(
+                    step, stats, self.batch_size, self.limit) for r in batch]
+                dataset = _dataset(ray, records, self.batch_size)
             elif isinstance(step, GlobalStep):
                 records = self._records_of(datasets[self.recipe.inputs_of(step)])
-                dataset = _dataset(ray, await self._run_barrier(node, records), self.batch_size)
+                dataset = _dataset(ray, await self.runner.run_global(
+                    step, stats, records, self.context_hash(step)), self.batch_size)
             elif isinstance(step, _PerItemStep):
                 chain = chain_of[step.name]
                 if step is not chain[-1]:
                     continue  # read by the next step of its chain only: built with the chain
                 dataset = self._stage(chain, datasets[self.recipe.inputs_of(chain[0])],
-                                      [await self._context_hash(s) for s in chain])
+                                      [self.context_hash(s) for s in chain])
             else:
                 raise SynthloomError(f"step {step.name}: unsupported kind {step.kind}")
-            node.stats.seconds += time.perf_counter() - begun
+            stats.seconds += time.perf_counter() - begun
             if uses[step.name] != 1 or step.name in wanted_in_context or step.name in feeds_global:
                 # Read more than once, or needed whole: run it now, drain its events once.
                 dataset = self._settle(dataset)
@@ -256,23 +266,10 @@ class RayExecutor(LocalExecutor):
                 self._context_refs[step.name] = ray.put(records)
         counts = [self._write_sink(sink, datasets[self.recipe.sink_input(sink)])
                   for sink in self.recipe.sinks]
-        for node in nodes.values():
-            node.stats.done = True
-        self._progress()
+        for stats in self.stats.values():
+            stats.done = True
+        self.progress()
         return counts
-
-    async def _emit(self, node: _Node, records: list[dict[str, Any]]) -> None:
-        self._emitted.setdefault(node.step.name, []).extend(records)
-
-    async def _context_hash(self, step: Step) -> str:
-        if not step.config.context:
-            return ""
-        return stable_hash([[rid(r) for r in self.ctx.context[n]] for n in step.config.context])
-
-    async def _run_barrier(self, node: _Node, records: list[dict[str, Any]]
-                           ) -> list[dict[str, Any]]:
-        results, hits = await self._global_results(node.step, records)  # type: ignore[arg-type]
-        return self._records_from(node, records, results, hits)
 
     def _stage(self, chain: list[_PerItemStep], upstream: Any, context_hashes: list[str]) -> Any:
         """One actor pool running the chain's steps in turn on each batch."""
@@ -343,20 +340,19 @@ class RayExecutor(LocalExecutor):
     def _apply(self, kind: str, data: str) -> None:
         event = jsonio.loads(data)
         if kind == "stats":
-            stats = self._nodes[event.pop("name")].stats
+            stats = self.stats[event.pop("name")]
             for key in COUNTED:
                 setattr(stats, key, getattr(stats, key) + event.get(key, 0))
-            self._progress()
-        elif kind == "failed":
-            self._write_failed(event.pop("record"), event.pop("step"), event.pop("error_class"),
-                               event.pop("message"), event)
-        elif kind == "dropped":
-            self._write_dropped(event["record"], event["step"], event["reason"])
+            self.progress()
+        elif kind in ("failed", "dropped"):
+            replay(self.log, kind, event)
         elif kind == "llm":
             self._add_llm_counts(event)
+        elif kind == "fatal":
+            raise _fatal(event)
         elif kind == "stopped":
             # An actor stopped (the token budget): the run stops, as the local executor's does.
-            self.stopped_reason = self.stopped_reason or event["reason"]
+            self.stop(event["reason"])
         else:
             raise SynthloomError(f"ray executor: unknown event kind {kind!r}")
 
@@ -365,11 +361,10 @@ class RayExecutor(LocalExecutor):
         name, else model id), whose ``stats()`` summary.json reports."""
         clients = _clients(self.ctx)
         target = next((c for name, c in clients if name is not None and name == event.get("name")),
-                      None) or next((c for _, c in clients
-                                     if getattr(c, "model_id", None) == event["model"]), None)
-        add = getattr(target or self.llm, "add_counts", None)
-        if callable(add):
-            add(event, event.get("source", ""))
+                      None) or next((c for _, c in clients if c.model_id == event["model"]),
+                                    None) or self.llm
+        if target is not None:
+            target.add_counts(event, event.get("source", ""))
 
     def _write_sink(self, sink: Any, dataset: Any) -> int:
         sink.open(self.run_dir)
@@ -436,7 +431,7 @@ def _clients(ctx: RunContext | None) -> list[tuple[str | None, Any]]:
     if ctx is None:
         return []
     pairs: list[tuple[str | None, Any]] = [(None, ctx.llm)] if ctx.llm is not None else []
-    pairs += [(name, c) for name, c in (getattr(ctx, "models", None) or {}).items()]
+    pairs += list(ctx.models.items())
     seen: set[int] = set()
     out = []
     for name, client in pairs:
@@ -446,21 +441,25 @@ def _clients(ctx: RunContext | None) -> list[tuple[str | None, Any]]:
     return out
 
 
-def _step_clients(factory: Any, step: Step, store: RunStore) -> dict[str, Any]:
-    """{model name: client} for one step's actor: ``factory.clients(names, store)`` when the
-    factory knows named models (api's), else the factory's one client as ``default``."""
+def _step_clients(factory: ClientFactory | None, step: Step, store: RunStore
+                  ) -> dict[str, LLMLike]:
+    """{model name: client} for one step's actor (none for a step that calls no model)."""
     if factory is None:
         return {}
-    clients = getattr(factory, "clients", None)
-    if callable(clients):
-        return clients(set(step.model_names()) or {"default"}, store)
-    return {"default": factory(store)}
+    return factory.clients(set(step.model_names()) or {"default"}, store)
 
 
-def _share_budget(client: Any, tally: RayTokenTally) -> None:
-    share = getattr(client, "share_budget", None)
-    if callable(share):
-        share(tally)
+def _fatal(event: dict[str, Any]) -> SynthloomError:
+    """The SynthloomError an actor reported (its own class when it imports here)."""
+    import importlib
+
+    try:
+        cls = getattr(importlib.import_module(event["module"]), event["class"])
+        if isinstance(cls, type) and issubclass(cls, SynthloomError):
+            return cls(event["message"])
+    except (ImportError, AttributeError, TypeError):
+        pass
+    return SynthloomError(event["message"])
 
 
 def _split(dataset: Any, *, events: bool) -> Any:
@@ -482,27 +481,9 @@ def _dataset(ray: Any, records: list[dict[str, Any]], batch_size: int) -> Any:
     return ray.data.from_items(rows, override_num_blocks=blocks)
 
 
-class _WorkerExecutor(LocalExecutor):
-    """The local executor's per-batch code inside a Ray actor; events instead of files."""
-
-    events: list[tuple[str, dict[str, Any]]]
-
-    def _write_failed(self, record: dict[str, Any] | None, step: str, error_class: str,
-                      message: str, extra: dict[str, Any] | None = None) -> None:
-        self.events.append(("failed", {"record": record, "step": step, "error_class": error_class,
-                                       "message": message, **(extra or {})}))
-
-    def _write_dropped(self, record: dict[str, Any], step: str, reason: str) -> None:
-        self.events.append(("dropped", {"record": record, "step": step, "reason": reason}))
-
-    async def _compute_in_pool(self, step: _PerItemStep, records: list[dict[str, Any]],
-                               keys: list[str]) -> list[ItemResult]:
-        # Ray is the process pool: CPU-bound steps run in this actor.
-        return [self._compute_sync(step, r, k) for r, k in zip(records, keys, strict=True)]
-
-
 class _StepRunner:
-    """One step of a chain inside an actor: the local executor's per-batch code, events out."""
+    """One step of a chain inside an actor: the batch runner, its failures and drops kept as
+    events for the driver."""
 
     def __init__(self, step: _PerItemStep, context_hash: str, store: ShardedStore, run_dir: str,
                  recipe_dir: Path | None, seed: int, context: dict[str, list[dict[str, Any]]],
@@ -512,56 +493,50 @@ class _StepRunner:
         #: Names this runner in its ``llm`` events (its concurrency limit replaces its last one).
         self.source = uuid.uuid4().hex[:12]
         self.loop = loop
+        self.step = step
         # The clients of the models this step calls, and only those (named models: their own
-        # backends and limits; a plain factory callable builds the run's one client).
+        # backends and limits).
         models = _step_clients(client_factory if step.uses_llm else None, step, store)
-        llm = models.get("default")
-        self.executor = _WorkerExecutor(None, run_dir, llm=llm, models=models, store=store,
-                                        workers=1, resample=resample)
-        self.executor.store = store  # what run() would set: the actor never calls run()
-        # ctx.context is filled before any batch: _process_batch narrows keys with it.
-        self.executor.ctx = RunContext(
-            run_dir=Path(run_dir), seed=seed, llm=llm, recipe_dir=recipe_dir, models=models,
-            context={n: context[n] for n in step.config.context})
+        # ctx.context is filled before any batch: run_batch narrows keys with it.
+        self.ctx = RunContext(
+            run_dir=Path(run_dir), seed=seed, llm=models.get("default"), recipe_dir=recipe_dir,
+            models=models, context={n: context[n] for n in step.config.context})
         if tally is not None:
-            for _, client in _clients(self.executor.ctx):
-                _share_budget(client, tally)
-        step.setup(self.executor.ctx_of(step))
-        self.node = _Node(step=step, stats=StepStats(name=step.name, kind=str(step.kind)))
-        self.fingerprint = step.fingerprint(self.executor.ctx_of(step))
+            for _, client in _clients(self.ctx):
+                client.share_budget(tally)
+        self.log = EventLog()
+        # Ray is the process pool: CPU-bound steps run in this actor (workers=None).
+        self.runner = BatchRunner(run=self.ctx, store=store, log=self.log, resample=resample)
+        step.setup(self.runner.ctx_of(step))
+        self.fingerprint = step.fingerprint(self.runner.ctx_of(step))
         self.context_hash = context_hash  # the driver's: same ids, same hash
 
     def run(self, records: list[dict[str, Any]], batch_size: int
             ) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
         """(events, output records) of one batch; an expanding step's output is cut into
         batches of ``batch_size`` again, as the local executor feeds its next step."""
-        step = self.node.step
-        self.node.stats = StepStats(name=step.name, kind=str(step.kind))
-        self.executor.events = []
+        step = self.step
+        stats = StepStats(name=step.name, kind=str(step.kind))
         begun = time.perf_counter()
         out: list[dict[str, Any]] = []
         for start in range(0, len(records), batch_size):
-            out += self.loop.run_until_complete(self.executor._process_batch(
-                self.node, self.fingerprint, self.context_hash,
+            out += self.loop.run_until_complete(self.runner.run_batch(
+                step, stats, self.fingerprint, self.context_hash,
                 records[start:start + batch_size]))
-        stats = self.node.stats
         stats.seconds = time.perf_counter() - begun
-        events = [*self.executor.events,
+        events = [*self.log.take(),
                   ("stats", {"name": step.name, **{k: getattr(stats, k) for k in COUNTED}}),
                   *self._llm_events()]
-        if self.executor.stopped_reason:
-            events.append(("stopped", {"reason": self.executor.stopped_reason}))
+        if self.runner.stopped_reason:
+            events.append(("stopped", {"reason": self.runner.stopped_reason}))
         return events, out
 
     def _llm_events(self) -> list[tuple[str, dict[str, Any]]]:
         """What this step's clients counted in the batch (calls, retries and failures by
         cause, repairs, tokens), one event per client that did anything."""
         events = []
-        for name, client in _clients(self.executor.ctx):
-            take = getattr(client, "take_counts", None)
-            if not callable(take):
-                continue
-            delta = take()
+        for name, client in _clients(self.ctx):
+            delta = client.take_counts()
             if any(delta["counts"].values()) or delta["concurrency_decreases"]:
                 events.append(("llm", {**delta, "name": name, "source": self.source}))
         return events
@@ -598,11 +573,19 @@ class _StageWorker:
             else:  # upstream events pass through to the driver
                 kinds.append(str(kind))
                 datas.append(str(data))
-        for runner in self.runners:
-            events, records = runner.run(records, self.batch_size)
-            for kind, event in events:
-                kinds.append(kind)
-                datas.append(jsonio.dumps(event))
+        try:
+            for runner in self.runners:
+                events, records = runner.run(records, self.batch_size)
+                for kind, event in events:
+                    kinds.append(kind)
+                    datas.append(jsonio.dumps(event))
+        except SynthloomError as exc:
+            # The run must stop (the per-item error policy, core/batch.py): the driver raises
+            # it when it drains this event. Ray's own error would wrap it beyond recognition.
+            kinds.append("fatal")
+            datas.append(jsonio.dumps({"module": type(exc).__module__,
+                                       "class": type(exc).__qualname__, "message": str(exc)}))
+            records = []
         for record in records:
             kinds.append(RECORD)
             datas.append(jsonio.dumps(record))

@@ -1,0 +1,356 @@
+"""One batch runner for every executor: cache keys, the cache, the per-item error policy,
+counting and provenance.
+
+The local executor calls it from its asyncio graph; a Ray actor calls it for each batch of
+its chain; the driver calls it for sources and global steps. So cache keys, seeds, record ids
+and drop/failure rules are the same on every executor by construction.
+
+The per-item error policy is :func:`item_failure`, used in process, in the process pool and
+in a Ray actor: a step's exception on one item is that item's failure (data, counted and
+written to failed.jsonl); a :class:`SynthloomError` (an unreachable server, a bad key, a
+broken recipe) stops the run; :class:`BudgetExhausted` is the item's failure and stops the
+run cleanly (``stopped_reason``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import multiprocessing
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthloom.core.accounting import StepStats
+from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.errors import BudgetExhausted, SynthloomError
+from synthloom.core.fingerprint import stable_hash
+from synthloom.core.idset import IdSet
+from synthloom.core.records import META, ItemResult, Output, columns_of, make_record, rid
+from synthloom.core.runlog import RunLog
+from synthloom.core.steps import GlobalStep, SourceFailure, SourceStep, Step, _PerItemStep
+from synthloom.core.store import RunStore
+
+CORE_META = frozenset(
+    {"id", "parents", "source", "step", "model", "template_hash", "sample_index", "usage"})
+#: Source-record meta copied into ``_meta.source`` (file, row).
+SOURCE_KEYS = ("path", "line", "where")
+#: Meta keys that describe one step's own call, not the lineage.
+LOCAL_META = frozenset({"finish_reason"})
+
+
+def derive_seed(run_seed: int, item_key: str) -> int:
+    """A per-item seed: reproducible across runs and executors, distinct across items."""
+    digest = hashlib.blake2b(f"seed:{run_seed}:{item_key}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
+def item_failure(exc: Exception) -> ItemResult:
+    """The per-item error policy: the item's failure, or re-raised when it must stop the run.
+
+    A :class:`SynthloomError` says the run cannot go on (every later item would fail the same
+    way), so it is raised, wherever the item ran; :class:`BudgetExhausted` is the one
+    SynthloomError that is an item's failure (the run then stops cleanly, resumable)."""
+    if isinstance(exc, SynthloomError) and not isinstance(exc, BudgetExhausted):
+        raise exc
+    return ItemResult.failure(exc)
+
+
+def compute_item(step: _PerItemStep, record: dict[str, Any], ictx: ItemContext) -> ItemResult:
+    """One item of a sync step (in process, in a pool worker or in a Ray actor)."""
+    try:
+        return step.to_result(step.process(record, ictx))
+    except Exception as exc:  # noqa: BLE001 - the policy decides
+        return item_failure(exc)
+
+
+def run_sync_batch(step: _PerItemStep, records: list[dict[str, Any]], keys: list[str],
+                   run_dir: str, seed: int) -> list[ItemResult]:
+    """Runs in a pool worker process: CPU-bound steps get a context without an LLM."""
+    run = RunContext(run_dir=Path(run_dir), seed=seed)
+    return [compute_item(step, record, ItemContext(run=run, item_key=key,
+                                                   seed=derive_seed(seed, key)))
+            for record, key in zip(records, keys, strict=True)]
+
+
+class StepContexts:
+    """The run context each step sees: ``llm`` is the client of the step's own model."""
+
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+        self._by_step: dict[str, RunContext] = {}
+
+    def __call__(self, step: Step) -> RunContext:
+        ctx = self._by_step.get(step.name)
+        if ctx is None:
+            ctx = self._by_step[step.name] = self.run.for_model(step.config.model)
+        return ctx
+
+
+class BatchRunner:
+    """Runs batches of one step: keys, cache, compute (the policy above), counts, records.
+
+    ``workers``: the process pool for CPU-bound steps (None: they run in this process, as in
+    a Ray actor, where Ray is the pool)."""
+
+    def __init__(self, *, run: RunContext, store: RunStore, log: RunLog,
+                 resample: dict[tuple[str, str], int] | None = None,
+                 workers: int | None = None) -> None:
+        self.run = run
+        self.ctx_of = StepContexts(run)
+        self.store = store
+        self.log = log
+        #: (step, input record id) -> sample bump (``--regenerate rejected``, review/).
+        self.resample = dict(resample or {})
+        self.workers = workers
+        #: Why the run stops early (``budget_exhausted``), set by an item or by the executor.
+        self.stopped_reason: str | None = None
+        self._pool: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    # --- sources ---------------------------------------------------------------------------
+
+    async def source_batches(self, step: SourceStep, stats: StepStats, batch_size: int,
+                             limit: int | None = None, items: Iterator[Any] | None = None,
+                             ) -> AsyncIterator[list[dict[str, Any]]]:
+        """A source's records in batches, read off the event loop; duplicates dropped.
+        ``items``: the source's items when the executor reads them itself (in parallel)."""
+        if items is None:
+            items = iter(step.read(self.ctx_of(step)))
+        seen = IdSet()
+        emitted = 0
+        while not self.stopped_reason:
+            batch = await asyncio.to_thread(_take, items, batch_size)
+            if not batch:
+                break
+            records: list[dict[str, Any]] = []
+            for item in batch:
+                if limit is not None and emitted + len(records) >= limit:
+                    break
+                stats.in_ += 1
+                if isinstance(item, SourceFailure):
+                    stats.failed += 1
+                    self.log.failed(None, step.name, item.error_class,
+                                    f"{item.where}: {item.message}", {"where": item.where})
+                    continue
+                records.append(source_record(step.name, item))
+            # 64 bits of each id in a compact set: memory stays flat over millions of sources
+            # (a dict of id strings took ~160 MB per million; benchmarks/memory.py).
+            keys = np.array([int(rid(r)[:16], 16) for r in records], dtype=np.uint64)
+            known = seen.contains(keys)
+            out: list[dict[str, Any]] = []
+            fresh: set[int] = set()
+            for record, key, was_seen in zip(records, keys.tolist(), known, strict=True):
+                if was_seen or key in fresh:
+                    stats.dropped += 1
+                    self.log.dropped(record, step.name,
+                                     "identical to an earlier item of this source (same id)")
+                    continue
+                fresh.add(key)
+                out.append(record)
+            seen.add(np.array(sorted(fresh), dtype=np.uint64))
+            stats.out += len(out)
+            emitted += len(out)
+            yield out
+            if limit is not None and emitted >= limit:
+                break
+
+    # --- per-item steps --------------------------------------------------------------------
+
+    async def run_batch(self, step: _PerItemStep, stats: StepStats, fingerprint: str,
+                        context_hash: str, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One batch of a map / expand / filter step: its output records."""
+        narrowed = step.context_dependence(batch, self.ctx_of(step)) \
+            if step.config.context else None
+        if narrowed is None:
+            keys = [step.item_key(fingerprint, r, context_hash) for r in batch]
+        else:  # each item's key covers only the part of the context it uses
+            keys = [step.item_key(fingerprint, r, stable_hash("context", part))
+                    for r, part in zip(batch, narrowed, strict=True)]
+        bumps = [self.resample.get((step.name, rid(r)), 0) for r in batch] \
+            if self.resample else None
+        if bumps:  # a bumped item gets a new key: new seeds, so new samples, not the cache's
+            keys = [stable_hash(k, "resample", b) if b else k
+                    for k, b in zip(keys, bumps, strict=True)]
+        cached = self.store.get_items(keys)
+        results: list[ItemResult | None] = [None] * len(batch)
+        hits = [False] * len(batch)
+        misses: list[int] = []
+        for i, key in enumerate(keys):
+            if key in cached:
+                results[i] = ItemResult.from_cache(cached[key])
+                hits[i] = True
+            else:
+                misses.append(i)
+        if misses:
+            if step.is_async:
+                # Items finish at different times: each is committed as it finishes.
+                computed = await asyncio.gather(
+                    *(self._compute_async(step, batch[i], keys[i]) for i in misses))
+            else:
+                # Sync work finishes as one batch: one transaction for all of it.
+                if step.cpu_bound and self.workers is not None:
+                    computed = await self._compute_in_pool(
+                        step, [batch[i] for i in misses], [keys[i] for i in misses])
+                else:
+                    computed = [compute_item(step, batch[i], self._item_ctx(step, keys[i]))
+                                for i in misses]
+                self.store.put_items([(keys[i], step.name, r.to_json())
+                                      for i, r in zip(misses, computed, strict=True)
+                                      if r.cacheable()])
+            for i, result in zip(misses, computed, strict=True):
+                results[i] = result
+        if bumps:
+            _mark_resampled(results, bumps)  # type: ignore[arg-type]
+        return self.records_from(step.name, stats, batch, results, hits)  # type: ignore[arg-type]
+
+    def _item_ctx(self, step: Step, key: str) -> ItemContext:
+        return ItemContext(run=self.ctx_of(step), item_key=key,
+                           seed=derive_seed(self.run.seed, key))
+
+    async def _compute_async(self, step: _PerItemStep, record: dict[str, Any],
+                             key: str) -> ItemResult:
+        ictx = self._item_ctx(step, key)
+        try:
+            if self.stopped_reason == "budget_exhausted":
+                raise BudgetExhausted("token budget spent before this item started")
+            result = step.to_result(await step.process(record, ictx))
+        except Exception as exc:  # noqa: BLE001 - the policy decides
+            result = item_failure(exc)
+            if isinstance(exc, BudgetExhausted):
+                self.stopped_reason = "budget_exhausted"
+        result.llm_calls = ictx.llm_calls
+        result.cache_hits = ictx.cache_hits
+        result.prompt_tokens = ictx.prompt_tokens
+        result.completion_tokens = ictx.completion_tokens
+        if result.cacheable():
+            self.store.put_item(key, step.name, result.to_json())
+        return result
+
+    async def _compute_in_pool(self, step: _PerItemStep, records: list[dict[str, Any]],
+                               keys: list[str]) -> list[ItemResult]:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver"))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, run_sync_batch, step, records, keys, str(self.run.run_dir),
+            self.run.seed)
+
+    # --- global steps ----------------------------------------------------------------------
+
+    async def run_global(self, step: GlobalStep, stats: StepStats, records: list[dict[str, Any]],
+                         context_hash: str) -> list[dict[str, Any]]:
+        """A barrier's output records for all its input, from the cache or computed once."""
+        results, hits = await self.global_results(step, records, context_hash)
+        return self.records_from(step.name, stats, records, results, hits)
+
+    async def global_results(self, step: GlobalStep, records: list[dict[str, Any]],
+                             context_hash: str) -> tuple[list[ItemResult], list[bool]]:
+        fingerprint = step.fingerprint(self.ctx_of(step))
+        key = stable_hash("global", fingerprint, context_hash,
+                          [step.item_key(fingerprint, r, "") for r in records])
+        cached = self.store.get_items([key])
+        if key in cached:
+            return [ItemResult.from_cache(r) for r in cached[key]["results"]], \
+                [True] * len(records)
+        try:
+            results = await step.process_all(records, self.ctx_of(step))
+        except Exception as exc:  # noqa: BLE001 - the whole barrier failed: every input
+            results = [item_failure(exc) for _ in records]
+        if len(results) != len(records):
+            raise SynthloomError(
+                f"step {step.name}: returned {len(results)} results for {len(records)} inputs")
+        if not any(r.failed for r in results):
+            self.store.put_item(key, step.name, {"results": [r.to_json() for r in results]})
+        return results, [False] * len(records)
+
+    # --- results into records, counted and logged ------------------------------------------
+
+    def records_from(self, name: str, stats: StepStats, batch: list[dict[str, Any]],
+                     results: list[ItemResult], hits: list[bool]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for record, result, hit in zip(batch, results, hits, strict=True):
+            stats.in_ += 1
+            stats.cached += hit
+            stats.llm_calls += result.llm_calls
+            stats.llm_cache_hits += result.cache_hits
+            stats.prompt_tokens += result.prompt_tokens
+            stats.completion_tokens += result.completion_tokens
+            if result.failed:
+                stats.failed += 1
+                self.log.failed(record, name, result.error_class or "Error",
+                                result.error_message or "")
+                continue
+            if result.dropped is not None:
+                stats.dropped += 1
+                self.log.dropped(record, name, result.dropped)
+                continue
+            children = [child_record(record, name, o) for o in result.outputs]
+            stats.out += len(children)
+            stats.expanded += bool(children)
+            stats.kept += bool(children)
+            out.extend(children)
+        return out
+
+
+def source_record(step: str, item: Any) -> dict[str, Any]:
+    """A source's item as a record; ``_meta.source`` names the document and where it came
+    from (chunkers add the span; descendants inherit it)."""
+    output = item if isinstance(item, Output) else Output(columns=item)
+    record = make_record(output.columns, step=step, extra_meta=output.meta)
+    meta = record[META]
+    meta["source"] = {"id": meta["id"], **{k: meta[k] for k in SOURCE_KEYS if k in meta}}
+    return record
+
+
+def child_record(parent: dict[str, Any], step: str, output: Output) -> dict[str, Any]:
+    if not output.columns and not output.replace and not output.extra_parents:
+        return parent  # nothing changed: same record, same id
+    columns = output.columns if output.replace else {**columns_of(parent), **output.columns}
+    return make_record(
+        columns,
+        step=step,
+        parents=[rid(parent), *output.extra_parents],
+        # A step may narrow the source (a chunker: the document plus the chunk's span).
+        source=output.meta.get("source", parent[META].get("source")),
+        model=output.model,
+        template_hash=output.template_hash,
+        sample_index=output.sample_index,
+        usage=output.usage,
+        extra_meta={**inherited_meta(parent[META]),
+                    **{k: v for k, v in output.meta.items() if k != "source"}},
+    )
+
+
+def inherited_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """Provenance extras (file path, chunk span, retrieved document, demo ids) pass down to
+    descendants; the core keys and step-local facts (finish_reason) do not."""
+    return {k: v for k, v in meta.items() if k not in CORE_META and k not in LOCAL_META}
+
+
+def _mark_resampled(results: list[ItemResult], bumps: list[int]) -> None:
+    """A regenerated item's outputs: the sample index moves on by the bump (new record ids)
+    and ``_meta.resample`` says how many times it was regenerated."""
+    for result, bump in zip(results, bumps, strict=True):
+        for output in result.outputs if bump else ():
+            if output.columns or output.replace:
+                output.sample_index = (output.sample_index or 0) + bump
+                output.meta = {**output.meta, "resample": bump}
+
+
+def _take(items: Iterator[Any], n: int) -> list[Any]:
+    out = []
+    for item in items:
+        out.append(item)
+        if len(out) >= n:
+            break
+    return out
+
