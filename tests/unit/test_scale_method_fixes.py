@@ -16,7 +16,7 @@ from synthloom.methods.common.overlap import jaccard
 from synthloom.methods.common.question_dedup import DedupQuestions
 from synthloom.methods.kg.paths import build_graph
 from synthloom.methods.text2sql.sqlexec import DatabasePool, query_result
-from synthloom.methods.text2sql.steps import sample_rows_text
+from synthloom.methods.text2sql.sqlgen import insert_statements
 from synthloom.quality.text import plain_text
 from synthloom.verify.sql import SQLiteDatabase
 
@@ -110,7 +110,8 @@ def test_database_pool_answers_like_fresh_copies() -> None:
             raw, result = pool.query_result(db, sql, max_rows=50, result_rows=5)
             fresh_raw, fresh_result = query_result(db, sql, max_rows=50, result_rows=5)
             assert result == fresh_result and raw.rows == fresh_raw.rows
-        assert sample_rows_text(db, 2, pool) == sample_rows_text(db, 2)
+        with SQLiteDatabase(db) as fresh:
+            assert insert_statements(pool.get(db), 2) == insert_statements(fresh, 2)
         assert pool.get(db) is pool.get(Path(db))  # one copy per file
     finally:
         pool.close()
@@ -129,9 +130,11 @@ def test_text2sql_copies_each_database_once_per_step(tmp_path: Path,
         original(self, path, **kwargs)
 
     monkeypatch.setattr(SQLiteDatabase, "__init__", counting)
-    options = RunOptions(backend=InstantSchemaBackend(), overrides={"count": "60"})
+    options = RunOptions(backend=InstantSchemaBackend(),
+                         overrides={"count": "60", "embedder": "hashing"})
     summary = asyncio.run(run_recipe("text2sql", tmp_path / "run", options)).to_json()
     sql = next(s for s in summary["steps"] if s["name"] == "sql")
     assert sql["in"] == 60 and sql["out"] > 0
-    # The schema step's copy and the sql step's copy: not two per item.
-    assert len(opened) == 2, opened
+    # The schema, sql and cot steps' copies (the cot step executes every sampled solution):
+    # one per step, not one per item.
+    assert len(opened) == 3, opened

@@ -100,10 +100,10 @@ def test_peak_memory_stays_bounded(db_path: Path) -> None:
 
 
 def test_a_hostile_query_in_a_text2sql_run_is_one_item_s_drop(tmp_path: Path) -> None:
-    backend = ScriptedTestBackend(responder({"simple": BLOBS, "aggregation": PRINTF,
-                                             "joins": "SELECT COUNT(*) FROM books"}))
-    recipe = Recipe.load("text2sql", {"complexities": "[simple, aggregation, joins]",
-                                      "count": "3"})
+    backend = ScriptedTestBackend(responder({"simple": BLOBS, "moderate": PRINTF,
+                                             "complex": "SELECT COUNT(*) FROM books"}))
+    recipe = Recipe.load("text2sql", {"complexities": "[simple, moderate, complex]",
+                                      "count": "3", "embedder": "hashing"})
     summary = run(recipe, tmp_path / "out", backend, limit=3)
     sql = next(s for s in summary["steps"] if s["name"] == "sql")
     assert (sql["in"], sql["out"], sql["dropped"]) == (3, 1, 2), sql

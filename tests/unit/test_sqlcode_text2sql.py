@@ -18,10 +18,11 @@ from synthloom.methods.text2sql.sqlexec import (
     complexity_matches,
     parse_sql,
     query_result,
+    query_tables,
     recheck,
     sql_features,
 )
-from synthloom.methods.text2sql.steps import STYLES, query_tables
+from synthloom.methods.text2sql.steps import STYLES
 from synthloom.methods.text2sql.synthdb import identifier, materialize, sanitize_schema
 from tests.support.runs import assert_closed, read_jsonl, step_closes
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
@@ -31,37 +32,50 @@ DATA = Path(__file__).resolve().parents[2] / "src" / "synthloom" / "data" / "tex
 # One query per complexity level on the bundled bookshop database; two of them fail.
 BOOKSHOP_SQL = {
     "simple": "SELECT title, price FROM books WHERE price > 30 ORDER BY price DESC, title",
-    "joins": "SELECT b.title, a.nme FROM books b JOIN authors a ON a.author_id = b.author_id",
-    "aggregation": "```sql\nSELECT genre, COUNT(*) AS n, AVG(price) FROM books GROUP BY genre;\n```",
-    "nested": "SELECT name FROM customers WHERE customer_id IN "
-              "(SELECT customer_id FROM orders WHERE status = 'lost')",
-    "window": "SELECT title, genre, RANK() OVER (PARTITION BY genre ORDER BY price DESC) "
-              "FROM books",
+    "moderate": "SELECT b.title, a.nme FROM books b JOIN authors a ON a.author_id = b.author_id",
+    "complex": "```sql\nSELECT genre, COUNT(*) AS n, AVG(price) FROM books GROUP BY genre;\n```",
+    "highly-complex": "SELECT name FROM customers WHERE customer_id IN "
+                      "(SELECT customer_id FROM orders WHERE status = 'lost')",
 }
+LEVELS = {"Simple": "simple", "Moderate": "moderate", "Complex": "complex",
+          "Highly Complex": "highly-complex"}
 
 
 def level_of(text: str) -> str:
-    return re.search(r"Write one (\w+) query", text).group(1)
+    return LEVELS[re.search(r"matches the (.+?) level", text).group(1)]
 
 
-def responder(sql_by_level: dict[str, str]):
+def reference_sql(text: str) -> str:
+    return re.search(r"\[Reference Solution\]:\n```sql\n(.*?)\n```", text, re.S).group(1)
+
+
+def responder(sql_by_level: dict[str, str], cot=None):
+    """Scripted answers by prompt: the SQL of the task's level (fenced, after some reasoning,
+    as OmniSQL's prompt asks), a question per style, and CoT solutions that rewrite the
+    reference (``cot(reference, seed)`` overrides)."""
     def respond(request, seed) -> str:
         system = request.messages[0]["content"]
         text = last_user_text(request)
         if "design relational databases" in system:
             return json.dumps(PROPOSAL)
-        if "write correct SQLite" in system:
-            return json.dumps({"sql": sql_by_level[level_of(text)]})
-        if "translate SQL" in system:
-            if "RANK()" in text:  # a question that just repeats the query
-                return json.dumps({"question": "Run SELECT title FROM books please"})
-            return json.dumps({"question": "Which rows does the bookshop hold for this?"})
-        if "explain, step by step" in system:
-            sql = text.split("The correct query is:")[1]
-            tables = re.findall(r"(?:FROM|JOIN)\s+(\w+)", sql)
-            return json.dumps({"reasoning": f"Look at the {' and '.join(tables)} table first, "
-                                            "then filter.\n```sql\nSELECT 1\n```"})
-        raise AssertionError(system)
+        if "Create an executable SQL query" in text:
+            sql = sql_by_level[level_of(text)]
+            return sql if sql.startswith("```") else f"Step 1: pick tables.\n```sql\n{sql}\n```"
+        if "high-quality natural language question" in text:
+            sql = re.search(r"```sql\n(.*?)\n```", text, re.S).group(1)
+            if "status = 'lost'" in sql:  # a question that just repeats the query
+                return json.dumps({"explanation": "e", "question": f"Run {sql} please"})
+            answer = {"explanation": "It lists rows.",
+                      "question": f"Which rows does the bookshop hold for this ({seed})?"}
+            if '"external_knowledge"' in text:
+                answer["external_knowledge"] = "'pricey' means price > 30"
+            return json.dumps(answer)
+        if "senior data analyst" in text:
+            ref = reference_sql(text)
+            if cot is not None:
+                return cot(ref, seed)
+            return f"The question asks for rows of the tables in the reference.\n```sql\n{ref}\n```"
+        raise AssertionError(text[:200])
     return respond
 
 
@@ -89,36 +103,35 @@ def test_bundled_database_is_what_the_script_builds(tmp_path: Path) -> None:
 
 
 def test_recipe_keeps_only_running_queries_and_records_reexecute(tmp_path: Path) -> None:
+    """Scripted test backend, real SQLite: the whole recipe, every drop with its reason."""
     backend = ScriptedTestBackend(responder(BOOKSHOP_SQL))
-    summary = run(Recipe.load("text2sql", {}), tmp_path / "out", backend, limit=5)
+    summary = run(Recipe.load("text2sql", {"embedder": "hashing"}), tmp_path / "out", backend,
+                  limit=4)
     steps = {s["name"]: s for s in summary["steps"]}
     assert all(step_closes(s) for s in steps.values())
-    assert steps["sql"]["in"] == 5 and steps["sql"]["out"] == 3 and steps["sql"]["dropped"] == 2
-    assert steps["question"]["dropped"] == 1  # the window query's question quotes SQL
+    assert steps["sql"]["in"] == 4 and steps["sql"]["out"] == 2 and steps["sql"]["dropped"] == 2
+    assert steps["dedup"]["out"] == 2
     kept = read_jsonl(tmp_path / "out" / "data.jsonl")
-    assert [r["complexity"] for r in kept] == ["simple", "aggregation"]
+    assert [r["complexity"] for r in kept] == ["simple", "complex"]
     reasons = sorted(d["reason"] for d in read_jsonl(tmp_path / "out" / "dropped.jsonl"))
     assert reasons[0].startswith("SQL failed: no such column: a.nme")
     assert reasons[1].startswith("SQL returned no rows")
-    assert reasons[2] == "question quotes SQL instead of asking in words"
     for record in kept:
         assert set(record) >= {"database", "schema", "sql", "complexity", "style", "question",
-                               "result", "cot"}
+                               "result", "cot", "query_plan", "cot_votes", "reference_sql"}
         assert record["style"] in STYLES and record["schema"].startswith("CREATE TABLE")
         assert recheck(record)  # the checker's view: fresh copy, same normalisation
-        # the chain of thought ends with exactly the verified SQL, the model's own block cut
+        # the kept CoT's last ```sql block is the record's SQL, which was executed
         assert record["cot"].endswith(f"```sql\n{record['sql']}\n```")
-        assert "SELECT 1" not in record["cot"]
+        assert record["cot_valid"] == 5 and record["agrees_with_reference"] is True
     simple, agg = kept
     assert simple["result"]["ordered"] is True and simple["result"]["row_count"] == 12
     assert simple["result"]["rows"][0] == ["The Glass Harbour", 43.18]
     assert agg["sql"].startswith("SELECT genre") and not agg["sql"].endswith(";")
-    assert agg["sql_features"] == ["aggregation"] and agg["complexity_matched"] is True
-    # unordered results are sorted, so the stored rows do not depend on SQLite's scan order
-    assert agg["result"]["rows"] == sorted(agg["result"]["rows"], key=lambda r: r[0])
+    assert agg["sql_features"] == ["aggregation"]
     # A rerun replays from the caches.
     again = ScriptedTestBackend(responder(BOOKSHOP_SQL))
-    run(Recipe.load("text2sql", {}), tmp_path / "out", again, limit=5)
+    run(Recipe.load("text2sql", {"embedder": "hashing"}), tmp_path / "out", again, limit=4)
     assert again.calls == 0
 
 
@@ -141,8 +154,8 @@ def test_style_is_drawn_from_the_run_seed(tmp_path: Path) -> None:
     same = list(source.read(RunContext(run_dir=tmp_path, seed=0)))
     other = list(source.read(RunContext(run_dir=tmp_path, seed=1)))
     assert one == same and [t["style"] for t in one] != [t["style"] for t in other]
-    assert [t["complexity"] for t in one[:6]] == ["simple", "joins", "aggregation", "nested",
-                                                  "window", "simple"]
+    assert [t["complexity"] for t in one[:5]] == ["simple", "moderate", "complex",
+                                                  "highly-complex", "simple"]
     assert len({t["style"] for t in one}) > 3
 
 
@@ -163,7 +176,7 @@ PROPOSAL = {"tables": [
 
 SYNTH_SQL = {
     "simple": "SELECT full_name, city FROM member WHERE city IS NOT NULL",
-    "joins": "SELECT m.full_name, o.total FROM orders o JOIN member m ON m.id = o.member_id "
+    "moderate": "SELECT m.full_name, o.total FROM orders o JOIN member m ON m.id = o.member_id "
              "ORDER BY o.total DESC LIMIT 5",
 }
 
@@ -212,8 +225,8 @@ def test_synthesised_schema_is_sanitised_and_materialised(tmp_path: Path) -> Non
 
 def test_synth_recipe_shares_one_schema_per_domain(tmp_path: Path) -> None:
     backend = ScriptedTestBackend(responder(SYNTH_SQL))
-    params = {"database": "synth", "complexities": "[simple, joins]", "rows_per_table": "9",
-              "tasks.domains": "[a lending library]"}
+    params = {"database": "synth", "complexities": "[simple, moderate]", "rows_per_table": "9",
+              "tasks.domains": "[a lending library]", "dedup": "none", "embedder": "hashing"}
     summary = run(Recipe.load("text2sql", params), tmp_path / "out", backend, limit=4)
     steps = {s["name"]: s for s in summary["steps"]}
     assert all(step_closes(s) for s in steps.values())
@@ -234,7 +247,10 @@ def test_sql_helpers() -> None:
         "SELECT a, ROW_NUMBER() OVER (ORDER BY s) FROM t"))
     assert feats == ["joins", "aggregation", "nested", "window"]
     assert sql_features(parse_sql("SELECT a FROM x WHERE b = 1")) == []
-    assert complexity_matches("simple", []) and not complexity_matches("joins", ["nested"])
+    assert complexity_matches("simple", ["aggregation"]) and not complexity_matches(
+        "simple", ["joins"])
+    assert complexity_matches("complex", ["window"]) and not complexity_matches(
+        "highly-complex", ["nested"])
     assert query_tables("WITH t AS (SELECT * FROM books) SELECT * FROM t JOIN authors") == \
         {"books", "authors"}
 
@@ -242,12 +258,13 @@ def test_sql_helpers() -> None:
 def test_chinook_queries_reexecute_exactly(shared_data: Path, tmp_path: Path) -> None:
     """The real Chinook database: a scripted join + aggregation, checked like the checker."""
     chinook = shared_data / "sql" / "chinook.sqlite"
-    sql = {"aggregation": "SELECT g.Name, COUNT(*), ROUND(AVG(t.UnitPrice), 4) FROM Track t "
+    sql = {"moderate": "SELECT g.Name, COUNT(*), ROUND(AVG(t.UnitPrice), 4) FROM Track t "
                           "JOIN Genre g ON g.GenreId = t.GenreId GROUP BY g.Name",
            "simple": "SELECT Name, Milliseconds / 60000.0 FROM Track ORDER BY Milliseconds "
                      "DESC LIMIT 3"}
     backend = ScriptedTestBackend(responder(sql))
-    params = {"database": str(chinook), "complexities": "[aggregation, simple]"}
+    params = {"database": str(chinook), "complexities": "[moderate, simple]",
+              "embedder": "hashing"}
     summary = run(Recipe.load("text2sql", params), tmp_path / "out", backend, limit=2)
     assert_closed(summary)
     kept = read_jsonl(tmp_path / "out" / "data.jsonl")
@@ -274,12 +291,13 @@ def test_candidates_keep_the_first_query_that_runs(tmp_path: Path) -> None:
     base = responder({})
 
     def respond(request, seed) -> str:
-        if "write correct SQLite" in request.messages[0]["content"]:
-            return json.dumps({"sql": next(answers)})
+        if "Create an executable SQL query" in last_user_text(request):
+            return f"```sql\n{next(answers)}\n```"
         return base(request, seed)
 
     backend = ScriptedTestBackend(respond)
-    recipe = Recipe.load("text2sql", {"complexities": "[aggregation]", "candidates": "2"})
+    recipe = Recipe.load("text2sql", {"complexities": "[moderate]", "candidates": "2",
+                                      "embedder": "hashing"})
     summary = run(recipe, tmp_path / "out", backend, limit=1)
     sql = next(s for s in summary["steps"] if s["name"] == "sql")
     assert sql["llm_calls"] == 2 and sql["out"] == 1

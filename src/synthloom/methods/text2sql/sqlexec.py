@@ -18,8 +18,8 @@ from synthloom.verify.sql import QueryResult, SQLiteDatabase, parse_query
 if TYPE_CHECKING:
     from sqlglot import exp
 
-#: Complexity levels, easiest first (OmniSQL uses four; window functions get their own).
-COMPLEXITIES = ("simple", "joins", "aggregation", "nested", "window")
+#: OmniSQL's four complexity levels, easiest first.
+COMPLEXITIES = ("simple", "moderate", "complex", "highly-complex")
 
 
 def sql_features(tree: exp.Expression) -> list[str]:
@@ -40,8 +40,18 @@ def sql_features(tree: exp.Expression) -> list[str]:
 
 
 def complexity_matches(level: str, features: list[str]) -> bool:
-    """``simple`` means none of the other features; every other level needs its feature."""
-    return not features if level == "simple" else level in features
+    """A rough check of OmniSQL's criteria: ``simple`` reads one table without subqueries
+    or windows (aggregates allowed); ``moderate`` joins, aggregates or nests; ``complex``
+    nests (subquery, CTE) or uses a window; ``highly-complex`` nests and also joins or uses
+    a window."""
+    found = set(features)
+    if level == "simple":
+        return not found & {"joins", "nested", "window"}
+    if level == "moderate":
+        return bool(found)
+    if level == "complex":
+        return bool(found & {"nested", "window"})
+    return "nested" in found and bool(found & {"joins", "window"})
 
 
 def clean_sql(text: str) -> str:
@@ -114,6 +124,11 @@ class DatabasePool:
         raw = self.get(database).execute(sql, timeout_s=timeout_s, max_rows=max_rows)
         return raw, result_json(raw, result_rows, max_rows)
 
+    def query_plan(self, database: str | Path, sql: str, *, timeout_s: float = 2.0
+                   ) -> list[tuple]:
+        """``EXPLAIN QUERY PLAN`` rows of ``sql`` on this pool's copy of ``database``."""
+        return self.get(database).query_plan(sql, timeout_s=timeout_s)
+
     def memo(self, key: tuple[str, int], make: Any) -> str:
         """``make()`` once per key (prompt context that depends only on the database)."""
         with self._lock:
@@ -148,3 +163,12 @@ def recheck(record: dict[str, Any], *, timeout_s: float = 10.0) -> bool:
 def parse_sql(sql: str) -> exp.Expression:
     """sqlglot parse (SQLite dialect), one read-only query; raises ``SQLRejected``."""
     return parse_query(sql)
+
+
+def query_tables(sql: str) -> set[str]:
+    """Names of the database tables the query reads (CTE names excluded)."""
+    from sqlglot import exp
+
+    tree = parse_sql(sql)
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    return {t.name for t in tree.find_all(exp.Table) if t.name and t.name.lower() not in ctes}

@@ -1,24 +1,20 @@
-"""OmniSQL's pipeline (Li et al. 2025, arXiv 2503.02240) as synthloom steps.
+"""OmniSQL's pipeline (Li et al. 2025, arXiv 2503.02240; RUCKBReasoning/OmniSQL,
+data_synthesis/) as synthloom steps. This module: the tasks and the databases.
 
-* ``text2sql_tasks`` (source): one task per item: a database (a real SQLite file, or a domain
-  whose schema the model will propose), a complexity level and a question style. Levels cycle
-  over the tasks; the style is drawn per task from the run seed.
+* ``text2sql_tasks`` (source): one task per item: a database (a real SQLite file, a domain or
+  a seed table whose database the model will write), a complexity level (OmniSQL's four,
+  cycling) and a question style (one of nine, drawn per task from the run seed).
 * ``text2sql_schema``: a real database's CREATE statements; or the model's schema proposal
   (structured output), sanitised and materialised as SQLite with generated rows.
-* ``text2sql_sql``: the model writes a query of the task's level; sqlglot parses it; it runs on
-  a private read-only copy (``verify/sql.py``: time limit, row cap); only a query that runs and
-  returns rows is kept, with its normalised ``result`` (everything else is dropped with the
-  error).
-* ``text2sql_question``: back-translation of the query into a question in the task's style.
-* ``text2sql_cot``: a step-by-step reasoning, to which the verified query is appended, so the
-  chain of thought always ends with SQL that is known to run.
+
+``sqlgen.py`` writes, executes and dedups the SQL; ``answers.py`` writes the questions and the
+execution-checked chain of thought.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import re
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,14 +29,7 @@ from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, SourceStep, StepConfig
-from synthloom.methods.text2sql.sqlexec import (
-    COMPLEXITIES,
-    DatabasePool,
-    clean_sql,
-    complexity_matches,
-    parse_sql,
-    sql_features,
-)
+from synthloom.methods.text2sql.sqlexec import COMPLEXITIES, DatabasePool
 from synthloom.methods.text2sql.synthdb import (
     PROPOSAL_SCHEMA,
     identifier,
@@ -48,40 +37,37 @@ from synthloom.methods.text2sql.synthdb import (
     sanitize_schema,
 )
 from synthloom.prompting.templated import TemplatedStep
-from synthloom.verify.sql import SQLExecutionError, SQLiteDatabase, SQLRejected, SQLTimeout
 
-#: What each level asks for (the prompt's words; detection is ``sql_features``).
-COMPLEXITY_DESCRIPTIONS = {
-    "simple": "read from a single table, filter rows with WHERE, and maybe sort with ORDER BY "
-              "and LIMIT; no joins, no aggregation, no subqueries.",
-    "joins": "join two or three tables on their key columns and return columns from more "
-             "than one table.",
-    "aggregation": "group rows with GROUP BY and compute COUNT, SUM, AVG, MIN or MAX per "
-                   "group, optionally filtered with HAVING.",
-    "nested": "use a subquery (in WHERE ... IN (SELECT ...), a scalar subquery, or a WITH "
-              "clause) whose result the outer query uses.",
-    "window": "use a window function such as ROW_NUMBER(), RANK() or SUM(...) OVER "
-              "(PARTITION BY ... ORDER BY ...).",
-}
-
-#: OmniSQL's nine question styles.
+#: OmniSQL's nine question styles (``style2desc`` of generate_question_synthesis_prompts.py,
+#: restated: the repository has no licence).
 STYLE_DESCRIPTIONS = {
-    "formal": "formal vocabulary and complete, grammatical sentences.",
-    "colloquial": "relaxed, conversational everyday language, as if talking to a colleague.",
-    "imperative": "a direct command, such as 'List ...', 'Find ...' or 'Show ...'.",
-    "interrogative": "a direct question beginning with a question word such as What, Which, "
-                     "Who or How many.",
-    "descriptive": "a detailed description of the information wanted and the conditions it "
-                   "must meet.",
-    "concise": "as short and direct as possible, only the essential words.",
-    "vague": "loose wording that leaves some details implicit, so the reader must infer what "
-             "is meant from common knowledge.",
-    "metaphorical": "figurative language or a metaphor for the data asked for, while the "
-                    "meaning stays clear.",
-    "multi-turn": "a short dialogue: lines starting 'User:' and 'Assistant:' in which the "
-                  "user narrows down the request over two or three turns.",
+    "formal": "Formal: standard grammar and vocabulary. Example: Find all students older "
+              "than 18 years and return their home addresses.",
+    "colloquial": "Colloquial: informal vocabulary and expressions. Example: Hey! Could you "
+                  "help me find the students who are over 18? I'd love to know their names "
+                  "and where they live.",
+    "imperative": "Imperative: command or directive sentences. Example: Please gather all the "
+                  "students older than 18; I need their names and where they live!",
+    "interrogative": "Interrogative: question forms. Example: Which students are older than "
+                     "18, and what are their home addresses?",
+    "descriptive": "Descriptive: detailed description with context. Example: I want to know "
+                   "the names and home addresses of all students older than 18.",
+    "concise": "Concise: short sentences. Example: Students older than 18, return their "
+               "names and addresses.",
+    "vague": "Vague: ambiguous wording that must be inferred. Example: What are the names "
+             "and addresses of those older students? (External knowledge: 'older students' "
+             "refers to age >= 18.)",
+    "metaphorical": "Metaphorical: metaphors or figurative expressions. Example: Find the "
+                    "names and addresses of those who have reached adulthood. (External "
+                    "knowledge: 'reached adulthood' refers to age >= 18.)",
+    "multi-turn": "Multi-turn dialogue: a conversation in which the user clarifies the "
+                  "request. Example: User: I want some student information. Assistant: "
+                  "Which students? User: Students older than 18. Assistant: What would you "
+                  "like to know about them? User: Names and addresses.",
 }
 STYLES = tuple(STYLE_DESCRIPTIONS)
+#: Styles whose question comes with external knowledge (OmniSQL's ``steps_w_ek``).
+EK_STYLES = frozenset({"vague", "metaphorical"})
 
 DEFAULT_DOMAINS = [
     "a public library lending books", "a bicycle rental service", "a small hospital clinic",
@@ -232,245 +218,3 @@ def _pool_of(step: Any) -> DatabasePool:
         pool = step._pool = DatabasePool()
         weakref.finalize(step, pool.close)
     return pool
-
-
-# --- SQL -----------------------------------------------------------------------------------
-
-
-class SqlConfig(StepConfig):
-    template: str = "text2sql/prompts/sql.jinja"
-    temperature: float = 0.8
-    max_tokens: int = 256
-    sql_max_chars: int = Field(default=600, ge=20, le=900)
-    #: Example rows per table shown in the prompt (OmniSQL shows values too).
-    sample_rows: int = Field(default=2, ge=0, le=10)
-    timeout_s: float = 2.0
-    #: Row cap of the execution; a query returning more rows is dropped (too broad to check).
-    max_rows: int = Field(default=1000, ge=1)
-    #: Rows kept in the record's ``result`` (the first, in the result's defined order).
-    result_rows: int = Field(default=10, ge=1)
-    #: Drop queries that lack the requested level's feature (a JOIN for ``joins`` ...).
-    require_complexity: bool = False
-    #: Queries sampled per task; the first that runs and returns rows is kept (OmniSQL
-    #: samples many and filters; more candidates help a weak model).
-    candidates: int = Field(default=1, ge=1, le=16)
-
-
-def sample_rows_text(database: str, per_table: int, pool: DatabasePool | None = None) -> str:
-    """A few rows of each table, one line each, values cut to 40 characters (prompt context).
-    With a ``pool``: its copy of the database, and computed once per database."""
-    if per_table <= 0:
-        return ""
-    if pool is not None:
-        return pool.memo((database, per_table), lambda: _sample_rows(pool.get(database),
-                                                                     per_table))
-    with SQLiteDatabase(database) as db:
-        return _sample_rows(db, per_table)
-
-
-def _sample_rows(db: SQLiteDatabase, per_table: int) -> str:
-    names = re.findall(r"CREATE TABLE\s+[\"`\[]?([^\s\"`\]\(]+)", db.schema(), re.I)
-    lines = []
-    for name in names:
-        try:
-            result = db.execute(f'SELECT * FROM "{name}" LIMIT {per_table}')
-        except (SQLRejected, SQLExecutionError, SQLTimeout):
-            continue
-        for row in result.rows:
-            values = ", ".join(_short(v) for v in row)
-            lines.append(f"{name}: ({values})")
-    return "\n".join(lines)
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value if len(value) <= 37 else value[:34] + "...")
-    text = "NULL" if value is None else str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-@register_step
-class Text2SQLQuery(TemplatedStep, MapStep):
-    """The model's query for the task's level; kept only if it parses, runs and returns rows."""
-
-    type_name = "text2sql_sql"
-    uses_llm = True
-    Config = SqlConfig
-    config: SqlConfig
-
-    def setup(self, ctx: RunContext) -> None:
-        super().setup(ctx)
-        self._pool: DatabasePool | None = None
-
-    def reads(self) -> list[str]:
-        # task_index: two tasks of one database and level must still be two queries.
-        return ["task_index", "database", "schema", "complexity"]
-
-    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
-        cfg = self.config
-        database, level = str(record["database"]), str(record["complexity"])
-        samples = await asyncio.to_thread(sample_rows_text, database, cfg.sample_rows,
-                                          _pool_of(self))
-        variables = {"schema": record["schema"], "samples": samples, "complexity": level,
-                     "complexity_description": COMPLEXITY_DESCRIPTIONS[level]}
-        schema = {"type": "object", "properties": {"sql": {
-            "type": "string", "minLength": 8, "maxLength": cfg.sql_max_chars}},
-            "required": ["sql"], "additionalProperties": False}
-        responses = await self.ask_n(ctx, variables, cfg.candidates, schema=schema)
-        problems = []
-        for response in responses:
-            verdict = await self._check(str((response.parsed or {}).get("sql", "")), database,
-                                        level)
-            if isinstance(verdict, str):
-                problems.append(verdict)
-                continue
-            output = self.output(response, verdict)
-            # Every candidate's tokens are this record's cost.
-            output.usage = _sum_usage(r.usage.to_json() for r in responses)
-            output.meta["candidates_tried"] = len(problems) + 1
-            return output
-        if len(problems) == 1:
-            return ItemResult.drop(problems[0])
-        return ItemResult.drop(f"none of {len(problems)} candidates kept: "
-                               + " | ".join(problems))
-
-    async def _check(self, text: str, database: str, level: str) -> dict[str, Any] | str:
-        """The record's SQL columns, or why this candidate is dropped."""
-        cfg = self.config
-        sql = clean_sql(text)
-        try:
-            tree = parse_sql(sql)
-            raw, result = await asyncio.to_thread(
-                _pool_of(self).query_result, database, sql, timeout_s=cfg.timeout_s,
-                max_rows=cfg.max_rows,
-                result_rows=cfg.result_rows)
-        except SQLRejected as exc:
-            return f"SQL rejected: {exc} [{_clip(sql)}]"
-        except SQLTimeout as exc:
-            return f"SQL timed out: {exc} [{_clip(sql)}]"
-        except SQLExecutionError as exc:
-            return f"SQL failed: {exc} [{_clip(sql)}]"
-        if raw.truncated:
-            return f"SQL returned more than {cfg.max_rows} rows (the row cap) [{_clip(sql)}]"
-        if not raw.rows:
-            return f"SQL returned no rows [{_clip(sql)}]"
-        features = sql_features(tree)
-        matched = complexity_matches(level, features)
-        if cfg.require_complexity and not matched:
-            return f"SQL is not {level} (features: {features or 'none'}) [{_clip(sql)}]"
-        return {"sql": sql, "sql_features": features, "complexity_matched": matched,
-                "result": result}
-
-
-def _sum_usage(usages: Any) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for usage in usages:
-        for key, value in usage.items():
-            total[key] = total.get(key, 0) + int(value)
-    return total
-
-
-def _clip(sql: str, n: int = 160) -> str:
-    flat = " ".join(sql.split())
-    return flat if len(flat) <= n else flat[: n - 3] + "..."
-
-
-# --- question ------------------------------------------------------------------------------
-
-
-class QuestionConfig(StepConfig):
-    template: str = "text2sql/prompts/question.jinja"
-    temperature: float = 0.7
-    max_tokens: int = 320
-    question_max_chars: int = Field(default=500, ge=20, le=900)
-    #: Multi-turn dialogues are longer.
-    dialogue_max_chars: int = Field(default=900, ge=20, le=900)
-
-
-_QUOTES_SQL = re.compile(r"\bselect\b.+\bfrom\b", re.I | re.S)
-
-
-@register_step
-class Text2SQLQuestion(TemplatedStep, MapStep):
-    """Back-translation: the question the query answers, in the task's style."""
-
-    type_name = "text2sql_question"
-    uses_llm = True
-    Config = QuestionConfig
-    config: QuestionConfig
-
-    def reads(self) -> list[str]:
-        return ["schema", "sql", "result", "style"]
-
-    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
-        cfg = self.config
-        style = str(record["style"])
-        cap = cfg.dialogue_max_chars if style == "multi-turn" else cfg.question_max_chars
-        schema = {"type": "object", "properties": {"question": {
-            "type": "string", "minLength": 8, "maxLength": cap}},
-            "required": ["question"], "additionalProperties": False}
-        variables = {**record, "style_description": STYLE_DESCRIPTIONS[style]}
-        response = await self.ask(ctx, variables, schema=schema)
-        question = str((response.parsed or {}).get("question", "")).strip()
-        if len(question.split()) < 3:
-            return ItemResult.drop(f"question too short: {question!r}")
-        if _QUOTES_SQL.search(question):
-            return ItemResult.drop("question quotes SQL instead of asking in words")
-        return self.output(response, {"question": question})
-
-
-# --- chain of thought ----------------------------------------------------------------------
-
-
-class CotConfig(StepConfig):
-    template: str = "text2sql/prompts/cot.jinja"
-    temperature: float = 0.5
-    max_tokens: int = 384
-    reasoning_max_chars: int = Field(default=900, ge=20, le=900)
-    #: Drop reasoning that names none of the tables the query reads (not about this query).
-    require_table_mention: bool = True
-
-
-_FENCED = re.compile(r"```.*?(```|$)", re.S)
-
-
-@register_step
-class Text2SQLCot(TemplatedStep, MapStep):
-    """Step-by-step reasoning for the question, ending with the verified query (``cot``)."""
-
-    type_name = "text2sql_cot"
-    uses_llm = True
-    Config = CotConfig
-    config: CotConfig
-
-    def reads(self) -> list[str]:
-        return ["schema", "question", "sql"]
-
-    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
-        cfg = self.config
-        schema = {"type": "object", "properties": {"reasoning": {
-            "type": "string", "minLength": 20, "maxLength": cfg.reasoning_max_chars}},
-            "required": ["reasoning"], "additionalProperties": False}
-        response = await self.ask(ctx, record, schema=schema)
-        # A query the model wrote into its reasoning is not the verified one: cut it out.
-        reasoning = _FENCED.sub("", str((response.parsed or {}).get("reasoning", ""))).strip()
-        if len(reasoning.split()) < 4:
-            return ItemResult.drop(f"reasoning too short: {reasoning!r}")
-        sql = str(record["sql"])
-        if cfg.require_table_mention:
-            tables = query_tables(sql)
-            lowered = reasoning.lower()
-            if tables and not any(t.lower() in lowered for t in tables):
-                return ItemResult.drop(f"reasoning names none of the query's tables "
-                                       f"({', '.join(sorted(tables))})")
-        cot = f"{reasoning}\n\n```sql\n{sql}\n```"
-        return self.output(response, {"cot": cot})
-
-
-def query_tables(sql: str) -> set[str]:
-    """Names of the database tables the query reads (CTE names excluded)."""
-    from sqlglot import exp
-
-    tree = parse_sql(sql)
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    return {t.name for t in tree.find_all(exp.Table) if t.name and t.name.lower() not in ctes}
