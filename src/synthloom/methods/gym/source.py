@@ -95,6 +95,9 @@ class VerifyGymConfig(StepConfig):
 
 @register_step
 class VerifyGym(MapStep):
+    """Scores a column (the stored ``answer``, or a model's reply) with the reasoning-gym
+    dataset's scorer; only 1.0 is verified (``gym_score`` kept), the rest dropped."""
+
     type_name = "verify_gym"
     Config = VerifyGymConfig
     # Scorers are quick; a process pool would import reasoning-gym (seconds) per worker.
