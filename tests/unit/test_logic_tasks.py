@@ -179,6 +179,9 @@ CORRUPT: dict[str, Callable[[dict], str]] = {
     "calcudoko": _swap_in_first_row,
     "campsite": lambda item: item["answer"].replace("'C'", "'X'", 1),  # one tent short
     "norinori": lambda item: item["answer"].rsplit(", [", 1)[0] + "]",  # last domino gone
+    "minesweeper": lambda item: item["answer"].rsplit(", (", 1)[0].rstrip("]") + "]"
+    if ", (" in item["answer"] else "[]",  # a proven mine left out
+    "number_wall": lambda item: item["answer"].replace("'A'", "'X'", 1),  # one wall opened
 }
 
 

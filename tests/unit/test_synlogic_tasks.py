@@ -15,6 +15,8 @@ from synthloom.verify.logic.boolexpr import COMPARE, FALSE_FACTS, TRUE_FACTS, ex
 from synthloom.verify.logic.brackets import closing, first_error
 from synthloom.verify.logic.fillgrids import hamiltonian_path
 from synthloom.verify.logic.mathpath import _TOKEN, evaluate
+from synthloom.verify.logic.minesweeper import forced_mines, rule_closure
+from synthloom.verify.logic.numberwall import check_wall
 from synthloom.verify.logic.numgrids import kukurasu_sums, sky_clues
 from synthloom.verify.logic.placement import perfect_matching
 from synthloom.verify.logic.regions import cage_holds
@@ -22,7 +24,7 @@ from synthloom.verify.logic.regions import cage_holds
 SYNLOGIC = {"sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_expressions",
             "dyck_language", "dyck_language_errors", "math_path", "skyscraper_puzzle",
             "futoshiki", "kukurasu", "star_placement_puzzle", "numbrix", "survo", "calcudoko",
-            "campsite", "norinori"}
+            "campsite", "norinori", "minesweeper", "number_wall"}
 
 
 def test_the_synlogic_tasks_are_marked_and_cite_the_authors_file() -> None:
@@ -252,3 +254,46 @@ def test_norinori_rules() -> None:
     assert "not a domino" in verify_answer(item, "[[(1,1), (2,2)]]")
     level5 = make_item("norinori", 5, 3)
     assert level5["n"] == 8 and sum(row.count("X") for row in level5["regions"]) == 4
+
+
+def _brute_forced(shown: list[str]) -> set[tuple[int, int]]:
+    n = len(shown)
+    near = {(r, c): [(r + a, c + b) for a in (-1, 0, 1) for b in (-1, 0, 1) if (a or b)
+                     and 0 <= r + a < n and 0 <= c + b < n] for r in range(n) for c in range(n)}
+    hidden = [p for p in near if shown[p[0]][p[1]] == "X"
+              and any(shown[q[0]][q[1]] != "X" for q in near[p])]
+    always: set[tuple[int, int]] | None = None
+    for bits in itertools.product([False, True], repeat=len(hidden)):
+        mines = {p for p, b in zip(hidden, bits, strict=True) if b}
+        if all(sum(q in mines for q in near[p]) == int(shown[p[0]][p[1]])
+               for p in near if shown[p[0]][p[1]] != "X"):
+            always = set(mines) if always is None else always & mines
+    return always or set()
+
+
+def test_minesweeper_mines_are_exactly_the_forced_ones() -> None:
+    for seed in range(25):
+        item = make_item("minesweeper", 1, seed)  # 4x4: brute force is cheap
+        want = {tuple(p) for p in item["mines"]}
+        assert _brute_forced(item["shown"]) == want == forced_mines(item["shown"])
+        assert rule_closure(item["shown"]) <= want  # the authors' rule finds a subset
+    # The authors' rule misses mines that subset reasoning proves (a "1 2 1" row under
+    # three hidden cells: the corners are mines).
+    assert forced_mines(["XXX", "121", "000"]) == {(0, 0), (0, 2)}
+    assert rule_closure(["XXX", "121", "000"]) == set()
+    item = make_item("minesweeper", 2, 0)
+    assert verify_answer(item, item["answer"].replace("(", "( ").replace(")", " )")) is None
+    assert "not proven" in verify_answer(item, item["answer"][:-1] + ", (9, 9)]")
+
+
+def test_number_wall_rules() -> None:
+    assert check_wall([["3", "X", "X"], ["A", "A", "A"], ["1", "A", "1"]]) is None
+    assert check_wall([["1", "A"], ["A", "1"]]) == "two islands meet at a corner"
+    assert "2x2" in check_wall([["A", "A", "1"], ["A", "A", "A"], ["1", "A", "1"]])
+    assert check_wall([["1", "X"], ["A", "1"]]) == "an island with 2 numbers"
+    assert check_wall([["3", "A"], ["X", "A"]]) == "the island of 3 has 2 cells"
+    item = make_item("number_wall", 3, 1)
+    assert item["n"] == 5 and verify_answer(item, item["answer"]) is None
+    assert "added" in verify_answer(item, item["answer"].replace("'A'", "7", 1))
+    assert "changed" in verify_answer(item, re.sub(r"\d", "9", item["answer"], count=1)) or \
+        re.search(r"\d", item["answer"]).group() == "9"

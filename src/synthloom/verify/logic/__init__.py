@@ -17,6 +17,8 @@ from synthloom.verify.logic import (  # noqa: F401 - importing registers the tas
     grids,
     knights,
     mathpath,
+    minesweeper,
+    numberwall,
     numeric,
     numgrids,
     placement,
@@ -44,7 +46,7 @@ from synthloom.verify.logic.base import (
 ORDER = ["sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_expressions",
          "dyck_language", "dyck_language_errors", "math_path", "skyscraper_puzzle", "futoshiki",
          "kukurasu", "star_placement_puzzle", "numbrix", "survo", "calcudoko",
-         "campsite", "norinori",
+         "campsite", "norinori", "minesweeper", "number_wall",
          # ours (not SynLogic's; see each task's ``synlogic``):
          "caesar", "vigenere", "knights_knaves", "maze", "n_queens", "graph_coloring", "bit_ops",
          "sequence", "word_sorting_rules", "anagram"]
