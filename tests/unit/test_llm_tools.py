@@ -209,6 +209,22 @@ def test_native_tool_calls_are_validated_and_reasked() -> None:
     assert client.stats()["structured_repairs"] == 1
 
 
+def test_parallel_tool_calls_false_allows_one_call() -> None:
+    two = json.dumps({"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}},
+                                     {"name": "add", "arguments": {"a": 3, "b": 4}}]})
+    backend = answers(two, call_json("add", a=1, b=2))
+    client = LLMClient(backend)
+    [response] = asyncio.run(client.generate(ask(parallel_tool_calls=False)))
+    assert len(response.tool_calls) == 1 and response.calls == 2
+    sent = backend.seen[0]  # type: ignore[attr-defined]
+    assert sent.json_schema["anyOf"][0]["properties"]["tool_calls"]["maxItems"] == 1
+    assert "2 calls, at most 1 allowed" in backend.seen[1].messages[-1]["content"]  # type: ignore[attr-defined]
+    assert ask(parallel_tool_calls=False).cache_key("m", 0) != ask().cache_key("m", 0)
+    body = OpenAIBackend("http://127.0.0.1:9/v1", "m")._body(
+        ask(parallel_tool_calls=False), 1, "json_schema")
+    assert body["parallel_tool_calls"] is False
+
+
 def test_call_errors_name_each_problem() -> None:
     calls = [ToolCall("1", "add", {"a": 1, "b": 2}), ToolCall("2", "nope", {}),
              ToolCall("3", "upper", {"text": 3})]

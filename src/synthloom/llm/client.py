@@ -40,6 +40,7 @@ from synthloom.llm.tokens import (
     select_counter,
 )
 from synthloom.llm.toolcalls import (
+    MAX_CALLS,
     as_text_messages,
     call_errors,
     parse_tool_answer,
@@ -445,7 +446,7 @@ class LLMClient:
                                      for m in request.messages)):
             return request
         return dataclasses.replace(request, messages=as_text_messages(request.messages),
-                                   tools=None, tool_choice=None)
+                                   tools=None, tool_choice=None, parallel_tool_calls=None)
 
     async def _sample_tools(self, request: LLMRequest, index: int, key: str,
                             seed: int | None) -> LLMResponse:
@@ -455,13 +456,15 @@ class LLMClient:
         structured output and counted with it."""
         tools, choice = request.tools or [], request.tool_choice
         native = self.backend.supports_tools
-        union = union_schema(tools, choice)
+        max_calls = 1 if request.parallel_tool_calls is False else None
+        union = union_schema(tools, choice, max_calls or MAX_CALLS)
         call_request = request
         if not native:
             messages = with_tools_prompt(as_text_messages(request.messages or []),
                                          tools_prompt(tools, choice))
             call_request = dataclasses.replace(request, messages=messages, tools=None,
-                                               tool_choice=None, json_schema=union)
+                                               tool_choice=None, parallel_tool_calls=None,
+                                               json_schema=union)
 
         def make_id(i: int) -> str:  # deterministic: a rerun names the calls alike
             return f"call_{stable_hash(key, i, length=16)}"
@@ -479,9 +482,10 @@ class LLMClient:
             if native:
                 calls = raw.tool_calls or None
                 content = text
-                errors = call_errors(calls or [], tools, choice)
+                errors = call_errors(calls or [], tools, choice, max_calls)
             else:
-                calls, content, errors = parse_tool_answer(text, tools, choice, make_id)
+                calls, content, errors = parse_tool_answer(text, tools, choice, make_id,
+                                                           max_calls or MAX_CALLS)
                 if raw.finish_reason == "length":
                     errors = [f"output cut off at max_tokens={call_request.params.max_tokens}",
                               *errors]

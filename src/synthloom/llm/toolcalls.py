@@ -73,9 +73,15 @@ def must_call(tool_choice: Any) -> bool:
     return tool_choice == "required" or forced_name(tool_choice) is not None
 
 
-def union_schema(tools: list[dict[str, Any]], tool_choice: Any = None) -> dict[str, Any]:
-    """The JSON schema of one answer: calls of the allowed tools, or (unless a call is
-    required) plain content."""
+#: Most calls in one constrained answer: the grammar's bound on a small model that repeats
+#: calls until its token cap (seen with SmolLM2-135M: eleven calls, then cut off).
+MAX_CALLS = 8
+
+
+def union_schema(tools: list[dict[str, Any]], tool_choice: Any = None,
+                 max_calls: int = MAX_CALLS) -> dict[str, Any]:
+    """The JSON schema of one answer: up to ``max_calls`` calls of the allowed tools, or
+    (unless a call is required) plain content."""
     calls = [{
         "type": "object",
         "properties": {"name": {"const": function_of(t).get("name")},
@@ -84,7 +90,7 @@ def union_schema(tools: list[dict[str, Any]], tool_choice: Any = None) -> dict[s
     } for t in allowed_tools(tools, tool_choice)]
     call_branch = {
         "type": "object",
-        "properties": {"tool_calls": {"type": "array", "minItems": 1,
+        "properties": {"tool_calls": {"type": "array", "minItems": 1, "maxItems": max_calls,
                                       "items": calls[0] if len(calls) == 1 else {"anyOf": calls}}},
         "required": ["tool_calls"],
     }
@@ -184,7 +190,7 @@ def repair_calls_messages(messages: list[dict[str, Any]], calls: list[ToolCall],
 
 
 def call_errors(calls: list[ToolCall], tools: list[dict[str, Any]],
-                tool_choice: Any = None) -> list[str]:
+                tool_choice: Any = None, max_calls: int | None = None) -> list[str]:
     """Why ``calls`` are malformed: an unknown (or not allowed) tool, arguments that are not
     a JSON object or fail the tool's schema. [] when every call is valid."""
     allowed = {function_of(t).get("name"): t for t in allowed_tools(tools, tool_choice)}
@@ -203,11 +209,14 @@ def call_errors(calls: list[ToolCall], tools: list[dict[str, Any]],
                                                                    parameters_of(tool))]
     if not calls and must_call(tool_choice):
         errors.append("$.tool_calls: a tool call is required")
+    if max_calls is not None and len(calls) > max_calls:
+        errors.append(f"$.tool_calls: {len(calls)} calls, at most {max_calls} allowed")
     return errors
 
 
 def parse_tool_answer(text: str, tools: list[dict[str, Any]], tool_choice: Any,
-                      make_id: Any) -> tuple[list[ToolCall] | None, str, list[str]]:
+                      make_id: Any, max_calls: int | None = None
+                      ) -> tuple[list[ToolCall] | None, str, list[str]]:
     """(calls or None, content, errors) from a constrained answer. ``make_id(i)`` names the
     i-th call (deterministic: from the request's cache key)."""
     try:
@@ -231,7 +240,7 @@ def parse_tool_answer(text: str, tools: list[dict[str, Any]], tool_choice: Any,
                 continue
             calls.append(ToolCall(id=make_id(i), name=item["name"],
                                   arguments=parse_arguments(item.get("arguments", {}))))
-        errors += call_errors(calls, tools, tool_choice)
+        errors += call_errors(calls, tools, tool_choice, max_calls)
         return calls, str(value.get("content") or ""), errors
     if isinstance(value.get("content"), str):
         if must_call(tool_choice):

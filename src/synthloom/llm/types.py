@@ -52,6 +52,9 @@ class LLMRequest:
     tools: list[dict[str, Any]] | None = None
     #: "auto" (None), "none", "required" or ``{"type": "function", "function": {"name": N}}``.
     tool_choice: str | dict[str, Any] | None = None
+    #: False: at most one call per answer (OpenAI's ``parallel_tool_calls``); None: the
+    #: server's default (several allowed).
+    parallel_tool_calls: bool | None = None
     #: Token logprobs with this many alternatives per token (0: the chosen token's only).
     logprobs: int | None = None
     #: Raw prompts only: logprobs of the prompt's own tokens too (Toolformer's losses).
@@ -79,6 +82,8 @@ class LLMRequest:
         if self.tools:
             key["tools"] = self.tools
             key["tool_choice"] = self.tool_choice
+            if self.parallel_tool_calls is not None:
+                key["parallel_tool_calls"] = self.parallel_tool_calls
         if self.logprobs is not None:
             key["logprobs"] = self.logprobs
             key["echo"] = self.echo

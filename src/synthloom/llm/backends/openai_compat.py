@@ -375,6 +375,8 @@ class OpenAIBackend(Backend):
             body["tools"] = request.tools
             if request.tool_choice is not None:
                 body["tool_choice"] = request.tool_choice
+            if request.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = request.parallel_tool_calls
         if request.logprobs is not None:
             if request.messages is not None:  # chat: a flag and a count
                 body["logprobs"] = True

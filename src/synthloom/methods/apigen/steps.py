@@ -39,6 +39,7 @@ from synthloom.prompting.templated import TemplatedStep, parsed_object
 from synthloom.tools.library import DOMAINS, domain_environment, domain_tools
 
 KINDS = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance")
+SINGLE_CALL_KINDS = frozenset({"simple", "multiple", "irrelevance"})
 KIND_INSTRUCTIONS = {
     "simple": "Write one user request that needs exactly one call of one of these tools.",
     "multiple": "Write one user request that needs exactly one call of exactly one of these "
@@ -204,7 +205,11 @@ class ApigenCalls(TemplatedStep, MapStep):
         tools = record["tools"]
         request = LLMRequest(
             messages=self.template().render_messages({"query": record["query"]}),
-            tools=tools, params=SamplingParams(temperature=cfg.temperature,
+            tools=tools,
+            # One call where the kind wants one (a small model otherwise repeats calls until
+            # its token cap); the kind check still runs for servers that ignore the flag.
+            parallel_tool_calls=False if record["kind"] in SINGLE_CALL_KINDS else None,
+            params=SamplingParams(temperature=cfg.temperature,
                                                max_tokens=cfg.max_tokens, seed=ctx.seed),
             tags={"step": self.name})
         try:
