@@ -162,3 +162,60 @@ def test_gym_rewards_score_own_answers_1_and_perturbed_0(
     for name in ("puzzle24", "mini_sudoku", "knights_knaves"):
         assert counts[(f"reasoning_gym/{name}", 1.0)] == 3
         assert counts[(f"reasoning_gym/{name}", 0.0)] >= 1
+
+
+def test_trl_grpo_trains_two_steps_with_the_exported_reward(tmp_path: Path) -> None:
+    """TRL's own GRPOTrainer (CPU, a tiny randomly initialised Llama built here: no hub) reads
+    the grpo export and calls the exported reward function with its columns."""
+    datasets = pytest.importorskip("datasets")
+    transformers = pytest.importorskip("transformers")
+    trl = pytest.importorskip("trl")
+    import importlib.util
+
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    run_dir = tmp_path / "logic"
+    run(Recipe.load("logic", {"count": "2", "tasks": "game24,knights_knaves"}), run_dir)
+    result = export(run_dir, tmp_path / "grpo", ExportOptions(format="grpo"))
+    spec = importlib.util.spec_from_file_location("grpo_reward",
+                                                  tmp_path / "grpo" / "grpo_reward.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    calls: list[dict] = []
+
+    def reward(completions: list, **kwargs: object) -> list[float]:
+        scores = module.reward(completions, **kwargs)
+        calls.append({"n": len(completions), "keys": sorted(kwargs), "scores": scores})
+        return scores
+
+    dataset = datasets.load_dataset("json", data_files=str(result.data_path), split="train")
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator([r["prompt"][0]["content"] for r in dataset], trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<pad>", "<unk>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=bpe, pad_token="<pad>", unk_token="<unk>", eos_token="<|im_end|>",
+        bos_token="<|im_start|>")
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+                         "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}"
+                         "<|im_start|>assistant\n{% endif %}")
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id))
+    args = trl.GRPOConfig(output_dir=str(tmp_path / "out"), max_steps=2,
+                          per_device_train_batch_size=2, num_generations=2,
+                          max_completion_length=8, learning_rate=1e-3, report_to=[],
+                          save_strategy="no", logging_steps=1, use_cpu=True,
+                          disable_tqdm=True, seed=0)
+    trainer = trl.GRPOTrainer(model=model, reward_funcs=reward, args=args,
+                              train_dataset=dataset, processing_class=tok)
+    trainer.train()
+    assert calls and all(c["n"] == len(c["scores"]) for c in calls)
+    assert {"ground_truth", "data_source"} <= set(calls[0]["keys"])
+    assert all(s in (0.0, 1.0) for c in calls for s in c["scores"])
