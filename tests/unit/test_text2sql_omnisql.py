@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +219,84 @@ def test_cot_majority_against_the_reference(tmp_path: Path) -> None:
 def test_majority_ties_go_to_the_first_key() -> None:
     assert majority([None, "a", "b", "b", "a"]) == ("a", [1, 4])
     assert majority([None, None]) is None
+
+
+INITIAL = {"domain": "Bike sharing", "scenario": "A city runs a bike-sharing network ...",
+           "tables": [
+               {"table_name": "stations", "table_description": "Docking stations",
+                "column_names": ["station_id", "name", "docks"],
+                "column_types": ["VARCHAR", "VARCHAR", "INTEGER"],
+                "column_descriptions": ["Station code", "Station name", "Number of docks"],
+                "primary_key": ["station_id"],
+                "sample_rows": [["S-1", "Harbour Gate", 24], ["S-2", "Museum Square", 30]]},
+               {"table_name": "trips", "table_description": "Trips",
+                "column_names": ["trip_id", "station_id", "minutes"],
+                "column_types": ["INTEGER", "VARCHAR", "FLOAT"],
+                "column_descriptions": ["Trip id", "Start station", "Duration"],
+                "primary_key": ["trip_id"],
+                "sample_rows": [[1, "S-1", 12.5], [2, "S-2", 7.0], [3, "S-1"]]}],
+           "foreign_keys": [
+               {"source_table": "trips", "column_in_source_table": "station_id",
+                "referenced_table": "stations", "column_in_referenced_table": "station_id"},
+               {"source_table": "trips", "column_in_source_table": "rider_id",
+                "referenced_table": "riders", "column_in_referenced_table": "rider_id"}]}
+
+
+def _enhanced() -> dict:
+    enhanced = json.loads(json.dumps(INITIAL))
+    stations = enhanced["tables"][0]
+    stations["column_names"].append("district")
+    stations["column_types"].append("VARCHAR")
+    stations["column_descriptions"].append("City district")
+    stations["sample_rows"] = [["S-1", "Harbour Gate", 24, "Old Town"],
+                               ["S-2", "Museum Square", 30, "Centre"]]
+    return enhanced
+
+
+def test_database_written_by_the_model_from_a_seed_table(tmp_path: Path) -> None:
+    """Scripted test backend, real SQLite: a user CSV seeds the schema prompt (as Markdown,
+    with a table count); the schema is enhanced by a second call; the database holds the
+    model's rows, its foreign key and column descriptions, and queries run on it."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "bikes.csv").write_text("Station,Docks\nHarbour Gate,24\nMuseum Square,30\n")
+    prompts: dict[str, list[str]] = {"schema": [], "enhance": []}
+    sql = {"simple": "SELECT name, district FROM stations WHERE docks > 25",
+           "moderate": "SELECT s.name, t.minutes FROM trips t JOIN stations s "
+                       "ON s.station_id = t.station_id"}
+    base = responder(sql)
+
+    def respond(request, seed) -> str:
+        text = last_user_text(request)
+        if "generate a database schema containing" in text:
+            prompts["schema"].append(text)
+            return json.dumps(INITIAL)
+        if "enhance an initial database schema" in text:
+            prompts["enhance"].append(text)
+            return json.dumps(_enhanced())
+        return base(request, seed)
+
+    params = {"database": "tables", "tables": str(seeds), "complexities": "[simple, moderate]",
+              "embedder": "hashing"}
+    summary = run(Recipe.load("text2sql", params), tmp_path / "out",
+                  ScriptedTestBackend(respond), limit=2)
+    assert_closed(summary)
+    # One seed table: its two calls are made once and shared by both tasks.
+    assert len(prompts["schema"]) == 1 and len(prompts["enhance"]) == 1
+    assert "| 0 | Harbour Gate | 24 |" in prompts["schema"][0]
+    assert re.search(r"containing \d+ tables", prompts["schema"][0])
+    assert '"station_id"' in prompts["enhance"][0] and "Bike sharing" in prompts["enhance"][0]
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
+    assert len(kept) == 2
+    record = kept[0]
+    assert record["schema_origin"] == "web_table" and record["model_rows"] == 4
+    assert '"district" TEXT /* City district */' in record["schema"]
+    assert 'FOREIGN KEY ("station_id") REFERENCES "stations" ("station_id")' in record["schema"]
+    notes = " ".join(record["schema_notes"])
+    assert "rider_id" in notes and "wrong width" in notes  # dropped, with reasons
+    conn = sqlite3.connect(record["database"])
+    assert conn.execute("SELECT name, district FROM stations ORDER BY 1").fetchall() == [
+        ("Harbour Gate", "Old Town"), ("Museum Square", "Centre")]
+    conn.close()
+    for r in kept:
+        assert recheck(r)

@@ -14,6 +14,7 @@ execution-checked chain of thought.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import weakref
 from collections.abc import Iterator
@@ -35,6 +36,13 @@ from synthloom.methods.text2sql.synthdb import (
     identifier,
     materialize,
     sanitize_schema,
+)
+from synthloom.methods.text2sql.webtables import (
+    WEB_SCHEMA,
+    materialize_web,
+    sanitize_web_schema,
+    seed_tables,
+    table_count,
 )
 from synthloom.prompting.templated import TemplatedStep
 
@@ -81,9 +89,12 @@ DB_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 
 
 class TasksConfig(StepConfig):
-    #: A SQLite file, a folder of them (``*.sqlite``, ``*.sqlite3``, ``*.db``), or ``synth``:
-    #: the model proposes a schema per domain.
+    #: A SQLite file, a folder of them (``*.sqlite``, ``*.sqlite3``, ``*.db``), ``tables``:
+    #: the model writes a database from each seed table (OmniSQL), or ``synth``: the model
+    #: proposes a schema per domain.
     database: str = "pkg:data/text2sql/bookshop.sqlite"
+    #: Seed tables for ``database: tables``: a CSV file or a folder of them (tasks cycle).
+    tables: str = "pkg:data/text2sql/web_tables"
     #: Domains for ``database: synth`` (tasks cycle over them).
     domains: list[str] = Field(default_factory=lambda: list(DEFAULT_DOMAINS))
     count: int = Field(default=20, ge=0)
@@ -134,11 +145,21 @@ class Text2SQLTasks(SourceStep):
 
     def read(self, ctx: RunContext) -> Iterator[dict[str, Any]]:
         cfg = self.config
-        synth = cfg.database.strip().lower() == "synth"
+        mode = cfg.database.strip().lower()
+        synth = mode == "synth"
         if synth and not cfg.domains:
             raise RecipeError("database: synth needs at least one domain")
-        files = [] if synth else database_files(cfg.database, ctx.recipe_dir)
+        seeds = seed_tables(cfg.tables, ctx.recipe_dir) if mode == "tables" else []
+        files = [] if synth or seeds else database_files(cfg.database, ctx.recipe_dir)
         for i in range(cfg.count):
+            if seeds:
+                name, markdown = seeds[i % len(seeds)]
+                yield {"task_index": i, "database": None, "domain": None, "seed_table": name,
+                       "seed_markdown": markdown,
+                       "complexity": cfg.complexities[i % len(cfg.complexities)],
+                       "style": random.Random(f"text2sql-style:{ctx.seed}:{i}").choice(
+                           cfg.styles)}
+                continue
             # A per-task generator: a task's style does not depend on how many came before.
             style = random.Random(f"text2sql-style:{ctx.seed}:{i}").choice(cfg.styles)
             yield {
@@ -155,6 +176,11 @@ class Text2SQLTasks(SourceStep):
 
 class SchemaConfig(StepConfig):
     template: str = "text2sql/prompts/schema.jinja"
+    #: OmniSQL's schema synthesis from a seed table, and its enhancement.
+    web_template: str = "text2sql/prompts/web_schema.jinja"
+    enhance_template: str = "text2sql/prompts/web_enhance.jinja"
+    #: Token cap of the two web-table calls (a schema of ~10 tables with rows is long).
+    web_max_tokens: int = 4096
     rows_per_table: int = Field(default=20, ge=1, le=10_000)
     temperature: float = 0.7
     max_tokens: int = 900
@@ -166,6 +192,7 @@ class Text2SQLSchema(TemplatedStep, MapStep):
 
     type_name = "text2sql_schema"
     uses_llm = True
+    template_fields = ("template", "web_template", "enhance_template")
     Config = SchemaConfig
     config: SchemaConfig
 
@@ -175,9 +202,11 @@ class Text2SQLSchema(TemplatedStep, MapStep):
         self._pool: DatabasePool | None = None
 
     def reads(self) -> list[str]:
-        return ["database", "domain"]
+        return ["database", "domain", "seed_table", "seed_markdown"]
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        if record.get("seed_table"):
+            return await self._from_table(record, ctx)
         database = record.get("database")
         if database:
             pool = _pool_of(self)
@@ -208,6 +237,44 @@ class Text2SQLSchema(TemplatedStep, MapStep):
             "database": str(path.resolve()), "db_id": path.stem,
             "schema": proposal.schema_text(), "schema_origin": "synthesized",
             "schema_notes": proposal.notes})
+
+    async def _from_table(self, record: dict[str, Any], ctx: ItemContext
+                          ) -> Output | ItemResult:
+        """OmniSQL's database synthesis: schema from the seed table, enhanced, built with the
+        model's own rows. Tasks of one table share its calls (same prompts and seeds)."""
+        name, markdown = str(record["seed_table"]), str(record["seed_markdown"])
+        lock = self._locks.setdefault(f"table:{name}", asyncio.Lock())
+        seed = (ctx.run.seed * 1_000_003 + int(text_hash(name)[:8], 16)) % 2**31
+        cap = self.config.web_max_tokens
+        async with lock:
+            first = await self.ask(ctx, {"seed_markdown": markdown,
+                                         "table_count": table_count(ctx.run.seed, name)},
+                                   template="web_template", schema=WEB_SCHEMA, seed=seed,
+                                   max_tokens=cap)
+            initial = sanitize_web_schema(first.parsed)
+            if not initial.tables:
+                why = "; ".join(initial.notes) or "no tables"
+                return ItemResult.drop(f"schema from table {name} unusable: {why}")
+            second = await self.ask(ctx, {"domain": initial.domain, "scenario": initial.scenario,
+                                          "schema_json": json.dumps(initial.to_json(), indent=1)},
+                                    template="enhance_template", schema=WEB_SCHEMA,
+                                    seed=seed + 1, max_tokens=cap)
+        enhanced = sanitize_web_schema(second.parsed)
+        if not enhanced.tables:
+            why = "; ".join(enhanced.notes) or "no tables"
+            return ItemResult.drop(f"enhanced schema of table {name} unusable: {why}")
+        stem = identifier(enhanced.domain or initial.domain) or identifier(name) or "web"
+        path, build_notes = await asyncio.to_thread(
+            materialize_web, enhanced, ctx.run.run_dir / "text2sql_databases", stem[:40])
+        output = self.output(second, {
+            "database": str(path.resolve()), "db_id": path.stem,
+            "schema": enhanced.schema_text(), "schema_origin": "web_table",
+            "schema_domain": enhanced.domain or initial.domain,
+            "schema_notes": initial.notes + enhanced.notes + build_notes,
+            "model_rows": sum(len(t.rows) for t in enhanced.tables)}, template="enhance_template")
+        output.usage = {k: first.usage.to_json().get(k, 0) + v
+                        for k, v in second.usage.to_json().items()}
+        return output
 
 
 def _pool_of(step: Any) -> DatabasePool:
