@@ -2,7 +2,8 @@
 
 Nothing is dropped: an unsolved puzzle is as useful as a solved one (SynLogic keeps the
 model's pass rate as the difficulty signal), so every record gets ``model_response`` (the
-reply), ``model_answer`` (what follows its last "Answer:"), ``solved`` and, when not solved,
+reply), ``model_answer`` (its final answer, read by :mod:`synthloom.verify.answers`: tags,
+boxes, "Answer:" with multi-line values, fences, JSON), ``solved`` and, when not solved,
 ``solve_reason`` (the verifier's reason, or "no answer").
 """
 
