@@ -257,3 +257,22 @@ def test_reward_tag_and_gap_come_from_the_reward_model(tmp_path: Path) -> None:
     step = MagpieFilter(name="f", min_input_quality=None, dedup=False, min_reward=cut)
     assert step.process(high, None) is None  # type: ignore[arg-type]
     assert step.process(low, None).startswith("instruct_reward ")  # type: ignore[union-attr]
+
+
+def test_safety_can_be_switched_off(tmp_path: Path) -> None:
+    from synthloom.quality.safety import Moderate
+
+    backend = Tagger()
+    rows = [{"instruction": "How do I bake bread?", "response": "Knead, rise, bake."}]
+    run(tmp_path / "on", rows, [Moderate(name="safety", columns=["instruction", "response"])],
+        backend)
+    [on] = read_jsonl(tmp_path / "on" / "data.jsonl")
+    assert backend.calls == 1 and on["safety"]["safe"] is True
+    off = Tagger()
+    run(tmp_path / "off", rows, [Moderate(name="safety", enabled=False)], off)
+    [row] = read_jsonl(tmp_path / "off" / "data.jsonl")
+    assert off.calls == 0 and "safety" not in row
+    # The drop_unsafe preset then has nothing to read: a failure, not a silent keep.
+    with pytest.raises(KeyError, match="preset drop_unsafe needs column 'safety'"):
+        MagpieFilter(name="f", drop_unsafe=True).process(
+            {k: v for k, v in KEEP.items() if k != "safety"}, None)  # type: ignore[arg-type]

@@ -56,6 +56,8 @@ class ModerateConfig(StepConfig):
     format: Literal["judge", "llama_guard"] = "judge"
     #: llama_guard: the model's category codes -> taxonomy codes (default: the same code).
     categories_map: dict[str, str] = {}
+    #: False: pass every item through unlabelled, with no call (a recipe switch).
+    enabled: bool = True
 
 
 @register_step
@@ -99,6 +101,8 @@ class Moderate(TemplatedStep, MapStep):
         }
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        if not self.config.enabled:
+            return Output(columns={})  # the record passes unchanged
         if self.config.format == "llama_guard":
             return await self._llama_guard(record, ctx)
         content = {c: record.get(c) for c in self.config.columns}
