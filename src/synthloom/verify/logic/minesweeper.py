@@ -92,9 +92,19 @@ def forced_mines(shown: list[str]) -> set[tuple[int, int]]:
     for p in frontier:
         parts.setdefault(root(p), []).append(p)
     cells_of = {p: parts[root(p)] for p in frontier}
+    linked = {p: {q for k in watch[p] for q in hidden_near[k] if q in watch and q != p}
+              for p in frontier}
 
-    def search(i: int, fixed: tuple[int, int]) -> bool:
-        order = cells_of[fixed]
+    def outward(fixed: tuple[int, int]) -> list[tuple[int, int]]:
+        """The group's cells by distance from ``fixed``: a contradiction shows up near it."""
+        order, seen = [fixed], {fixed}
+        for p in order:
+            for q in sorted(linked[p] - seen):
+                seen.add(q)
+                order.append(q)
+        return order
+
+    def search(i: int, fixed: tuple[int, int], order: list[tuple[int, int]]) -> bool:
         if i == len(order):
             return True
         p = order[i]
@@ -106,7 +116,7 @@ def forced_mines(shown: list[str]) -> set[tuple[int, int]]:
                 ok = ok and 0 <= need[k] <= room[k]
             if ok:
                 value[p] = mine
-                if search(i + 1, fixed):
+                if search(i + 1, fixed, order):
                     for k in watch[p]:
                         need[k] += mine
                         room[k] += 1
@@ -121,7 +131,7 @@ def forced_mines(shown: list[str]) -> set[tuple[int, int]]:
     for p in frontier:
         if p in cleared:
             continue
-        if search(0, p):
+        if search(0, p, outward(p)):
             cleared.update(q for q in cells_of[p] if not value[q])
         else:
             forced.add(p)
