@@ -17,9 +17,11 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from itertools import chain, count
 from pathlib import Path
 from typing import Any
 
+from synthloom.core import jsonio
 from synthloom.core.errors import SynthloomError
 from synthloom.export.registry import TARGETS, ColumnMap, ExportFormat, Skip, for_target, get_format
 from synthloom.export.rows import check_system_column, detect, system_of
@@ -145,8 +147,8 @@ def read_records(run_dir: Path, file: str = "data.jsonl") -> Iterator[dict[str, 
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
+                row = jsonio.loads(line)
+            except json.JSONDecodeError as exc:  # orjson's error is a subclass
                 raise SynthloomError(f"{path}:{number}: not JSON ({exc.msg})") from None
             if isinstance(row.get("record"), dict) and ("reason" in row or "error_class" in row):
                 record = dict(row["record"])
@@ -224,8 +226,9 @@ def plan_layout(out_dir: Path, run_dir: Path, file: str, fmt: str,
             return key, entry["path"], None
     info = _llamafactory_info(out_dir) if out_dir.is_dir() else {}
     taken = set(reg) | set(info)
-    key = next(k for k in (name, f"{name}-{fmt}", *(f"{name}-{fmt}-{i}" for i in range(2, 10**6)))
-               if k not in taken)
+    # Lazily: a starred generator here would build a million names on every export.
+    candidates = chain((name, f"{name}-{fmt}"), (f"{name}-{fmt}-{i}" for i in count(2)))
+    key = next(k for k in candidates if k not in taken)
     used = {e["path"] for e in reg.values()} | {str(e.get("file_name")) for e in info.values()}
     spec = get_format(fmt)
     plain = spec.file

@@ -17,13 +17,13 @@ CLI builds ``--format``'s help from it at start-up.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthloom.core import jsonio
 from synthloom.core.errors import SynthloomError
 
 #: Modules whose import registers formats (a missing one is skipped: a module not written
@@ -75,8 +75,8 @@ LlamaFactoryFn = Callable[[str, dict[str, Any], bool], dict[str, Any]]
 def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> None:
     """One JSON object a line, written to a temporary file and renamed (never half a file)."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    with tmp.open("wb") as handle:
+        handle.writelines(jsonio.dumps_line(row) for row in rows)
     os.replace(tmp, path)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from synthloom.core import jsonio
 from synthloom.core.errors import SynthloomError
 from synthloom.export.registry import ColumnMap, Skip, register_format
 
@@ -296,26 +297,27 @@ def write_stable_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> None:
     one recipe with different rows must concatenate."""
     tmp = path.with_name(path.name + ".tmp")
     kinds: dict[str, set[str]] = {}
-    with tmp.open("w", encoding="utf-8") as handle:
+    with tmp.open("wb") as handle:
         for row in rows:
-            row = {k: v if k != "_meta" and (_is_turns(v) or not isinstance(v, list | dict))
+            # Nested values as json.dumps text, the same strings as the parquet export's.
+            row = {k: v if k != "_meta" and (not isinstance(v, list | dict) or _is_turns(v))
                    else json.dumps(v, ensure_ascii=False) for k, v in row.items()}
             for key, value in row.items():
                 kind = _kind(value)
                 if kind:
                     kinds.setdefault(key, set()).add(kind)
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.write(jsonio.dumps_line(row))
     mixed = {k for k, seen in kinds.items() if len(seen) > 1}
     if mixed:  # rare: a second pass makes those columns text
         fixed = path.with_name(path.name + ".tmp2")
-        with tmp.open(encoding="utf-8") as src, fixed.open("w", encoding="utf-8") as dst:
+        with tmp.open("rb") as src, fixed.open("wb") as dst:
             for line in src:
-                row = json.loads(line)
+                row = jsonio.loads(line)
                 for key in mixed & row.keys():
                     value = row[key]
                     if value is not None and not isinstance(value, str):
                         row[key] = json.dumps(value, ensure_ascii=False)
-                dst.write(json.dumps(row, ensure_ascii=False) + "\n")
+                dst.write(jsonio.dumps_line(row))
         os.replace(fixed, tmp)
     os.replace(tmp, path)
 
