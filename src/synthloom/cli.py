@@ -421,6 +421,25 @@ def _print_summary(summary: RunSummary, folder: Path) -> None:
         f"failed {data['failed']}, dropped {data['dropped']})", highlight=False)
     for note in _run_notes(folder):  # facts no count shows (RUN/notes.json via summary.json)
         out.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    _print_calibration(out, summary, folder)
+
+
+def _print_calibration(out: Console, summary: RunSummary, folder: Path) -> None:
+    """The calibration report (RUN/calibration.json) when this run's band step wrote it."""
+    from synthloom.methods.calibrate.report import COLUMNS, read_report
+
+    report = read_report(folder)
+    if report is None or report.get("step") not in {s.name for s in summary.steps}:
+        return
+    for task, rows in report["tasks"].items():
+        table = Table(title=f"calibration: {task}", title_justify="left")
+        for column in COLUMNS:
+            table.add_column(column, justify="right")
+        for row in rows:
+            table.add_row(*("-" if row[c] is None else
+                            f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c])
+                            for c in COLUMNS))
+        out.print(table)
 
 
 def _run_notes(folder: Path) -> list[str]:
