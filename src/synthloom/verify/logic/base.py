@@ -44,6 +44,9 @@ class LogicTask(ABC):
     answer_format: ClassVar[str]
     #: The generator guarantees exactly one correct answer (checked with ``count_solutions``).
     unique: ClassVar[bool] = False
+    #: For SynLogic's own tasks, the authors' generator in MiniMax-AI/SynLogic (cited in
+    #: docs/verify.md); None for the tasks synthloom adds.
+    synlogic: ClassVar[str | None] = None
 
     @abstractmethod
     def generate(self, rng: random.Random, **knobs: Any) -> dict[str, Any]:
