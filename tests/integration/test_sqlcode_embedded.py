@@ -15,6 +15,7 @@ import pytest
 from synthloom.api import run
 from synthloom.core.recipe import Recipe
 from synthloom.methods.codetests.programs import program_of, tool_program
+from synthloom.methods.text2sql.omnisql import last_sql_block
 from synthloom.methods.text2sql.sqlexec import recheck
 from synthloom.verify.sandbox import run_python_sync
 from tests.support.runs import assert_closed, read_jsonl
@@ -41,15 +42,14 @@ def check_accounting(summary: dict) -> dict[str, dict]:
 def test_text2sql_on_chinook(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "text2sql"
     chinook = shared_data / "sql" / "chinook.sqlite"
-    # A short cap on the SQL string keeps the grammar-bound reply inside max_tokens (a cut-off
-    # reply would be re-asked with more tokens); the question and CoT caps likewise.
+    # Short caps keep a 135M model's replies quick; two question candidates and three CoT
+    # samples (the vote needs three that run) keep the call count small on a 2-core CPU.
     recipe = Recipe.load("text2sql", {"database": str(chinook), "complexities": "[simple]",
-                                      "sample_rows": "0", "max_tokens": "96",
-                                      "sql.sql_max_chars": "200",
+                                      "max_tokens": "128", "embedder": "hashing",
+                                      "question_candidates": "2", "cot_samples": "3",
                                       "question.question_max_chars": "200",
                                       "question.dialogue_max_chars": "300",
-                                      "question.max_tokens": "96",
-                                      "cot.reasoning_max_chars": "300", "cot.max_tokens": "128"})
+                                      "question.max_tokens": "160", "cot.max_tokens": "200"})
     # One task: Chinook's schema makes every prompt long (~1,300 tokens) on a 2-core CPU.
     steps = check_accounting(run(recipe, out, limit=1).to_json())
     assert steps["schema"]["out"] == 1 and steps["sql"]["in"] == 1
@@ -58,10 +58,11 @@ def test_text2sql_on_chinook(shared_data: Path, tmp_path: Path) -> None:
     failed = read_jsonl(out / "failed.jsonl")
     assert len(kept) + len(dropped) + len(failed) == 1
     for record in kept:
-        assert record["db_id"] == "chinook" and record["cot"].endswith(f"{record['sql']}\n```")
+        assert record["db_id"] == "chinook" and last_sql_block(record["cot"]) == record["sql"]
         assert recheck(record)
     known = ("SQL rejected:", "SQL failed:", "SQL timed out", "SQL returned no rows",
-             "SQL returned more than", "question ", "reasoning ")
+             "SQL returned more than", "no ```sql block", "no usable question", "only ",
+             "answer cut off")
     for drop in dropped:
         assert drop["reason"].startswith(known), drop["reason"]
     for failure in failed:  # schema-invalid output after repairs: counted, not lost
