@@ -54,9 +54,9 @@ class SqlConfig(StepConfig):
     #: Rows kept in the record's ``result`` (the first, in the result's defined order).
     result_rows: int = Field(default=10, ge=1)
     #: Rows per table turned into ``INSERT`` statements (the authors' ``LIMIT 2``), of which
-    #: ``max_inserts`` are sampled per prompt (the authors' 4).
+    #: 4 are sampled per prompt (the authors' number; ``max_inserts`` can show fewer).
     insert_rows: int = Field(default=2, ge=0, le=10)
-    max_inserts: int = Field(default=4, ge=0, le=20)
+    max_inserts: int = Field(default=4, ge=0, le=4)
     #: Drop queries that return no rows (the authors keep them; an empty result cannot tell
     #: a right query from a wrong one in the CoT vote).
     require_rows: bool = True
@@ -122,9 +122,8 @@ class Text2SQLQuery(TemplatedStep, MapStep):
             pool.memo, (database, -100 - cfg.insert_rows),
             lambda: _SEP.join(insert_statements(pool.get(database), cfg.insert_rows)))
         inserts = [s for s in joined.split(_SEP) if s]
-        parts = sample_prompt_parts(ctx.run.seed, int(record.get("task_index") or 0),
-                                    inserts[: max(len(inserts), 0)])
-        parts["inserts"] = parts["inserts"][: cfg.max_inserts]
+        parts = sample_prompt_parts(ctx.run.seed, int(record.get("task_index") or 0), inserts)
+        parts["inserts"] = parts["inserts"][: cfg.max_inserts]  # the authors' 4, or fewer
         variables = {"schema": record["schema"], "level": LEVEL_NAMES[level],
                      "criterion": CRITERIA[level], **parts}
         responses = await self.ask_n(ctx, variables, cfg.candidates)
