@@ -124,3 +124,17 @@ def test_ask_and_output_carry_the_provenance(folder: Path) -> None:
     assert out.usage == {"prompt_tokens": 3, "completion_tokens": 4}
     assert out.meta == {"finish_reason": "stop"}
     assert step.output(response, {}, meta={}, replace=True).meta == {}
+
+
+def test_output_keeps_a_reasoning_models_think_text() -> None:
+    """Every templated step keeps ``<think>`` text as ``<first column>_reasoning`` (the column
+    exports read with ``--reasoning``); a step that names its own is left alone."""
+    from synthloom.prompting.templated import with_reasoning
+
+    thought = LLMResponse(text="42", reasoning="6 times 7", model="m")
+    plain = LLMResponse(text="42", model="m")
+    assert with_reasoning({"answer": "42", "n": 1}, thought) == {
+        "answer": "42", "n": 1, "answer_reasoning": "6 times 7"}
+    assert with_reasoning({"answer": "42"}, plain) == {"answer": "42"}
+    own = {"rationale": "x", "rationale_reasoning": "mine"}
+    assert with_reasoning(own, thought) == own

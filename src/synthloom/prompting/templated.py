@@ -151,9 +151,11 @@ class TemplatedStep(Step):
                **fields: Any) -> Output:
         """An Output with the response's provenance (sample index, model, template hash,
         usage; ``fields`` override them or add others, e.g. ``replace``); ``meta`` defaults to
-        the response's ``finish_reason``."""
+        the response's ``finish_reason``. A reasoning model's ``<think>`` text is kept as
+        ``<first column>_reasoning`` (see :func:`with_reasoning`)."""
         if meta is None:
             meta = {"finish_reason": response.finish_reason}
+        columns = with_reasoning(columns, response)
         provenance = {"sample_index": response.sample_index, "model": response.model,
                       "template_hash": self.template(template).hash,
                       "usage": response.usage.to_json()}
@@ -209,3 +211,16 @@ class TemplatedStep(Step):
         if value is None:
             raise TypeError(f"{self}: no {name} given and the config has none")
         return value
+
+
+def with_reasoning(columns: dict[str, Any], response: LLMResponse) -> dict[str, Any]:
+    """``columns`` plus the response's reasoning (a reasoning model's ``<think>`` text, kept
+    apart from the answer by the backend) as ``<first column>_reasoning``, so exports can
+    train on it (``--reasoning``). Unchanged when there is none, or when the step already
+    keeps it in a ``*_reasoning`` column of its own."""
+    if not response.reasoning or not columns:
+        return columns
+    if any(name.endswith("_reasoning") for name in columns):
+        return columns
+    first = next(iter(columns))
+    return {**columns, f"{first}_reasoning": response.reasoning}
