@@ -149,6 +149,14 @@ def _swap_blank_and_shown(item: dict) -> str:
     return json.dumps(matrix)
 
 
+def _swap_two_items(item: dict) -> str:
+    """The first two people's final items swapped (the items are distinct)."""
+    pairs = re.findall(r"\('([^']+)','([^']+)'\)", item["answer"])
+    (a, x), (b, y) = pairs[:2]
+    pairs[:2] = [(a, y), (b, x)]
+    return "(" + ",".join(f"('{p}','{o}')" for p, o in pairs) + ")"
+
+
 CORRUPT: dict[str, Callable[[dict], str]] = {
     "sudoku": _swap_sudoku,
     "game24": _game24,
@@ -182,6 +190,16 @@ CORRUPT: dict[str, Callable[[dict], str]] = {
     "minesweeper": lambda item: item["answer"].rsplit(", (", 1)[0].rstrip("]") + "]"
     if ", (" in item["answer"] else "[]",  # a proven mine left out
     "number_wall": lambda item: item["answer"].replace("'A'", "'X'", 1),  # one wall opened
+    "time_sequence": lambda item: item["answer"].replace("[", "[1", 1),  # 10x the duration
+    "web_of_lies": lambda item: ("no" if item["answer"].startswith("yes") else "yes") +
+    item["answer"][item["answer"].index(","):] if "," in item["answer"] else
+    ("no" if item["answer"] == "yes" else "yes"),  # the first person flipped
+    "object_counting": lambda item: str(int(item["answer"]) + 1),
+    "goods_exchange": _swap_two_items,
+    "word_sorting_mistake": lambda item: "1" if item["answer"] == "No" else
+    str(int(item["answer"]) + 1),
+    "dyck_language_reasoning_errors": lambda item: item["answer"].rsplit(",", 1)[0]
+    if "," in item["answer"] else item["answer"] + ",1" if item["answer"] != "1" else "2",
 }
 
 

@@ -13,18 +13,26 @@ import pytest
 from synthloom.verify.logic import LEVELS, TASKS, make_item, verify_answer
 from synthloom.verify.logic.boolexpr import COMPARE, FALSE_FACTS, TRUE_FACTS, expression
 from synthloom.verify.logic.brackets import closing, first_error
+from synthloom.verify.logic.counting import count_of
+from synthloom.verify.logic.dyckthoughts import correct_thoughts, wrong_thoughts
+from synthloom.verify.logic.exchange import replay
 from synthloom.verify.logic.fillgrids import hamiltonian_path
+from synthloom.verify.logic.lies import answers
 from synthloom.verify.logic.mathpath import _TOKEN, evaluate
 from synthloom.verify.logic.minesweeper import forced_mines, rule_closure
 from synthloom.verify.logic.numberwall import check_wall
 from synthloom.verify.logic.numgrids import kukurasu_sums, sky_clues
 from synthloom.verify.logic.placement import perfect_matching
 from synthloom.verify.logic.regions import cage_holds
+from synthloom.verify.logic.schedule import solve
+from synthloom.verify.logic.sortmistake import first_mistake, trace
 
 SYNLOGIC = {"sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_expressions",
             "dyck_language", "dyck_language_errors", "math_path", "skyscraper_puzzle",
             "futoshiki", "kukurasu", "star_placement_puzzle", "numbrix", "survo", "calcudoko",
-            "campsite", "norinori", "minesweeper", "number_wall"}
+            "campsite", "norinori", "minesweeper", "number_wall", "time_sequence",
+            "web_of_lies", "object_counting", "goods_exchange", "word_sorting_mistake",
+            "dyck_language_reasoning_errors"}
 
 
 def test_the_synlogic_tasks_are_marked_and_cite_the_authors_file() -> None:
@@ -297,3 +305,119 @@ def test_number_wall_rules() -> None:
     assert "added" in verify_answer(item, item["answer"].replace("'A'", "7", 1))
     assert "changed" in verify_answer(item, re.sub(r"\d", "9", item["answer"], count=1)) or \
         re.search(r"\d", item["answer"]).group() == "9"
+
+
+def _free_week() -> list[list]:
+    return [["booked", []] for _ in range(5)]
+
+
+def test_time_sequence_rules() -> None:
+    monday_busy = _free_week()
+    monday_busy[0] = ["free", []]  # free at no time on Monday
+    people = {"A": monday_busy, "B": _free_week()}
+    assert solve(people, {}) == (480, 4)  # a whole day, Tuesday to Friday at 9:00
+    assert solve(people, {"B": "tue_fri_long"}) == (30, 32)  # 16 half hours x 2 days
+    assert solve(people, {"B": "tue_thu_short"}) == (60, 30)  # 9:00-16:00 starts
+    assert solve(people, {"A": "end_by_four"}) == (420, 4)
+    one = {"A": [["booked", [[0, 12]]]] + [["free", []]] * 4}  # 9-10 booked on Monday
+    assert solve(one, {}) == (420, 1)
+    # One hour ahead: their 10:00-11:00 is our 9:00-10:00, and their 17:00 is our 16:00.
+    ahead = {"A": [["booked", [[12, 24]]]] + [["free", []]] * 4}
+    assert solve(ahead, {"A": "time_zone"}) == (360, 1)
+    assert solve(one, {"A": "free_before"}) == (390, 1)  # 10:10 at the earliest: 10:30
+    item = make_item("time_sequence", 3, 1)
+    assert verify_answer(item, f"So the result is {item['answer']}") is None
+    assert verify_answer(item, "[45]") is not None
+
+
+def _brute_answers(item: dict) -> set[tuple[bool, ...]]:
+    """The authors' way: every assignment of the people not narrated."""
+    n = item["num_person"]
+    fixed = {int(k): v for k, v in item["narrated"].items()}
+    free = [i for i in range(n) if i not in fixed]
+    out = set()
+    for values in itertools.product([True, False], repeat=len(free)):
+        truth = {**fixed, **dict(zip(free, values, strict=True))}
+        ok = True
+        for kind, s, t, claim in item["statements"]:
+            fact = truth[t] if kind == "simple" else (truth[t[0]] or truth[t[1]]) \
+                if kind == "one" else truth[s] == truth[t]
+            ok = ok and (fact == claim) == truth[s]
+        if ok:
+            out.add(tuple(truth[i] for i in item["asked"]))
+    return out
+
+
+def test_web_of_lies_agrees_with_enumeration() -> None:
+    for level, seed in itertools.product((1, 2, 3), range(8)):
+        item = make_item("web_of_lies", level, seed)
+        want = tuple(w == "yes" for w in item["answer"].split(", "))
+        assert _brute_answers(item) == {want}
+    # A says B lies, B is narrated truthful: A lies; without the narration, two answers.
+    st = [["simple", 0, 1, False]]
+    assert answers(st, {1: True}, [0]) == {(False,)}
+    assert len(answers(st, {}, [0])) == 2
+    # "I am the same type as B" says nothing of the speaker, everything of B.
+    assert answers([["same", 0, 1, True]], {}, [1]) == {(True,)}
+    item = make_item("web_of_lies", 2, 0)
+    assert verify_answer(item, f"The answer is **{item['answer']}**.") is None
+
+
+def test_object_counting_rules() -> None:
+    mine = {"fruits": [["apples", 3], ["pears", 4]], "books": [["comics", 10]]}
+    assert count_of(mine, ["total", "fruits"]) == 7
+    assert count_of(mine, ["sum", "fruits", "books"]) == 17
+    assert count_of(mine, ["difference", "fruits", "books"]) == 3
+    for seed in range(20):
+        item = make_item("object_counting", 5, seed)
+        # Every story ends at the count it explains.
+        for count, last in re.findall(r"ended up with (\d+) of them: [^)]*?(\d+)\)",
+                                      item["question"]):
+            assert count == last
+    assert any("ended up with" in make_item("object_counting", 5, s)["question"]
+               for s in range(5))
+
+
+def test_goods_exchange_replays_each_kind() -> None:
+    owns = {"A": "x", "B": "y", "C": "z"}
+    assert replay(owns, [["op1", "A", "B"]]) == {"A": "y", "B": "x", "C": "z"}
+    assert replay(owns, [["op2", "x", "z"]]) == {"A": "z", "B": "y", "C": "x"}
+    assert replay(owns, [["op11", "y", "C"]]) == {"A": "x", "B": "z", "C": "y"}
+    assert replay(owns, [["op4", "A", "x", "z"]]) == {"A": "z", "B": "y", "C": "x"}
+    assert replay(owns, [["op13", "A", "B", "C"]]) == {"A": "z", "B": "x", "C": "y"}
+    item = make_item("goods_exchange", 3, 2)
+    pairs = re.findall(r"\('([^']+)','([^']+)'\)", item["answer"])
+    other_form = "\n".join(f'("{p}", "{o}")' for p, o in reversed(pairs))
+    assert verify_answer(item, other_form) is None
+
+
+def test_word_sorting_mistake_is_the_first_wrong_thought() -> None:
+    words = ["banana", "apple", "band", "cherry", "ban"]
+    right = trace(words)
+    assert right[-1].endswith('"apple"<"ban"<"banana"<"band"<"cherry".')
+    assert first_mistake(words, right) is None
+    found = set()
+    for seed in range(40):
+        item = make_item("word_sorting_mistake", 3, seed)
+        good = trace(item["words"])
+        if item["answer"] == "No":
+            assert item["thoughts"] == good
+            continue
+        k = int(item["answer"])
+        assert item["thoughts"][:k - 1] == good[:k - 1] and item["thoughts"][k - 1] != good[k - 1]
+        found.add(k)
+    assert len(found) >= 4
+
+
+def test_dyck_reasoning_errors_are_every_wrong_stack() -> None:
+    assert correct_thoughts("([])") == ["( ; stack: (", "[ ; stack: ([", "] ; stack: (",
+                                        ") ; stack: empty",
+                                        "Now, we have reached the end. The final stack is "
+                                        "empty."]
+    assert wrong_thoughts("()", ["( ; stack: (", ") ; stack: (", "x"]) == [2, 3]
+    for seed in range(20):
+        item = make_item("dyck_language_reasoning_errors", 5, seed)
+        assert len(item["answer"].split(",")) >= 1 and item["answer"] != "None"
+        assert closing(item["sequence"]) == ""  # the read sequence is valid
+    item = make_item("dyck_language_reasoning_errors", 3, 0)
+    assert verify_answer(item, ", ".join(reversed(item["answer"].split(",")))) is None
