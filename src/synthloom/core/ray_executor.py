@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
+import shutil
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,8 +54,12 @@ from synthloom.core.batch import BatchRunner
 from synthloom.core.context import LLMLike, RunContext
 from synthloom.core.errors import SynthloomError
 from synthloom.core.executor_base import Executor
+from synthloom.core.fingerprint import stable_hash
+from synthloom.core.records import rid
 from synthloom.core.runlog import EventLog, replay
+from synthloom.core.scaleout import PreparesInParallel, ReadsInParts
 from synthloom.core.sharded_store import ShardedStore, merge_shards
+from synthloom.core.spool import SpooledRecords, SpoolWriter
 from synthloom.core.steps import GlobalStep, SourceStep, Step, _PerItemStep
 from synthloom.core.store import RunStore
 
@@ -67,8 +73,11 @@ class ClientFactory(Protocol):
         ...
 
 RECORD = "record"
-#: Blocks a driver-made dataset is cut into (Ray Data's unit of parallel work).
-MAX_BLOCKS = 256
+#: A driver-made dataset is spooled to files of this many batches (one block each; files grow
+#: 2x every FILES_PER_SIZE files, so a million records stay a few hundred files).
+FILES_PER_SIZE = 128
+#: Parts (files) of a source one read task reads, and read tasks in flight per CPU.
+PARTS_PER_TASK, READS_PER_CPU = 32, 2
 #: CPUs one actor of a step asks for: LLM steps wait on the network, CPU-bound ones compute.
 CPUS_LLM, CPUS_CPU_BOUND = 0.25, 1.0
 #: CPUs of the cluster kept for Ray Data's own tasks (the filters that split events from
@@ -108,8 +117,10 @@ class RayExecutor(Executor):
         self.gpus_per_llm_actor = gpus_per_llm_actor
         self.start_timeout_s = start_timeout_s if start_timeout_s is not None else float(
             os.environ.get(START_TIMEOUT_ENV, DEFAULT_START_TIMEOUT_S))
-        #: Each context node's records, once in the object store (actors get the refs).
-        self._context_refs: dict[str, Any] = {}
+        #: Each context node's records, spooled once in the run folder (actors read the file)
+        #: and their ids (the context hash).
+        self._context_paths: dict[str, str] = {}
+        self._context_ids: dict[str, list[str]] = {}
         #: Per chain (by its last step): the CPUs one of its actors asks for.
         self._chain_cpus: dict[str, float] = {}
         self._started_here = False
@@ -124,11 +135,15 @@ class RayExecutor(Executor):
         if self._tally is not None:
             for _, client in _clients(self.ctx):
                 client.share_budget(self._tally)
+        self._spool_dir = self.run_dir / ".ray-spool" / uuid.uuid4().hex[:12]
         try:
             counts = await self._plan()
             return counts[0] if counts else 0
         finally:
-            self._context_refs.clear()  # the object store may free the context copies
+            for records in self.ctx.context.values():
+                if isinstance(records, SpooledRecords):
+                    records.close()
+            shutil.rmtree(self._spool_dir, ignore_errors=True)
             merge_shards(self.store, self.run_dir)
             if self._tally is not None:
                 self._tally.stop(ray)
@@ -209,6 +224,8 @@ class RayExecutor(Executor):
         resources = ray.cluster_resources()
         cpus = float(resources.get("CPU", 0.0))
         budget = max(cpus - TASK_CPUS, cpus / 2)
+        #: CPUs of a barrier's prepare actor (one CPU of work, cut to fit like a chain's).
+        self._cpu_budget = max(round(min(CPUS_CPU_BOUND, budget), 4), 0.0001)
         have = float(resources.get("GPU", 0.0))
         chains = self.chains()
         for chain in chains:
@@ -239,13 +256,17 @@ class RayExecutor(Executor):
             stats = self.stats[step.name]
             begun = time.perf_counter()
             if isinstance(step, SourceStep):
-                records = [r async for batch in self.runner.source_batches(
-                    step, stats, self.batch_size, self.limit) for r in batch]
-                dataset = _dataset(ray, records, self.batch_size)
+                # Read in parallel tasks where the source splits into parts (files); streamed
+                # to files that Ray Data reads, never held whole by the driver.
+                items = self._parallel_items(ray, step) if isinstance(step, ReadsInParts) \
+                    else None
+                rows = _RowSpool(self._spool_dir / step.name, self.batch_size)
+                async for batch in self.runner.source_batches(step, stats, self.batch_size,
+                                                              self.limit, items):
+                    rows.write(batch)
+                dataset = rows.dataset(ray)
             elif isinstance(step, GlobalStep):
-                records = self._records_of(datasets[self.recipe.inputs_of(step)])
-                dataset = _dataset(ray, await self.runner.run_global(
-                    step, stats, records, self.context_hash(step)), self.batch_size)
+                dataset = await self._barrier(ray, step, datasets[self.recipe.inputs_of(step)])
             elif isinstance(step, _PerItemStep):
                 chain = chain_of[step.name]
                 if step is not chain[-1]:
@@ -260,16 +281,89 @@ class RayExecutor(Executor):
                 dataset = self._settle(dataset)
             datasets[step.name] = dataset
             if step.name in wanted_in_context:
-                records = self._records_of(dataset)
-                self.ctx.context[step.name] = records  # global steps in the driver read it
-                # One copy in the object store; actors of the steps naming it get the ref.
-                self._context_refs[step.name] = ray.put(records)
+                # One copy on disk: actors of the steps naming it read the file, global steps
+                # in the driver read it record by record; the driver keeps only the ids.
+                records, ids = self._spool_node(f"context-{step.name}", self._rows(dataset))
+                self.ctx.context[step.name] = records  # type: ignore[assignment]
+                self._context_ids[step.name] = ids
+                self._context_paths[step.name] = str(records.path)
         counts = [self._write_sink(sink, datasets[self.recipe.sink_input(sink)])
                   for sink in self.recipe.sinks]
         for stats in self.stats.values():
             stats.done = True
         self.progress()
         return counts
+
+    def context_hash(self, step: Step) -> str:
+        """As the local executor's, from the ids kept while the context node was spooled."""
+        if not step.config.context:
+            return ""
+        return stable_hash([self._context_ids[n] for n in step.config.context])
+
+    def _spool_node(self, name: str, records: Iterable[dict[str, Any]]
+                    ) -> tuple[SpooledRecords, list[str]]:
+        writer = SpoolWriter(self._spool_dir / f"{name}.jsonl")
+        ids = []
+        for record in records:
+            writer.write((record,))
+            ids.append(rid(record))
+        return writer.close(), ids
+
+    async def _barrier(self, ray: Any, step: GlobalStep, upstream: Any) -> Any:
+        """A global step in the driver: its per-record work (embedding) first in actors, its
+        input and output spooled to disk (the driver holds offsets and the results)."""
+        stats = self.stats[step.name]
+        if isinstance(step, PreparesInParallel):
+            upstream = upstream.map_batches(
+                _PrepareWorker, fn_constructor_kwargs={
+                    "step": type(step)(config=step.config), "run_dir": str(self.run_dir),
+                    "recipe_dir": self.ctx.recipe_dir, "seed": self.ctx.seed},
+                batch_size=self.batch_size, batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.actors),
+                num_cpus=self._cpu_budget)
+        records, _ = self._spool_node(f"input-{step.name}", self._rows(upstream))
+        try:
+            results, hits = await self.runner.global_results(step, records,
+                                                             self.context_hash(step))
+            out = _RowSpool(self._spool_dir / step.name, self.batch_size)
+            for start in range(0, len(records), self.batch_size):
+                end = start + self.batch_size
+                out.write(self.runner.records_from(step.name, stats, records[start:end],
+                                                   results[start:end], hits[start:end]))
+        finally:
+            records.close()
+        return out.dataset(ray)
+
+    def _parallel_items(self, ray: Any, step: Any) -> Iterator[Any]:
+        """A source's items, its parts read by Ray tasks (a window of them in flight), in the
+        parts' order: the driver merges them as a serial read would yield them."""
+        ctx = RunContext(run_dir=self.run_dir, seed=self.ctx.seed, recipe_dir=self.ctx.recipe_dir)
+        copy = type(step)(config=step.config)
+        reader = ray.remote(num_cpus=TASK_CPUS)(_read_parts)
+        parts = iter(step.parts(self.ctx_of(step)))
+        inflight = max(2, int(READS_PER_CPU * float(ray.cluster_resources().get("CPU", 1))))
+        window: deque[Any] = deque()
+        try:
+            while True:
+                while len(window) < inflight:
+                    chunk = list(itertools.islice(parts, PARTS_PER_TASK))
+                    if not chunk:
+                        break
+                    window.append(reader.remote(copy, ctx, chunk))
+                if not window:
+                    return
+                try:
+                    items = ray.get(window.popleft())
+                except ray.exceptions.RayTaskError as exc:
+                    # A SynthloomError in a read task (a missing library) stops the run as
+                    # it does in a serial read: raised as itself.
+                    if isinstance(exc.cause, SynthloomError):
+                        raise exc.cause from None
+                    raise
+                yield from items
+        finally:
+            for ref in window:  # --limit reached, or an error: the rest is not needed
+                ray.cancel(ref)
 
     def _stage(self, chain: list[_PerItemStep], upstream: Any, context_hashes: list[str]) -> Any:
         """One actor pool running the chain's steps in turn on each batch."""
@@ -287,8 +381,8 @@ class RayExecutor(Executor):
                     for step, context_hash in zip(chain, context_hashes, strict=True)],
                 "run_dir": str(self.run_dir), "recipe_dir": self.ctx.recipe_dir,
                 "seed": self.ctx.seed,
-                # Refs only (resolved in the actor): no per-actor pickle of the records.
-                "context_refs": {n: self._context_refs[n] for n in sorted(names)},
+                # Paths only (read in the actor): no per-actor pickle of the records.
+                "context_paths": {n: self._context_paths[n] for n in sorted(names)},
                 "client_factory": self.client_factory if llm else None,
                 "tally": self._tally, "batch_size": self.batch_size},
             batch_size=self.batch_size, batch_format="numpy",
@@ -333,9 +427,6 @@ class RayExecutor(Executor):
                 f"(cluster: {ray.cluster_resources()}; per actor, CPUs: {self._chain_cpus}, "
                 f"GPUs: {self.gpus_per_llm_actor:g} for LLM steps). The cluster lacks what "
                 f"they ask for, or is too slow to start them ({START_TIMEOUT_ENV})") from exc
-
-    def _records_of(self, dataset: Any) -> list[dict[str, Any]]:
-        return list(self._rows(dataset))
 
     def _apply(self, kind: str, data: str) -> None:
         event = jsonio.loads(data)
@@ -471,14 +562,75 @@ def _split(dataset: Any, *, events: bool) -> Any:
     return dataset.filter(lambda row: row["kind"] == RECORD, num_cpus=TASK_CPUS)
 
 
-def _dataset(ray: Any, records: list[dict[str, Any]], batch_size: int) -> Any:
-    rows = [{"kind": RECORD, "data": jsonio.dumps(r)} for r in records]
-    if not rows:  # Ray cannot infer a schema from nothing
-        return ray.data.from_items([{"kind": "none", "data": "{}"}]).filter(
-            lambda row: row["kind"] == RECORD)
-    # About one block per batch (capped), so every actor of a pool gets work.
-    blocks = min(MAX_BLOCKS, -(-len(rows) // batch_size))
-    return ray.data.from_items(rows, override_num_blocks=blocks)
+class _RowSpool:
+    """A driver-made dataset written to JSONL files in the run folder, read by Ray Data: the
+    driver streams records through it instead of holding them. About one block per batch for
+    the first files (so every actor of a pool gets work), growing for big inputs."""
+
+    def __init__(self, folder: Path, batch_size: int) -> None:
+        self.folder = folder
+        self.batch_size = batch_size
+        self.files: list[Path] = []
+        self._handle: Any = None
+        self._in_file = 0
+        self.rows = 0
+
+    def write(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            if self._handle is None or self._in_file >= self._per_file():
+                self._roll()
+            self._handle.write(jsonio.dumps_line({"kind": RECORD, "data": jsonio.dumps(record)}))
+            self._in_file += 1
+            self.rows += 1
+
+    def _per_file(self) -> int:
+        return self.batch_size * 2 ** ((len(self.files) - 1) // FILES_PER_SIZE)
+
+    def _roll(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"part-{len(self.files):06d}.jsonl"
+        self.files.append(path)
+        self._handle = open(path, "wb")  # noqa: SIM115 - closed by _roll / dataset
+        self._in_file = 0
+
+    def dataset(self, ray: Any) -> Any:
+        if self._handle is not None:
+            self._handle.close()
+        if not self.rows:  # Ray cannot infer a schema from nothing
+            return ray.data.from_items([{"kind": "none", "data": "{}"}]).filter(
+                lambda row: row["kind"] == RECORD)
+        # Read tasks ask for what the chains leave free (TASK_CPUS), like the filters.
+        return ray.data.read_json([str(f) for f in self.files], lines=True,
+                                  num_cpus=TASK_CPUS, override_num_blocks=len(self.files))
+
+
+def _read_parts(step: Any, ctx: RunContext, parts: list[Any]) -> list[Any]:
+    """A Ray task: the items of some parts of a source (core/scaleout.py ``ReadsInParts``)."""
+    step.setup(ctx)
+    return [item for part in parts for item in step.read_part(part, ctx)]
+
+
+class _PrepareWorker:
+    """An actor before a barrier: the global step's per-record work (``prepare``: embedding
+    into the run's cache) on each batch; the rows pass through unchanged."""
+
+    def __init__(self, step: Any, run_dir: str, recipe_dir: Path | None, seed: int) -> None:
+        self.step = step
+        self.ctx = RunContext(run_dir=Path(run_dir), seed=seed, recipe_dir=recipe_dir)
+        step.setup(self.ctx)
+        self.loop = asyncio.new_event_loop()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        records = [jsonio.loads(data) for kind, data in zip(batch["kind"], batch["data"],
+                                                             strict=True) if kind == RECORD]
+        try:
+            if records:
+                self.loop.run_until_complete(self.step.prepare(records, self.ctx))
+        except Exception:  # noqa: BLE001, S110 - the barrier embeds what is missing itself
+            pass  # and applies the error policy there (one place, one count)
+        return batch
 
 
 class _StepRunner:
@@ -547,16 +699,14 @@ class _StageWorker:
     in turn on each batch, one store (shard) for all of them."""
 
     def __init__(self, stages: list[dict[str, Any]], run_dir: str, recipe_dir: Path | None,
-                 seed: int, context_refs: dict[str, Any], client_factory: ClientFactory | None,
+                 seed: int, context_paths: dict[str, str], client_factory: ClientFactory | None,
                  tally: RayTokenTally | None = None, batch_size: int = 32) -> None:
-        import ray
-
         self.batch_size = batch_size
         self.store = ShardedStore(run_dir)
-        # The context nodes the chain's steps name, from the object store (one copy per node
-        # there, one per actor here).
-        names = list(context_refs)
-        context = dict(zip(names, ray.get([context_refs[n] for n in names]), strict=True))
+        # The context nodes the chain's steps name, from their spool files (one copy per node
+        # on disk, one per actor here).
+        context = {name: [jsonio.loads(line) for line in Path(path).read_bytes().splitlines()]
+                   for name, path in context_paths.items()}
         self.loop = asyncio.new_event_loop()
         self.runners = [
             _StepRunner(stage["step"], stage["context_hash"], self.store, run_dir, recipe_dir,

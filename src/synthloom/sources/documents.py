@@ -83,6 +83,13 @@ class Documents(SourceStep):
     config: DocumentsConfig
 
     def read(self, ctx: RunContext) -> Iterator[Output | SourceFailure]:
+        for part in self.parts(ctx):
+            yield from self.read_part(part, ctx)
+
+    def parts(self, ctx: RunContext) -> Iterator[tuple[Path, str, str] | SourceFailure]:
+        """Each input file as ``(path, format, name)`` in read order, or the failure of a file
+        that must not be opened: the Ray executor reads the parts in parallel
+        (core/scaleout.py ``ReadsInParts``)."""
         root = resolve_data_path(self.config.path, ctx.recipe_dir)
         if not root.exists():
             raise RecipeError(f"source {self.name}: path not found: {shown(root)}")
@@ -92,21 +99,30 @@ class Documents(SourceStep):
                 continue
             name = shown(path.relative_to(root)) if root.is_dir() and path != root \
                 else shown(path.name)
-            if fmt in TABULAR:
-                yield from self._rows(path, fmt, name)
-                continue
-            try:
-                document = read_document(path, fmt, self.config.max_bytes)
-            except SynthloomError:
-                raise  # a missing library stops the run with one line
-            except DocumentError as exc:
-                yield SourceFailure(shown(path), type(exc).__name__, safe_str(str(exc)))
-                continue
-            except Exception as exc:  # noqa: BLE001 - a parser bug on one file is that file's
-                yield SourceFailure(shown(path), type(exc).__name__,
-                                    safe_str(f"{fmt} reader: {exc}"))
-                continue
-            yield Output(columns=document.columns(name), meta={"path": shown(path)})
+            yield path, fmt, name
+
+    def read_part(self, part: tuple[Path, str, str] | SourceFailure, ctx: RunContext,
+                  ) -> Iterator[Output | SourceFailure]:
+        """One part's documents (one file, or a tabular file's rows)."""
+        if isinstance(part, SourceFailure):
+            yield part
+            return
+        path, fmt, name = part
+        if fmt in TABULAR:
+            yield from self._rows(path, fmt, name)
+            return
+        try:
+            document = read_document(path, fmt, self.config.max_bytes)
+        except SynthloomError:
+            raise  # a missing library stops the run with one line
+        except DocumentError as exc:
+            yield SourceFailure(shown(path), type(exc).__name__, safe_str(str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - a parser bug on one file is that file's
+            yield SourceFailure(shown(path), type(exc).__name__,
+                                safe_str(f"{fmt} reader: {exc}"))
+            return
+        yield Output(columns=document.columns(name), meta={"path": shown(path)})
 
     # --- which files ---------------------------------------------------------------------------
 
