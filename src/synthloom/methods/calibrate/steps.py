@@ -56,6 +56,9 @@ class CalibrateConfig(StepConfig):
                                                         "samples must differ).")
     max_tokens: int = Field(default=1024, ge=1, description="Token cap per sample; a cut-off "
                                                             "sample is a failed one.")
+    keep_samples: bool = Field(default=False, description="Also keep every sample's text "
+                                                          "(``target_samples``, "
+                                                          "``strong_samples``): for audits.")
     enabled: bool = Field(default=True, description="False: records pass through unchanged, "
                                                     "no calls (a recipe switch).")
 
@@ -122,6 +125,8 @@ class Calibrate(TemplatedStep, MapStep):
             "calibration_task": task_of(record, data_source),
             "calibration_level": level_of(record),
             **_stats("target", passes)}
+        if cfg.keep_samples:
+            columns["target_samples"] = [r.text for r in responses]
         usage = sum((r.usage for r in responses[1:]), responses[0].usage)
         meta: dict[str, Any] = {"target_model": responses[0].model,
                                 "cut_off_samples": sum(r.finish_reason == "length"
@@ -130,6 +135,8 @@ class Calibrate(TemplatedStep, MapStep):
             strong, more = await self._sample(ctx, record, truth, cfg.strong_k,
                                               cfg.strong_model, STRONG_SEED_OFFSET)
             columns.update(_stats("strong", strong))
+            if cfg.keep_samples:
+                columns["strong_samples"] = [r.text for r in more]
             usage = sum((r.usage for r in more), usage)
             meta["strong_model"] = more[0].model
         return self.output(responses[0], columns, usage=usage.to_json(), meta=meta,
