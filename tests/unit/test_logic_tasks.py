@@ -196,6 +196,9 @@ CORRUPT: dict[str, Callable[[dict], str]] = {
     ("no" if item["answer"] == "yes" else "yes"),  # the first person flipped
     "object_counting": lambda item: str(int(item["answer"]) + 1),
     "goods_exchange": _swap_two_items,
+    "object_properties": lambda item: "0" if item["answer"] == "unknown" else
+    str(int(item["answer"]) + 1),
+    "operation": lambda item: item["answer"] + "1",  # ten times off, and more
     "word_sorting_mistake": lambda item: "1" if item["answer"] == "No" else
     str(int(item["answer"]) + 1),
     "dyck_language_reasoning_errors": lambda item: item["answer"].rsplit(",", 1)[0]

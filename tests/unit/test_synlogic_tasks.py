@@ -7,6 +7,7 @@ import itertools
 import json
 import random
 import re
+from fractions import Fraction
 
 import pytest
 
@@ -22,7 +23,9 @@ from synthloom.verify.logic.mathpath import _TOKEN, evaluate
 from synthloom.verify.logic.minesweeper import forced_mines, rule_closure
 from synthloom.verify.logic.numberwall import check_wall
 from synthloom.verify.logic.numgrids import kukurasu_sums, sky_clues
+from synthloom.verify.logic.operation import evaluate as op_value
 from synthloom.verify.logic.placement import perfect_matching
+from synthloom.verify.logic.properties import apply, outcome
 from synthloom.verify.logic.regions import cage_holds
 from synthloom.verify.logic.schedule import solve
 from synthloom.verify.logic.sortmistake import first_mistake, trace
@@ -32,7 +35,7 @@ SYNLOGIC = {"sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean
             "futoshiki", "kukurasu", "star_placement_puzzle", "numbrix", "survo", "calcudoko",
             "campsite", "norinori", "minesweeper", "number_wall", "time_sequence",
             "web_of_lies", "object_counting", "goods_exchange", "word_sorting_mistake",
-            "dyck_language_reasoning_errors"}
+            "dyck_language_reasoning_errors", "object_properties", "operation"}
 
 
 def test_the_synlogic_tasks_are_marked_and_cite_the_authors_file() -> None:
@@ -421,3 +424,46 @@ def test_dyck_reasoning_errors_are_every_wrong_stack() -> None:
         assert closing(item["sequence"]) == ""  # the read sequence is valid
     item = make_item("dyck_language_reasoning_errors", 3, 0)
     assert verify_answer(item, ", ".join(reversed(item["answer"].split(",")))) is None
+
+
+def _thing(size: str, color: str, origin: str = "German") -> dict:
+    return {"sizes": size, "colors": color, "countries": origin, "materials": "glass",
+            "smells": "rose", "name": "pen"}
+
+
+def test_object_properties_rules() -> None:
+    start = [_thing("small", "red"), _thing("large", "red", "French"), _thing("small", "blue")]
+    spill = ["spill", {"sizes": "small", "new_colors": "green"}]
+    assert outcome(start, [spill], {"colors": "green"}) == "2"
+    assert outcome(start, [spill], {"colors": "red", "sizes": "small"}) == "3"
+    brother = ["brother", {"sizes": "small", "new_sizes": "large", "new_colors": "cyan"}]
+    assert len(apply(*brother, start, start)) == 5
+    assert outcome(start, [brother], {"sizes": "large"}) == "3"
+    # The neighbour's trade tells size and material only: color questions become unknown,
+    # unless another asked value settles every traded item.
+    trade = ["neighbor", {"countries": "French", "new_sizes": "medium",
+                          "new_materials": "steel"}]
+    assert outcome(start, [trade], {"colors": "red"}) == "unknown"
+    assert outcome(start, [trade], {"colors": "red", "materials": "steel"}) == "2"
+    assert outcome(start, [trade, ["twin", {"smells": "rose", "new_colors": "teal"}]],
+                   {"sizes": "small"}) == "unknown"  # a test on an unknown smell
+    answers_seen = {make_item("object_properties", 3, s)["answer"] for s in range(30)}
+    assert "unknown" in answers_seen and len(answers_seen) > 4
+
+
+def test_operation_evaluates_with_the_stated_precedence() -> None:
+    plus_like = {"◇": {"precedence": 1, "condition": None, "else": ["x", "*", "y"]}}
+    assert op_value(["2", "+", "3", "◇", "4"], plus_like) == 20  # left to right at level 1
+    high = {"◇": {"precedence": 5, "condition": None, "else": ["x", "*", "y"]}}
+    assert op_value(["2", "+", "3", "◇", "4"], high) == 14
+    cond = {"◇": {"precedence": 5, "condition": "x is even", "if": ["x", "-", "y"],
+                  "else": ["abs(", "x", "-", "y", ")"]}}
+    assert op_value(["4", "◇", "6"], cond) == -2 and op_value(["3", "◇", "6"], cond) == 3
+    # A condition applies to integers only: 6/4 is not even, whatever it is.
+    assert op_value(["(", "6", "/", "4", ")", "◇", "6"], cond) == Fraction(9, 2)
+    assert op_value(["2", "**", "3", "**", "2"], {}) == 64  # left to right, as stated
+    assert op_value(["-7", "%", "3"], {}) == 2  # Python's %
+    item = make_item("operation", 3, 0)
+    assert verify_answer(item, f"\\boxed{{{item['answer']}}}") is None
+    value = Fraction(item["answer"])
+    assert verify_answer(item, f"{float(value):.9f}") is None  # decimals close enough
