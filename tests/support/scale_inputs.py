@@ -245,6 +245,31 @@ def _apigen(folder: Path, n: int) -> ScaleCase:
                      ["sandbox=false: library calls in process, not a process per call"])
 
 
+def _agent_trajectories(folder: Path, n: int) -> ScaleCase:
+    # The instant backend's simulated user never says ###STOP###: the state is judged at the
+    # cap (stop_required=false), and small caps keep the ~20-call rollouts short.
+    return ScaleCase({"count": str(n), "stop_required": "false", "k": "2", "max_turns": "2",
+                      "max_steps": "4"}, n,
+                     ["stop_required=false: the instant user never ends a conversation",
+                      "k=2, max_turns=2, max_steps=4: short rollouts at scale"])
+
+
+def _latm_tasks(folder: Path, n: int) -> ScaleCase:
+    # n tasks of 12 examples (5 train, 5 validation, 2 test), each its own number game.
+    rng = random.Random(0)
+    rows = []
+    for i in range(n):
+        k = rng.randint(2, 9)
+        examples = [{"input": f"Task {i}: what is {x} times {k}?", "target": str(x * k)}
+                    for x in rng.sample(range(1, 200), 12)]
+        rows.append({"name": f"times_{k}_{i}", "examples": examples})
+    return ScaleCase({"tasks": str(write_jsonl(folder / "tasks.jsonl", rows)),
+                      "check_gold": "false", "keep_wrong": "true", "tries": "2"}, n,
+                     ["check_gold=false: the instant backend's unit tests name no gold answer",
+                      "keep_wrong=true: its tool-user answers are scored, not right",
+                      "tries=2: fewer repair calls (each a sandbox run) at scale"])
+
+
 def _logic(folder: Path, n: int) -> ScaleCase:
     from synthloom.verify.logic import TASKS
 
@@ -358,6 +383,7 @@ def _textbook(folder: Path, n: int) -> ScaleCase:
 
 
 GENERATORS: dict[str, Callable[[Path, int], ScaleCase]] = {
+    "agent-trajectories": _agent_trajectories,
     "apigen": _apigen,
     "arithmetic": _count,
     "backtranslation": _docs(),
