@@ -25,6 +25,7 @@ from synthloom.core import jsonio
 from synthloom.core.errors import SynthloomError
 from synthloom.export.registry import TARGETS, ColumnMap, ExportFormat, Skip, for_target, get_format
 from synthloom.export.rows import check_system_column, detect, system_of
+from synthloom.export.tooluse import is_tool_record
 
 __all__ = ["ColumnMap", "ExportOptions", "ExportResult", "Skip", "export", "push_to_hub"]
 
@@ -309,6 +310,8 @@ def export(run_dir: str | Path, out_dir: str | Path, options: ExportOptions,
             raise
         raise SynthloomError(f"format {fmt}: the run's {other} has the columns it needs: "
                              f"pass --file {other} ({options.file}: {exc})") from None
+    if options.target == "openai":
+        cols["tool_arguments"] = "text"  # OpenAI's files: arguments as JSON text
     name = _dataset_name(run_dir, options.name)
     key, data_name, clash = plan_layout(out_dir, run_dir, options.file, fmt, name)
     if spec.llamafactory and data_name != "." and \
@@ -327,6 +330,10 @@ def export(run_dir: str | Path, out_dir: str | Path, options: ExportOptions,
                           renamed_text=bool(cols.get("rename_text")))
     if spec.caution and not options.target:
         result.warnings.append(spec.caution)
+    if not spec.tools and any(is_tool_record(r, "messages") for r in sample):
+        result.warnings.append(f"{fmt} has no place for tool calls: the records' calls, results "
+                               "and tools are left out; --format messages, sharegpt or hermes "
+                               "keep them")
     if clash:
         result.warnings.append(clash)
 
@@ -360,6 +367,8 @@ def choose_format(options: ExportOptions, sample: list[dict[str, Any]]) -> Expor
     if not options.target:
         return get_format(options.format or "jsonl")
     fits = for_target(options.target)
+    if any(is_tool_record(r, "messages") for r in sample):
+        fits = [f for f in fits if f.tools]  # a format without calls would lose them
     names = ", ".join(f.name for f in fits)
     if options.format:
         spec = get_format(options.format)

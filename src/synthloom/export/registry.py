@@ -105,6 +105,9 @@ class ExportFormat:
     caution: str = ""
     #: Preference data (prompt/chosen/rejected): chosen first for ``--for`` without --format.
     preference: bool = False
+    #: Carries tool calls, their results and the offered tools (a raw format keeps every
+    #: column): ``--for`` chooses among these for tool records, others warn that they drop them.
+    tools: bool = False
 
 
 _FORMATS: dict[str, ExportFormat] = {}

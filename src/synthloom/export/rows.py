@@ -18,6 +18,16 @@ from typing import Any
 from synthloom.core import jsonio
 from synthloom.core.errors import SynthloomError
 from synthloom.export.registry import ColumnMap, Skip, register_format
+from synthloom.export.tooluse import (
+    BadTurns,
+    hermes_turns,
+    is_tool_record,
+    is_tool_turns,
+    normalize_turn,
+    sharegpt_turns,
+    tools_of,
+    turns_from_columns,
+)
 
 INSTRUCTION_NAMES = ("instruction", "question", "prompt", "query", "problem")
 # Generated columns come before the inputs' gold ones: STaR's rationale, the arithmetic
@@ -70,9 +80,11 @@ def chat_columns(fmt: str, sample: list[dict[str, Any]], given: ColumnMap) -> di
     was named), else an instruction/response pair."""
     messages = given.messages or (None if given.instruction or given.response
                                   else detect(sample, MESSAGES_NAMES, list))
-    if messages:
-        return {"messages": messages}
-    return pair_columns(fmt, sample, given)
+    cols = {"messages": messages} if messages else pair_columns(fmt, sample, given)
+    # Tool records (APIGen's, agent trajectories): the turns keep their calls and results, the
+    # rows get the offered tools.
+    cols["tools"] = "tools" if any(is_tool_record(r, messages) for r in sample) else None
+    return cols
 
 
 def preference_columns(fmt: str, sample: list[dict[str, Any]],
@@ -143,8 +155,9 @@ def check_system_column(sample: list[dict[str, Any]], column: str) -> None:
                          f"records (columns: {', '.join(seen) or 'none'})")
 
 
-def _turns(record: dict[str, Any], column: str) -> list[dict[str, str]]:
-    """A messages/conversations column as OpenAI-style turns."""
+def _turns(record: dict[str, Any], column: str) -> list[dict[str, Any]]:
+    """A messages/conversations column as OpenAI-style turns (tool calls and results in the
+    OpenAI shape, arguments as objects)."""
     value = record.get(column)
     if not isinstance(value, list) or not value:
         raise Skip(f"{column} missing or not a list of turns")
@@ -152,6 +165,12 @@ def _turns(record: dict[str, Any], column: str) -> list[dict[str, str]]:
     for turn in value:
         if not isinstance(turn, dict):
             raise Skip(f"{column} has a turn that is not an object")
+        if turn.get("tool_calls") or turn.get("role") == "tool":
+            try:
+                turns.append(normalize_turn(turn))
+            except BadTurns as exc:
+                raise Skip(f"{column}: {exc}") from None
+            continue
         role = turn.get("role") or SHAREGPT_TO_ROLE.get(str(turn.get("from")))
         content = turn.get("content", turn.get("value"))
         if role is None or not isinstance(content, str):
@@ -165,10 +184,15 @@ def _turns(record: dict[str, Any], column: str) -> list[dict[str, str]]:
 
 
 def chat_turns(record: dict[str, Any], cols: dict[str, Any],
-               mode: str) -> list[dict[str, str]]:
+               mode: str) -> list[dict[str, Any]]:
     """The record as OpenAI-style turns; reasoning per ``mode`` on the assistant turns."""
-    if "messages" in cols:
+    if cols.get("messages"):
         turns = _turns(record, cols["messages"])
+    elif cols.get("tools") and record.get("tool_calls"):
+        try:
+            turns = turns_from_columns(record, cols["instruction"])
+        except BadTurns as exc:
+            raise Skip(str(exc)) from None
     else:
         user = _text(record, cols["instruction"])
         extra = record.get(cols["input"]) if cols.get("input") else None
@@ -342,12 +366,12 @@ def write_hf(rows: Iterable[dict[str, Any]], path: Path) -> None:
     datasets.Dataset(table).save_to_disk(str(path))
 
 
-register_format("jsonl", columns=raw_columns, write=write_stable_jsonl, help=RAW_HELP,
+register_format("jsonl", columns=raw_columns, tools=True, write=write_stable_jsonl, help=RAW_HELP,
                 readers=RAW_READERS, reasoning="field")(raw_row)
-register_format("parquet", columns=raw_columns, write=write_parquet, help=RAW_HELP,
+register_format("parquet", columns=raw_columns, tools=True, write=write_parquet, help=RAW_HELP,
                 readers=RAW_READERS, reasoning="field", file="train.parquet",
                 suffix=".parquet")(raw_row)
-register_format("hf", columns=raw_columns, write=write_hf, reasoning="field", file=".",
+register_format("hf", columns=raw_columns, tools=True, write=write_hf, reasoning="field", file=".",
                 suffix="", help=RAW_HELP + "; load with `datasets.load_from_disk(FOLDER)`",
                 readers=RAW_READERS)(raw_row)
 
@@ -387,23 +411,51 @@ SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human"
                  "assistant_tag": "gpt", "system_tag": "system", "observation_tag": "observation"}
 MESSAGES_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                  "assistant_tag": "assistant", "system_tag": "system", "observation_tag": "tool"}
+#: LLaMA-Factory's tag for the model's calls (its default; named so the entry says it).
+FUNCTION_TAG = {"function_tag": "function_call"}
+
+
+def _with_tools(row: dict[str, Any], record: dict[str, Any], cols: dict[str, Any],
+                as_text: bool = False) -> dict[str, Any]:
+    """The offered tools as the row's ``tools`` column (JSON text for LLaMA-Factory, which
+    ``json.loads`` it), when the export is of tool records and this one offers any."""
+    tools = tools_of(record) if cols.get("tools") else []
+    if tools:
+        row["tools"] = json.dumps(tools, ensure_ascii=False) if as_text else tools
+    return row
+
+
+def _sharegpt_entry(file: str, cols: dict[str, Any], system: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"file_name": file, "formatting": "sharegpt",
+                             "columns": {"messages": "conversations"}, "tags": SHAREGPT_TAGS}
+    if cols.get("tools"):
+        entry["columns"]["tools"] = "tools"
+        entry["tags"] = SHAREGPT_TAGS | FUNCTION_TAG
+    return entry
 
 
 @register_format(
-    "sharegpt", columns=chat_columns, targets=("llamafactory",),
-    help="`conversations: [{from: system/human/gpt, value}]`",
+    "sharegpt", columns=chat_columns, targets=("llamafactory",), tools=True,
+    help="`conversations: [{from: system/human/gpt, value}]`; tool records: `function_call` / "
+         "`observation` turns and a `tools` column (JSON text)",
     readers="LLaMA-Factory only (dataset_info.json); not TRL: TRL maps no human/gpt roles, "
             "use --format messages or prompt-completion for TRL",
     caution="sharegpt is for LLaMA-Factory: TRL maps no human/gpt roles (with a Qwen-style "
             "template each example trains as the default system prompt alone); for TRL use "
             "--format messages, prompt-completion or dpo-chat (or --for trl)",
-    llamafactory=lambda file, cols, system: {
-        "file_name": file, "formatting": "sharegpt", "columns": {"messages": "conversations"},
-        "tags": SHAREGPT_TAGS})
+    llamafactory=_sharegpt_entry)
 def sharegpt_row(record: dict[str, Any], cols: dict[str, Any], mode: str,
                  meta: bool) -> dict[str, Any]:
+    turns = chat_turns(record, cols, mode)
+    if cols.get("tools") or is_tool_turns(turns):
+        try:
+            conversations: list[dict[str, Any]] = sharegpt_turns(turns)
+        except BadTurns as exc:
+            raise Skip(str(exc)) from None
+        return with_id(_with_tools({"conversations": conversations}, record, cols, True),
+                       record, meta)
     conversations = []
-    for turn in chat_turns(record, cols, mode):
+    for turn in turns:
         entry = {"from": ROLE_TO_SHAREGPT.get(turn["role"], turn["role"]),
                  "value": turn["content"]}
         if "reasoning_content" in turn:
@@ -412,21 +464,51 @@ def sharegpt_row(record: dict[str, Any], cols: dict[str, Any], mode: str,
     return with_id({"conversations": conversations}, record, meta)
 
 
+def _messages_entry(file: str, cols: dict[str, Any], system: bool) -> dict[str, Any]:
+    if cols.get("tools"):
+        # LLaMA-Factory's sharegpt reader sees no tool_calls; its openai reader does.
+        return {"file_name": file, "formatting": "openai",
+                "columns": {"messages": "messages", "tools": "tools"},
+                "tags": MESSAGES_TAGS | FUNCTION_TAG}
+    return {"file_name": file, "formatting": "sharegpt", "columns": {"messages": "messages"},
+            "tags": MESSAGES_TAGS}
+
+
+def _arguments_as_text(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI's fine-tuning files: arguments as JSON text, no empty content beside calls, a
+    result answers its call by id alone (the chat API's tool message has no ``name``)."""
+    out = []
+    for turn in turns:
+        if turn["role"] == "tool":
+            turn = {k: v for k, v in turn.items() if k != "name"}
+        if turn.get("tool_calls"):
+            turn = {**turn, "tool_calls": [
+                {**c, "function": {**c["function"], "arguments": json.dumps(
+                    c["function"]["arguments"], ensure_ascii=False)}}
+                for c in turn["tool_calls"]]}
+            if not turn["content"]:
+                del turn["content"]
+        out.append(turn)
+    return out
+
+
 @register_format(
-    "messages", columns=chat_columns, targets=("trl", "llamafactory", "openai"),
-    help="`messages: [{role, content}]` (OpenAI)",
+    "messages", columns=chat_columns, targets=("trl", "llamafactory", "openai"), tools=True,
+    help="`messages: [{role, content}]` (OpenAI); tool records: assistant `tool_calls`, "
+         "`tool` turns and a `tools` column",
     readers="TRL SFTTrainer (conversational), LLaMA-Factory (dataset_info.json), OpenAI "
             "fine-tuning",
-    llamafactory=lambda file, cols, system: {
-        "file_name": file, "formatting": "sharegpt", "columns": {"messages": "messages"},
-        "tags": MESSAGES_TAGS})
+    llamafactory=_messages_entry)
 def messages_row(record: dict[str, Any], cols: dict[str, Any], mode: str,
                  meta: bool) -> dict[str, Any]:
-    return with_id({"messages": chat_turns(record, cols, mode)}, record, meta)
+    turns = chat_turns(record, cols, mode)
+    if cols.get("tool_arguments") == "text":
+        turns = _arguments_as_text(turns)
+    return with_id(_with_tools({"messages": turns}, record, cols), record, meta)
 
 
 @register_format(
-    "prompt-completion", columns=chat_columns, targets=("trl",),
+    "prompt-completion", columns=chat_columns, targets=("trl",), tools=True,
     help="`prompt: [turns]`, `completion: [{role: assistant, ...}]` (message lists)",
     readers="TRL SFTTrainer (conversational prompt-completion: loss on the completion only)")
 def prompt_completion_row(record: dict[str, Any], cols: dict[str, Any], mode: str,
@@ -434,9 +516,24 @@ def prompt_completion_row(record: dict[str, Any], cols: dict[str, Any], mode: st
     # TRL's conversational prompt-completion: the chat template is applied and the loss falls
     # on the completion (the last assistant turn) only.
     turns = chat_turns(record, cols, mode)
+    while cols.get("tools") and len(turns) > 1 and turns[-1]["role"] == "tool":
+        turns = turns[:-1]  # results after the last call are no completion (APIGen ends so)
     if turns[-1]["role"] != "assistant":
         raise Skip("the last turn is not the assistant's")
-    return with_id({"prompt": turns[:-1], "completion": turns[-1:]}, record, meta)
+    return with_id(_with_tools({"prompt": turns[:-1], "completion": turns[-1:]}, record, cols),
+                   record, meta)
+
+
+@register_format(
+    "hermes", columns=chat_columns, targets=("trl",), tools=True,
+    help="`messages` as plain text: tools in the system turn, `<tool_call>{json}</tool_call>` "
+         "in the assistant's text, `<tool_response>` in `tool` turns",
+    readers="TRL SFTTrainer with a chat template without tool support (Hermes 2 Pro / ChatML "
+            "style; the calls are text)")
+def hermes_row(record: dict[str, Any], cols: dict[str, Any], mode: str,
+               meta: bool) -> dict[str, Any]:
+    return with_id({"messages": hermes_turns(chat_turns(record, cols, mode), tools_of(record))},
+                   record, meta)
 
 
 @register_format(
