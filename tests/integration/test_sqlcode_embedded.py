@@ -1,4 +1,5 @@
-"""text2sql, code-tests and tool-maker on the real embedded model (SmolLM2-135M).
+"""text2sql and code-tests on the real embedded model (SmolLM2-135M); tool-maker (LATM) is
+test_latm_embedded.py.
 
 The model rarely writes SQL that runs or code that passes its own tests, so these tests check
 the accounting and re-check every kept record the way the issue's checker does: each kept SQL
@@ -14,7 +15,7 @@ import pytest
 
 from synthloom.api import run
 from synthloom.core.recipe import Recipe
-from synthloom.methods.codetests.programs import program_of, tool_program
+from synthloom.methods.codetests.programs import program_of
 from synthloom.methods.text2sql.omnisql import last_sql_block
 from synthloom.methods.text2sql.sqlexec import recheck
 from synthloom.verify.sandbox import run_python_sync
@@ -84,22 +85,3 @@ def test_code_tests_on_the_embedded_model(tmp_path: Path) -> None:
                                           "no code block", CUT_OFF))
         # A reply cut off at its cap is a drop of the step that asked (it never runs).
         assert drop["step"] in ("problem", "solution") or not drop["reason"].startswith(CUT_OFF)
-
-
-def test_tool_maker_on_the_embedded_model(tmp_path: Path) -> None:
-    out = tmp_path / "tool-maker"
-    recipe = Recipe.load("tool-maker", {"max_tokens": "320", "timeout": "3",
-                                        "instances": "2", "use_tool.max_tokens": "200"})
-    steps = check_accounting(run(recipe, out, limit=1).to_json())
-    assert steps["make_tool"]["in"] == 1
-    for record in read_jsonl(out / "data.jsonl"):
-        assert run_python_sync(program_of(record["tool"], record["tests"])).status == "ok"
-        for instance in record["instances"]:
-            assert instance["program"] == tool_program(record["tool"], instance["call"])
-            again = run_python_sync(instance["program"])
-            assert again.status == "ok"
-            assert again.stdout.strip().splitlines()[-1][:500] == instance["output"]
-    for drop in read_jsonl(out / "dropped.jsonl"):
-        assert drop["reason"].startswith(("tests ", "not runnable:", "no task description",
-                                          "no code block", "no instance ran", CUT_OFF))
-        assert drop["step"] in ("make_tool", "use_tool") or not drop["reason"].startswith(CUT_OFF)

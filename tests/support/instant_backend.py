@@ -220,6 +220,9 @@ def _free_text(request: LLMRequest, full: str, material: _Material, rng: random.
         return f"Solution: {_prose(rng, material, 2)}\nNext request."
     if "Equal or Not Equal" in full:
         return "Not Equal"
+    latm = _latm(last, rng, material)
+    if latm is not None:
+        return latm
     tail = _LIST_END.search(last.rstrip())
     if tail:  # a numbered list to continue (Self-Instruct)
         k = int(tail.group(1))
@@ -246,6 +249,22 @@ def _free_text(request: LLMRequest, full: str, material: _Material, rng: random.
                 f"{', '.join(material.numbers[:4]) or number}.\nStep 2: combine them.\n"
                 f"The answer is {number}.\n#### {number}")
     return _prose(rng, material, 3 + rng.randrange(3))
+
+
+def _latm(last: str, rng: random.Random, material: _Material) -> str | None:
+    """LATM's formats (methods/latm): the dispatcher names a task of its menu, the wrapper
+    gives a function and a use case, the tool user a call that sets ``ans``; else None."""
+    if "Classify the following question into one task" in last:
+        offered = re.findall(r"^Task: (\S+)$", last, re.MULTILINE)
+        return f"Task: {rng.choice(offered)}" if offered else "Task: unknown"
+    if "Use cases:" in last and "Success!" in last:
+        return ("Here is a function to solve a class of problems:\n```python\n"
+                "def tool(x):\n    return x\n```\n\nUse cases:\nQuestion: "
+                f"{_question(rng, material)}\nSolution:\n```python\nret = tool(1)\n"
+                "ans = ret\n```")
+    if last.startswith("Here is a function to solve a class of problems"):
+        return f"```python\nret = tool({rng.randrange(1, 200)})\nans = str(ret)\n```"
+    return None
 
 
 def _question(rng: random.Random, material: _Material) -> str:

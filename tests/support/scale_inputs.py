@@ -414,7 +414,7 @@ GENERATORS: dict[str, Callable[[Path, int], ScaleCase]] = {
     "targen": _targen,
     "text2sql": _text2sql,
     "textbook": _textbook,
-    "tool-maker": _snippets,
+    "tool-maker": _latm_tasks,
     "web-mining": _docs(),
 }
 

@@ -1,5 +1,6 @@
-"""code-tests (OSS-Instruct) and tool-maker (LATM) with the scripted test backend (a test
-double for the model); the sandbox runs are real, and every kept record is run again."""
+"""code-tests (OSS-Instruct) with the scripted test backend (a test double for the model); the
+sandbox runs are real, and every kept record is run again. tool-maker (LATM) is tested in
+test_latm.py: its old snippet-seeded steps here were replaced by the authors' pipeline."""
 
 from __future__ import annotations
 
@@ -53,18 +54,6 @@ def responder(request, seed) -> str:
         name = re.search(r"PROBLEM\[(\w+)\]", text).group(1)
         solution, tests = SOLUTIONS[name]
         return f"Here it is:\n```python\n{solution}\n```\nTests:\n```python\n{tests}\n```"
-    if "tool maker" in system:
-        if function_of(text) == "fill":
-            return "Task: Reverse any word.\n```python\ndef rev(w):\n    return w\n```\n" \
-                   "```python\nassert rev('ab') == 'ba'\n```"
-        return ("Task: Count the vowels of any word.\n```python\ndef count_vowels(word):\n"
-                "    return sum(c in 'aeiou' for c in word.lower())\n```\n```python\n"
-                "assert count_vowels('Apple') == 2\n```")
-    if "tool user" in system:
-        return json.dumps({"instances": [
-            {"question": "How many vowels does banana have?", "call": "count_vowels('banana')"},
-            {"question": "What is the length of kiwi?", "call": "len('kiwi')"},
-            {"question": "How many vowels does 42 have?", "call": "count_vowels(42)"}]})
     raise AssertionError(system)
 
 
@@ -102,23 +91,6 @@ def test_keep_failing_marks_instead_of_dropping(tmp_path: Path) -> None:
     kept = read_jsonl(tmp_path / "out" / "data.jsonl")
     assert [r["verified"] for r in kept] == [True, False]
     assert kept[1]["reject_reason"] == "tests error: AssertionError"
-
-
-def test_tool_maker_verifies_the_tool_and_runs_each_instance(tmp_path: Path) -> None:
-    backend = ScriptedTestBackend(responder)
-    summary = run(Recipe.load("tool-maker", {"timeout": "2"}), tmp_path / "out", backend, 2)
-    steps = {s["name"]: s for s in summary["steps"]}
-    assert all(step_closes(s) for s in steps.values())
-    assert steps["verify_tool"]["dropped"] == 1  # rev('ab') == 'ab' fails its test
-    assert steps["use_tool"]["in"] == 1 and steps["use_tool"]["llm_calls"] == 1
-    [record] = read_jsonl(tmp_path / "out" / "data.jsonl")
-    assert record["functions"] == ["count_vowels"] and record["verified"] is True
-    [instance] = record["instances"]  # len() does not use the tool; 42 has no .lower()
-    assert instance["call"] == "count_vowels('banana')" and instance["output"] == "3"
-    assert run_python_sync(instance["program"]).stdout.strip() == "3"
-    rejected = record["_meta"]["instances_rejected"]
-    assert rejected[0] == "instance 1: call does not use the tool (count_vowels)"
-    assert rejected[1].startswith("instance 2: error: AttributeError")
 
 
 def test_static_checks() -> None:
@@ -160,22 +132,3 @@ def test_stdlib_snippets_are_real_functions(tmp_path: Path) -> None:
     step = step_type("code_snippets")(name="s", path=str(source))
     found = list(step.read(RunContext(run_dir=tmp_path)))
     assert [f["seed_snippet"]["origin"] for f in found] == ["mod.py (a, lines 3-5)"]
-
-
-def test_tool_without_task_line_takes_its_docstring(tmp_path: Path) -> None:
-    def respond(request, seed) -> str:
-        if "tool maker" in request.messages[0]["content"]:
-            return ("```python\ndef double(x):\n    \"\"\"Double any number given to it.\n\n"
-                    "    More text.\"\"\"\n    return 2 * x\n\nassert double(2) == 4\n```")
-        return responder(request, seed)
-
-    recipe = Recipe.load("tool-maker", {"timeout": "2"})
-    run(recipe, tmp_path / "out", ScriptedTestBackend(respond), 1)
-    dropped = read_jsonl(tmp_path / "out" / "dropped.jsonl")
-    # The scripted tool user calls count_vowels, not double: dropped at use_tool.
-    assert [d["step"] for d in dropped] == ["use_tool"]
-    record = dropped[0]["record"]
-    assert record["task"] == "Double any number given to it." and \
-        record["task_source"] == "docstring"
-    assert record["tests"] == "assert double(2) == 4" and record["verified"] is True
-    assert "call does not use the tool (double)" in dropped[0]["reason"]

@@ -136,24 +136,6 @@ async def run_tests(solution: str, tests: str, limits: SandboxLimits) -> tuple[S
     return result, result.status == "ok" and reached
 
 
-def call_target(call: str, functions: list[str]) -> str | None:
-    """Why ``call`` is not one expression that calls one of ``functions`` (None: it is)."""
-    try:
-        tree = ast.parse(call.strip(), mode="eval")
-    except SyntaxError as exc:
-        return f"call does not parse: {exc.msg}"
-    names = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)
-             and isinstance(n.func, ast.Name)}
-    if not names & set(functions):
-        return f"call does not use the tool ({', '.join(functions)})"
-    return None
-
-
-def tool_program(tool: str, call: str) -> str:
-    """A tool-user program: the tool, then the call, its value printed with ``repr``."""
-    return f"{tool.rstrip()}\n\n_answer = {call.strip()}\nprint(repr(_answer))\n"
-
-
 def snippet_columns(record: dict[str, Any]) -> dict[str, str]:
     seed = record.get("seed_snippet")
     return seed if isinstance(seed, dict) else {"source": str(seed or ""), "origin": "unknown"}

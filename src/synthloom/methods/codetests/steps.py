@@ -1,4 +1,4 @@
-"""OSS-Instruct with executed tests, and LATM's tool maker / tool user, as synthloom steps.
+"""OSS-Instruct with executed tests, as synthloom steps.
 
 * ``code_snippets`` (source): real code seeds: a JSONL (``code``/``source`` + ``origin``), or
   Python files / a folder, whose top-level functions are taken with ``ast``.
@@ -8,17 +8,14 @@
 * ``codetests_run``: static checks (both parse, the tests assert and call the solution), then
   solution + tests run in the sandbox (``verify/sandbox.py``); kept only when they pass, else
   dropped with the sandbox status and the first error line.
-* ``latm_make_tool``: "Task: ..." + a reusable function + tests, as fenced code blocks (verified by
-  ``codetests_run`` with ``solution: tool``).
-* ``latm_use_tool``: instances of the family, each solved by a program = tool + call, run in
-  the sandbox; instances that run are kept with their output.
+
+LATM (the tool-maker recipe) lives in ``synthloom.methods.latm``.
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
-import re
 from abc import abstractmethod
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -41,18 +38,15 @@ from synthloom.core.steps import (
 from synthloom.llm.types import LLMResponse
 from synthloom.methods.codetests.programs import (
     Checked,
-    call_target,
     check_program,
     first_error_line,
     run_tests,
     snippet_columns,
     split_reply,
-    strip_fences,
-    tool_program,
 )
 from synthloom.methods.codetests.stdlib_snippets import stdlib_snippets
 from synthloom.prompting.templated import TemplatedStep, parsed_object
-from synthloom.verify.sandbox import SandboxLimits, run_python
+from synthloom.verify.sandbox import SandboxLimits
 
 # --- seeds ---------------------------------------------------------------------------------
 
@@ -276,133 +270,3 @@ class CodeTestsRun(MapStep):
         if self.config.keep_failing:
             return Output(columns={**columns, "verified": False, "reject_reason": reason})
         return ItemResult.drop(reason)
-
-
-# --- LATM ----------------------------------------------------------------------------------
-
-
-class MakeToolConfig(_JsonStepConfig):
-    template: str = "codetests/prompts/tool_make.jinja"
-    temperature: float = 0.4
-    max_tokens: int = 640
-
-
-@register_step
-class LatmMakeTool(_JsonStep):
-    """LATM's tool maker: a task family ("Task: ..."), one reusable function for it and its
-    tests, as fenced code blocks."""
-
-    type_name = "latm_make_tool"
-    Config = MakeToolConfig
-    config: MakeToolConfig
-
-    def schema(self) -> dict[str, Any] | None:
-        return None
-
-    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
-        response = await self._ask({**record, "seed_snippet": snippet_columns(record)}, ctx)
-        preface, tool, tests = split_reply(response.text)
-        if not tool:
-            return ItemResult.drop(f"no code block in the reply{_cut(response)}")
-        task = re.sub(r"^\W*task\W*:\s*", "", preface, flags=re.I).strip()
-        task, task_source = " ".join(task.split())[:600], "reply"
-        if len(task.split()) < 3:  # no "Task:" line: the tool's docstring says what it does
-            task, task_source = _docstring_summary(tool), "docstring"
-        if len(task.split()) < 3:
-            return ItemResult.drop(f"no task description (none before the code, no docstring): "
-                                   f"{task!r}")
-        return self.output(response, {"task": task, "task_source": task_source, "tool": tool,
-                                        "tests": tests})
-
-
-def _docstring_summary(code: str) -> str:
-    """The first paragraph of the first function's docstring ('' when there is none)."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return ""
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
-            doc = ast.get_docstring(node) or ""
-            return " ".join(doc.split("\n\n")[0].split())[:600]
-    return ""
-
-
-class UseToolConfig(_JsonStepConfig):
-    template: str = "codetests/prompts/tool_use.jinja"
-    temperature: float = 0.7
-    max_tokens: int = 384
-    #: Instances asked for per tool.
-    instances: int = Field(default=3, ge=1, le=10)
-    question_max_chars: int = Field(default=240, ge=10, le=900)
-    call_max_chars: int = Field(default=200, ge=5, le=900)
-    timeout_s: float = 5.0
-    memory_mb: int = 256
-    concurrency: int = 4
-
-
-@register_step
-class LatmUseTool(_JsonStep):
-    """LATM's tool user: concrete questions of the family, each answered by a program that is
-    the tool plus one call, run in the sandbox. Instances whose program fails are listed in
-    ``_meta.instances_rejected``; a tool with no working instance is dropped."""
-
-    type_name = "latm_use_tool"
-    Config = UseToolConfig
-    config: UseToolConfig
-
-    def setup(self, ctx: RunContext) -> None:
-        super().setup(ctx)
-        self._gate: asyncio.Semaphore | None = None
-
-    def _config_variables(self) -> set[str]:
-        return {"n"}
-
-    def reads(self) -> list[str]:
-        return sorted({*super().reads(), "functions"})
-
-    def schema(self) -> dict[str, Any]:
-        cfg = self.config
-        item = _object({"question": _string(cfg.question_max_chars, 5),
-                        "call": _string(cfg.call_max_chars, 3)})
-        return _object({"instances": {"type": "array", "minItems": cfg.instances,
-                                      "maxItems": cfg.instances, "items": item}})
-
-    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
-        cfg = self.config
-        if getattr(self, "_gate", None) is None:
-            self._gate = asyncio.Semaphore(cfg.concurrency)
-        response = await self._ask({**record, "n": cfg.instances}, ctx)
-        raw = parsed_object(response).get("instances")
-        tool = str(record["tool"])
-        functions = list(record.get("functions") or [])
-        limits = SandboxLimits(timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb,
-                               output_bytes=4000)
-        kept: list[dict[str, Any]] = []
-        rejected: list[str] = []
-        for i, item in enumerate(raw if isinstance(raw, list) else []):
-            question = str(item.get("question", "")).strip() if isinstance(item, dict) else ""
-            call = strip_fences(str(item.get("call", ""))).strip() \
-                if isinstance(item, dict) else ""
-            problem = call_target(call, functions)
-            if problem is not None:
-                rejected.append(f"instance {i}: {problem}")
-                continue
-            program = tool_program(tool, call)
-            async with self._gate:
-                result = await run_python(program, limits)
-            if result.status != "ok" or not result.stdout.strip():
-                why = first_error_line(result) if result.status != "ok" else "printed nothing"
-                rejected.append(f"instance {i}: {result.status}: {why}")
-                continue
-            kept.append({"question": question, "call": call, "program": program,
-                         "status": result.status,
-                         "output": result.stdout.strip().splitlines()[-1][:500]})
-        if not kept:
-            shown = "; ".join(rejected[:3]) or "no instances"
-            return ItemResult.drop(f"no instance ran with the tool ({shown})")
-        output = self.output(response, {"instances": kept})
-        output.meta.update({"instances_asked": cfg.instances, "instances_kept": len(kept)})
-        if rejected:
-            output.meta["instances_rejected"] = rejected
-        return output
