@@ -15,6 +15,7 @@ from synthloom.verify.logic import LEVELS, TASKS, make_item, verify_answer
 from synthloom.verify.logic.boolexpr import COMPARE, FALSE_FACTS, TRUE_FACTS, expression
 from synthloom.verify.logic.brackets import closing, first_error
 from synthloom.verify.logic.counting import count_of
+from synthloom.verify.logic.cryptarithm import calculate, equation_solutions
 from synthloom.verify.logic.dyckthoughts import correct_thoughts, wrong_thoughts
 from synthloom.verify.logic.exchange import replay
 from synthloom.verify.logic.fillgrids import hamiltonian_path
@@ -467,3 +468,38 @@ def test_operation_evaluates_with_the_stated_precedence() -> None:
     assert verify_answer(item, f"\\boxed{{{item['answer']}}}") is None
     value = Fraction(item["answer"])
     assert verify_answer(item, f"{float(value):.9f}") is None  # decimals close enough
+
+
+def _brute_crypt(words: list[str], ops: list[str], result: str) -> list[dict]:
+    letters = sorted(set("".join(words) + result))
+    leading = {w[0] for w in [*words, result] if len(w) > 1}
+    out = []
+    for digits in itertools.permutations(range(10), len(letters)):
+        m = dict(zip(letters, digits, strict=True))
+        if any(m[c] == 0 for c in leading):
+            continue
+        value = [int("".join(str(m[c]) for c in w)) for w in words]
+        if calculate(value, ops) == int("".join(str(m[c]) for c in result)):
+            out.append(m)
+    return out
+
+
+def test_cryptarithm_with_minus_and_times() -> None:
+    assert calculate([2, 3, 4, 5], ["+", "*", "-"]) == 9  # * first, then left to right
+    # The modular solver agrees with brute force, for every operator mix.
+    cases = [(["AB", "C"], ["*"], "DEB"), (["ABC", "DE"], ["-"], "FGA"),
+             (["AB", "CD", "E"], ["*", "-"], "FGH")]
+    for words, ops, result in cases:
+        brute = _brute_crypt(words, ops, result)
+        found = equation_solutions(words, ops, result, 10**6)
+        assert {tuple(sorted(m.items())) for m in found} == \
+            {tuple(sorted(m.items())) for m in brute} and brute, (words, ops, result)
+    seen = set()
+    for level, seed in itertools.product((2, 4, 5), range(3)):
+        item = make_item("cryptarithm", level, seed)
+        seen.update(item["operators"])
+        if len(set("".join(item["words"]) + item["result"])) <= 6:
+            assert len(_brute_crypt(item["words"], item["operators"], item["result"])) == 1
+    assert {"-", "*"} <= seen
+    assert make_item("cryptarithm", 1, 0)["operators"] == ["+"]
+    assert len(make_item("cryptarithm", 5, 0)["operators"]) == 3
