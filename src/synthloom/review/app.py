@@ -195,8 +195,9 @@ class ReviewApp:
         if isinstance(row, str):  # a line that is not JSON: say which and why
             return self.render("row.html", key=key, line=line, n=n, error=row, record={},
                                wrapper={}, columns=[], reasoning=[], meta={}, chain=[],
-                               source=None, prompt=None, decision=None, editable=[],
+                               source=None, prompt=None, decision=None, editable=[], turns=None,
                                file=self.index.files[key], before=None, after=None)
+        from synthloom.review.conversation import conversation
         from synthloom.review.provenance import chain, prompt_of, source_view
 
         row = redact(row)
@@ -217,7 +218,8 @@ class ReviewApp:
             before=before, after=after,
             columns=columns, reasoning=reasoning, meta=meta, file=self.index.files[key],
             chain=chain(self.index, record), source=source_view(self.run_dir, record),
-            prompt=prompt_of(self.run_dir, record), decision=d, editable=editable)
+            prompt=prompt_of(self.run_dir, record), decision=d, editable=editable,
+            turns=conversation(record) if record else None)
 
     async def decide(self, request: Request) -> Response:
         if not _same_origin(request):
