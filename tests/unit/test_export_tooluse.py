@@ -212,3 +212,48 @@ def test_for_targets_choose_formats_that_keep_the_calls(run: Path, tmp_path: Pat
     # A format without calls warns that it leaves them out.
     al = export(run, tmp_path / "al", ExportOptions(format="alpaca"))
     assert any("no place for tool calls" in w for w in al.warnings)
+
+
+def test_multi_turn_trajectory_alternates_for_llamafactory(tmp_path: Path) -> None:
+    """An agent trajectory (agent-trajectories' shape: several user turns, calls with text
+    beside them, an error result): every call survives in every format, ShareGPT alternates."""
+    def call(i: int, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        return {"id": f"c{i}", "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)}}
+
+    messages = [
+        {"role": "system", "content": "Store policy: refunds within 30 days."},
+        {"role": "user", "content": "Hi, I want to return order 7."},
+        {"role": "assistant", "content": "Let me check.",
+         "tool_calls": [call(1, "get_order", {"order_id": 7})]},
+        {"role": "tool", "tool_call_id": "c1", "name": "get_order",
+         "content": '{"order_id": 7, "days": 3}'},
+        {"role": "assistant", "content": "It qualifies. Shall I refund it?"},
+        {"role": "user", "content": "Yes please."},
+        {"role": "assistant", "content": None,
+         "tool_calls": [call(2, "refund", {"order_id": 7, "amount": 12.5})]},
+        {"role": "tool", "tool_call_id": "c2", "name": "refund",
+         "content": "error: ValueError: amount exceeds the order total"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [call(3, "refund", {"order_id": 7, "amount": 10})]},
+        {"role": "tool", "tool_call_id": "c3", "name": "refund", "content": '{"ok": true}'},
+        {"role": "assistant", "content": "Refunded 10."}]
+    tools = [{"type": "function", "function": {"name": n, "parameters": {"type": "object"}}}
+             for n in ("get_order", "refund")]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "data.jsonl").write_text(json.dumps({"messages": messages, "tools": tools}) + "\n")
+    calls = [("get_order", {"order_id": 7}), ("refund", {"order_id": 7, "amount": 12.5}),
+             ("refund", {"order_id": 7, "amount": 10})]
+    [sg] = rows(export(run, tmp_path / "s", ExportOptions(target="llamafactory")).data_path)
+    assert [t["from"] for t in sg["conversations"]] == [
+        "system", "human", "function_call", "observation", "gpt", "human", "function_call",
+        "observation", "function_call", "observation", "gpt"]
+    assert calls_in_sharegpt(sg["conversations"]) == calls
+    assert "amount exceeds" in sg["conversations"][7]["value"]  # the error result is kept
+    [msg] = rows(export(run, tmp_path / "m", ExportOptions(target="trl")).data_path)
+    assert calls_in_messages(msg["messages"]) == calls
+    assert msg["messages"][2]["content"] == "Let me check."  # text beside calls kept here
+    [he] = rows(export(run, tmp_path / "h", ExportOptions(format="hermes")).data_path)
+    assert calls_in_hermes(he["messages"]) == calls
+    assert he["messages"][2]["content"].startswith("Let me check.\n<tool_call>")
