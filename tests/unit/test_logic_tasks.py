@@ -149,6 +149,15 @@ def _swap_blank_and_shown(item: dict) -> str:
     return json.dumps(matrix)
 
 
+def _turn_hidden_arrow(item: dict) -> str:
+    """The first hidden arrow turned: its number's rays lose at least that cell."""
+    grid = json.loads(item["answer"].replace("'", '"'))
+    r, c = next((r, c) for r, row in enumerate(item["shown"]) for c, v in enumerate(row)
+                if v == "X")
+    grid[r][c] = "↑" if grid[r][c] != "↑" else "↓"
+    return json.dumps(grid, ensure_ascii=False)
+
+
 def _swap_two_items(item: dict) -> str:
     """The first two people's final items swapped (the items are distinct)."""
     pairs = re.findall(r"\('([^']+)','([^']+)'\)", item["answer"])
@@ -199,6 +208,7 @@ CORRUPT: dict[str, Callable[[dict], str]] = {
     "object_properties": lambda item: "0" if item["answer"] == "unknown" else
     str(int(item["answer"]) + 1),
     "operation": lambda item: item["answer"] + "1",  # ten times off, and more
+    "arrow_maze": _turn_hidden_arrow,
     "word_sorting_mistake": lambda item: "1" if item["answer"] == "No" else
     str(int(item["answer"]) + 1),
     "dyck_language_reasoning_errors": lambda item: item["answer"].rsplit(",", 1)[0]

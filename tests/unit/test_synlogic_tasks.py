@@ -12,6 +12,7 @@ from fractions import Fraction
 import pytest
 
 from synthloom.verify.logic import LEVELS, TASKS, make_item, verify_answer
+from synthloom.verify.logic.arrows import check_arrows
 from synthloom.verify.logic.boolexpr import COMPARE, FALSE_FACTS, TRUE_FACTS, expression
 from synthloom.verify.logic.brackets import closing, first_error
 from synthloom.verify.logic.counting import count_of
@@ -36,7 +37,7 @@ SYNLOGIC = {"sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean
             "futoshiki", "kukurasu", "star_placement_puzzle", "numbrix", "survo", "calcudoko",
             "campsite", "norinori", "minesweeper", "number_wall", "time_sequence",
             "web_of_lies", "object_counting", "goods_exchange", "word_sorting_mistake",
-            "dyck_language_reasoning_errors", "object_properties", "operation"}
+            "dyck_language_reasoning_errors", "object_properties", "operation", "arrow_maze"}
 
 
 def test_the_synlogic_tasks_are_marked_and_cite_the_authors_file() -> None:
@@ -503,3 +504,25 @@ def test_cryptarithm_with_minus_and_times() -> None:
     assert {"-", "*"} <= seen
     assert make_item("cryptarithm", 1, 0)["operators"] == ["+"]
     assert len(make_item("cryptarithm", 5, 0)["operators"]) == 3
+
+
+def test_arrow_maze_rules() -> None:
+    shown = [["X", "2", "X"], ["X", "X", "X"]]
+    assert check_arrows([["←", "2", "→"], ["↙", "↓", "↘"]], shown) is not None  # 5 arrows
+    assert check_arrows([["←", "2", "→"], ["X", "X", "X"]], shown) is not None  # blanks left
+    shown = [["X", "3", "X"], ["X", "X", "X"]]
+    assert check_arrows([["←", "3", "→"], ["↙", "↓", "X"]], shown) is not None
+    assert check_arrows([["←", "3", "→"], ["↙", "↓", "←"]], shown) is not None  # ← uncovered
+    # Two different fillings of one maze both keep the rules.
+    shown = [["X", "4", "X"], ["X", "X", "X"]]
+    assert check_arrows([["←", "4", "→"], ["↙", "↓", "↘"]], shown) is not None  # 5, not 4
+    shown = [["1", "X", "3"], ["X", "X", "X"]]
+    ok = [["1", "←", "3"], ["↓", "↙", "↓"]]  # 3: ←, ↙, ↓; 1: ↓
+    assert check_arrows(ok, shown) is None
+    assert check_arrows([["1", "←", "3"], ["↓", "↓", "↓"]], shown) is not None  # 3 has 2
+    assert check_arrows([["1", "←", "3"], ["↑", "↙", "↓"]], shown) is not None  # ↑ uncovered
+    assert check_arrows([["2", "←", "3"], ["↓", "↙", "↓"]], shown) is not None  # number changed
+    for seed in range(10):
+        item = make_item("arrow_maze", 3, seed)
+        assert all(v.isdigit() and int(v) > 0 for row in item["shown"] for v in row
+                   if v not in ("X", *"↑↓←→↖↗↘↙"))
