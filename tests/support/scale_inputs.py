@@ -223,6 +223,21 @@ def _math(folder: Path, n: int) -> ScaleCase:
     return ScaleCase({"input": str(write_jsonl(folder / "problems.jsonl", math_problems(n)))}, n)
 
 
+def _kg_reasoning(folder: Path, n: int) -> ScaleCase:
+    # GSM8K-shaped problems and a KG file of the user's that links each problem's item to its
+    # answer (MedReason's KG is external): the instant backend's own triples are single words,
+    # never the number a math answer is, so without the file no path would reach an answer.
+    case = _math(folder, n)
+    rows = [json.loads(line) for line in Path(case.overrides["input"]).read_text().splitlines()]
+    triples = {(item, "is counted in", row["answer"].rsplit("####", 1)[1].strip())
+               for row in rows for item in _ITEMS if f" {item}" in row["question"]}
+    graph = write_jsonl(folder / "kg.jsonl", [{"head": h, "relation": r, "tail": t}
+                                              for h, r, t in sorted(triples)])
+    return ScaleCase({**case.overrides, "scope": "all", "graph_file": str(graph)}, n,
+                     ["graph_file: a KG that links items to answers (the instant backend's "
+                      "triples never name a number)", "scope=all: one graph, the file's"])
+
+
 def _seeds(param: str, key: str = "instruction") -> Callable[[Path, int], ScaleCase]:
     def build(folder: Path, n: int) -> ScaleCase:
         rows = [{key: text} for text in instructions(n)]
@@ -396,6 +411,7 @@ GENERATORS: dict[str, Callable[[Path, int], ScaleCase]] = {
     "doc-qa": _docs(),
     "evol-instruct": _seeds("seeds"),
     "kg-questions": _docs(),
+    "kg-reasoning": _kg_reasoning,
     "logic": _logic,
     "logic-solve": _logic,
     "long-context": _docs(),

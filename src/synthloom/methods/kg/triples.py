@@ -26,9 +26,14 @@ from synthloom.quality.text import plain_words
 class TriplesConfig(StepConfig):
     template: str = "kg/prompts/triples.jinja"
     text_column: str = "text"
+    #: More columns read as part of the text (MedReason: a QA pair's question and its gold
+    #: solution together state the facts its graph is made of).
+    context_columns: list[str] = []
     max_triples: int = Field(default=5, ge=1, le=20)
     #: Both entities must occur (normalised, whole words) in the chunk.
     require_in_chunk: bool = True
+    #: Numbers are entities too ("117", "12 rolls"): a math word problem's answer is one.
+    allow_numbers: bool = False
     entity_max_chars: int = 60
     relation_max_chars: int = 40
     temperature: float = 0.2
@@ -45,7 +50,8 @@ class KgTriples(TemplatedStep, MapStep):
     config: TriplesConfig
 
     def reads(self) -> list[str]:
-        return sorted({*(self.template().variables - {"text", "n"}), self.config.text_column})
+        return sorted({*(self.template().variables - {"text", "n"}), self.config.text_column,
+                       *self.config.context_columns})
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -65,13 +71,16 @@ class KgTriples(TemplatedStep, MapStep):
         text = record.get(cfg.text_column)
         if not isinstance(text, str) or not plain_words(text):
             return ItemResult.drop(f"no chunk text in column {cfg.text_column!r}")
+        extra = [str(record[c]) for c in cfg.context_columns if record.get(c) not in (None, "")]
+        text = "\n".join([text, *extra])
         per_triple = (2 * cfg.entity_max_chars + cfg.relation_max_chars) // 3 + 20
         response = await self.ask(ctx, {**record, "text": text, "n": cfg.max_triples},
                                   schema=self.schema,
                                   max_tokens=cfg.max_tokens or cfg.max_triples * per_triple + 16)
         parsed = parsed_object(response)
         raw = parsed.get("triples") if isinstance(parsed.get("triples"), list) else []
-        triples, problems = usable_triples(raw[: cfg.max_triples], text, cfg.require_in_chunk)
+        triples, problems = usable_triples(raw[: cfg.max_triples], text, cfg.require_in_chunk,
+                                            allow_numbers=cfg.allow_numbers)
         if not triples:
             detail = f" ({'; '.join(problems)})" if problems else ""
             return ItemResult.drop(f"model returned 0 usable triples{detail}")
@@ -82,9 +91,13 @@ class KgTriples(TemplatedStep, MapStep):
         return self.output(response, {"triples": triples}, meta=meta)
 
 
-def usable_triples(raw: list[Any], chunk: str, require_in_chunk: bool = True
-                   ) -> tuple[list[dict[str, Any]], list[str]]:
+def usable_triples(raw: list[Any], chunk: str, require_in_chunk: bool = True, *,
+                   allow_numbers: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
     padded = token_text(chunk)
+
+    def named(key: str) -> bool:
+        return is_informative(key) or (allow_numbers and any(t.isdigit() for t in key.split()))
+
     triples: list[dict[str, Any]] = []
     problems: list[str] = []
     seen: set[tuple[str, str, str]] = set()
@@ -95,8 +108,8 @@ def usable_triples(raw: list[Any], chunk: str, require_in_chunk: bool = True
         head, relation, tail = (" ".join(str(item.get(k) or "").split())
                                 for k in ("head", "relation", "tail"))
         head_key, tail_key = normalize_entity(head), normalize_entity(tail)
-        if not is_informative(head_key) or not is_informative(tail_key):
-            problems.append(f"triple {i}: {'head' if not is_informative(head_key) else 'tail'} "
+        if not named(head_key) or not named(tail_key):
+            problems.append(f"triple {i}: {'head' if not named(head_key) else 'tail'} "
                             "is not a name")
             continue
         if head_key == tail_key:
