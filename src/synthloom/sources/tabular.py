@@ -89,8 +89,46 @@ def _too_deep() -> NestedTooDeep:
     return NestedTooDeep(f"JSON nested more than {MAX_NESTING} levels deep: not read")
 
 
+def _json_array(path: Path, encoding: str) -> bool:
+    """Whether a ``.json`` file is one JSON array (``[{...}, ...]``) rather than JSON lines."""
+    if path.suffix.lower() != ".json":
+        return False
+    with path.open(encoding=encoding, errors="replace") as handle:
+        head = handle.read(SNIFF_BYTES).lstrip("\ufeff \t\r\n")
+    return head.startswith("[")
+
+
+def iter_json_array(path: Path, encoding: str) -> Iterator[Row]:
+    """The objects of a file holding one JSON array (the Loong seed sets' shape), each named
+    ``file#row=N``; read whole (such files are small), checked as JSONL rows are."""
+    name = shown(path)
+    try:
+        rows = json.loads(path.read_text(encoding=encoding, errors="replace"))
+    except json.JSONDecodeError as exc:
+        yield name, CorruptDocument(f"not JSON ({exc})")
+        return
+    except RecursionError:
+        yield name, _too_deep()
+        return
+    for number, row in enumerate(rows if isinstance(rows, list) else [rows], start=1):
+        where = f"{name}#row={number}"
+        if isinstance(row, dict | list) and nested_deeper(row, MAX_NESTING):
+            yield where, _too_deep()
+        elif lone_surrogate(row) is not None:
+            yield where, CorruptDocument("string with a lone UTF-16 surrogate escape: not read")
+        elif isinstance(row, str):
+            yield where, {"text": row}
+        elif not isinstance(row, dict):
+            yield where, CorruptDocument(f"expected an object, got {type(row).__name__}")
+        else:
+            yield where, row
+
+
 def iter_jsonl(path: Path) -> Iterator[Row]:
     encoding = _stream_encoding(path)
+    if _json_array(path, encoding):
+        yield from iter_json_array(path, encoding)
+        return
     name = shown(path)
     with path.open(encoding=encoding, errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
