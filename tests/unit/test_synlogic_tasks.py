@@ -31,13 +31,15 @@ from synthloom.verify.logic.properties import apply, outcome
 from synthloom.verify.logic.regions import cage_holds
 from synthloom.verify.logic.schedule import solve
 from synthloom.verify.logic.sortmistake import first_mistake, trace
+from synthloom.verify.logic.wordscapes import check_fill
 
 SYNLOGIC = {"sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_expressions",
             "dyck_language", "dyck_language_errors", "math_path", "skyscraper_puzzle",
             "futoshiki", "kukurasu", "star_placement_puzzle", "numbrix", "survo", "calcudoko",
             "campsite", "norinori", "minesweeper", "number_wall", "time_sequence",
             "web_of_lies", "object_counting", "goods_exchange", "word_sorting_mistake",
-            "dyck_language_reasoning_errors", "object_properties", "operation", "arrow_maze"}
+            "dyck_language_reasoning_errors", "object_properties", "operation", "arrow_maze",
+            "wordscapes"}
 
 
 def test_the_synlogic_tasks_are_marked_and_cite_the_authors_file() -> None:
@@ -526,3 +528,18 @@ def test_arrow_maze_rules() -> None:
         item = make_item("arrow_maze", 3, seed)
         assert all(v.isdigit() and int(v) > 0 for row in item["shown"] for v in row
                    if v not in ("X", *"↑↓←→↖↗↘↙"))
+
+
+def test_wordscapes_rules() -> None:
+    shape = [["X", "X", "X", "X"], ["0", "0", "0", "X"], ["0", "0", "0", "X"],
+             ["0", "0", "0", "X"]]
+    grid = [list("kind"), [" ", " ", " ", "o"], [" ", " ", " ", "o"], [" ", " ", " ", "r"]]
+    assert check_fill(grid, shape, ["kind"], ["door"]) is None
+    assert check_fill(grid, shape, ["bind"], ["door"]) is not None
+    grid[1][0] = "a"
+    assert check_fill(grid, shape, ["kind"], ["door"]) is not None  # a letter on a blank
+    # A word must sit in one run of letters, not across a blank.
+    shape = [["X", "X", "0", "X", "X"]]
+    assert check_fill([list("ab cd")], shape, ["abcd"], []) is not None
+    item = make_item("wordscapes", 4, 1)
+    assert verify_answer(item, item["answer"].upper().replace('"', "'")) is None

@@ -33,6 +33,7 @@ from synthloom.verify.logic import (  # noqa: F401 - importing registers the tas
     schedule,
     sortmistake,
     words,
+    wordscapes,
     zebra,
 )
 from synthloom.verify.logic.base import (
@@ -58,7 +59,7 @@ ORDER = ["sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_ex
          "campsite", "norinori", "minesweeper", "number_wall", "time_sequence", "web_of_lies",
          "object_counting", "object_properties", "operation",
          "goods_exchange", "word_sorting_mistake",
-         "dyck_language_reasoning_errors", "arrow_maze",
+         "dyck_language_reasoning_errors", "arrow_maze", "wordscapes",
          # ours (not SynLogic's; see each task's ``synlogic``):
          "caesar", "vigenere", "knights_knaves", "maze", "n_queens", "graph_coloring", "bit_ops",
          "sequence", "word_sorting_rules", "anagram"]
