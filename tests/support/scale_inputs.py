@@ -423,6 +423,7 @@ GENERATORS: dict[str, Callable[[Path, int], ScaleCase]] = {
     "personas": _docs(embedder="hashing"),
     "pot": _math,
     "quickstart": _quickstart,
+    "reasoning-distill": _math,
     "self-consistency": _math,
     "self-instruct": _self_instruct,
     "star": _math,
