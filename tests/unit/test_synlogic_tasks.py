@@ -12,6 +12,7 @@ from fractions import Fraction
 import pytest
 
 from synthloom.verify.logic import LEVELS, TASKS, make_item, verify_answer
+from synthloom.verify.logic.arc import RULES, run, test_outputs
 from synthloom.verify.logic.arrows import check_arrows
 from synthloom.verify.logic.boolexpr import COMPARE, FALSE_FACTS, TRUE_FACTS, expression
 from synthloom.verify.logic.brackets import closing, first_error
@@ -39,7 +40,7 @@ SYNLOGIC = {"sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean
             "campsite", "norinori", "minesweeper", "number_wall", "time_sequence",
             "web_of_lies", "object_counting", "goods_exchange", "word_sorting_mistake",
             "dyck_language_reasoning_errors", "object_properties", "operation", "arrow_maze",
-            "wordscapes"}
+            "wordscapes", "arc_agi"}
 
 
 def test_the_synlogic_tasks_are_marked_and_cite_the_authors_file() -> None:
@@ -543,3 +544,24 @@ def test_wordscapes_rules() -> None:
     assert check_fill([list("ab cd")], shape, ["abcd"], []) is not None
     item = make_item("wordscapes", 4, 1)
     assert verify_answer(item, item["answer"].upper().replace('"', "'")) is None
+
+
+def test_arc_task_set_rules_and_uniqueness() -> None:
+    g = ((1, 2), (0, 3))
+    assert RULES["mirror left-right"](g) == ((2, 1), (3, 0))
+    assert RULES["rotate 90 clockwise"](g) == ((0, 1), (3, 2))
+    assert RULES["gravity down"](((1, 0), (0, 0))) == ((0, 0), (1, 0))
+    assert RULES["crop to the non-zero cells"](((0, 0, 0), (0, 4, 0), (0, 0, 0))) == ((4,),)
+    assert run(["transpose"], g, {3: 5}) == ((1, 0), (2, 5))
+    # One symmetric example fits several rules that disagree on the test: not unique.
+    sym = ((1, 0), (0, 1))
+    test = ((1, 2), (3, 4))
+    assert len(test_outputs([(sym, sym[::-1])], test, 1)) == 2
+    # The examples' color substitution is carried to the test.
+    outs = test_outputs([(g, ((2, 1), (5, 0)))], ((3, 3), (0, 1)), 1, limit=100)
+    assert ((5, 5), (1, 0)) in outs  # mirrored, 3 -> 5
+    assert ((3, 3), (1, 0)) not in outs
+    for seed in range(6):
+        item = make_item("arc_agi", 4, seed)
+        assert len(item["program"]) == 2 and TASKS["arc_agi"].count_solutions(item) == 1
+        assert verify_answer(item, "```json\n" + item["answer"] + "\n```") is None

@@ -7,6 +7,7 @@ shipped tasks (one module per task or small family). See docs/verify.md, "Logic 
 from __future__ import annotations
 
 from synthloom.verify.logic import (  # noqa: F401 - importing registers the tasks
+    arc,
     arrows,
     boolexpr,
     brackets,
@@ -59,7 +60,7 @@ ORDER = ["sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_ex
          "campsite", "norinori", "minesweeper", "number_wall", "time_sequence", "web_of_lies",
          "object_counting", "object_properties", "operation",
          "goods_exchange", "word_sorting_mistake",
-         "dyck_language_reasoning_errors", "arrow_maze", "wordscapes",
+         "dyck_language_reasoning_errors", "arrow_maze", "wordscapes", "arc_agi",
          # ours (not SynLogic's; see each task's ``synlogic``):
          "caesar", "vigenere", "knights_knaves", "maze", "n_queens", "graph_coloring", "bit_ops",
          "sequence", "word_sorting_rules", "anagram"]
