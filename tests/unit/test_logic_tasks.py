@@ -209,6 +209,8 @@ CORRUPT: dict[str, Callable[[dict], str]] = {
     str(int(item["answer"]) + 1),
     "operation": lambda item: item["answer"] + "1",  # ten times off, and more
     "arrow_maze": _turn_hidden_arrow,
+    "space_reasoning_tree": lambda item: item["answer"].rsplit(", ", 1)[0]
+    if ", " in item["answer"] else item["answer"] + ", " + item["target"],  # one cousin off
     "arc_agi": lambda item: re.sub(r"\d", lambda m: str((int(m.group()) + 1) % 10),
                                    item["answer"], count=1),  # one cell recolored
     "wordscapes": lambda item: re.sub(r'"([a-z])"', lambda m: '"q"' if m.group(1) != "q"

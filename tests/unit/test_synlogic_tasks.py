@@ -20,6 +20,7 @@ from synthloom.verify.logic.counting import count_of
 from synthloom.verify.logic.cryptarithm import calculate, equation_solutions
 from synthloom.verify.logic.dyckthoughts import correct_thoughts, wrong_thoughts
 from synthloom.verify.logic.exchange import replay
+from synthloom.verify.logic.family import cousins
 from synthloom.verify.logic.fillgrids import hamiltonian_path
 from synthloom.verify.logic.lies import answers
 from synthloom.verify.logic.mathpath import _TOKEN, evaluate
@@ -40,7 +41,7 @@ SYNLOGIC = {"sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean
             "campsite", "norinori", "minesweeper", "number_wall", "time_sequence",
             "web_of_lies", "object_counting", "goods_exchange", "word_sorting_mistake",
             "dyck_language_reasoning_errors", "object_properties", "operation", "arrow_maze",
-            "wordscapes", "arc_agi"}
+            "wordscapes", "arc_agi", "space_reasoning_tree"}
 
 
 def test_the_synlogic_tasks_are_marked_and_cite_the_authors_file() -> None:
@@ -565,3 +566,23 @@ def test_arc_task_set_rules_and_uniqueness() -> None:
         item = make_item("arc_agi", 4, seed)
         assert len(item["program"]) == 2 and TASKS["arc_agi"].count_solutions(item) == 1
         assert verify_answer(item, "```json\n" + item["answer"] + "\n```") is None
+
+
+def test_space_reasoning_tree_cousins_are_told() -> None:
+    parent = {"g": None, "p": "g", "u": "g", "v": "g", "t": "p", "s": "p", "c1": "u",
+              "c2": "u", "x": "c1"}
+    assert cousins(parent, "t") == {"c1", "c2"} and cousins(parent, "x") == set()
+    assert cousins(parent, "c1") == {"t", "s"}
+    for seed in range(20):
+        item = make_item("space_reasoning_tree", 2, seed)
+        par = item["parent"]
+        p, g = par[item["target"]], par[par[item["target"]]]
+        text = item["question"]
+        # The deciding facts are in the text: the grandparent's grandchildren or children.
+        assert f"{g} has" in text and (f"{p} has" in text or "grandchildren" in text)
+        names = item["answer"].split(", ")
+        assert verify_answer(item, ", ".join(reversed(names)).upper()) is None
+    one = next(make_item("space_reasoning_tree", 1, s) for s in range(200)
+               if "," not in make_item("space_reasoning_tree", 1, s)["answer"])
+    assert verify_answer(one, f"The cousin is the {one['answer']}.") is not None  # not a name
+    assert verify_answer(one, one["answer"]) is None

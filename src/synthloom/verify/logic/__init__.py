@@ -16,6 +16,7 @@ from synthloom.verify.logic import (  # noqa: F401 - importing registers the tas
     cryptarithm,
     dyckthoughts,
     exchange,
+    family,
     fillgrids,
     game24,
     graphs,
@@ -61,6 +62,7 @@ ORDER = ["sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_ex
          "object_counting", "object_properties", "operation",
          "goods_exchange", "word_sorting_mistake",
          "dyck_language_reasoning_errors", "arrow_maze", "wordscapes", "arc_agi",
+         "space_reasoning_tree",
          # ours (not SynLogic's; see each task's ``synlogic``):
          "caesar", "vigenere", "knights_knaves", "maze", "n_queens", "graph_coloring", "bit_ops",
          "sequence", "word_sorting_rules", "anagram"]
