@@ -160,3 +160,40 @@ def test_band_reason_edges() -> None:
     assert band_reason(record, BandConfig(name="b", strong_solves=True)).startswith(
         "no strong samples")
     assert band_reason({}, BandConfig(name="b")).startswith("not calibrated")
+
+
+def test_level_search_moves_towards_the_band_until_the_yield_is_reached(tmp_path: Path) -> None:
+    from synthloom.methods.calibrate.search import CalibrateLevels
+
+    def search(start: int) -> dict[str, Any]:
+        return {"name": "search", "type": "calibrate_levels", "k": 4, "start": start,
+                "per_level": 3, "target_yield": 0.5}
+
+    # The items the search will generate, known in advance (same config, same seeds).
+    probe = CalibrateLevels(name="probe", per_level=3)
+    items = {i["question"]: i for task in ("game24", "zebra") for level in range(1, 6)
+             for i in probe._items(task, level)}
+    for start, expected in ((1, [1, 2]), (5, [5, 4])):
+        recipe = Recipe.from_dict({
+            "name": "levels",
+            "sources": [{"name": "tasks", "type": "logic_tasks", "tasks": "game24,zebra",
+                         "count": 1}],
+            "steps": [search(start), {"name": "band", "type": "calibration_band"}],
+            "sinks": [{"type": "jsonl", "path": "data.jsonl"}]})
+        out = tmp_path / f"start{start}"
+        backend = ScriptedTestBackend(skilled(items, skill=5))
+        summary = go(recipe, out, backend)
+        assert_closed(summary)
+        # Level 1: solved 4/4 (too easy) -> level 2 (3/4, all in band): stop. Level 5: 0/4
+        # (too hard) -> level 4 (1/4): stop.
+        assert backend.calls == 2 * 2 * 3 * 4
+        kept = read_jsonl(out / "data.jsonl")
+        assert len(kept) == 2 * 3
+        assert {r["difficulty"] for r in kept} == {expected[1]}
+        assert all(r["search_chosen"] == expected[1] for r in kept)
+        assert [t["level"] for t in kept[0]["search_tried"]] == expected
+        assert [t["yield"] for t in kept[0]["search_tried"]] == [0.0, 1.0]
+        assert all(r["verified"] is True and r["question"] in items for r in kept)
+        rows = read_report(out)["tasks"]["zebra"]
+        assert [r["level"] for r in rows] == [*map(str, sorted(expected)), "all"]
+        assert [r["kept"] for r in rows] == ([0, 3, 3] if start == 1 else [3, 0, 3])

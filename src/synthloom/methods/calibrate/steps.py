@@ -115,12 +115,13 @@ class Calibrate(TemplatedStep, MapStep):
         responses = await self.ask_n(ctx, record, n, model=model, seed_offset=offset)
         return [check(r.text, truth) is None for r in responses], responses
 
-    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output:
+    async def calibrated(self, record: dict[str, Any], ctx: ItemContext,
+                         offset: int = 0) -> Output:
+        """The record's calibration columns (seeds from ``ctx.seed + offset``)."""
         cfg = self.config
-        if not cfg.enabled:
-            return Output(columns={})
         data_source, truth = ground_truth(record)  # ValueError: no verifier -> a failure
-        passes, responses = await self._sample(ctx, record, truth, cfg.k, cfg.target_model, 0)
+        passes, responses = await self._sample(ctx, record, truth, cfg.k, cfg.target_model,
+                                               offset)
         columns: dict[str, Any] = {
             "calibration_task": task_of(record, data_source),
             "calibration_level": level_of(record),
@@ -133,7 +134,7 @@ class Calibrate(TemplatedStep, MapStep):
                                                        for r in responses)}
         if cfg.strong_k:
             strong, more = await self._sample(ctx, record, truth, cfg.strong_k,
-                                              cfg.strong_model, STRONG_SEED_OFFSET)
+                                              cfg.strong_model, offset + STRONG_SEED_OFFSET)
             columns.update(_stats("strong", strong))
             if cfg.keep_samples:
                 columns["strong_samples"] = [r.text for r in more]
@@ -141,6 +142,11 @@ class Calibrate(TemplatedStep, MapStep):
             meta["strong_model"] = more[0].model
         return self.output(responses[0], columns, usage=usage.to_json(), meta=meta,
                            sample_index=0)
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output:
+        if not self.config.enabled:
+            return Output(columns={})
+        return await self.calibrated(record, ctx)
 
 
 def _stats(side: str, passes: list[bool]) -> dict[str, Any]:
