@@ -7,6 +7,7 @@ tau-bench's."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from synthloom.api import RunOptions, run_recipe
 from synthloom.core.recipe import Recipe
 from synthloom.llm.types import LLMRequest
 from synthloom.methods.agentmt.play import mean_pass_hat_k, pass_hat_k, state_diff
@@ -167,3 +169,32 @@ def test_pass_hat_k_by_hand() -> None:
         {"1": 0.5, "2": 0.25, "3": 0.125, "4": 0.0})
     assert mean_pass_hat_k([]) == {}
     assert state_diff({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 0}) == ["a.c", "d"]
+
+
+def test_scripted_backend_user_turns_go_to_the_named_user_model(tmp_path: Path) -> None:
+    # The agent and blueprint writer on one scripted backend, the simulated user on another.
+    def agent_side(request: LLMRequest, seed: int | None) -> str:
+        assert not _text(request).startswith("You are a user"), "user turn on the agent model"
+        if '"intent"' in _text(request):
+            return json.dumps({"intent": "You are alice. You want to put money in A-100. "
+                                         "case: good", "actions": [DEPOSIT],
+                               "outputs": ["1250"]})
+        return play(request, seed)
+
+    def user_side(request: LLMRequest, seed: int | None) -> str:
+        assert _text(request).startswith("You are a user interacting with an agent.")
+        return play(request, seed)
+
+    agent = ScriptedTestBackend(agent_side, name="agent")
+    user = ScriptedTestBackend(user_side, name="user")
+    recipe = Recipe.load("agent-trajectories", {"count": "2", "environments": "[bank]",
+                                                "k": "2", "user_model": "user"},
+                         models={"user": user})
+    options = RunOptions(backend=agent)
+    summary = asyncio.run(run_recipe(recipe, tmp_path, options)).to_json()
+    assert summary["status"] == "ok"
+    kept = read_jsonl(tmp_path / "data.jsonl")
+    assert len(kept) == 2 and all(r["rollout_passes"] == 2 for r in kept)
+    # Two turns per rollout (the opening, then ###STOP###), two rollouts per blueprint; the
+    # rollouts of one blueprint differ by seed, the two blueprints by task.
+    assert user.calls == 2 * 2 * 2
