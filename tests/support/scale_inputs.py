@@ -285,6 +285,18 @@ def _latm_tasks(folder: Path, n: int) -> ScaleCase:
                       "tries=2: fewer repair calls (each a sandbox run) at scale"])
 
 
+def _s2s_tables(folder: Path, n: int) -> ScaleCase:
+    # n small tables (name, count, price) of made-up items, one JSONL row each.
+    rng = random.Random(0)
+    rows = []
+    for i in range(n):
+        items = rng.sample(_ITEMS, 5)
+        rows.append({"name": f"stock_{i}", "columns": ["item", "count", "price"],
+                     "rows": [[item, rng.randint(1, 90), round(rng.uniform(1, 20), 2)]
+                              for item in items]})
+    return ScaleCase({"tables": str(write_jsonl(folder / "tables.jsonl", rows))}, n)
+
+
 def _logic(folder: Path, n: int) -> ScaleCase:
     from synthloom.verify.logic import TASKS
 
@@ -425,6 +437,8 @@ GENERATORS: dict[str, Callable[[Path, int], ScaleCase]] = {
     "quickstart": _quickstart,
     "reasoning-distill": _math,
     "self-consistency": _math,
+    "source2synth": _docs(),
+    "source2synth-tables": _s2s_tables,
     "self-instruct": _self_instruct,
     "star": _math,
     "synthquestions": _synthquestions,
