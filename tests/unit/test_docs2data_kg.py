@@ -17,6 +17,8 @@ from synthloom.core.context import RunContext
 from synthloom.core.recipe import Recipe
 from synthloom.core.records import make_record
 from synthloom.methods.common.entities import normalize_entity, proper_nouns
+from synthloom.methods.kg.concepts import mapped_concepts
+from synthloom.methods.kg.levels import BLOOM, feature_levels, irt_difficulty, target_score
 from synthloom.methods.kg.paths import KgPaths, build_graph
 from synthloom.methods.kg.question import KgCheck
 from synthloom.methods.kg.triples import usable_triples
@@ -27,9 +29,16 @@ PASSAGE_RE = re.compile(r'"""\n(.*?)\n"""', re.DOTALL)
 
 
 def responder(request, seed) -> str:
-    """Triples: consecutive capitalised names of each sentence, 'is linked to'. Questions:
-    name the start entity, never the answer."""
+    """Triples: consecutive capitalised names of each sentence, 'is linked to'. Concepts: the
+    first entity is a "Landmark". Questions: name the start entity, never the answer. IRT
+    answers: always "Vienna" (right only for questions whose answer is Vienna)."""
     text = last_user_text(request)
+    if "concepts that these entities belong to" in text:
+        first = re.search(r"^- (.*)$", text, re.MULTILINE).group(1)
+        return json.dumps({"concepts": [{"concept": "Landmark", "entities": [first]},
+                                        {"concept": first, "entities": [first]}]})
+    if "Answer in a few words" in text:
+        return "The answer is Vienna."
     if "triples stated in this passage" in text:
         n = int(re.search(r"List up to (\d+)", text).group(1))
         triples = []
@@ -185,6 +194,32 @@ def test_question_checks() -> None:
         "< 0.50)")
 
 
+def test_kaqg_features_hit_the_level_target_and_irt_is_1pl() -> None:
+    import random
+
+    for level in ("easy", "medium", "hard"):
+        for seed in range(20):
+            f = feature_levels(level, random.Random(seed))
+            weighted = f["stem_length"] + f["stem_technical_term_density"] + \
+                1.5 * f["stem_cognitive_level"]
+            assert abs(weighted - target_score(level)) <= 1.0
+    # KAQG's targets 10/14/18 of 7.7..23.1 rescaled onto 3.5..10.5
+    assert [round(target_score(x), 2) for x in ("easy", "medium", "hard")] == [4.55, 6.36, 8.18]
+    assert irt_difficulty(0, 4) == 2.197 and irt_difficulty(4, 4) == -2.197
+    assert irt_difficulty(2, 4) == 0.0
+
+
+def test_concepts_keep_the_chunks_own_entities() -> None:
+    names = {"vienna": "Vienna", "danube": "The Danube"}
+    raw = [{"concept": "City", "entities": ["vienna", "Paris"]},
+           {"concept": "Vienna", "entities": ["Vienna"]},  # an entity is not its own concept
+           {"concept": "River", "entities": ["Danube"]},
+           {"concept": "Nothing here", "entities": ["Rome"]}, "junk"]
+    assert mapped_concepts(raw, names) == [
+        {"concept": "City", "entities": ["Vienna"]},
+        {"concept": "River", "entities": ["The Danube"]}]
+
+
 # --- the shipped recipe --------------------------------------------------------------------------
 
 
@@ -210,3 +245,24 @@ def test_shipped_recipe_end_to_end(tmp_path: Path) -> None:
     again = asyncio.run(run_recipe(Recipe.load("kg-questions"), out,
                                    RunOptions(backend=backend))).to_json()
     assert again["llm_calls"] == 0 and again["records"] == summary["records"]
+    # KAQG stages: concepts (one call per chunk with triples), item features with Bloom's
+    # level in every question prompt, IRT difficulty from k = 4 answers per question.
+    assert step(summary, "concepts")["llm_calls"] == step(summary, "triples")["out"]
+    assert step(summary, "irt")["llm_calls"] == 4 * step(summary, "irt")["in"]
+    for row in rows:
+        features = row["kaqg_features"]
+        assert set(features) == {"stem_length", "stem_technical_term_density",
+                                 "stem_cognitive_level"}
+        weighted = (features["stem_length"] + features["stem_technical_term_density"]
+                    + 1.5 * features["stem_cognitive_level"])
+        assert abs(weighted - target_score(row["difficulty_level"])) <= 1.0
+        assert row["bloom_level"] == BLOOM[features["stem_cognitive_level"]]
+        right = 4 if row["answer"] == "Vienna" else 0
+        assert (row["irt_correct"], row["irt_k"]) == (right, 4)
+        assert row["irt_difficulty"] == irt_difficulty(right, 4)
+        assert row["irt_level"] == ("easy" if right else "hard")
+    prompts = [p for p in backend.prompts if "Start entity:" in p]
+    assert prompts and all("Bloom's" in p for p in prompts)
+    # concept (hypernym) edges reach the graph: some path or concept map names "Landmark"
+    assert any(h["relation"] == "is a" for r in rows for h in r["path"]) or \
+        any("Landmark" in kinds for r in rows for kinds in r["concepts"].values())

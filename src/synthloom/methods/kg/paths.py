@@ -15,6 +15,9 @@ Difficulty follows path length and node degree:
 ``difficulty = w * (L - 1) / (Lmax - 1) + (1 - w) * log(1 + mean degree) / log(1 + max degree)``
 with ``w = length_weight``; the mean is over the nodes the reader must resolve (all but the
 answer) -- a well-connected node has many relations to choose from, so it is harder to follow.
+Each path also gets KAQG's item features for its level (``kaqg_features``: stem length,
+technical-term density, Bloom's cognitive level, drawn so their weighted sum hits the level's
+target; ``bloom_level``), which the question prompt asks for (see ``levels.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from synthloom.core.records import META, ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import GlobalStep, StepConfig
 from synthloom.methods.common.corpus import chunk_source, seeded_rng
+from synthloom.methods.common.entities import normalize_entity
+from synthloom.methods.kg.levels import BLOOM, feature_levels
 from synthloom.quality.text import plain_words
 
 LEVELS = ((0.34, "easy"), (0.67, "medium"), (1.01, "hard"))
@@ -134,6 +139,14 @@ class KgPaths(GlobalStep):
                           ctx: RunContext) -> list[ItemResult]:
         graph = build_graph(records)
         max_degree = graph.max_degree
+        # KAQG's concept map (kg_concepts): entity key -> the concepts it is an instance of.
+        self._concepts: dict[str, list[str]] = {}
+        for record in records:
+            for c in record.get("concepts") or []:
+                for entity in c.get("entities") or []:
+                    kinds = self._concepts.setdefault(normalize_entity(entity), [])
+                    if c["concept"] not in kinds:
+                        kinds.append(c["concept"])
         seen: set[_Path] = set()
         results = []
         for r, record in enumerate(records):
@@ -156,7 +169,7 @@ class KgPaths(GlobalStep):
                     "chunk"))
                 continue
             results.append(ItemResult(outputs=[
-                self._output(graph, p, records, r, max_degree) for p in paths]))
+                self._output(graph, p, records, r, max_degree, ctx.seed) for p in paths]))
         return results
 
     def _walk(self, graph: Graph, start: int, target: int, rng: Any) -> _Path:
@@ -179,7 +192,7 @@ class KgPaths(GlobalStep):
         return tuple(steps)
 
     def _output(self, graph: Graph, path: _Path, records: list[dict[str, Any]],
-                at: int, max_degree: int) -> Output:
+                at: int, max_degree: int, seed: int = 0) -> Output:
         cfg = self.config
         anchor = records[at]
         hops, nodes, recs = [], [], []
@@ -201,6 +214,8 @@ class KgPaths(GlobalStep):
         difficulty = round(cfg.length_weight * length_part
                            + (1 - cfg.length_weight) * min(degree_part, 1.0), 3)
         level = next(name for bound, name in LEVELS if difficulty < bound)
+        # KAQG: item features (Bloom's level among them) drawn to hit the level's target score.
+        features = feature_levels(level, seeded_rng(seed, "kaqg", anchor[META]["id"], path))
         answer, start = graph.name(nodes[-1]), graph.name(nodes[0])
         reasoning = " ".join(
             f"Step {i + 1}: {h['head']} {h['relation']} {h['tail']}." for i, h in enumerate(hops)
@@ -211,6 +226,10 @@ class KgPaths(GlobalStep):
             "path": hops, "path_length": length, "start_entity": start, "answer": answer,
             "node_degrees": [{"entity": graph.name(n), "degree": graph.degree(n)} for n in nodes],
             "difficulty": difficulty, "difficulty_level": level, "reasoning": reasoning,
+            "kaqg_features": features,
+            "concepts": {graph.name(n): self._concepts[n] for n in nodes
+                         if n in getattr(self, "_concepts", {})},
+            "bloom_level": BLOOM[features["stem_cognitive_level"]],
             "doc_id": anchor.get("doc_id"), "chunk_id": anchor.get("chunk_id"),
             "title": anchor.get("title"),
         }

@@ -1,7 +1,8 @@
 """``kg_question`` and ``kg_check``: a question per sampled graph path, and its sanity checks.
 
 The model sees the path's triples in order, the start entity, the answer (the path's end
-node) and the difficulty level, and writes one question that starts from the start entity and
+node), the difficulty level and KAQG's item features for it (length, technical terms,
+Bloom's level; ``levels.py``), and writes one question that starts from the start entity and
 needs every triple (KAQG: difficulty-controlled generation from KG paths). The answer and the
 reasoning (the triples traversed) come from the path itself, so they are exact by
 construction. ``kg_check`` drops a question that gives away its answer or does not mention the
@@ -20,6 +21,7 @@ from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, MapStep, StepConfig
 from synthloom.methods.common.corpus import string_schema
 from synthloom.methods.common.overlap import content_words, stem
+from synthloom.methods.kg.levels import DESCRIPTIONS
 from synthloom.prompting.templated import TemplatedStep, parsed_object
 from synthloom.quality.text import plain_text, plain_words
 
@@ -40,7 +42,7 @@ class KgQuestion(TemplatedStep, MapStep):
 
     def reads(self) -> list[str]:
         return sorted({"path", "start_entity", "answer", "difficulty_level",
-                       *self.template().variables})
+                       *(self.template().variables - {"feature_instructions"})})
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -52,7 +54,12 @@ class KgQuestion(TemplatedStep, MapStep):
         cfg = self.config
         if not record.get("path"):
             return ItemResult.drop("record has no path to ask about")
-        response = await self.ask(ctx, record, schema=self.schema,
+        # KAQG: the path's drawn item features, each as the instruction for its level.
+        features = record.get("kaqg_features") or {}
+        instructions = [DESCRIPTIONS[f][int(v) - 1] for f, v in features.items()
+                        if f in DESCRIPTIONS and v in (1, 2, 3)]
+        response = await self.ask(ctx, {**record, "feature_instructions": instructions},
+                                  schema=self.schema,
                                   max_tokens=cfg.max_tokens or cfg.question_max_chars // 3 + 16)
         parsed = parsed_object(response)
         question = " ".join(str(parsed.get("question") or "").split())
