@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from synthloom.api import RunOptions, run, run_recipe
 from synthloom.core.recipe import Recipe
 from synthloom.methods.calibrate.report import markdown, read_report
@@ -197,3 +199,28 @@ def test_level_search_moves_towards_the_band_until_the_yield_is_reached(tmp_path
         rows = read_report(out)["tasks"]["zebra"]
         assert [r["level"] for r in rows] == [*map(str, sorted(expected)), "all"]
         assert [r["kept"] for r in rows] == ([0, 3, 3] if start == 1 else [3, 0, 3])
+
+
+def test_reasoning_gym_items_calibrate_with_the_gym_scorer(tmp_path: Path) -> None:
+    pytest.importorskip("reasoning_gym", reason="reasoning-gym not installed (extra: gym)")
+    from synthloom.verify.gym import gym_items
+
+    entries = {i["question"]: i for i in gym_items("basic_arithmetic", count=4, seed=1)}
+
+    def half_right(request, seed) -> str:
+        answer = entries[last_user_text(request)]["answer"]
+        return f"Answer: {answer}" if (seed or 0) % 2 == 0 else f"Answer: {answer}9"
+
+    recipe = Recipe.from_dict({
+        "name": "calibrate-gym",
+        "sources": [{"name": "gym", "type": "gym_tasks", "datasets": "basic_arithmetic",
+                     "count": 4, "seed": 1}],
+        "steps": [{"name": "calibrate", "type": "calibrate", "k": 4},
+                  {"name": "band", "type": "calibration_band"}],
+        "sinks": [{"type": "jsonl", "path": "data.jsonl"}]})
+    summary = go(recipe, tmp_path / "out", ScriptedTestBackend(half_right))
+    assert_closed(summary)
+    kept = read_jsonl(tmp_path / "out" / "data.jsonl")
+    assert len(kept) == 4 and all(r["target_pass_rate"] == 0.5 for r in kept)
+    assert {r["calibration_task"] for r in kept} == {"gym/basic_arithmetic"}
+    assert all(r["calibration_level"].startswith("{") for r in kept)  # its config
