@@ -12,7 +12,7 @@ from fractions import Fraction
 import pytest
 
 from synthloom.verify.logic import LEVELS, TASKS, make_item, verify_answer
-from synthloom.verify.logic.arc import RULES, run, test_outputs
+from synthloom.verify.logic.arc import RULES, consistent_outputs, run
 from synthloom.verify.logic.arrows import check_arrows
 from synthloom.verify.logic.boolexpr import COMPARE, FALSE_FACTS, TRUE_FACTS, expression
 from synthloom.verify.logic.brackets import closing, first_error
@@ -557,9 +557,9 @@ def test_arc_task_set_rules_and_uniqueness() -> None:
     # One symmetric example fits several rules that disagree on the test: not unique.
     sym = ((1, 0), (0, 1))
     test = ((1, 2), (3, 4))
-    assert len(test_outputs([(sym, sym[::-1])], test, 1)) == 2
+    assert len(consistent_outputs([(sym, sym[::-1])], test, 1)) == 2
     # The examples' color substitution is carried to the test.
-    outs = test_outputs([(g, ((2, 1), (5, 0)))], ((3, 3), (0, 1)), 1, limit=100)
+    outs = consistent_outputs([(g, ((2, 1), (5, 0)))], ((3, 3), (0, 1)), 1, limit=100)
     assert ((5, 5), (1, 0)) in outs  # mirrored, 3 -> 5
     assert ((3, 3), (1, 0)) not in outs
     for seed in range(6):

@@ -92,7 +92,7 @@ def _implied_colors(program: list[str], pairs: list[tuple[Grid, Grid]]) -> dict[
     return {a: b for a, b in mapping.items() if a != b}
 
 
-def test_outputs(pairs: list[tuple[Grid, Grid]], test: Grid, length: int,
+def consistent_outputs(pairs: list[tuple[Grid, Grid]], test: Grid, length: int,
                  limit: int = 2) -> set[Grid]:
     """The test outputs of every task-set program of ``length`` rules (each with the color
     substitution the examples imply) that fits all pairs, up to ``limit`` distinct ones."""
@@ -153,7 +153,7 @@ class ArcAgi(LogicTask):
             test = grids[-1]
             if any(g == out for g, out in pairs):
                 continue  # an example the program leaves unchanged shows nothing
-            if test_outputs(pairs, test, rules) == {run(program, test, colors)}:
+            if consistent_outputs(pairs, test, rules) == {run(program, test, colors)}:
                 break  # the examples decide the answer (a substitution they show, too)
         shown = "\n\n".join(f"Example {i + 1}:\nInput: {_show(g)}\nOutput: {_show(o)}"
                             for i, (g, o) in enumerate(pairs))
@@ -181,4 +181,4 @@ class ArcAgi(LogicTask):
     def count_solutions(self, item: dict[str, Any], limit: int = 2) -> int:
         pairs = [(tuple(map(tuple, g)), tuple(map(tuple, o))) for g, o in item["train"]]
         test = tuple(tuple(row) for row in item["test"])
-        return len(test_outputs(pairs, test, len(item["program"]), limit))
+        return len(consistent_outputs(pairs, test, len(item["program"]), limit))
