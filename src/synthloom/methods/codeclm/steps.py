@@ -70,11 +70,17 @@ def _words(text: Any) -> int:
 
 
 class EncodeConfig(StepConfig):
+    #: Jinja prompt template of the encoder (the recipe's folder first, then the shipped ones).
     template: str = "codeclm/prompts/encode.jinja"
+    #: Column holding the seed instruction to encode.
     column: str = "instruction"
+    #: Most skills the metadata may list (the schema's maxItems; repeats removed).
     max_skills: int = Field(default=4, ge=1, le=8)
+    #: Longest use case, in characters (schema maxLength; sizes max_tokens).
     use_case_max_chars: int = Field(default=120, ge=20, le=300)
+    #: Longest skill, in characters (schema maxLength; sizes max_tokens).
     skill_max_chars: int = Field(default=60, ge=10, le=200)
+    #: Sampling temperature of the encoder.
     temperature: float = 0.2
 
 
@@ -125,11 +131,15 @@ class CodecEncode(TemplatedStep, MapStep):
 
 
 class DecodeConfig(StepConfig):
+    #: Jinja prompt template of the decoder (the recipe's folder first, then the shipped ones).
     template: str = "codeclm/prompts/decode.jinja"
     #: New instructions written per metadata (separate samples).
     per_seed: int = Field(default=1, ge=1, le=20)
+    #: Longest decoded instruction, in characters (schema maxLength; sizes max_tokens).
     instruction_max_chars: int = Field(default=600, ge=40, le=900)
+    #: Fewer words than this: the sample is not used (all samples so: dropped).
     min_words: int = Field(default=4, ge=1)
+    #: Sampling temperature of the decoder.
     temperature: float = 0.8
 
 
@@ -178,17 +188,25 @@ class CodecDecode(TemplatedStep, ExpandStep):
 
 
 class RubricsConfig(StepConfig):
+    #: Jinja template that asks for the rubric and actions.
     template: str = "codeclm/prompts/rubrics.jinja"
+    #: Jinja template that applies chosen actions to the instruction.
     improve_template: str = "codeclm/prompts/improve.jinja"
     #: Actions the model writes for the metadata.
     actions: int = Field(default=3, ge=1, le=8)
     #: Improvement rounds: each applies a seeded choice of actions to the current instruction.
     rounds: int = Field(default=1, ge=1, le=4)
+    #: Actions applied together in each round (a seeded choice; the pool refills once spent).
     actions_per_round: int = Field(default=1, ge=1, le=8)
+    #: Longest rubric, in characters (schema maxLength).
     rubric_max_chars: int = Field(default=400, ge=40, le=900)
+    #: Longest action, in characters (schema maxLength).
     action_max_chars: int = Field(default=160, ge=20, le=400)
+    #: Longest improved instruction, in characters (schema maxLength).
     instruction_max_chars: int = Field(default=900, ge=40, le=900)
+    #: An improved instruction with fewer words drops the record.
     min_words: int = Field(default=4, ge=1)
+    #: Sampling temperature of the rubric and the improvements.
     temperature: float = 0.7
 
 
@@ -307,13 +325,20 @@ class ContrastiveConfig(StepConfig):
     target_model: str | None = None
     #: Sampling of a separate target model (None: the ``strong`` settings, a fair comparison).
     distinct_target: Settings | None = None
+    #: Jinja template both sides answer the instruction with.
     response_template: str = "codeclm/prompts/respond.jinja"
+    #: Jinja template of the judge (one response per call, scored 1-10).
     judge_template: str = "codeclm/prompts/judge.jinja"
+    #: Jinja template of the feedback loop's rewrite (Self-Rubrics' ``improve_template``); loaded
+    #: only when improve_rounds > 0.
     improve_template: str = "codeclm/prompts/improve.jinja"
+    #: Sampling of the strong side (temperature, max_tokens, system prompt).
     strong: Settings = Settings(temperature=0.7, max_tokens=512)
     #: Emulated target: the same model with a tighter budget (see the module docstring).
     target: Settings = Settings(temperature=0.7, max_tokens=128)
+    #: Sampling of the judge (max_tokens is raised to fit ``reason_max_chars``).
     judge: Settings = Settings(temperature=0.2, max_tokens=160)
+    #: Longest judge reason, in characters (schema maxLength).
     reason_max_chars: int = Field(default=300, ge=20, le=900)
     #: The paper's feedback loop: an instruction whose gap is below ``min_gap`` goes back to
     #: Self-Rubrics (one more action applied) and is judged again, at most this many times.
@@ -321,6 +346,8 @@ class ContrastiveConfig(StepConfig):
     improve_rounds: int = Field(default=1, ge=0, le=4)
     #: The "small gap" of the loop; set it to the gap filter's ``min_gap``.
     min_gap: int = 2
+    #: How the loop rewrites a small-gap instruction: actions_per_round, instruction_max_chars,
+    #: min_words, temperature (as Self-Rubrics' own fields).
     improve: ImproveSettings = ImproveSettings()
 
     #: The target's model enters the fingerprint by its id, only when it is a separate model
