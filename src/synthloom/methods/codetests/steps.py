@@ -55,7 +55,9 @@ class SnippetsConfig(StepConfig):
     #: ``stdlib`` (functions of the running Python's standard library), JSONL rows with
     #: ``code`` (or ``source``) and ``origin``, or a .py file / folder.
     path: str = "stdlib"
+    #: Snippets shorter than this many lines are skipped.
     min_lines: int = 3
+    #: Snippets longer than this many lines are skipped.
     max_lines: int = 40
 
 
@@ -136,8 +138,12 @@ def _object(props: dict[str, Any]) -> dict[str, Any]:
 
 
 class _JsonStepConfig(StepConfig):
+    #: Jinja prompt template (the recipe's folder first, then the shipped ones); its variables are
+    #: the record's columns.
     template: str
+    #: Sampling temperature.
     temperature: float = 0.7
+    #: Most tokens the model may write per call.
     max_tokens: int = 512
 
 
@@ -164,6 +170,7 @@ class _JsonStep(TemplatedStep, MapStep):
 class ProblemConfig(_JsonStepConfig):
     template: str = "codetests/prompts/problem.jinja"
     max_tokens: int = 320
+    #: Longest problem statement, in characters (schema maxLength; under 6 words: dropped).
     problem_max_chars: int = Field(default=600, ge=40, le=900)
 
 
@@ -219,8 +226,11 @@ def _cut(response: LLMResponse) -> str:
 class RunConfig(StepConfig):
     #: Column with the code under test (``tool`` for LATM).
     solution: str = "solution"
+    #: Column with the assert-based tests (rewritten to the checked tests).
     tests: str = "tests"
+    #: Wall-clock limit of one sandboxed run, in seconds.
     timeout_s: float = 5.0
+    #: Memory limit of one sandboxed run, in MiB.
     memory_mb: int = 256
     #: Sandboxes running at once (each is a process).
     concurrency: int = 4

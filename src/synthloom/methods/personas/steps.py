@@ -98,7 +98,9 @@ class _PersonaChecks:
 
 
 class TextToPersonaConfig(StepConfig):
+    #: Jinja prompt template (gets the chunk and one verb per call).
     template: str = "personas/prompts/text_to_persona.jinja"
+    #: Column with the text (chunk) the personas are derived from.
     text_column: str = "text"
     #: The paper's question "Who is likely to <verb> the following text?", one call per verb.
     verbs: list[str] = Field(default_factory=lambda: ["read", "write", "like", "dislike"],
@@ -107,9 +109,13 @@ class TextToPersonaConfig(StepConfig):
     verbs_per_chunk: int = Field(default=2, ge=0)
     #: The chunk is cut to this many tokens inside the prompt.
     text_tokens: int = Field(default=600, ge=16)
+    #: Longest persona, in characters (schema maxLength; sizes max_tokens).
     persona_max_chars: int = Field(default=400, ge=40, le=900)
+    #: A persona with fewer words is not kept (nor is one repeated).
     min_words: int = Field(default=5, ge=1)
+    #: Sampling temperature.
     temperature: float = 0.7
+    #: Most tokens per call (None: sized from persona_max_chars).
     max_tokens: int | None = None
 
 
@@ -186,16 +192,23 @@ class PersonaFromText(TemplatedStep, _PersonaChecks, ExpandStep):
 
 
 class PersonaToPersonaConfig(StepConfig):
+    #: Jinja prompt template (gets the persona and the count asked).
     template: str = "personas/prompts/persona_to_persona.jinja"
+    #: Column with the persona to expand from.
     column: str = "persona"
     #: Related personas asked per persona per round (an exact count, via the JSON schema).
     per_persona: int = Field(default=1, ge=1, le=10)
     #: Expansion rounds: round r asks about the personas found in round r-1 (paper: 6).
     rounds: int = Field(default=1, ge=1, le=6)
+    #: Longest related persona, in characters (schema maxLength).
     persona_max_chars: int = Field(default=400, ge=40, le=900)
+    #: Longest relation label, in characters (schema maxLength).
     relation_max_chars: int = Field(default=80, ge=10, le=300)
+    #: A related persona with fewer words is not kept (nor is one already found).
     min_words: int = Field(default=5, ge=1)
+    #: Sampling temperature.
     temperature: float = 0.8
+    #: Most tokens per call (None: sized from the two *_max_chars and per_persona).
     max_tokens: int | None = None
 
 
@@ -286,15 +299,21 @@ class PersonaTaskConfig(StepConfig):
     task: TaskType = "math"
     #: Override the task's template (it receives ``persona``).
     template: str | None = None
+    #: Column with the persona.
     column: str = "persona"
+    #: Sampling temperature of the task (the response is sampled at 0.7).
     temperature: float = 0.8
+    #: Most tokens of the task's completion.
     max_tokens: int = 384
     #: Also answer the task (column ``response``); the model's own answer, not verified.
     respond: bool = False
+    #: Jinja template of the answer (used when ``respond``).
     response_template: str = "personas/prompts/response.jinja"
+    #: Most tokens of the answer (when ``respond``).
     response_max_tokens: int = 512
     #: A completion cut off at max_tokens is dropped (its text is unfinished) unless this.
     keep_truncated: bool = False
+    #: A task with fewer words is dropped.
     min_words: int = Field(default=5, ge=1)
 
 
