@@ -74,8 +74,11 @@ class JudgeOptions(BaseModel):
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
     #: Ask for a one-sentence analysis before each score (kept in the scores column).
     rationale: bool = True
+    #: Longest rationale, in characters (schema maxLength).
     max_rationale_chars: int = 300
+    #: Sampling temperature of the judge.
     temperature: float = 0.0
+    #: Most tokens of the judge's answer.
     max_tokens: int = 768
 
 
@@ -286,7 +289,9 @@ class JudgeRubric(MapStep):
 
 
 class FilterScoreConfig(StepConfig):
+    #: Column holding the scores object (a judge's output).
     column: str = "scores"
+    #: Records whose total is below this are dropped (None: no total threshold).
     min_total: float | None = None
     #: Per-criterion minimums, e.g. {specificity: 1, helpfulness: 4}.
     min_criteria: dict[str, float] = Field(default_factory=dict)
@@ -333,13 +338,21 @@ def combine_verdicts(first: str, swapped: str) -> str:
 class JudgePairwiseConfig(StepConfig):
     #: Column of the instruction both answers respond to (None: compare the answers alone).
     instruction: str | None = "instruction"
+    #: Column of the first answer.
     a: str = "response_a"
+    #: Column of the second answer.
     b: str = "response_b"
+    #: Jinja prompt template of the pairwise judge (asked in both orders).
     template: str = "quality/prompts/judge_pairwise.jinja"
+    #: Column written: {winner, consistent, orders}.
     output: str = "pairwise"
+    #: Ask for an analysis before each verdict (kept in ``orders``).
     rationale: bool = True
+    #: Longest analysis, in characters (schema maxLength).
     max_rationale_chars: int = 400
+    #: Sampling temperature of the judge.
     temperature: float = 0.0
+    #: Most tokens of each verdict.
     max_tokens: int = 512
     #: Drop records whose two orders disagree (default: keep them, marked inconsistent).
     drop_inconsistent: bool = False

@@ -54,8 +54,12 @@ KIND_INSTRUCTIONS = {
 
 
 class TasksConfig(StepConfig):
+    #: Tasks generated (each draws its APIs from the run seed and its index).
     count: int = Field(default=20, ge=0)
+    #: Task kinds, cycled over in order (a non-empty subset of simple, multiple, parallel,
+    #: parallel_multiple, irrelevance).
     kinds: list[str] = Field(default_factory=lambda: list(KINDS))
+    #: Tool domains the APIs are sampled from (a non-empty subset of the shipped ones).
     domains: list[str] = Field(default_factory=lambda: list(DOMAINS))
 
     @field_validator("kinds")
@@ -149,8 +153,11 @@ def kind_problem(kind: str, calls: list[dict[str, Any]]) -> str | None:
 
 
 class QueryConfig(StepConfig):
+    #: Jinja prompt template of the user request (gets the tools and the kind's instruction).
     template: str = "apigen/prompts/query.jinja"
+    #: Sampling temperature of the request.
     temperature: float = 0.9
+    #: Most tokens of the request's completion.
     max_tokens: int = 192
 
 
@@ -183,8 +190,11 @@ class ApigenQuery(TemplatedStep, MapStep):
 
 
 class CallsConfig(StepConfig):
+    #: Jinja prompt template the model answers the request with (native tool calls).
     template: str = "apigen/prompts/answer.jinja"
+    #: Sampling temperature of the answer.
     temperature: float = 0.3
+    #: Most tokens of the answer.
     max_tokens: int = 384
 
 
@@ -234,6 +244,7 @@ class ApigenCalls(TemplatedStep, MapStep):
 class ExecuteConfig(StepConfig):
     #: Run library functions in the sandbox (a process per call); false: in this process.
     sandbox: bool = True
+    #: Time limit of one call, in seconds.
     timeout_s: float = Field(default=10.0, gt=0, le=300)
 
 
@@ -280,8 +291,11 @@ class ApigenExecute(MapStep):
 
 
 class JudgeConfig(StepConfig):
+    #: Jinja prompt template of the semantic judge.
     template: str = "apigen/prompts/judge.jinja"
+    #: Sampling temperature of the judge.
     temperature: float = 0.0
+    #: Most tokens of the judge's verdict.
     max_tokens: int = 160
 
 
