@@ -40,8 +40,11 @@ URL_RE = re.compile(r"https?://\S+|www\.\S+")
 
 
 class SegmentFilterConfig(StepConfig):
+    #: Column holding the web segment.
     column: str = "text"
+    #: Segments with fewer words are dropped.
     min_words: int = 40
+    #: Segments with more words are dropped.
     max_words: int = 600
     #: Lines of fewer than 4 words (menus, link lists) may be at most this share of lines.
     max_short_line_share: float = 0.6
@@ -102,12 +105,18 @@ class SegmentFilter(TextFilter):
 
 
 class BackwardConfig(StepConfig):
+    #: Jinja prompt template of the backward model (the paper's: predict the instruction for an
+    #: output).
     template: str = "backtranslation/prompts/backward.jinja"
     #: The column holding the segment (it becomes ``output``).
     column: str = "text"
+    #: Sampling temperature.
     temperature: float = 0.7
+    #: Longest instruction, in characters (schema maxLength).
     instruction_max_chars: int = Field(default=300, ge=20, le=900)
+    #: An instruction with fewer words is dropped.
     min_words: int = 3
+    #: Most tokens per call (None: instruction_max_chars + 24).
     max_tokens: int | None = None
 
 
@@ -165,13 +174,17 @@ class Backward(TemplatedStep, MapStep):
 
 
 class CurateConfig(StepConfig):
+    #: Jinja prompt template of the curation (the paper's 1-5 rating prompt).
     template: str = "backtranslation/prompts/curate.jinja"
     #: Keep pairs scored at least this (paper: 4 or 5).
     threshold: int = Field(default=4, ge=1, le=5)
     #: Which self-training iteration's model curates (recorded on each pair).
     iteration: int = Field(default=1, ge=1)
+    #: Sampling temperature of the rating.
     temperature: float = 0.0
+    #: Longest reason before the score, in characters (schema maxLength).
     reason_max_chars: int = Field(default=300, ge=20, le=900)
+    #: Most tokens per call (None: reason_max_chars + 24).
     max_tokens: int | None = None
 
 

@@ -101,12 +101,19 @@ class QAConfig(StepConfig):
     partners_from_other_docs: bool = False
     #: The context node holding every segment (default: the first of ``context``).
     pool: str | None = None
+    #: Column holding a segment's text.
     text_column: str = "text"
+    #: Jinja prompt template of single-segment questions.
     single_template: str = "longcontext/prompts/qa_single.jinja"
+    #: Jinja prompt template of multi-segment questions.
     multi_template: str = "longcontext/prompts/qa_multi.jinja"
+    #: Sampling temperature.
     temperature: float = 0.7
+    #: Longest question, in characters (schema maxLength).
     question_max_chars: int = Field(default=300, le=900)
+    #: Longest answer, in characters (schema maxLength).
     answer_max_chars: int = Field(default=400, le=900)
+    #: Most tokens per call (None: question_max_chars + answer_max_chars + 32).
     max_tokens: int | None = None
 
 
@@ -237,10 +244,13 @@ class IN2QuestionAnswer(TemplatedStep, ExpandStep):
 class CheckConfig(StepConfig):
     #: Off: every pair passes unchanged, with no model call.
     enabled: bool = True
+    #: Jinja prompt template that re-answers the question from the segment(s) alone.
     template: str = "longcontext/prompts/answer_check.jinja"
     #: Share of the generated answer's content words the segment-only answer must contain.
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Most tokens of the segment-only answer.
     max_tokens: int = 128
+    #: Sampling temperature of the segment-only answer.
     temperature: float = 0.0
 
 
@@ -281,10 +291,12 @@ class ContextConfig(StepConfig):
     target_tokens: int = Field(default=4096, ge=16)
     #: The context node holding every segment (default: the first of ``context``).
     pool: str | None = None
+    #: Column holding a segment's text.
     text_column: str = "text"
     #: Filler may come from the needle's own document (off: another of its segments might
     #: answer the question too).
     filler_same_doc: bool = False
+    #: Text put between the segments of the context.
     separator: str = "\n\n"
     #: Drop contexts shorter than this share of the target (a corpus too small to fill it).
     min_fill: float = Field(default=0.0, ge=0.0, le=1.0)
