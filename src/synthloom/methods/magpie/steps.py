@@ -34,6 +34,7 @@ MT_SYSTEM_PROMPT = (
 
 
 class MagpieSlotsConfig(StepConfig):
+    #: Work items made (each becomes one sampled conversation).
     count: int = Field(default=100, ge=0)
 
 
@@ -60,12 +61,19 @@ class MagpieConfig(StepConfig):
     turns: int = Field(default=1, ge=1)
     #: System prompt of the follow-up query prompts (turn 2+); None: ``system_prompt``.
     mt_system_prompt: str | None = MT_SYSTEM_PROMPT
+    #: Sampling temperature of the queries (the pre-query completion).
     temperature: float = 1.0
+    #: Nucleus sampling (top_p) of the queries.
     top_p: float = 1.0
+    #: Most tokens of one query.
     query_max_tokens: int = 256
+    #: Sampling temperature of the responses.
     response_temperature: float = 0.0
+    #: Nucleus sampling (top_p) of the responses.
     response_top_p: float = 1.0
+    #: Most tokens of one response.
     max_tokens: int = 512
+    #: Queries with fewer words are dropped.
     min_query_words: int = 3
     #: Drop queries that are neither a question nor an instruction (heuristic).
     require_request: bool = True

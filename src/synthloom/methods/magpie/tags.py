@@ -95,12 +95,17 @@ def language_of(text: str) -> str | None:
 class MagpieTagConfig(StepConfig):
     #: Which tags (exp/unitag.py ``--tag_mission``; safety and reward are their own steps).
     tags: list[Tag] = list(LLM_TAGS) + ["language"]
+    #: Column holding the instruction to tag.
     column: str = "instruction"
+    #: Jinja prompt template of the difficulty tag.
     difficulty_template: str = "magpie/prompts/tag_difficulty.jinja"
+    #: Jinja prompt template of the input-quality tag.
     quality_template: str = "magpie/prompts/tag_quality.jinja"
+    #: Jinja prompt template of the task-category tag.
     classification_template: str = "magpie/prompts/tag_classification.jinja"
     #: exp/unitag.py: temperature 0, max_tokens 1024.
     temperature: float = 0.0
+    #: Most tokens of one tag's answer.
     max_tokens: int = Field(default=1024, ge=16)
 
 
@@ -143,7 +148,9 @@ class MagpieRewardConfig(StepConfig):
     #: A named reward model (recipe ``models:``, ``reward:PATH``; the authors used
     #: sfairXC/FsfairX-LLaMA3-RM-v0.1). None: no reward tag (``instruct_reward`` is null).
     reward_model: str | None = None
+    #: Column holding the instruction.
     instruction: str = "instruction"
+    #: Column holding the response scored.
     response: str = "response"
     #: Column with a base model's response to the same instruction (the paper's URIAL
     #: baseline): adds ``base_reward`` and ``reward_difference`` = instruct - base.
@@ -206,6 +213,7 @@ class MagpieReward(MapStep):
 
 
 class MagpieDistanceConfig(StepConfig):
+    #: Column holding the instruction embedded.
     column: str = "instruction"
     #: The authors embed with sentence-transformers/all-mpnet-base-v2 (exp/gen_dis.py).
     embedder: EmbedderConfig = EmbedderConfig()
@@ -215,6 +223,7 @@ class MagpieDistanceConfig(StepConfig):
     #: Neighbours searched per instruction (gen_dis.py ``--search_space_size`` 500); the
     #: repeat count is capped here.
     neighbors: int = Field(default=100, ge=1)
+    #: Neighbour search: exact up to 20k records then usearch HNSW (auto), or force one.
     ann: Literal["auto", "exact", "usearch"] = "auto"
 
 
@@ -285,10 +294,13 @@ class MagpieFilterConfig(StepConfig):
     dedup: bool = True
     #: Allow-lists of the other tags (None: any).
     difficulties: list[str] | None = None
+    #: Task categories kept (None: any).
     task_categories: list[str] | None = None
+    #: Languages kept (None: any).
     languages: list[str] | None = None
     #: Drop items the moderator labelled unsafe (the ``safety`` column of ``moderate``).
     drop_unsafe: bool = False
+    #: Column holding the instruction (for drop_colon_ending).
     instruction: str = "instruction"
 
 

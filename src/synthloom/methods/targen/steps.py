@@ -104,12 +104,17 @@ def _normalise(text: str) -> str:
 
 
 class ListConfig(StepConfig):
+    #: Jinja prompt template that asks for the list (gets ``n`` and the record's columns).
     template: str
     #: Column for each listed item ("context", "seed").
     column: str
+    #: Most items listed per call (schema maxItems).
     count: int = Field(default=3, ge=1, le=50)
+    #: Longest item, in characters (schema maxLength).
     item_max_chars: int = 120
+    #: Sampling temperature.
     temperature: float = 0.8
+    #: Most tokens of the list.
     max_tokens: int = 256
 
 
@@ -152,9 +157,13 @@ class TargenList(TemplatedStep, ExpandStep):
 
 
 class GenerateConfig(StepConfig):
+    #: Jinja prompt template of one label-conditioned instance.
     template: str = "targen/prompts/generate.jinja"
+    #: Longest value of each task field, in characters (schema maxLength).
     field_max_chars: int = 600
+    #: Sampling temperature.
     temperature: float = 0.8
+    #: Most tokens of one instance.
     max_tokens: int = 384
 
 
@@ -200,10 +209,13 @@ class TargenGenerate(TemplatedStep, ExpandStep):
 
 
 class CorrectConfig(StepConfig):
+    #: Jinja prompt template of the self-correction (the model labels the instance).
     template: str = "targen/prompts/correct.jinja"
     #: relabel: take the model's label (corrected: true); drop: drop the instance with a reason.
     on_mismatch: Literal["relabel", "drop"] = "relabel"
+    #: Sampling temperature of the check.
     temperature: float = 0.0
+    #: Most tokens of the check's label.
     max_tokens: int = 32
 
 
