@@ -53,28 +53,39 @@ _LEADING_NUMBER_RE = re.compile(r"^(?:\s*\d+\s?[.)](?:\s+|$))+")
 
 
 class BootstrapConfig(StepConfig):
+    #: Jinja prompt template of the numbered task list.
     template: str = "selfinstruct/prompts/instructions.jinja"
     #: Column with the seed task's instruction, and its id (for ``examples``).
     column: str = "instruction"
+    #: Column with the seed task's id (missing: one made from the record).
     id_column: str = "id"
+    #: Bootstrap rounds; each round's prompts see the instructions kept so far.
     rounds: int = Field(default=2, ge=1)
+    #: Prompts (calls) per round, each with its own sample of in-context tasks.
     prompts_per_round: int = Field(default=4, ge=1)
     #: Stop after the round in which this many generated instructions were kept.
     target: int | None = Field(default=None, ge=1)
     #: In-context tasks per prompt (paper: 8), of which generated ones when available (2).
     num_prompt_instructions: int = Field(default=8, ge=1)
+    #: Of the in-context tasks, how many are generated ones when available (paper: 2).
     num_machine_instructions: int = Field(default=2, ge=0)
     #: Drop a candidate whose ROUGE-L F1 with a pool instruction is above this (the authors'
     #: bootstrap_instructions.py: ``max(rouge_scores) > 0.7``; exactly 0.7 is kept).
     rouge_threshold: float = Field(default=0.7, gt=0, le=1)
+    #: Candidates with fewer words are dropped (the authors' code: 4).
     min_words: int = MIN_WORDS
+    #: Candidates with more words are dropped (the authors' code: 150).
     max_words: int = MAX_WORDS
     #: Paper: temperature 0.7, top_p 0.5, presence_penalty 2 (bootstrap_instructions.py);
     #: the list stops before a 16th item.
     temperature: float = 0.7
+    #: Nucleus sampling (paper: 0.5).
     top_p: float = 0.5
+    #: Presence penalty (paper: 2).
     presence_penalty: float = 2.0
+    #: Most tokens of one list.
     max_tokens: int = 512
+    #: Stop sequences (default: before a 16th item; None: none).
     stop: list[str] | None = Field(default_factory=lambda: ["\n16", "16.", "16 ."])
     #: Send the numbered list as a raw completion prompt (base models) instead of chat.
     raw_prompt: bool = False

@@ -24,16 +24,25 @@ from synthloom.prompting.templated import TemplatedStep, parsed_object
 
 
 class InstancesConfig(StepConfig):
+    #: Jinja prompt template of non-classification tasks (input, then output).
     input_first_template: str = "selfinstruct/prompts/instances_input_first.jinja"
+    #: Jinja prompt template of classification tasks (class label first, then an input).
     output_first_template: str = "selfinstruct/prompts/instances_output_first.jinja"
+    #: Column with the task's instruction.
     column: str = "instruction"
+    #: Column saying whether the task is a classification (yes/true: output-first).
     classification_column: str = "is_classification"
     #: Instances asked for per task (the schema allows 1..instances).
     instances: int = Field(default=2, ge=1, le=10)
+    #: Sampling temperature.
     temperature: float = 0.0
+    #: Nucleus sampling (top_p).
     top_p: float = 1.0
+    #: Most tokens of the instances' answer.
     max_tokens: int = 512
+    #: Longest instance input, in characters (schema maxLength).
     input_max_chars: int = 600
+    #: Longest instance output, in characters (schema maxLength).
     output_max_chars: int = 900
 
 

@@ -109,8 +109,12 @@ def combinations(topics: list[str], audiences: list[str], styles: list[str], see
 class SpecsConfig(StepConfig):
     #: A topics file (``pkg:`` path, .txt one per line, or .jsonl with ``topic``) or a list.
     topics: str | list[str] = "pkg:data/textbook/topics.txt"
+    #: Audiences combined with every topic and style.
     audiences: list[str] = Field(default_factory=lambda: list(AUDIENCES), min_length=1)
+    #: Styles combined with every topic and audience.
     styles: list[str] = Field(default_factory=lambda: list(STYLES), min_length=1)
+    #: balanced: every topic once per round, a fresh audience/style each visit; shuffled: a seeded
+    #: shuffle; ordered: topic x audience x style as listed.
     order: Literal["balanced", "shuffled", "ordered"] = "balanced"
     #: At most this many combinations (None: all of them).
     count: int | None = Field(default=None, ge=0)
@@ -174,16 +178,23 @@ def section_schema(n_exercises: int, title_chars: int, section_chars: int, probl
 
 
 class SectionConfig(StepConfig):
+    #: Jinja prompt template of one section.
     template: str = "textbook/prompts/section.jinja"
     #: Exercises asked for (the schema allows 1..n; the filter decides what is enough).
     exercises: int = Field(default=2, ge=1, le=6)
+    #: Longest title, in characters (schema maxLength).
     title_max_chars: int = Field(default=120, ge=20, le=300)
+    #: Longest section text, in characters (schema maxLength).
     section_max_chars: int = Field(default=900, ge=100, le=900)
+    #: Longest problem, in characters (schema maxLength).
     problem_max_chars: int = Field(default=300, ge=40, le=900)
+    #: Longest solution, in characters (schema maxLength).
     solution_max_chars: int = Field(default=500, ge=40, le=900)
     #: Floors in the schema (characters): the section text, and each problem / solution.
     section_min_chars: int = Field(default=200, ge=0, le=900)
+    #: Shortest problem and solution, in characters (schema minLength).
     pair_min_chars: int = Field(default=10, ge=0, le=200)
+    #: Sampling temperature.
     temperature: float = 0.7
     #: Default: enough for the longest output the schema allows.
     max_tokens: int | None = None
@@ -244,7 +255,9 @@ class StructureConfig(StepConfig):
     min_exercises: int = Field(default=1, ge=0)
     #: Words a problem / a solution needs at least.
     min_problem_words: int = Field(default=4, ge=1)
+    #: Words a solution needs at least.
     min_solution_words: int = Field(default=2, ge=1)
+    #: The section needs a complete worked example (problem and solution).
     require_worked_example: bool = True
     #: Degenerate loops: a field where more than this share of sentences repeat an earlier
     #: one (fields of 3+ sentences) is not textbook text.
