@@ -31,10 +31,15 @@ class GenerateConfig(StepConfig):
     output: str = "text"
     #: Send the rendered template as a raw prompt (no chat template): backends that allow it.
     raw_prompt: bool = False
+    #: Sampling temperature.
     temperature: float = 0.7
+    #: Nucleus sampling (top_p).
     top_p: float = 1.0
+    #: Most tokens per answer.
     max_tokens: int = 512
+    #: Stop sequences (None: none).
     stop: list[str] | None = None
+    #: Samples per record (generate_n only; empty samples are skipped, none left: a drop).
     n: int = 1
     #: Keep answers cut off at ``max_tokens`` (finish_reason ``length``) as records; by
     #: default they are drops that name the cap.

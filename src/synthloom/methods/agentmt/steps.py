@@ -123,9 +123,13 @@ class AgentTasks(SourceStep):
 
 
 class BlueprintConfig(StepConfig):
+    #: Jinja prompt template of the blueprint (intent, ground-truth actions, outputs).
     template: str = "agentmt/prompts/blueprint.jinja"
+    #: Sampling temperature of the blueprint.
     temperature: float = 0.8
+    #: Most tokens of the blueprint.
     max_tokens: int = 512
+    #: Most ground-truth actions (tool calls) in a blueprint (schema maxItems).
     max_actions: int = Field(default=6, ge=1, le=20)
 
 
@@ -225,11 +229,14 @@ JUDGE_SCHEMA = {"type": "object", "properties": {
 
 
 class CommitteeConfig(StepConfig):
+    #: Jinja prompt template of one committee review.
     template: str = "agentmt/prompts/committee.jinja"
     judges: int = Field(default=3, ge=1, le=15, description="Committee size (judge samples).")
     judge_model: str | None = Field(default=None, description="Named model of the committee "
                                                               "(None: the step's own).")
+    #: Sampling temperature of the reviews.
     temperature: float = 0.7
+    #: Most tokens of one review.
     max_tokens: int = 160
 
     wiring: ClassVar[frozenset[str]] = StepConfig.wiring | {"judge_model"}
@@ -281,7 +288,9 @@ class AgentCommittee(TemplatedStep, MapStep):
 
 
 class RolloutConfig(StepConfig):
+    #: Jinja template of the agent's system prompt.
     agent_template: str = "agentmt/prompts/agent.jinja"
+    #: Jinja template of the simulated user's system prompt.
     user_template: str = "agentmt/prompts/user.jinja"
     user_model: str | None = Field(default=None, description="Named model of the simulated "
                                                              "user (None: the step's own).")
@@ -298,6 +307,7 @@ class RolloutConfig(StepConfig):
     user_max_tokens: int = Field(default=128, description="Token cap of each user turn.")
     mcp: str | None = Field(default=None, description="Command of an MCP server (stdio) whose "
                             "tools join the agent's; one server process per rollout.")
+    #: Time limit of one MCP server request, in seconds.
     mcp_timeout_s: float = Field(default=30.0, gt=0, le=600)
 
     wiring: ClassVar[frozenset[str]] = StepConfig.wiring | {"user_model"}

@@ -67,6 +67,7 @@ class Operator:
 
 
 class EvolConfig(StepConfig):
+    #: Column with the seed instruction.
     column: str = "instruction"
     #: general (WizardLM operators) or code (WizardCoder operators).
     variant: Literal["general", "code"] = "general"
@@ -74,6 +75,7 @@ class EvolConfig(StepConfig):
     operators_file: str | None = None
     #: Use only these operators of the file (default: all, drawn uniformly).
     operators: list[str] | None = None
+    #: Evolution rounds, each evolving the previous round's instruction.
     rounds: int = Field(default=4, ge=1, le=20)
     #: Generate a response for every evolution (eliminator cases 2 and 3 need it).
     respond: bool = True
@@ -81,12 +83,19 @@ class EvolConfig(StepConfig):
     judge: bool = True
     #: Emit the seed itself as a round-0 record (the paper trains on D0 ∪ D1 ∪ ... ∪ DM).
     keep_seed: bool = True
+    #: An evolution with fewer words is eliminated.
     min_words: int = 3
+    #: A response saying 'sorry' in fewer words eliminates its evolution (the model struggles).
     sorry_max_words: int = 80
+    #: Sampling temperature of the evolutions.
     temperature: float = 0.7
+    #: Most tokens of one evolution (cut off there: eliminated).
     max_tokens: int = 256
+    #: Most tokens of one response (when ``respond``).
     response_max_tokens: int = 256
+    #: Jinja template of the equality check (when ``judge``).
     judge_template: str = "evol/prompts/equal.jinja"
+    #: Jinja template of the response (when ``respond``).
     response_template: str = "evol/prompts/response.jinja"
 
 
