@@ -39,11 +39,16 @@ from synthloom.verify.sql import SQLExecutionError, SQLRejected, SQLTimeout, nor
 
 
 class QuestionConfig(StepConfig):
+    #: Jinja prompt template of the question (OmniSQL's question synthesis, in the task's style).
     template: str = "text2sql/prompts/question.jinja"
     #: The authors' README: several questions per query at temperature 0.8.
     temperature: float = 0.8
+    #: Most tokens of one candidate.
     max_tokens: int = 700
+    #: Questions sampled per query; with 3+ usable ones the most central by embedding is kept, with
+    #: 2 one is drawn.
     candidates: int = Field(default=4, ge=1, le=16)
+    #: Longest question, in characters (schema maxLength; single-turn styles).
     question_max_chars: int = Field(default=500, ge=20, le=2000)
     #: Multi-turn dialogues are longer.
     dialogue_max_chars: int = Field(default=1200, ge=20, le=2000)
@@ -143,15 +148,21 @@ class Text2SQLQuestion(TemplatedStep, MapStep):
 
 
 class CotConfig(StepConfig):
+    #: Jinja prompt template of one step-by-step solution.
     template: str = "text2sql/prompts/cot.jinja"
     #: The authors' README: several CoT solutions per item at temperature 0.8.
     temperature: float = 0.8
+    #: Most tokens of one solution.
     max_tokens: int = 1200
+    #: CoT solutions sampled per item; their executed results vote.
     samples: int = Field(default=5, ge=1, le=32)
     #: The authors drop items with fewer than three executable solutions.
     min_valid: int = Field(default=3, ge=1)
+    #: Time limit of one solution's query, in seconds.
     timeout_s: float = 2.0
+    #: A solution returning more rows than this is invalid (out of the vote).
     max_rows: int = Field(default=1000, ge=1)
+    #: Rows kept in the record's ``result`` (the first ones).
     result_rows: int = Field(default=10, ge=1)
     #: Drop items whose voted result differs from the reference query's (the authors keep
     #: them: the vote, not the reference, decides).

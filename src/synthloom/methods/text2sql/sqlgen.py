@@ -43,11 +43,13 @@ from synthloom.verify.sql import SQLExecutionError, SQLiteDatabase, SQLRejected,
 
 
 class SqlConfig(StepConfig):
+    #: Jinja prompt template of the SQL synthesis (OmniSQL's, for the task's complexity).
     template: str = "text2sql/prompts/sql.jinja"
     #: The authors' sampling temperature for SQL synthesis.
     temperature: float = 0.8
     #: The prompt ends "Let's proceed step by step": room for reasoning before the query.
     max_tokens: int = 1024
+    #: Time limit of one query's execution, in seconds.
     timeout_s: float = 2.0
     #: Row cap of the execution; a query returning more rows is dropped (too broad to check).
     max_rows: int = Field(default=1000, ge=1)
@@ -56,6 +58,7 @@ class SqlConfig(StepConfig):
     #: Rows per table turned into ``INSERT`` statements (the authors' ``LIMIT 2``), of which
     #: 4 are sampled per prompt (the authors' number; ``max_inserts`` can show fewer).
     insert_rows: int = Field(default=2, ge=0, le=10)
+    #: INSERT statements shown per prompt, at most (the authors: 4).
     max_inserts: int = Field(default=4, ge=0, le=4)
     #: Drop queries that return no rows (the authors keep them; an empty result cannot tell
     #: a right query from a wrong one in the CoT vote).

@@ -97,8 +97,11 @@ class TasksConfig(StepConfig):
     tables: str = "pkg:data/text2sql/web_tables"
     #: Domains for ``database: synth`` (tasks cycle over them).
     domains: list[str] = Field(default_factory=lambda: list(DEFAULT_DOMAINS))
+    #: Tasks made (each cycles over the databases/tables/domains and complexities).
     count: int = Field(default=20, ge=0)
+    #: SQL complexity levels, cycled over in task order.
     complexities: list[str] = Field(default_factory=lambda: list(COMPLEXITIES))
+    #: Question styles; each task draws one from the run seed and its index.
     styles: list[str] = Field(default_factory=lambda: list(STYLES))
 
     @field_validator("complexities")
@@ -175,14 +178,19 @@ class Text2SQLTasks(SourceStep):
 
 
 class SchemaConfig(StepConfig):
+    #: Jinja prompt template of a domain's schema proposal (``database: synth``).
     template: str = "text2sql/prompts/schema.jinja"
     #: OmniSQL's schema synthesis from a seed table, and its enhancement.
     web_template: str = "text2sql/prompts/web_schema.jinja"
+    #: Jinja template of the enhancement of a schema made from a seed table.
     enhance_template: str = "text2sql/prompts/web_enhance.jinja"
     #: Token cap of the two web-table calls (a schema of ~10 tables with rows is long).
     web_max_tokens: int = 4096
+    #: Rows written per table of a synthesised database.
     rows_per_table: int = Field(default=20, ge=1, le=10_000)
+    #: Sampling temperature of the schema calls.
     temperature: float = 0.7
+    #: Most tokens of a domain's schema proposal.
     max_tokens: int = 900
 
 
