@@ -76,6 +76,8 @@ def _norm(text: str) -> str:
 
 
 class CamelRolesConfig(StepConfig):
+    #: Roles file (YAML or JSON) with ``assistant_roles`` and ``user_roles`` lists; every pair
+    #: becomes an item.
     path: str = "pkg:data/camel/society_roles.yaml"
 
 
@@ -114,13 +116,17 @@ class CamelRoles(SourceStep):
 
 
 class RoleGenerationConfig(StepConfig):
+    #: Jinja prompt template of the assistant-role list (when ``generate``).
     assistants_template: str = "camel/prompts/generate_assistants.jinja"
+    #: Jinja prompt template of the user-role list (when ``generate``).
     users_template: str = "camel/prompts/generate_users.jinja"
     #: Ask the LLM for the role lists (paper); False: keep the roles file's names.
     generate: bool = False
     #: Roles asked for in each list (paper: 50); pairs whose index is past a list are dropped.
     num_roles: int = Field(default=4, ge=1, le=100)
+    #: Longest role name, in characters (schema maxLength).
     role_max_chars: int = Field(default=60, ge=5, le=200)
+    #: Sampling temperature of the role lists.
     temperature: float = 0.7
     #: Completion cap; default: enough for ``num_roles`` names at the cap.
     max_tokens: int | None = None
@@ -199,12 +205,15 @@ class CamelRoleGeneration(TemplatedStep, MapStep):
 
 
 class TaskGenerationConfig(StepConfig):
+    #: Jinja prompt template of the task list for a role pair.
     template: str = "camel/prompts/generate_tasks.jinja"
     #: Tasks asked for per role pair (paper: 10); the schema's ``maxItems``.
     num_tasks: int = Field(default=3, ge=1, le=50)
     #: A task with fewer words is rejected as too short.
     min_words: int = Field(default=3, ge=1)
+    #: Longest task, in characters (schema maxLength).
     task_max_chars: int = Field(default=300, ge=20, le=900)
+    #: Sampling temperature of the task list.
     temperature: float = 0.7
     #: Completion cap; default: enough for ``num_tasks`` tasks at the cap, so a
     #: grammar-constrained reply is not cut off mid-JSON.

@@ -47,6 +47,7 @@ _SPECIFIED_PREFIX = re.compile(r"^\s*(specified task|task)\s*:\s*", re.IGNORECAS
 
 
 class CamelTasksConfig(StepConfig):
+    #: JSONL of ``{assistant_role, user_role, tasks}`` (or ``task``); one item per task.
     path: str = "pkg:data/camel/ai_society.jsonl"
 
 
@@ -85,12 +86,17 @@ class CamelTasks(SourceStep):
 
 
 class CamelConfig(StepConfig):
+    #: Jinja template of the task specifier.
     specify_template: str = "camel/prompts/task_specify.jinja"
+    #: Jinja template of the assistant agent's system prompt.
     assistant_template: str = "camel/prompts/assistant_system.jinja"
+    #: Jinja template of the user agent's system prompt.
     user_template: str = "camel/prompts/user_system.jinja"
+    #: Jinja template of the message that starts the role-play.
     start_template: str = "camel/prompts/user_start.jinja"
     #: Run the task specifier (False: role-play the task as given).
     specify: bool = True
+    #: Word limit the specifier is asked to keep the specified task within.
     word_limit: int = Field(default=50, ge=1)
     #: Exchanges (user message + assistant message) at most.
     max_turns: int = Field(default=10, ge=1)
@@ -98,8 +104,11 @@ class CamelConfig(StepConfig):
     max_no_instruct: int = Field(default=3, ge=1)
     #: Stop before an agent's prompt would pass this many tokens.
     token_limit: int = 3500
+    #: Sampling temperature of both agents.
     temperature: float = 0.7
+    #: Most tokens of one agent message.
     max_tokens: int = 512
+    #: Most tokens of the specified task.
     specify_max_tokens: int = 128
     #: Input columns copied onto the dialogue record (e.g. ``task_source``, ``task_index`` of
     #: generated tasks); the output otherwise replaces the input's columns.

@@ -24,15 +24,21 @@ from synthloom.quality.text import plain_text, plain_words
 
 
 class ExtractConfig(StepConfig):
+    #: Jinja prompt template of the extraction.
     template: str = "webmining/prompts/extract.jinja"
+    #: Column with the document/chunk text.
     text_column: str = "text"
     #: At most this many pairs per document/chunk (the schema's maxItems).
     max_pairs: int = Field(default=3, ge=1, le=20)
     #: At least this many (recall already said there is Q-A content; 0 lets the model say none).
     min_pairs: int = Field(default=1, ge=0)
+    #: Longest question, in characters (schema maxLength).
     question_max_chars: int = 300
+    #: Longest answer, in characters (schema maxLength).
     answer_max_chars: int = 600
+    #: Sampling temperature.
     temperature: float = 0.2
+    #: Most tokens per call (None: sized from max_pairs and the two *_max_chars).
     max_tokens: int | None = None
 
 
@@ -105,8 +111,11 @@ class InTextConfig(StepConfig):
     #: ``substring``: the normalised question/answer occurs verbatim in the normalised text;
     #: ``overlap``: or at least the threshold share of its content words occurs in it.
     match: Literal["overlap", "substring"] = "overlap"
+    #: ``overlap``: share of the question's content words that must occur in the text.
     question_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    #: ``overlap``: share of the answer's content words that must occur in the text.
     answer_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    #: Column with the source text the pair is looked up in.
     text_column: str = "text"
     #: The question must read as one (a '?' or a question/task word first): headings and
     #: titles the model passes off as questions are dropped.
