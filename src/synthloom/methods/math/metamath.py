@@ -113,10 +113,17 @@ class MetaMathQuestionsConfig(StepConfig):
     augmentations: list[Augmentation] = Field(default_factory=lambda: list(AUGMENTATIONS))
     #: Rephrasings sampled per problem.
     rephrasings: int = 1
+    #: Jinja prompt template of the rephrasing augmentation.
     rephrase_template: str = "math/prompts/metamath_rephrase.jinja"
+    #: Jinja prompt template of SV: the masked question and its answer rewritten as a statement
+    #: asking for x.
     sv_template: str = "math/prompts/metamath_sv.jinja"
+    #: Jinja template of FOBAR: the masked question with its answer given, asking for x (rendered,
+    #: no model call).
     fobar_template: str = "math/prompts/metamath_fobar.jinja"
+    #: Sampling temperature of the new questions.
     temperature: float = 0.7
+    #: Most tokens of one new question.
     max_tokens: int = 192
 
 
@@ -190,10 +197,13 @@ class MetaMathQuestions(TemplatedStep, ExpandStep):
 class MetaMathSolveConfig(StepConfig):
     #: Chain-of-thought prompt ending in "The answer is N." (shared with STaR).
     template: str = "math/prompts/star_rationale.jinja"
+    #: Solutions sampled per question; those reaching the target answer are kept.
     samples: int = 4
     #: Keep at most this many distinct correct solutions per question.
     keep: int = 1
+    #: Sampling temperature of the solutions.
     temperature: float = 0.7
+    #: Most tokens of one solution (cut off there: its answer does not count).
     max_tokens: int = 384
     #: Count only a stated answer ("The answer is N", boxed, ####), not the last number seen.
     stated_answer: bool = True

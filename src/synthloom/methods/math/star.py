@@ -21,14 +21,22 @@ from synthloom.verify.math_answers import answers_equal, extract_answer
 
 
 class StarConfig(StepConfig):
+    #: Jinja prompt template of a rationale ending in "The answer is N.".
     template: str = "math/prompts/star_rationale.jinja"
+    #: Jinja template of rationalization: the gold answer given as a hint.
     hint_template: str = "math/prompts/star_rationalize.jinja"
+    #: Column with the gold final answer.
     gold: str = "gold"
+    #: Rationales sampled per problem before rationalization.
     samples: int = 4
+    #: When no sample reaches the gold answer, try once more with it as a hint (STaR's
+    #: rationalization).
     rationalize: bool = True
     #: Keep at most this many correct rationales per problem.
     keep: int = 1
+    #: Sampling temperature.
     temperature: float = 0.8
+    #: Most tokens of one rationale (cut off there: its answer does not count).
     max_tokens: int = 384
     #: Count only a stated answer ("The answer is N", boxed, ####), not the last number seen.
     stated_answer: bool = True

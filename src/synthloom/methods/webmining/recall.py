@@ -42,13 +42,18 @@ _CUES = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in (
 
 
 class RecallConfig(StepConfig):
+    #: ``logreg``: a logistic regression over hashed word n-grams, fitted on ``labels`` at start;
+    #: ``keywords``: a cue density squashed into 0..1, no training.
     classifier: Literal["logreg", "keywords"] = "logreg"
     #: Labelled examples for ``logreg``: JSONL lines with ``text`` and ``label`` (1/0).
     labels: str = DEFAULT_LABELS
     #: Records scoring below this are dropped (the score is in the reason).
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Column with the text scored.
     text_column: str = "text"
+    #: Longest word n-gram of the ``logreg`` features.
     ngram_max: int = Field(default=2, ge=1, le=4)
+    #: Hashed feature dimensions of the ``logreg`` vectoriser.
     n_features: int = Field(default=2**16, ge=2**10)
     #: Inverse regularisation strength of the logistic regression.
     C: float = Field(default=20.0, gt=0.0)

@@ -25,13 +25,17 @@ from synthloom.quality.text import plain_words
 
 
 class RefineConfig(StepConfig):
+    #: Jinja prompt template of the refinement.
     template: str = "webmining/prompts/refine.jinja"
     #: Share of the original answer's content words that the refined answer must keep.
     consistency_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
     #: The surrounding text shown to the model (0: none), cut to this many characters.
     context_chars: int = Field(default=1500, ge=0)
+    #: Longest refined answer, in characters (schema maxLength).
     refined_max_chars: int = 900
+    #: Sampling temperature.
     temperature: float = 0.3
+    #: Most tokens per call (None: refined_max_chars // 3 + 16).
     max_tokens: int | None = None
 
 
