@@ -46,11 +46,17 @@ class CritiqueReviseConfig(StepConfig):
     rounds: int = Field(default=1, ge=1, le=8)
     #: Column with the user prompt and column with the initial response.
     prompt_column: str = "instruction"
+    #: Column with the initial response (the first revision's input).
     response_column: str = "original_response"
+    #: Jinja template of the critique (gets the principle's critique request).
     critique_template: str = "constitutional/prompts/critique.jinja"
+    #: Jinja template of the revision (gets the principle's revision request).
     revision_template: str = "constitutional/prompts/revision.jinja"
+    #: Sampling temperature of critiques and revisions.
     temperature: float = 0.7
+    #: Most tokens of one critique.
     critique_max_tokens: int = 256
+    #: Most tokens of one revision.
     revision_max_tokens: int = 384
     #: A critique or revision that hit max_tokens is cut off: drop the prompt (a cut-off
     #: revision is no training target).

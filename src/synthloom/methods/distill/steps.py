@@ -83,7 +83,9 @@ class SamplesConfig(StepConfig):
     samples: int = Field(default=4, ge=1, le=64, description="Samples per question.")
     keep: Literal["all", "first"] = Field(default="all", description="Verified samples kept: "
                                                                      "all, or the first.")
+    #: Sampling temperature of the samples.
     temperature: float = 0.7
+    #: Most tokens of one sample.
     max_tokens: int = Field(default=2048, ge=1)
     timeout_s: float = Field(default=10.0, gt=0, description="Sandbox limit per code test run.")
 
@@ -139,9 +141,13 @@ class DifficultyConfig(StepConfig):
         default="any", description="Where in a recipe this instance acts: questions (only the "
                                    "llm rating, before sampling: one call per question), "
                                    "samples (only the length filter, after sampling), any.")
+    #: Column with the question (llm mode).
     question_column: str = "question"
+    #: Jinja prompt template of the 1-10 difficulty rating (llm mode).
     template: str = "distill/prompts/rating.jinja"
+    #: Sampling temperature of the rating.
     temperature: float = 0.0
+    #: Most tokens of the rating's answer.
     max_tokens: int = 160
 
 

@@ -48,6 +48,7 @@ def stated_answer(response: LLMResponse) -> str | None:
 
 
 class MathGenieAugmentConfig(StepConfig):
+    #: Jinja prompt template that rewrites a solution into a new one.
     template: str = "math/prompts/mathgenie_augment.jinja"
     #: Column with the seed solution (GSM8K ``answer``).
     solution: str = "answer"
@@ -55,7 +56,9 @@ class MathGenieAugmentConfig(StepConfig):
     variants: int = 2
     #: Augmentation rounds; round r > 1 rewrites each usable solution of round r-1 once.
     rounds: int = 1
+    #: Sampling temperature of the augmented solutions.
     temperature: float = 0.8
+    #: Most tokens of one augmented solution (cut off there: no answer).
     max_tokens: int = 320
 
 
@@ -105,8 +108,11 @@ class MathGenieAugment(TemplatedStep, ExpandStep):
 
 
 class MathGenieQuestionConfig(StepConfig):
+    #: Jinja prompt template of the back-translation (the problem the solution solves).
     template: str = "math/prompts/mathgenie_question.jinja"
+    #: Sampling temperature of the question.
     temperature: float = 0.3
+    #: Most tokens of the question.
     max_tokens: int = 192
 
 

@@ -66,6 +66,7 @@ def gold_answer(value: Any) -> str | None:
 
 
 class OrcaExplainConfig(StepConfig):
+    #: Jinja prompt template of the explanation (system message + query).
     template: str = "orca/prompts/explain.jinja"
     #: YAML list of {id, text}: recipe folder, then synthloom/methods/, then the package.
     system_messages: str = "orca/prompts/system_messages.yaml"
@@ -81,8 +82,11 @@ class OrcaExplainConfig(StepConfig):
     #: paper's teacher (GPT-4 / ChatGPT) saw only system message + query; a hint is a
     #: synthloom option for weak teachers (the gold check in ``orca_filter`` works either way).
     hint: bool = False
+    #: The gold hint is cut to this many characters (when ``hint``).
     hint_max_chars: int = 600
+    #: Sampling temperature.
     temperature: float = 0.7
+    #: Most tokens of the explained answer.
     max_tokens: int = 512
 
 
@@ -153,7 +157,9 @@ _WORDS = re.compile(r"[a-z0-9]+")
 
 
 class OrcaFilterConfig(StepConfig):
+    #: Column with the explained response.
     column: str = "response"
+    #: Responses with fewer words are dropped (too short to explain).
     min_words: int = 20
     #: Require a sign of reasoning: two sentences (or list items) and a reasoning cue.
     require_explanation: bool = True
