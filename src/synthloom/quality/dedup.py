@@ -162,12 +162,15 @@ class MinHashDedup(_Dedup):
     class Config(DedupConfig):
         #: Words per shingle.
         ngram: int = Field(default=5, ge=1)
+        #: Hash permutations per MinHash signature (more: a closer Jaccard estimate, slower).
         num_perm: int = Field(default=128, ge=8)
         #: Estimated Jaccard at or above which a record is a near-duplicate.
         threshold: float = Field(default=0.7, gt=0.0, le=1.0)
         #: LSH banding (0: chosen from threshold and num_perm, like datasketch).
         bands: int = 0
+        #: Rows per LSH band (0: chosen with ``bands``).
         rows: int = 0
+        #: Seed of the MinHash permutations.
         seed: int = 1
 
     config: Config
@@ -195,7 +198,9 @@ class SemanticDedup(_Dedup):
     class Config(DedupConfig):
         #: False: pass everything through without loading a model (a recipe switch).
         enabled: bool = True
+        #: The embedding model: a spec string, or a mapping (spec, model, batch_size, cache, ...).
         embedder: EmbedderConfig = EmbedderConfig()
+        #: Cosine similarity at or above which a record is a duplicate of an earlier one.
         threshold: float = Field(default=0.9, gt=0.0, le=1.0)
         #: Neighbours examined per record (more: fewer misses in dense duplicate clusters).
         neighbors: int = Field(default=16, ge=1)

@@ -57,9 +57,13 @@ class TextFilter(ColumnFilter):
 
 
 class LengthConfig(StepConfig):
+    #: Column whose text is measured.
     column: str
+    #: Texts shorter than this many characters are dropped.
     min_chars: int = 1
+    #: Texts longer than this many characters are dropped (None: no cap).
     max_chars: int | None = None
+    #: Texts with fewer words are dropped (0: no floor).
     min_words: int = 0
 
 
@@ -84,6 +88,7 @@ class LengthFilter(TextFilter):
 
 
 class RefusalConfig(StepConfig):
+    #: Column checked for refusal phrases.
     column: str
     #: More regular expressions (case-insensitive) that mark a refusal.
     extra_patterns: list[str] = []

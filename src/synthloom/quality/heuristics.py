@@ -37,6 +37,7 @@ def detect_language(text: str) -> tuple[str, float]:
 
 
 class LanguageConfig(StepConfig):
+    #: Column whose language is identified.
     column: str
     #: Allowed ISO 639-1 codes (fastText labels: en, fr, de, zh, ...).
     languages: list[str] = ["en"]
@@ -90,6 +91,7 @@ def repetition(text: str, n: int) -> tuple[float, str, int, int]:
 
 
 class RepetitionConfig(StepConfig):
+    #: Column checked for repeated n-grams.
     column: str
     #: Words per n-gram.
     n: int = Field(default=3, ge=1)
@@ -150,6 +152,7 @@ class UnfinishedFilter(FilterStep):
 
 
 class JsonConfig(StepConfig):
+    #: Column that must hold valid JSON (a string, or an already-parsed value).
     column: str
     #: JSON schema the parsed value must satisfy (optional).
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")

@@ -34,9 +34,13 @@ class PreferencePairsConfig(StepConfig):
     prompt: str = "instruction"
     #: Template for sampling answers; it sees the record's columns and ``prompt``.
     template: str = "quality/prompts/preference_response.jinja"
+    #: Answers sampled per prompt (the best and worst scored make the pair).
     n: int = Field(default=4, ge=2)
+    #: Sampling temperature of the answers.
     temperature: float = 0.9
+    #: Nucleus sampling (top_p) of the answers.
     top_p: float = 1.0
+    #: Most tokens of one answer.
     max_tokens: int = 512
     #: Column with a list of existing answers: no sampling.
     responses: str | None = None

@@ -46,10 +46,13 @@ LLAMA_GUARD_3 = {
 class ModerateConfig(StepConfig):
     #: Columns shown to the judge (e.g. instruction, or instruction + response).
     columns: list[str] = ["instruction"]
+    #: YAML file mapping category codes to categories (``pkg:`` or a path).
     taxonomy: str = DEFAULT_TAXONOMY
+    #: Jinja prompt template of the moderator (``judge`` format).
     template: str = "quality/prompts/moderate.jinja"
     #: Drop items labelled unsafe (the reason names the categories); else only label them.
     drop_unsafe: bool = True
+    #: Most tokens of the verdict (``llama_guard``: at most 32).
     max_tokens: int = 256
     #: ``judge``: a JSON verdict from an instruction model; ``llama_guard``: a Llama Guard
     #: style classifier's native ``safe`` / ``unsafe\nS1,S10`` answer (module docstring).

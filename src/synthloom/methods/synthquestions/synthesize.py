@@ -140,12 +140,15 @@ class SynthesizeConfig(StepConfig):
     #: Node (in ``context:``) holding attributed demos (instruction, document, scene,
     #: query_compositions).
     demos: str
+    #: Jinja prompt template of the synthesis (the demos, then the target document).
     template: str = "synthquestions/prompts/synthesize.jinja"
+    #: Jinja template that renders one demo inside the prompt.
     demo_template: str = "synthquestions/prompts/demo.jinja"
     #: ``auto``: ``grammar`` on llamacpp, ``paper`` elsewhere (see the module docstring).
     limits: Literal["auto", "paper", "grammar"] = "auto"
     #: Token budget (backend tokenizer): of the whole prompt (paper) or of the demos (grammar).
     demo_token_budget: int | None = None
+    #: Most demos shown per prompt (fewer when the token budget runs out).
     max_demos: int = 10
     #: Each demo's document is cut to this many tokens inside the prompt (paper: 4096,
     #: grammar: 250).
@@ -154,8 +157,11 @@ class SynthesizeConfig(StepConfig):
     doc_tokens: int | None = None
     #: Documents (target and demos) are also cut to this many characters (default: none).
     doc_chars: int | None = None
+    #: Column with the target document's text.
     text_column: str = "text"
+    #: Sampling temperature.
     temperature: float = 0.8
+    #: Most tokens of the answer (None: the ``limits`` profile's; at most half the context window).
     max_tokens: int | None = None
     #: Column of a demo naming the document it was attributed to (excluded for that target).
     demo_document_column: str = "document_id"
