@@ -8,6 +8,7 @@ seeds), scripted answers (ScriptedTestBackend, a test double), ``embedder: hashi
 
     python benchmarks/ray_driver_memory.py                 # 500 and 2,000 documents
     python benchmarks/ray_driver_memory.py --sizes 200 800 --baseline-mb 372 449
+    python benchmarks/ray_driver_memory.py --topic-sample 200   # cluster_topics' sample_size
 
 Prints per size: seconds, driver RSS after the imports, driver peak RSS; then the slope per
 document, the 1M extrapolation, and (``--baseline-mb``) the ratio to a baseline's peaks.
@@ -47,7 +48,7 @@ def write_corpus(folder: Path, n: int) -> dict[str, str]:
     return {"corpus": str(docs), "seeds": str(seeds), "target": "40", "embedder": "hashing"}
 
 
-def child(n: int) -> None:
+def child(n: int, topic_sample: int | None = None) -> None:
     """One run in this process; prints a JSON line with its figures."""
     import asyncio
 
@@ -61,6 +62,9 @@ def child(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         recipe = Recipe.load("synthquestions", write_corpus(folder, n))
+        if topic_sample:  # fit the topics on a sample, assign in actors (as above 50k rows)
+            topics = next(s for s in recipe.steps if s.name == "topics")
+            topics.config = topics.config.model_copy(update={"sample_size": topic_sample})
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR", runtime_env={"env_vars": {"PYTHONPATH": PATH}})
         after_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -79,15 +83,19 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs=2, default=[500, 2000])
     parser.add_argument("--baseline-mb", type=float, nargs=2, default=None,
                         help="a baseline's peak RSS (MB) at the two sizes, for the ratio")
+    parser.add_argument("--topic-sample", type=int, default=None,
+                        help="cluster_topics' sample_size (default: the recipe's, 50,000)")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child)
+        child(args.child, args.topic_sample)
         return
     env = {**os.environ, "PYTHONPATH": PATH}
     rows = []
     for n in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--child", str(n)], env=env, cwd=ROOT,
+        extra = ["--topic-sample", str(args.topic_sample)] if args.topic_sample else []
+        out = subprocess.run([sys.executable, __file__, "--child", str(n), *extra], env=env,
+                             cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout
         row = json.loads(out.strip().splitlines()[-1])
         rows.append(row)

@@ -488,3 +488,28 @@ def test_the_per_item_error_policy_is_the_local_one_on_ray(tmp_path: Path) -> No
         assert fatal_ray["status"] == fatal_local["status"] == "failed"
         assert fatal_ray["error"] == fatal_local["error"] == \
             ("BackendError", "the server went away at item 5")
+
+
+def test_topics_fitted_on_a_sample_and_assigned_in_actors_match_local(tmp_path: Path) -> None:
+    """cluster_topics above its sample_size on Ray: the fit in the driver on the id-hash
+    sample, every record's nearest centroid in actors (scaleout.map_batches) - the same
+    topics and labels per record as a local run, whose assignment runs in process."""
+    themes = [("bread", "flour", "yeast", "oven"), ("engine", "piston", "fuel", "gear"),
+              ("violin", "melody", "chord", "tempo")]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": f"q{i:04d}", "text": " ".join(
+        themes[i % 3][(i + j) % 4] for j in range(6)) + f" n{i % 11}"}) + "\n"
+        for i in range(300)))
+    recipe = Recipe.from_dict({
+        "name": "topics",
+        "sources": [{"name": "rows", "type": "jsonl", "path": str(src)}],
+        "steps": [{"name": "topics", "type": "cluster_topics", "embedder": "hashing",
+                   "sample_size": 40, "n_topics": 3}],
+    })
+    local = go(recipe, tmp_path / "local")
+    on_ray = go(recipe, tmp_path / "ray", executor="ray", ray_actors=2)
+    assert on_ray["status"] == local["status"] == "ok"
+    topic = lambda out: {r["id"]: (r["topic"], r["topic_label"])  # noqa: E731
+                         for r in rows(tmp_path / out / "data.jsonl")}
+    assert topic("ray") == topic("local") and len(topic("local")) == 300
+    assert {t for t, _ in topic("local").values()} == {0, 1, 2}

@@ -57,7 +57,7 @@ from synthloom.core.executor_base import Executor
 from synthloom.core.fingerprint import stable_hash
 from synthloom.core.records import rid
 from synthloom.core.runlog import EventLog, replay
-from synthloom.core.scaleout import PreparesInParallel, ReadsInParts
+from synthloom.core.scaleout import PreparesInParallel, ReadsInParts, batches_mapped_by
 from synthloom.core.sharded_store import ShardedStore, merge_shards
 from synthloom.core.spool import SpooledRecords, SpoolWriter
 from synthloom.core.steps import GlobalStep, SourceStep, Step, _PerItemStep
@@ -323,8 +323,11 @@ class RayExecutor(Executor):
                 num_cpus=self._cpu_budget)
         records, _ = self._spool_node(f"input-{step.name}", self._rows(upstream))
         try:
-            results, hits = await self.runner.global_results(step, records,
-                                                             self.context_hash(step))
+            # The step's own batch work (cluster_topics' assignment to sampled centroids)
+            # runs in actors; what it returns comes back in order.
+            with batches_mapped_by(_ActorMapper(ray, self.actors, self._cpu_budget)):
+                results, hits = await self.runner.global_results(step, records,
+                                                                 self.context_hash(step))
             out = _RowSpool(self._spool_dir / step.name, self.batch_size)
             for start in range(0, len(records), self.batch_size):
                 end = start + self.batch_size
@@ -610,6 +613,44 @@ def _read_parts(step: Any, ctx: RunContext, parts: list[Any]) -> list[Any]:
     """A Ray task: the items of some parts of a source (core/scaleout.py ``ReadsInParts``)."""
     step.setup(ctx)
     return [item for part in parts for item in step.read_part(part, ctx)]
+
+
+class _ActorMapper:
+    """``scaleout.map_batches`` on Ray: ``fn`` (sent once) in up to ``actors`` actors started
+    on first use, two batches per actor in flight, results in the batches' order. The driver
+    holds the window, not the input."""
+
+    def __init__(self, ray: Any, actors: int, cpus: float) -> None:
+        self.ray, self.actors, self.cpus = ray, max(1, actors), cpus
+
+    def __call__(self, fn: Any, batches: Iterable[Any]) -> Iterator[Any]:
+        ray = self.ray
+        fn_ref = ray.put(fn)
+        worker = ray.remote(num_cpus=self.cpus)(_BatchWorker)
+        pool: list[Any] = []
+        pending: deque[Any] = deque()
+        try:
+            for i, batch in enumerate(batches):
+                if len(pool) < self.actors:
+                    pool.append(worker.remote(fn_ref))
+                pending.append(pool[i % len(pool)].run.remote(batch))
+                if len(pending) >= 2 * self.actors:
+                    yield ray.get(pending.popleft())
+            while pending:
+                yield ray.get(pending.popleft())
+        finally:
+            for actor in pool:
+                ray.kill(actor)
+
+
+class _BatchWorker:
+    """An actor holding one ``map_batches`` function (its embedder stays loaded)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def run(self, batch: Any) -> Any:
+        return self.fn(batch)
 
 
 class _PrepareWorker:

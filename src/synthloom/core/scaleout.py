@@ -10,11 +10,18 @@ runtime protocol: no attribute probing). The local executor needs neither.
   input (embedding): the Ray executor runs ``prepare`` on the barrier's input in actors before
   the barrier; the work lands in a cache the step's ``process_all`` reads (the embedding cache),
   so the barrier itself is left with what needs every record (clustering, communities).
+* :func:`map_batches` — a global step's own per-batch work *inside* ``process_all`` (assigning
+  every record to the topic centroids fitted on a sample): the function runs on each batch in
+  this process by default; the Ray executor runs it in actors around its barriers
+  (:func:`batches_mapped_by`). Results come back in the batches' order, so the step's output
+  does not depend on where it ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol, runtime_checkable
 
 from synthloom.core.context import RunContext
@@ -39,3 +46,34 @@ class PreparesInParallel(Protocol):
         """Per-record work on one batch of the barrier's input, kept where ``process_all``
         finds it (a cache on disk in the run folder)."""
         ...
+
+
+class MapsBatches(Protocol):
+    def __call__(self, fn: Callable[[Any], Any], batches: Iterable[Any]) -> Iterator[Any]:
+        """``fn(batch)`` for each batch, in order; ``fn`` is picklable (it may run elsewhere).
+        Consumes ``batches`` lazily (a bounded window in flight), so a caller streaming them
+        from disk never holds them all."""
+        ...
+
+
+def _in_process(fn: Callable[[Any], Any], batches: Iterable[Any]) -> Iterator[Any]:
+    return (fn(batch) for batch in batches)
+
+
+#: The mapper of the step running now (a context variable: ``asyncio.to_thread`` carries it).
+_MAPPER: ContextVar[MapsBatches] = ContextVar("synthloom_batch_mapper", default=_in_process)
+
+
+def map_batches(fn: Callable[[Any], Any], batches: Iterable[Any]) -> Iterator[Any]:
+    """Run ``fn`` on each batch where the executor spreads work (here by default)."""
+    return _MAPPER.get()(fn, batches)
+
+
+@contextmanager
+def batches_mapped_by(mapper: MapsBatches) -> Iterator[None]:
+    """Within the block, :func:`map_batches` uses ``mapper`` (the Ray executor: actors)."""
+    token = _MAPPER.set(mapper)
+    try:
+        yield
+    finally:
+        _MAPPER.reset(token)

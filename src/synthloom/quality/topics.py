@@ -2,7 +2,10 @@
 
 - ``cluster_topics``: embeds ``column``, clusters (k-means or agglomerative, scikit-learn;
   or BERTopic's pipeline, UMAP then HDBSCAN, with the ``topics`` extra), adds ``topic`` (int;
-  0 = largest topic) and ``topic_label`` (top c-TF-IDF words).
+  0 = largest topic) and ``topic_label`` (top c-TF-IDF words). Above ``sample_size`` rows the
+  clustering and labels are fitted on a seeded sample (chosen by record id hash) and every
+  record is assigned to its nearest topic centroid in batches (in actors on Ray), so no more
+  than the sample's vectors are ever in memory.
 - ``select_per_topic``: keeps ``target`` records, round-robin over topics, best score first
   in each topic (equal scores in a seeded random order); every other record is dropped with
   its topic, rank and score in the reason.
@@ -15,8 +18,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -26,6 +31,7 @@ from synthloom.core.context import RunContext
 from synthloom.core.errors import SynthloomError
 from synthloom.core.records import META, ItemResult, Output, rid
 from synthloom.core.registry import register_step
+from synthloom.core.scaleout import map_batches
 from synthloom.core.steps import GlobalStep, StepConfig
 from synthloom.llm.embeddings import EmbedderConfig, resolve_embedder
 from synthloom.quality.diversity import c_tf_idf_labels
@@ -52,16 +58,79 @@ async def _embed_column(records: list[dict[str, Any]], column: str | list[str],
             results[i] = ItemResult.failure(exc)
     if not texts:
         return positions, texts, np.zeros((0, 0), dtype=np.float32), results
+    return positions, texts, await _embed_texts(texts, embedder, ctx), results
+
+
+async def _embed_texts(texts: list[str], embedder: EmbedderConfig, ctx: RunContext) -> np.ndarray:
     model = resolve_embedder(embedder, ctx.run_dir)
     try:
-        vectors = await model.embed(texts)
+        return await model.embed(texts)
     finally:
         await model.aclose()
-    return positions, texts, vectors, results
 
 
 #: Above this many rows k-means runs on mini-batches (``MiniBatchKMeans``, 3 inits).
 MINIBATCH_ABOVE = 5_000
+#: Records per batch when assigning records to the centroids fitted on a sample.
+ASSIGN_BATCH = 4_096
+
+
+def id_hash(seed: int, record_id: str) -> int:
+    """A record's place in the fit sample: depends on its id and the seed only, never on the
+    order records arrive in (a resumed or Ray run samples the same rows)."""
+    digest = hashlib.blake2b(f"{seed}\0{record_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def renumber(raw: np.ndarray) -> np.ndarray:
+    """Topic codes renumbered so topic 0 is the largest (ties: first seen)."""
+    values, first, inverse, sizes = np.unique(np.asarray(raw), return_index=True,
+                                              return_inverse=True, return_counts=True)
+    order = np.lexsort((first, -sizes))  # largest first, ties: first seen
+    codes = np.empty(len(values), dtype=np.int64)
+    codes[order] = np.arange(len(values))
+    return codes[inverse.ravel()]
+
+
+def nearest(vectors: np.ndarray, centroids: np.ndarray, metric: str) -> np.ndarray:
+    """Index of each row's nearest centroid: euclidean (k-means' ``predict``) or cosine."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if metric == "cosine":
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.argmax((vectors / np.where(norms == 0, 1, norms)) @ centroids.T, axis=1)
+    # |x - c|^2 = |x|^2 - 2 x.c + |c|^2; |x|^2 is the same for every centroid of a row.
+    scores = vectors @ centroids.T * -2.0 + (centroids ** 2).sum(axis=1)
+    return np.argmin(scores, axis=1)
+
+
+class _Assign:
+    """Nearest centroid for a batch of texts, embedded through the run's embedding cache
+    (filled before the barrier on Ray). Picklable: it runs in actors; the embedder and its
+    event loop are made on first use where it runs."""
+
+    def __init__(self, centroids: np.ndarray, metric: str, embedder: EmbedderConfig,
+                 run_dir: str) -> None:
+        self.centroids, self.metric = centroids, metric
+        self.embedder, self.run_dir = embedder, run_dir
+        self._model: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None, "_loop": None}
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if self._model is None:
+            self._model = resolve_embedder(self.embedder, self.run_dir)
+            self._loop = asyncio.new_event_loop()
+        assert self._loop is not None
+        vectors = self._loop.run_until_complete(self._model.embed(texts))
+        return nearest(vectors, self.centroids, self.metric).astype(np.int32)
+
+    def close(self) -> None:
+        if self._model is not None and self._loop is not None:
+            self._loop.run_until_complete(self._model.aclose())
+            self._loop.close()
+        self._model = self._loop = None
 
 
 def auto_topics(n: int) -> int:
@@ -105,6 +174,12 @@ class ClusterConfig(StepConfig):
     topic_column: str = "topic"
     label_column: str = "topic_label"
     seed: int = 0
+    #: Above this many rows the clustering (and the c-TF-IDF labels) is fitted on a sample of
+    #: this size, chosen by a seeded hash of the record ids, and every record is assigned to
+    #: its nearest topic centroid (euclidean for kmeans, cosine to the members' mean unit
+    #: vector otherwise), in batches (in actors on Ray). Memory: sample x dims float32 (400 MB
+    #: at 50k with 2,048 dims). At or below it: every row is clustered, as before.
+    sample_size: int = Field(default=50_000, ge=2)
     threads: int | None = Field(
         default=None, ge=1,
         description="OpenMP/BLAS threads (and usearch's) for the numeric work; default: half "
@@ -135,6 +210,8 @@ class ClusterTopics(GlobalStep):
     async def process_all(self, records: list[dict[str, Any]], ctx: RunContext,
                           ) -> list[ItemResult]:
         cfg = self.config
+        if len(records) > cfg.sample_size:
+            return await self.sampled(records, ctx)
         positions, texts, vectors, results = await _embed_column(
             records, cfg.column, cfg.embedder, ctx)
         if texts:
@@ -147,15 +224,103 @@ class ClusterTopics(GlobalStep):
                     columns={cfg.topic_column: int(topic), cfg.label_column: label})])
         return results  # type: ignore[return-value]
 
+    async def sampled(self, records: Sequence[dict[str, Any]], ctx: RunContext,
+                      sample: np.ndarray | None = None) -> list[ItemResult]:
+        """Fit on a sample, assign every record to its nearest centroid. ``sample``: the
+        positions to fit on (default: the ``sample_size`` records with text whose id hash is
+        smallest, in hash order). Reads ``records`` three times, holding one batch at a time
+        beside the sample; the topics of a record depend on its id, its text and the sample
+        only, not on the order of ``records``."""
+        cfg = self.config
+        n = len(records)
+        results: list[ItemResult | None] = [None] * n
+        keys = np.zeros(n, dtype=np.uint64)
+        has_text = np.zeros(n, dtype=bool)
+        for i, record in enumerate(records):
+            try:
+                text_of(record, cfg.column)
+                has_text[i] = True
+            except KeyError as exc:
+                results[i] = ItemResult.failure(exc)
+            keys[i] = id_hash(cfg.seed, rid(record))
+        with_text = np.flatnonzero(has_text)
+        if not len(with_text):
+            return results  # type: ignore[return-value]
+        if sample is None:
+            size = min(cfg.sample_size, len(with_text))
+            chosen = with_text[np.argpartition(keys[with_text], size - 1)[:size]]
+            sample = chosen[np.argsort(keys[chosen], kind="stable")]
+        del keys
+        sample_texts = [text_of(records[int(i)], cfg.column) for i in sample]
+        vectors = await _embed_texts(sample_texts, cfg.embedder, ctx)
+        k = min(len(sample), cfg.n_topics or auto_topics(len(with_text)))
+        centroids, metric = await asyncio.to_thread(run_limited, cfg.threads, self.fit,
+                                                    vectors, k)
+        del vectors
+        assign = _Assign(centroids, metric, cfg.embedder, str(ctx.run_dir))
+        raw = np.full(n, -1, dtype=np.int32)
+        raw[with_text] = await asyncio.to_thread(
+            run_limited, cfg.threads, self._assign_all, assign, records, with_text)
+        topics = renumber(raw[with_text])
+        topic_of = np.full(n, -1, dtype=np.int64)
+        topic_of[with_text] = topics
+        labels = await asyncio.to_thread(run_limited, cfg.threads, c_tf_idf_labels,
+                                         sample_texts, topic_of[sample].tolist(),
+                                         cfg.label_words)
+        for pos in with_text.tolist():
+            topic = int(topic_of[pos])
+            label = ", ".join(labels.get(topic, [])) or f"topic {topic}"
+            results[pos] = ItemResult(outputs=[Output(
+                columns={cfg.topic_column: topic, cfg.label_column: label})])
+        return results  # type: ignore[return-value]
+
+    def _assign_all(self, assign: _Assign, records: Sequence[dict[str, Any]],
+                    positions: np.ndarray) -> np.ndarray:
+        column = self.config.column
+        chunks = [positions[i:i + ASSIGN_BATCH] for i in range(0, len(positions), ASSIGN_BATCH)]
+
+        def texts() -> Iterator[list[str]]:  # read lazily: one batch in hand per worker
+            for chunk in chunks:
+                yield [text_of(records[int(i)], column) for i in chunk]
+
+        try:
+            out = [np.asarray(labels) for labels in map_batches(assign, texts())]
+        finally:
+            assign.close()  # in this thread: its event loop, if it ran here, is this one's
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
+
+    def fit(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, str]:
+        """(topic centroids, the metric to assign by) fitted on ``vectors`` (the sample)."""
+        if self.config.algorithm == "kmeans" and k > 1:
+            from sklearn.cluster import KMeans, MiniBatchKMeans
+            model = (MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=max(4096, 3 * k),
+                                     random_state=self.config.seed)
+                     if len(vectors) > MINIBATCH_ABOVE else
+                     KMeans(n_clusters=k, n_init=10, random_state=self.config.seed))
+            model.fit(vectors)
+            return np.asarray(model.cluster_centers_, dtype=np.float32), "euclidean"
+        raw = self.raw_topics(vectors, k)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit = vectors / np.where(norms == 0, 1, norms)
+        # HDBSCAN's outliers (-1) are not a place: new records join the nearest real topic.
+        topics = [t for t in np.unique(raw).tolist() if t >= 0] or [-1]
+        centroids = np.stack([unit[raw == t].mean(axis=0) for t in topics])
+        centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+        return centroids.astype(np.float32), "cosine"
+
     def cluster(self, vectors: np.ndarray) -> np.ndarray:
         """Topic per row, renumbered so topic 0 is the largest (ties: first seen)."""
+        n = len(vectors)
+        return renumber(self.raw_topics(vectors, min(n, self.config.n_topics or auto_topics(n))))
+
+    def raw_topics(self, vectors: np.ndarray, k: int) -> np.ndarray:
+        """The algorithm's own labels for ``vectors`` (``k`` topics where it takes a count)."""
         try:
             from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
         except ImportError:
             raise SynthloomError('cluster_topics needs scikit-learn (a synthloom dependency): '
                                  'pip install "scikit-learn>=1.4"') from None
         n = len(vectors)
-        k = min(n, self.config.n_topics or auto_topics(n))
         if k <= 1:
             return np.zeros(n, dtype=np.int64)
         if self.config.algorithm == "bertopic":
@@ -178,12 +343,7 @@ class ClusterTopics(GlobalStep):
         else:
             raw = AgglomerativeClustering(n_clusters=k, metric="cosine",
                                           linkage="average").fit_predict(vectors)
-        values, first, inverse, sizes = np.unique(np.asarray(raw), return_index=True,
-                                                  return_inverse=True, return_counts=True)
-        order = np.lexsort((first, -sizes))  # largest first, ties: first seen
-        renumber = np.empty(len(values), dtype=np.int64)
-        renumber[order] = np.arange(len(values))
-        return renumber[inverse.ravel()]
+        return np.asarray(raw)
 
     def _bertopic(self, vectors: np.ndarray) -> np.ndarray:
         """UMAP -> HDBSCAN -> outliers to the nearest topic centroid (cosine, embeddings)."""
