@@ -38,8 +38,10 @@ class LevelsConfig(CalibrateConfig):
                                 description="Stop at the first level with this share in band.")
     target_above: float | None = Field(default=0.0, description="The band (as "
                                                                 "calibration_band's).")
-    target_below: float | None = 1.0
-    strong_solves: bool = False
+    target_below: float | None = Field(default=1.0, description="The band's upper end (as "
+                                                                "calibration_band's).")
+    strong_solves: bool = Field(default=False, description="In band only when the strong model "
+                                "solves it too (as calibration_band's).")
     seed: int = Field(default=0, description="Generator seed of the items.")
     knobs: dict[str, dict[str, Any]] = Field(default_factory=dict,
                                              description="Knob overrides per task.")

@@ -31,6 +31,7 @@ _Kept = tuple[str, set[str], str, str]
 
 
 class DedupQuestionsConfig(StepConfig):
+    #: Column with the question compared.
     column: str = "question"
     #: Records are compared only within the same value of this column (None: all together).
     group_by: str | None = "doc_id"

@@ -28,6 +28,7 @@ class SeedConfig(StepConfig):
     #: Column with the instruction (default: the first present of instruction, prompt,
     #: question, query, text, input; or the first user turn of messages/conversations).
     column: str | None = None
+    #: Seeds with fewer words are dropped (incomplete).
     min_words: int = 3
     #: Longer seeds are dropped. Default: 600 on llamacpp (the embedded model's context and
     #: grammar limits), no cap elsewhere (the paper keeps long real prompts).

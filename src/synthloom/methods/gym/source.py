@@ -28,6 +28,7 @@ class GymTasksConfig(StepConfig):
     datasets: dict[str, dict[str, Any]] | list[str] | str
     #: Items per dataset.
     count: int = 100
+    #: Seed of reasoning-gym's generators (the same seed: the same items).
     seed: int = 0
 
     @field_validator("datasets")

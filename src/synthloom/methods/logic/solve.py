@@ -20,8 +20,11 @@ from synthloom.verify.logic import extract_final, verify_answer
 
 
 class LogicSolveConfig(StepConfig):
+    #: Jinja prompt template of the puzzle (gets the record's columns).
     template: str = "logic/prompts/logic_solve.jinja"
+    #: Sampling temperature.
     temperature: float = 0.0
+    #: Most tokens of the reply (cut off there: said in ``solve_reason``).
     max_tokens: int = 1024
 
 

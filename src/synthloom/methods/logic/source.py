@@ -36,6 +36,7 @@ class LogicTasksConfig(StepConfig):
     count: int = 100
     #: A level 1-5, "mix" (levels in turn), a range "2-4", or a list.
     difficulty: int | str | list[int] = "mix"
+    #: Base seed of the generators: each item's seed derives from it, the task and the index.
     seed: int = 0
     #: Knob overrides per task, e.g. {"sudoku": {"blanks": 50}} (see docs/verify.md).
     knobs: dict[str, dict[str, Any]] = {}
