@@ -25,7 +25,9 @@ DOC_ONLY = ("page_spans", "n_pages")
 class ChunkConfig(StepConfig):
     #: The column holding the document text (replaced by the chunk's text).
     column: str = "text"
+    #: Most tokens per chunk.
     max_tokens: int = 512
+    #: Tokens shared by consecutive chunks.
     overlap_tokens: int = 64
     #: A heading starts a new chunk only once the current one has this many tokens; a last
     #: chunk below it is merged into the previous one where the result fits.

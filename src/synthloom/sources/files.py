@@ -23,10 +23,13 @@ from synthloom.sources.fsguard import Entry, refusal, root_refusal, safe_str, sh
 
 
 class TextFilesConfig(StepConfig):
+    #: A text file or a folder (searched recursively); ``pkg:`` names a shipped one.
     path: str
+    #: File suffixes read from a folder (case-insensitive).
     extensions: list[str] = [".txt", ".md"]
     #: Files above this size are reported as failures instead of read (bytes).
     max_bytes: int = 20_000_000
+    #: Text encoding of the files.
     encoding: str = "utf-8"
     #: Read symbolic links that lead out of the folder (never into /proc, /sys or /dev).
     follow_symlinks: bool = False

@@ -103,6 +103,7 @@ class RetrieveConfig(StepConfig):
     max_doc_chars: int | None = None
     #: A best hit scoring at or below this is no supporting document: the item is dropped.
     min_score: float = 0.0
+    #: BM25 stopword list (bm25s's: a language code such as ``en``).
     stopwords: str = "en"
 
 

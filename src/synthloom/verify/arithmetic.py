@@ -17,6 +17,8 @@ from synthloom.verify.expressions import ExpressionError, eval_infix, eval_pytho
 
 
 class VerifyArithmeticConfig(StepConfig):
+    #: The question must read PREFIX + infix expression + '?' (and that expression must equal the
+    #: answer).
     question_prefix: str = "What is "
 
 

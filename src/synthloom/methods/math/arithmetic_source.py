@@ -15,9 +15,11 @@ from synthloom.methods.math.arithmetic import make_item, parse_difficulty
 
 
 class ArithmeticConfig(StepConfig):
+    #: Problems generated.
     count: int = 1000
     #: A level 1-5, "mix" (levels in turn), a range "2-4", or a list.
     difficulty: int | str | list[int] = "mix"
+    #: Seed of the generator (the same seed: the same problems).
     seed: int = 0
 
     @field_validator("difficulty")

@@ -51,12 +51,15 @@ def majority(clusters: list[tuple[str, list[int]]]) -> tuple[str, list[int]] | N
 class SelfConsistencyConfig(StepConfig):
     #: Chain-of-thought prompt ending in "The answer is N." (shared with STaR).
     template: str = "math/prompts/star_rationale.jinja"
+    #: Solutions sampled per problem; their final answers vote.
     samples: int = 5
     #: Keep a problem when the majority answer has at least this share of the samples.
     min_agreement: float = 0.5
     #: Column with a reference answer, when there is one (else the step works without gold).
     gold: str | None = "answer"
+    #: Sampling temperature.
     temperature: float = 0.7
+    #: Most tokens of one solution (cut off there: its answer does not count).
     max_tokens: int = 384
     #: Count only a stated answer ("The answer is N", boxed, ####), not the last number seen.
     stated_answer: bool = True

@@ -18,6 +18,7 @@ from synthloom.verify.math_answers import extract_answer, gsm8k_gold
 class MathGoldConfig(StepConfig):
     #: Column with the reference answer (GSM8K ``answer``, or a plain final answer).
     column: str = "answer"
+    #: Column written with the normalised gold final answer.
     output: str = "gold"
 
 

@@ -25,8 +25,11 @@ from synthloom.verify.sandbox import SandboxLimits, run_python
 class PotExecuteConfig(StepConfig):
     #: Column holding the model's completion (a ```python block, or bare code).
     column: str = "program_text"
+    #: Column with the gold final answer the program's output must equal.
     gold: str = "gold"
+    #: Wall-clock limit of one sandboxed run, in seconds.
     timeout_s: float = 5.0
+    #: Memory limit of one sandboxed run, in MiB.
     memory_mb: int = 256
     #: Sandboxes running at once (each is a process).
     concurrency: int = 4
