@@ -12,7 +12,9 @@ Stages, each run in a fresh subprocess per size (so each peak is its own):
   the way the executor calls it: batches of 32 items, concurrently on one event loop. The first
   batch builds the index. ``loop_stall_s`` is the longest time the event loop did not run a
   10 ms heartbeat: how long every other step of the run (LLM calls) would have been frozen.
-- ``topics``: ``cluster_topics`` on N instructions (8-30 words; k = sqrt(N/2) topics).
+- ``topics``: ``cluster_topics`` on N instructions (8-30 words; k = sqrt(N/2) topics);
+  ``--topic-sample S`` sets its ``sample_size`` (default 50,000: above it the topics are
+  fitted on a sample and every row assigned to its nearest centroid in batches).
 - ``select``: ``select_per_topic`` on N records with integer scores 0-7 (as ``judge_rubric``'s
   ``scores.total``), sqrt(N/2) topics of which one holds half the records; target N/10.
 - ``communities``: ``semantic_communities`` (threshold 0.85) on N instructions: 10 % near-copies
@@ -201,14 +203,15 @@ async def embed_seconds(texts: list[str]) -> float:
     return time.perf_counter() - begun
 
 
-async def run_topics(size: int, run_dir: Path) -> dict[str, Any]:
+async def run_topics(size: int, run_dir: Path, sample: int | None = None) -> dict[str, Any]:
     from synthloom.core.context import RunContext
     from synthloom.core.records import make_record
     from synthloom.quality.topics import ClusterTopics
 
     texts = instructions(size)
     records = [make_record({"instruction": t}, step="x") for t in texts]
-    step = ClusterTopics(name="topics", column="instruction", embedder=EMBEDDER)
+    step = ClusterTopics(name="topics", column="instruction", embedder=EMBEDDER,
+                         **({"sample_size": sample} if sample else {}))
     reset_peak()
     before = vm_kb("VmRSS")
     begun = time.perf_counter()
@@ -277,7 +280,7 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child(stage: str, size: int, queries: int) -> None:
+def child(stage: str, size: int, queries: int, topic_sample: int | None = None) -> None:
     preload()
     with tempfile.TemporaryDirectory(prefix="flagship-scale-") as tmp:
         run_dir = Path(tmp)
@@ -285,7 +288,7 @@ def child(stage: str, size: int, queries: int) -> None:
             out = asyncio.run(run_bm25(size, queries, run_dir))
             out["peak_kb"] = vm_kb("VmHWM")
         elif stage == "topics":
-            out = asyncio.run(run_topics(size, run_dir))
+            out = asyncio.run(run_topics(size, run_dir, topic_sample))
         elif stage == "select":
             out = asyncio.run(run_select(size, run_dir))
         else:
@@ -301,14 +304,15 @@ def child(stage: str, size: int, queries: int) -> None:
 # --- driver ------------------------------------------------------------------------------------
 
 def measure(stage: str, size: int, queries: int, src: str | None, timeout: float,
-            threads: int = 0) -> dict[str, Any]:
+            threads: int = 0, topic_sample: int | None = None) -> dict[str, Any]:
     env = dict(os.environ)
     if threads:  # OpenMP / BLAS threads: busy-waiting pools inflate time on a shared machine
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = str(threads)
     if src:
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, __file__, "--child", stage, str(size), "--queries", str(queries)]
+    cmd = [sys.executable, __file__, "--child", stage, str(size), "--queries", str(queries),
+           *(["--topic-sample", str(topic_sample)] if topic_sample else [])]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -330,10 +334,12 @@ def main() -> None:
                         help="OpenMP/BLAS threads of the stages (0: the libraries' default)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per stage and size; the fastest is kept (shared machines)")
+    parser.add_argument("--topic-sample", type=int, default=None,
+                        help="cluster_topics' sample_size (default: the step's, 50,000)")
     parser.add_argument("--child", nargs=2, metavar=("STAGE", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), args.queries)
+        child(args.child[0], int(args.child[1]), args.queries, args.topic_sample)
         return
     sizes = [int(s) for s in (args.sizes or ("2000,20000" if args.quick else "10000,100000")
                               ).split(",")]
@@ -342,8 +348,8 @@ def main() -> None:
     for stage in args.stages.split(","):
         runs = {}
         for size in sizes:
-            tries = [measure(stage, size, args.queries, args.src, args.timeout, args.threads)
-                     for _ in range(max(1, args.repeat))]
+            tries = [measure(stage, size, args.queries, args.src, args.timeout, args.threads,
+                             args.topic_sample) for _ in range(max(1, args.repeat))]
             runs[size] = min(tries, key=lambda r: r.get("seconds", float("inf")))
             print(f"{stage:12s} {size:>8d}  {json.dumps(runs[size])}", flush=True)
         small, large = runs[sizes[0]], runs[sizes[-1]]

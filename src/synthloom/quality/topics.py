@@ -444,8 +444,9 @@ class SelectPerTopic(GlobalStep):
         results: list[ItemResult | None] = [None] * n
         codes: dict[Any, int] = {}
         topics: list[Any] = []
-        rows: list[int] = []
-        code_of: list[int] = []
+        # Per record three numbers, never the record (read again, one at a time, for the drop
+        # reasons): arrays, not Python lists (~9x smaller at 1M records).
+        code_of = np.full(n, -1, dtype=np.int64)
         scores = np.zeros(n, dtype=np.float64)
         unscored = np.zeros(n, dtype=bool)
         for i, record in enumerate(records):
@@ -459,17 +460,17 @@ class SelectPerTopic(GlobalStep):
             if code is None:
                 code = codes[topic] = len(topics)
                 topics.append(topic)
-            rows.append(i)
-            code_of.append(code)
+            code_of[i] = code
             score = self._score(record)
             if score is None:
                 unscored[i] = True
             else:
                 scores[i] = score
-        if not rows:
+        idx = np.flatnonzero(code_of >= 0)
+        if not len(idx):
             return results  # type: ignore[return-value]
-        idx = np.asarray(rows, dtype=np.int64)
-        topic = np.asarray(code_of, dtype=np.int64)
+        topic = code_of[idx]
+        del code_of
         order, depth = round_robin_order(idx, topic, scores, unscored, n, cfg.seed)
         chosen = order[: cfg.target]
         sizes = np.bincount(topic, minlength=len(topics))
