@@ -133,6 +133,7 @@ class InstantSchemaBackend(ScriptedTestBackend):
     kind = "instant-test"
     supports_json_schema = True  # the client passes the schema through and validates our JSON
     supports_raw_prompt = True
+    supports_logprobs = True  # scripted: see _logprobs
     default_concurrency = 64
 
     def __init__(self, *, name: str = "instant", code_share: float = 1.0) -> None:
@@ -148,7 +149,8 @@ class InstantSchemaBackend(ScriptedTestBackend):
         self.calls += 1
         text = self._respond(request, seed)
         return RawCompletion(text=text, finish_reason="stop", model=self.model_id,
-                             usage=Usage(len(request_text(request)) // 4, len(text) // 4))
+                             usage=Usage(len(request_text(request)) // 4, len(text) // 4),
+                             logprobs=_logprobs(request, text, seed))
 
     def _respond(self, request: LLMRequest, seed: int | None) -> str:
         import orjson
@@ -165,6 +167,33 @@ class InstantSchemaBackend(ScriptedTestBackend):
     def _writes_code(self, full: str) -> bool:
         # By the prompt alone: every sample of one request agrees.
         return _hash("code", full) % 10_000 < self.code_share * 10_000
+
+
+# --- logprobs --------------------------------------------------------------------------------
+
+_LP_TOKEN = re.compile(r"\s*\S+|\s+$")
+
+
+def _logprobs(request: LLMRequest, text: str, seed: int | None) -> list[dict[str, Any]] | None:
+    """Scripted token logprobs when asked (no model): whitespace-led words, each logprob a
+    hash of the text so far (between -4 and 0), echoed prompt tokens first (the first one
+    None, as llama.cpp echoes it); about one token in eight lists " [" among its top
+    alternatives (Toolformer's call-opening token), so some positions pass a 0.05 cut."""
+    if request.logprobs is None:
+        return None
+    words = (_LP_TOKEN.findall(request.prompt or "") if request.echo else []) + \
+        _LP_TOKEN.findall(text)
+    out: list[dict[str, Any]] = []
+    at = 0
+    for i, word in enumerate(words):
+        at += len(word)
+        h = _hash(word, at, seed)
+        top = {word: -(h % 400) / 100}
+        if request.logprobs and h % 8 == 0:
+            top[" ["] = -((h >> 4) % 300) / 100
+        out.append({"token": word, "logprob": None if i == 0 and request.echo
+                    else -(h % 400) / 100, "top": top})
+    return out
 
 
 # --- free text -------------------------------------------------------------------------------

@@ -269,6 +269,16 @@ def _agent_trajectories(folder: Path, n: int) -> ScaleCase:
                       "k=2, max_turns=2, max_steps=4: short rollouts at scale"])
 
 
+def _toolformer(folder: Path, n: int) -> ScaleCase:
+    # One text per document, one position per tool and one call each: ~12 echo requests per
+    # text instead of the paper's k = m = 5 (~150), which the smoke does not need.
+    docs = write_documents(folder / "docs", n)
+    return ScaleCase({"corpus": str(docs), "max_chunks_per_doc": "1", "positions": "1",
+                      "calls_per_position": "1", "today": "2024-05-01"}, n,
+                     ["positions=1, calls_per_position=1: fewer echo requests per text",
+                      "today: a date for the calendar (the documents carry none)"])
+
+
 def _latm_tasks(folder: Path, n: int) -> ScaleCase:
     # n tasks of 12 examples (5 train, 5 validation, 2 test), each its own number game.
     rng = random.Random(0)
@@ -446,6 +456,7 @@ GENERATORS: dict[str, Callable[[Path, int], ScaleCase]] = {
     "text2sql": _text2sql,
     "textbook": _textbook,
     "tool-maker": _latm_tasks,
+    "toolformer": _toolformer,
     "web-mining": _docs(),
 }
 
