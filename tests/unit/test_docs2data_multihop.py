@@ -16,10 +16,15 @@ from synthloom.api import RunOptions, run_recipe
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.recipe import Recipe
 from synthloom.core.records import make_record
+from synthloom.export import registry
+from synthloom.export.registry import Skip
 from synthloom.methods.common.entities import mentions, normalize_entity, proper_nouns, token_text
+from synthloom.methods.multihop.cite import clue_sentences
+from synthloom.methods.multihop.cite import sentences as split_sentences
 from synthloom.methods.multihop.clues import CluesConfig, usable_clues
 from synthloom.methods.multihop.completeness import MultihopEvidence
 from synthloom.methods.multihop.link import MultihopLink
+from synthloom.methods.multihop.variants import FULL, PARTIAL, MultihopVariants
 from synthloom.methods.multihop.verify import MultihopVerify
 from tests.support.runs import assert_closed, read_jsonl, step
 from tests.support.scripted_backend import ScriptedTestBackend, last_user_text
@@ -48,6 +53,16 @@ def responder(request, seed) -> str:
                                                   "head": "x", "relation": "y", "tail": "z"}}]})
     if "Do the facts support" in text:
         return json.dumps({"supported": "moon cheese" not in text})
+    if "rewritten questions, in this order" in text:  # RAGSynth's variants
+        question = re.search(r"^Question: (.*)$", text, re.MULTILINE).group(1)
+        answer = re.search(r"^Answer: (.*)$", text, re.MULTILINE).group(1)
+        asks = re.findall(r"^\d+\. [a-z -]+: .*$", text.split("in this order:")[1],
+                          re.MULTILINE)
+        return json.dumps({"variants": [
+            {"question": f"{question} And why is that so?",
+             "answer": f"{answer}. The facts do not say why, so that part cannot be answered "
+                       "from the evidence."} if "only part" in ask else
+            {"question": f"Put another way: {question}", "answer": answer} for ask in asks]})
     facts = re.findall(r"^\d+\. (.*)$", text, re.MULTILINE)
     answer = (proper_nouns(facts[-1]) or [facts[-1].split()[-1]])[-1]
     return json.dumps({"question": f"Which name ends fact number {len(facts)} here?",
@@ -247,6 +262,30 @@ def test_partial_evidence_removes_one_hop() -> None:
 # --- the shipped recipe --------------------------------------------------------------------------
 
 
+def test_clue_sentences_are_cited_by_number() -> None:
+    passage = ("# Vienna\n\nVienna is the capital of Austria. The Danube flows through Vienna. "
+               "It has two million people.")
+    assert split_sentences(passage)[1:3] == ["Vienna is the capital of Austria.",
+                                              "The Danube flows through Vienna."]
+    assert clue_sentences("The Danube flows through the city of Vienna.", passage, 0.6) == \
+        [(3, "The Danube flows through Vienna.")]
+    assert clue_sentences("Mozart wrote operas in Salzburg.", passage, 0.6) == []
+
+
+def test_partial_variants_must_answer_faithfully() -> None:
+    step_ = MultihopVariants(name="v")
+    q, a = "Which river flows through Vienna?", "Danube"
+    assert step_.problem("full", q, a, "Name the river that crosses Vienna.", "") is None
+    assert step_.problem("full", q, a, q, a) == "the question is unchanged"
+    assert step_.problem("partial", q, a, "Which river flows through Vienna, and why?",
+                         "The Danube; the facts do not say why.") is None
+    assert step_.problem("partial", q, a, "Which river flows through Vienna, and why?",
+                         "The Danube, because of geology.") == \
+        "the answer does not say what cannot be answered from the evidence"
+    assert step_.problem("partial", q, a, "Which river flows through Vienna, and why?",
+                         "It cannot be answered.").startswith("the answer no longer states")
+
+
 def test_shipped_recipe_end_to_end(tmp_path: Path) -> None:
     params = {"clue_completeness": "both", "multi_per_chunk": "2", "verify": "both"}
     backend = ScriptedTestBackend(responder)
@@ -268,7 +307,10 @@ def test_shipped_recipe_end_to_end(tmp_path: Path) -> None:
         assert row["clue_chain"][0]["source"]["chunk_id"] == source["chunk_id"]
         assert len(row["bridge_entities"]) == row["hops"] - 1
         assert len({h["chunk_id"] for h in row["clue_chain"]}) == row["hops"]
-        assert row["answer"].lower() in row["clue_chain"][-1]["clue"].lower()
+        # a partial-clue variant's answer also says what the clues cannot answer
+        short = row["answer"] if row["variant_kind"] != "partial" else \
+            row["answer"].split(".")[0]
+        assert short.lower() in row["clue_chain"][-1]["clue"].lower()
         if row["completeness"] == "partial":
             assert len(row["evidence"]) == row["hops"] - 1
     # the judge ran once per question that passed the clue check
@@ -277,6 +319,46 @@ def test_shipped_recipe_end_to_end(tmp_path: Path) -> None:
     assert all(r for r in reasons)
     again = run(Recipe.load("multihop-qa", params), out, backend)
     assert again["llm_calls"] == 0 and again["records"] == summary["records"]
+    # RAGSynth: sentence citations, logical variants, faithful answers, retriever triples
+    assert step(summary, "variants")["llm_calls"] == step(summary, "variants")["in"]
+    assert {r["variant_kind"] for r in rows} == {"original", "full", "partial"}
+    pool = {h["chunk_id"] for r in rows for h in r["clue_chain"]}
+    # through the registry (importing the format module here would change the registration
+    # order the docs table follows)
+    retriever_row = registry.formats()["retriever-triples"].row
+    for row in rows:
+        for c, hop in zip(row["citations"], row["clue_chain"], strict=True):
+            assert c["chunk_id"] == hop["chunk_id"]
+            assert hop["clue"] in " ".join(c["sentences"])  # the clue's own sentence
+        last = row["citations"][-1]
+        short = f"[Doc {last['chunk_id']}, Sen {', '.join(map(str, last['sentence_ids']))}]"
+        assert row["answer_short"] == f"{row['answer']} {short}"
+        assert row["answer_long"].count("[Doc ") == row["hops"]
+        if row["variant_kind"] == "full":
+            assert row["question"].startswith("Put another way: ")
+            assert row["variant"] in FULL and row["question_original"] in row["question"]
+        if row["variant_kind"] == "partial":
+            assert row["variant"] in PARTIAL
+            assert "cannot be answered" in row["answer"] and row["answer_short"].endswith("]")
+        if row["completeness"] == "partial":
+            assert row["evidence_answer"].startswith("This cannot be answered from the evidence")
+            assert "[Doc" not in row["evidence_answer"]
+        else:
+            assert row["evidence_answer"] == row["answer_long"]
+        chain = [h["chunk_id"] for h in row["clue_chain"]]
+        assert [p["chunk_id"] for p in row["positives"]] == list(dict.fromkeys(chain))
+        negatives = [n["chunk_id"] for n in row["hard_negatives"]]
+        assert not set(negatives) & set(chain) and len(negatives) <= 3
+        # every passage of the run is a candidate: none is left only when all are positives
+        assert len(negatives) == min(3, len(pool - set(chain)))
+        if negatives:
+            triple = retriever_row(row, {"query": "question"}, "drop", False)
+            assert triple["query"] == row["question"] and len(triple["neg"]) == len(negatives)
+            assert triple["pos"][0] == row["clue_chain"][0]["passage"]
+        else:
+            with pytest.raises(Skip, match="no hard negative"):
+                retriever_row(row, {"query": "question"}, "drop", False)
+    assert any(r["hard_negatives"] for r in rows)
 
 
 def test_bad_model_output_is_a_drop_not_a_crash(tmp_path: Path) -> None:

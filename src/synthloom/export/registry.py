@@ -29,7 +29,8 @@ from synthloom.core.errors import SynthloomError
 #: Modules whose import registers formats (a missing one is skipped: a module not written
 #: yet). ``tests/unit/test_export_registry.py`` checks that every module of the package that
 #: calls ``register_format`` is listed.
-FORMAT_MODULES = ("synthloom.export.rows", "synthloom.export.rl")
+FORMAT_MODULES = ("synthloom.export.rows", "synthloom.export.rl",
+                  "synthloom.export.triplets")
 
 #: ``--for TARGET``: the trainers a format can be checked against. Each format names the
 #: targets that read it as meant (``targets=``); without ``--format`` the first format of the

@@ -1,3 +1,4 @@
-"""Knowledge-graph questions (recipe ``kg-questions``): KAQG / MedReason-style -- triples per
-chunk, a merged entity graph with node degrees, deterministic path sampling, questions whose
-difficulty follows path length and node degree, answers with the reasoning path."""
+"""Knowledge graphs: recipe ``kg-questions`` (KAQG -- triples per chunk, concepts, a merged
+entity graph, seeded paths, questions at a difficulty level with Bloom's-taxonomy item features,
+IRT difficulty from a model's answers) and recipe ``kg-reasoning`` (MedReason -- chains of
+thought for existing QA pairs along KG paths between question and answer entities)."""

@@ -6,6 +6,13 @@ hop's clue; ``partial`` removes one hop's clue (``partial_hop``: seeded random, 
 and records which (``removed_clue``; ``answerable_from_evidence`` is then false); ``both``
 emits the two variants. A single-hop question has no partial variant: under ``partial`` it is
 a drop that says so, under ``both`` it gives only the complete one.
+
+``evidence_answer`` is the answer a faithful generator gives from that evidence: with complete
+evidence the answer citing every clue sentence (``answer_long`` from ``multihop_cite``, else
+the answer); with a clue removed, that the question cannot be answered from the evidence,
+naming what is missing (RAGSynth trains generators to refuse, with no citation, when the
+retrieved clues do not hold the answer: ``rag/embed/dpo_dataset_construct.py``'s rejection
+statements).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ class MultihopEvidence(ExpandStep):
     config: EvidenceConfig
 
     def reads(self) -> list[str]:
-        return ["clue_chain"]
+        return ["answer", "answer_long", "clue_chain"]
 
     def process(self, record: dict[str, Any], ctx: ItemContext) -> ItemResult | list[Output]:
         cfg = self.config
@@ -41,9 +48,10 @@ class MultihopEvidence(ExpandStep):
         evidence = [_evidence(h) for h in chain]
         outputs = []
         if cfg.clue_completeness in ("complete", "both"):
-            outputs.append(Output(columns={"completeness": "complete", "evidence": evidence,
-                                           "removed_clue": None,
-                                           "answerable_from_evidence": True}))
+            outputs.append(Output(columns={
+                "completeness": "complete", "evidence": evidence, "removed_clue": None,
+                "answerable_from_evidence": True,
+                "evidence_answer": record.get("answer_long") or record.get("answer")}))
         if cfg.clue_completeness in ("partial", "both"):
             if len(chain) < 2:
                 if not outputs:
@@ -57,9 +65,17 @@ class MultihopEvidence(ExpandStep):
                     columns={"completeness": "partial",
                              "evidence": [e for i, e in enumerate(evidence) if i != gone],
                              "removed_clue": evidence[gone],
-                             "answerable_from_evidence": False},
+                             "answerable_from_evidence": False,
+                             "evidence_answer": refusal(chain[gone])},
                     sample_index=1))
         return outputs
+
+
+def refusal(missing: dict[str, Any]) -> str:
+    """The faithful answer when the clue of hop ``missing`` is not in the evidence."""
+    about = f" about {missing['entity']}" if missing.get("entity") else ""
+    return ("This cannot be answered from the evidence: it does not give the fact"
+            f"{about} that the answer depends on (hop {missing.get('hop')}).")
 
 
 def _evidence(hop: dict[str, Any]) -> dict[str, Any]:

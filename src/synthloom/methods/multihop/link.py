@@ -212,7 +212,9 @@ def _output(chain: _Chain, nodes: list[_Clue], records: list[dict[str, Any]]) ->
                                                    next(iter(node.names), ""))
         hops.append({"hop": h + 1, "chunk_id": node.chunk_id,
                      "source": chunk_source(records[node.rec]), "clue": node.fact,
-                     "clue_index": node.clue_index, "entity": node.names.get(key, key)})
+                     "clue_index": node.clue_index, "entity": node.names.get(key, key),
+                     # the chunk itself: sentence citations and retriever positives need it
+                     "passage": str(records[node.rec].get("text") or "")})
     anchor = records[nodes[ids[0]].rec]
     bridge_names = [nodes[ids[h]].names.get(k, k) for h, k in enumerate(bridges)]
     parents = list(dict.fromkeys(records[nodes[i].rec][META]["id"] for i in ids[1:]))
