@@ -55,3 +55,29 @@ def test_get_items_uses_few_sql_texts_and_finds_exactly_the_stored_keys(tmp_path
     finally:
         store._db = getattr(store._db, "db", store._db)  # type: ignore[assignment]
         store.close()
+
+
+def test_llm_misses_cost_no_select_and_every_written_key_is_found(tmp_path: Path) -> None:
+    """A key never written is a miss without SQL (issue 27); keys committed in an earlier
+    session, pending, committed in this one or merged by put_rows are all found."""
+    path = tmp_path / "run.db"
+    first = RunStore(path)
+    first.put_llm("old", {"text": "from the first run"})
+    first.close()
+    store = RunStore(path)
+    try:
+        recording = _Recording(store._db)
+        store._db = recording  # type: ignore[assignment]
+        assert store.get_llm("old") == {"text": "from the first run"}  # loaded at first use
+        recording.texts.clear()
+        assert [store.get_llm(f"new{i}") for i in range(200)] == [None] * 200
+        assert not any(t.startswith("SELECT value") for t in recording.texts)
+        store.put_llm("pending", {"text": "p"})
+        assert store.get_llm("pending") == {"text": "p"}
+        store.flush()
+        assert store.get_llm("pending") == {"text": "p"}  # committed: through the SELECT
+        store.put_rows([], [("merged", '{"text": "m"}')])
+        assert store.get_llm("merged") == {"text": "m"}
+    finally:
+        store._db = getattr(store._db, "db", store._db)  # type: ignore[assignment]
+        store.close()

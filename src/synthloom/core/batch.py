@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import multiprocessing
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -40,6 +41,8 @@ CORE_META = frozenset(
 SOURCE_KEYS = ("path", "line", "where")
 #: Meta keys that describe one step's own call, not the lineage.
 LOCAL_META = frozenset({"finish_reason"})
+#: A source batch read in less than this is followed by one read on the event loop.
+INLINE_TAKE_S = 0.002
 
 
 def derive_seed(run_seed: int, item_key: str) -> int:
@@ -122,12 +125,25 @@ class BatchRunner:
                              ) -> AsyncIterator[list[dict[str, Any]]]:
         """A source's records in batches, read off the event loop; duplicates dropped.
         ``items``: the source's items when the executor reads them itself (in parallel)."""
+        # Items the executor gathers itself may wait on other processes: always threaded.
+        threaded = items is not None  # for good (or: a batch read on the loop was slow)
         if items is None:
             items = iter(step.read(self.ctx_of(step)))
         seen = IdSet()
         emitted = 0
+        inline = False  # the first batch opens the file or dataset: off the event loop
         while not self.stopped_reason:
-            batch = await asyncio.to_thread(_take, items, batch_size)
+            if inline:
+                batch, took = _timed_take(items, batch_size)
+                threaded = took >= INLINE_TAKE_S
+            else:
+                batch, took = await asyncio.to_thread(_timed_take, items, batch_size)
+            # A source that reads a batch quickly (in memory, a local file) is read on the
+            # loop: the thread hop cost a GIL hand-over per batch, ~1-2 ms of the loop's
+            # time on a loaded machine (issue 27). One slow batch sends it back to the
+            # thread for good, so a source that blocks (network, a dataset shard) blocks
+            # the loop at most once.
+            inline = not threaded and took < INLINE_TAKE_S
             if not batch:
                 break
             records: list[dict[str, Any]] = []
@@ -368,6 +384,12 @@ def _take(items: Iterator[Any], n: int) -> list[Any]:
         if len(out) >= n:
             break
     return out
+
+
+def _timed_take(items: Iterator[Any], n: int) -> tuple[list[Any], float]:
+    began = time.perf_counter()
+    batch = _take(items, n)
+    return batch, time.perf_counter() - began
 
 
 

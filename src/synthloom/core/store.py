@@ -74,6 +74,31 @@ def in_chunks(keys: list[str], most: int = 512) -> list[tuple[str, list[str]]]:
     return out
 
 
+class _KeyFilter:
+    """The LLM cache keys that may be in the table: a Bloom filter (2^25 bits, 4 MiB, two
+    probes from the key's ``hash``) over every key present when it was loaded or written
+    since. Never a false negative; a false positive (~0.4% at 1M keys, ~5% at 4M) only costs
+    the SELECT it would have cost anyway. A fresh run's misses then cost no SQL statement."""
+
+    BITS = 1 << 25
+    #: Above this many rows at load, no filter: the scan would cost more than it saves.
+    MAX_LOAD = 2_000_000
+
+    def __init__(self) -> None:
+        self._bits = bytearray(self.BITS >> 3)
+
+    def add(self, key: str) -> None:
+        h = hash(key)  # str hashes are cached on the object: no rehashing of the text
+        a, b = h & (self.BITS - 1), (h >> 32) & (self.BITS - 1)
+        self._bits[a >> 3] |= 1 << (a & 7)
+        self._bits[b >> 3] |= 1 << (b & 7)
+
+    def __contains__(self, key: str) -> bool:
+        h = hash(key)
+        a, b = h & (self.BITS - 1), (h >> 32) & (self.BITS - 1)
+        return bool(self._bits[a >> 3] >> (a & 7) & 1 and self._bits[b >> 3] >> (b & 7) & 1)
+
+
 class RunStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -93,6 +118,9 @@ class RunStore:
         self._pending_llm: dict[str, str] = {}
         self._flush_scheduled = False
         self._flush_error: BaseException | None = None
+        # Built at the first get_llm (a store with no LLM step never scans its table);
+        # False: the table was too large to load, every lookup asks SQLite.
+        self._llm_filter: _KeyFilter | None | bool = None
 
     @contextlib.contextmanager
     def _sql(self, what: str) -> Iterator[None]:
@@ -210,8 +238,28 @@ class RunStore:
         with self._lock:
             self._flush_locked()
             self._write_locked(items, calls, "IGNORE")
+            self._note_llm_keys_locked(key for key, _ in calls)
 
     # --- LLM response cache --------------------------------------------------------------------
+
+    def _load_llm_filter_locked(self) -> _KeyFilter | bool:
+        """A filter of every key in the table and pending (False: too many to load)."""
+        keys = _KeyFilter()
+        with self._sql("reading the LLM cache"):
+            rows = self._db.execute("SELECT key FROM llm_cache LIMIT ?",
+                                    (_KeyFilter.MAX_LOAD + 1,))
+            for count, (key,) in enumerate(rows, 1):
+                if count > _KeyFilter.MAX_LOAD:
+                    return False
+                keys.add(key)
+        for key in self._pending_llm:
+            keys.add(key)
+        return keys
+
+    def _note_llm_keys_locked(self, keys: Any) -> None:
+        if isinstance(self._llm_filter, _KeyFilter):
+            for key in keys:
+                self._llm_filter.add(key)
 
     def get_llm(self, key: str) -> dict[str, Any] | None:
         self._raise_flush_error()
@@ -219,6 +267,12 @@ class RunStore:
             pending = self._pending_llm.get(key)
             if pending is not None:
                 return jsonio.loads(pending)
+            if self._llm_filter is None:
+                self._llm_filter = self._load_llm_filter_locked()
+            if self._llm_filter is not False and key not in self._llm_filter:
+                # Never written: a miss without an SQL statement (issue 27: one SELECT per
+                # call was the run's most frequent statement, a few % of its CPU).
+                return None
             with self._sql("reading the LLM cache"):
                 row = self._db.execute("SELECT value FROM llm_cache WHERE key = ?",
                                        (key,)).fetchone()
@@ -229,6 +283,7 @@ class RunStore:
         text = jsonio.dumps(value)
         with self._lock:
             self._pending_llm[key] = text
+            self._note_llm_keys_locked((key,))
         self._schedule_flush()
 
     # --- run history ---------------------------------------------------------------------------

@@ -553,7 +553,6 @@ class LLMClient:
             # Only a prompt whose raw size does not already fit is counted (issue 27: the
             # common case costs a byte count, no tokenizer and no call to the server).
             request, fit = await self._fit(request)
-        estimate = _estimate_tokens(request)
         attempts = 0
 
         async def attempt() -> RawCompletion:
@@ -564,7 +563,8 @@ class LLMClient:
             async with self._slot():
                 # Paced inside the slot, right before sending: a permit taken earlier and then
                 # held while waiting for a slot would reach the server in a later burst.
-                await self.rate.acquire(estimate)
+                if self.rate.enabled:  # no coroutine to make and await when unlimited
+                    await self.rate.acquire(_estimate_tokens(request))
                 self._check_halted()  # the slot may have been freed by the interrupt itself
                 if self.cache is not None:
                     # A call starts only once every finished call is committed: a crash then

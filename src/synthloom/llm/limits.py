@@ -6,8 +6,7 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from tenacity import (
@@ -140,6 +139,23 @@ class RateLimiter:
                     part.add(now, weights[name])
 
 
+class _Slot:
+    """``AdaptiveConcurrency.slot()``: a plain async context manager, one per gate (it holds
+    no state of its own). Not ``@asynccontextmanager``: its generator and wrapper objects
+    cost a few microseconds per request (issue 27)."""
+
+    __slots__ = ("_gate",)
+
+    def __init__(self, gate: AdaptiveConcurrency) -> None:
+        self._gate = gate
+
+    async def __aenter__(self) -> None:
+        await self._gate._acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._gate._release()
+
+
 class AdaptiveConcurrency:
     """AIMD gate: at most ``limit`` holders; halve on overload, +1 after ``limit`` successes."""
 
@@ -171,6 +187,7 @@ class AdaptiveConcurrency:
         # FIFO of parked acquirers; a plain future list (not asyncio.Condition) so release needs
         # no lock and works from a finally block even while the task is being cancelled.
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._slot = _Slot(self)
 
     @property
     def limit(self) -> int:
@@ -180,14 +197,13 @@ class AdaptiveConcurrency:
     def in_flight(self) -> int:
         return self._in_flight
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        await self._acquire()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            self._wake()
+    def slot(self) -> _Slot:
+        """``async with gate.slot():`` holds one slot for the block."""
+        return self._slot
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        self._wake()
 
     async def _acquire(self) -> None:
         # Re-check after every wake-up: the limit may have dropped, or a newcomer took the slot.
