@@ -89,6 +89,21 @@ def test_a_prompt_too_large_by_size_is_still_counted_and_fitted() -> None:
     assert backend.calls == 1
 
 
+def test_the_character_bound_never_says_fits_where_the_byte_count_does_not() -> None:
+    """``_fits_by_chars`` (no encoding) is a shortcut of ``_fits_by_size``: it may say "count
+    the bytes" where they fit, never "fits" where they do not, whatever the script."""
+    from synthloom.llm.client import _fits_by_chars, _fits_by_size, _prompt_texts
+
+    for char in ("a", "\u00e9", "\u4e2d", "\U0001f600", "\ud800"):
+        for n in range(0, 1200, 7):
+            request = ask(char * n, max_tokens=100)
+            exact = _fits_by_size(*_prompt_texts(request), 100, 2048)
+            if _fits_by_chars(request, 2048):
+                assert exact, (char, n)
+    assert _fits_by_chars(ask("short"), 4096)
+    assert not _fits_by_chars(ask("x" * 1000, max_tokens=3100), 4096)  # left to the bytes
+
+
 def test_the_backend_call_runs_in_the_callers_task() -> None:
     """The request timeout wraps the call in place (no task of its own per request)."""
     backend = Counting()
