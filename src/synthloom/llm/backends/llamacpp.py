@@ -196,6 +196,43 @@ class LlamaCppBackend(Backend):
     async def complete(self, request: LLMRequest, *, seed: int | None) -> RawCompletion:
         return await self._in_worker(self._complete_sync, request, seed)
 
+    def _echo_sync(self, llm: Any, request: LLMRequest) -> RawCompletion:
+        """A prompt's own logprobs and one greedy token, from one eval and a numpy
+        log-softmax: llama-cpp-python's echo path sorts the whole vocabulary in Python for
+        every prompt token (minutes for a 400-token prompt on a loaded CPU)."""
+        import numpy as np
+
+        prompt = str(request.prompt)
+        tokens = llm.tokenize(prompt.encode("utf-8"), special=True)
+        if len(tokens) >= self.n_ctx:
+            raise PermanentLLMError(f"prompt too long for the model's context of {self.n_ctx} "
+                                    f"tokens ({len(tokens)}); shorten the input or raise n_ctx")
+        llm.eval(tokens)
+        rows = np.asarray(llm.scores[: len(tokens)], dtype=np.float64)
+        top = rows.max(axis=1, keepdims=True)
+        logp = rows - (top + np.log(np.exp(rows - top).sum(axis=1, keepdims=True)))
+        k = int(request.logprobs or 0)
+        # Token texts by incremental decoding: a character split over tokens (UTF-8 bytes)
+        # belongs to the token that completes it, so the texts join to the prompt.
+        pieces, done, text = [], b"", ""
+        for tok in [*tokens, int(np.argmax(logp[-1]))]:
+            done += llm.detokenize([tok])
+            now = done.decode("utf-8", errors="ignore")
+            pieces.append(now[len(text):])
+            text = now
+        out = []
+        for i, piece in enumerate(pieces):
+            row = logp[i - 1] if i else None  # row i-1 predicts token i
+            alts = {} if row is None or k <= 0 else {
+                llm.detokenize([int(j)]).decode("utf-8", errors="ignore"): float(row[j])
+                for j in np.argpartition(-row, k)[:k]}
+            tok = tokens[i] if i < len(tokens) else int(np.argmax(logp[-1]))
+            out.append({"token": piece, "logprob": None if row is None else float(row[tok]),
+                        "top": alts})
+        return RawCompletion(text=prompt + pieces[-1], finish_reason="length",
+                             usage=Usage(prompt_tokens=len(tokens), completion_tokens=1),
+                             model=self.model_id, logprobs=out)
+
     def _grammar(self, schema: dict[str, Any]) -> Any:
         key = canonical_json(schema)
         grammar = self._grammars.get(key)
@@ -219,6 +256,10 @@ class LlamaCppBackend(Backend):
         # Forget the KV cache: reusing a cached prompt prefix evaluates only the suffix, which
         # shifts the logits slightly, so the same seed would give a different sample.
         llm.reset()
+        if (request.prompt is not None and request.echo and request.logprobs is not None
+                and request.json_schema is None and request.params.max_tokens <= 1
+                and request.params.temperature == 0.0):
+            return self._echo_sync(llm, request)
         params = request.params
         kwargs: dict[str, Any] = {
             "temperature": params.temperature,
