@@ -26,7 +26,7 @@ from synthloom.core.fingerprint import stable_hash
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, StepConfig
-from synthloom.methods.source2synth.tables import execute_on_table, table_text
+from synthloom.methods.source2synth.tables import execute_many, table_text
 from synthloom.prompting.templated import TemplatedStep, parsed_object
 from synthloom.verify.answers import code_block
 from synthloom.verify.sql import normalize_rows
@@ -135,29 +135,27 @@ class S2SFilter(TemplatedStep, MapStep):
         variables = {"context": render_context(record, cfg.context_column),
                      "question": record[cfg.question]}
         responses = await self.ask_n(ctx, variables, cfg.k)
-        correct = 0
-        for response in responses:
-            correct += await self._right(response.text, record)
+        correct = await self._count_right([r.text for r in responses], record)
         if not correct:
             return ItemResult.drop(f"filter: not answered correctly in any of k={cfg.k} tries "
                                    f"(gold {str(record[cfg.answer])[:120]!r})")
         return self.output(responses[0], {"curated": True, "filter_correct": correct,
                                           "filter_k": cfg.k})
 
-    async def _right(self, text: str, record: dict[str, Any]) -> bool:
+    async def _count_right(self, texts: list[str], record: dict[str, Any]) -> int:
         cfg = self.config
         if cfg.mode == "answer":
-            return soft_match(text, str(record[cfg.answer]))
-        sql = (code_block(text, ("sql",)) or "").strip().rstrip(";")
-        if not sql:
-            return False
-        result = await execute_on_table(record, sql, cfg.sql_timeout_s, 1000)
-        if isinstance(result, str) or result.truncated:
-            return False
-        gold = record["result"]
-        ordered = result.ordered
-        return normalize_rows([tuple(r) for r in result.rows], ordered) == \
-            normalize_rows([tuple(r) for r in gold["rows"]], ordered)
+            return sum(soft_match(t, str(record[cfg.answer])) for t in texts)
+        queries = [q for q in ((code_block(t, ("sql",)) or "").strip().rstrip(";")
+                               for t in texts) if q]
+        gold = [tuple(r) for r in record["result"]["rows"]]
+        right = 0
+        for result in await execute_many(record, queries, cfg.sql_timeout_s, 1000):
+            if isinstance(result, str) or result.truncated:
+                continue
+            rows = [tuple(r) for r in result.rows]
+            right += normalize_rows(rows, result.ordered) == normalize_rows(gold, result.ordered)
+        return right
 
 
 class ImputeConfig(_CurateConfig):

@@ -137,19 +137,30 @@ def build_database(folder: Path, record: dict[str, Any]) -> Path:
 async def execute_on_table(record: dict[str, Any], sql: str, timeout_s: float,
                            max_rows: int) -> QueryResult | str:
     """The query's result on a fresh SQLite copy of the record's table, or why it failed."""
-    def run() -> QueryResult | str:
+    [result] = await execute_many(record, [sql], timeout_s, max_rows)
+    return result
+
+
+async def execute_many(record: dict[str, Any], queries: list[str], timeout_s: float,
+                       max_rows: int) -> list[QueryResult | str]:
+    """Each query's result (or why it failed) on one fresh SQLite copy of the record's table:
+    one database and one worker process for all of them (the filter's k tries)."""
+    def one(db: SQLiteDatabase, sql: str) -> QueryResult | str:
+        try:
+            return db.execute(sql)
+        except SQLRejected as exc:
+            return f"SQL rejected: {exc}"
+        except SQLTimeout as exc:
+            return f"SQL timed out: {exc}"
+        except SQLExecutionError as exc:
+            return f"SQL failed: {exc}"
+
+    def run() -> list[QueryResult | str]:
         with tempfile.TemporaryDirectory(prefix="s2s-table-") as tmp:
             path = build_database(Path(tmp), record)
-            try:
-                with SQLiteDatabase(path, timeout_s=timeout_s, max_rows=max_rows) as db:
-                    return db.execute(sql)
-            except SQLRejected as exc:
-                return f"SQL rejected: {exc}"
-            except SQLTimeout as exc:
-                return f"SQL timed out: {exc}"
-            except SQLExecutionError as exc:
-                return f"SQL failed: {exc}"
-    return await asyncio.to_thread(run)
+            with SQLiteDatabase(path, timeout_s=timeout_s, max_rows=max_rows) as db:
+                return [one(db, sql) for sql in queries]
+    return await asyncio.to_thread(run) if queries else []
 
 
 def result_text(result: dict[str, Any]) -> str:
