@@ -96,9 +96,13 @@ def usage_of(responses: list[LLMResponse]) -> dict[str, int]:
 class SampleConfig(StepConfig):
     #: The text column (each record is one text x).
     column: str = "text"
+    #: Tools whose calls are sampled (calculator, calendar, search).
     tools: list[str] = Field(default_factory=lambda: list(TOOLS))
+    #: The calculator's few-shot prompt P(x) (a Jinja template).
     calculator_template: str = "toolformer/prompts/calculator.jinja"
+    #: The calendar's few-shot prompt P(x) (a Jinja template).
     calendar_template: str = "toolformer/prompts/calendar.jinja"
+    #: The search API's few-shot prompt P(x) (a Jinja template).
     search_template: str = "toolformer/prompts/search.jinja"
     #: Alternatives per token read for p("[") (a call-opening token outside them counts 0).
     top_logprobs: int = Field(default=10, ge=1, le=20)
@@ -108,7 +112,9 @@ class SampleConfig(StepConfig):
     positions: int = Field(default=5, ge=1)
     #: m: calls sampled per position (paper: 5); calendar calls take no input: one.
     calls_per_position: int = Field(default=5, ge=1)
+    #: Sampling temperature of the call arguments.
     temperature: float = 0.7
+    #: Most tokens of one sampled argument (it stops at ')', ']' or a newline).
     max_tokens: int = Field(default=24, ge=1)
 
     @field_validator("tools")
@@ -219,6 +225,7 @@ class ExecuteConfig(StepConfig):
     today: str | None = None
     #: A search result is the best passage cut to this many characters.
     result_chars: int = Field(default=200, ge=20)
+    #: BM25 stopword list of the search API (bm25s's: a language code such as ``en``).
     stopwords: str = "en"
 
     @field_validator("today", mode="before")
@@ -321,6 +328,7 @@ class ToolformerExecute(MapStep):
 
 
 class FilterConfig(StepConfig):
+    #: The text column (the same as the sampling step's).
     column: str = "text"
     #: τ_f: least loss reduction L- - L+ (paper: 1.0 for most tools; 0.5 also reported).
     tau_f: float = 1.0
