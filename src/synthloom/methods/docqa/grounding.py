@@ -27,14 +27,22 @@ JUDGE_SCHEMA: dict[str, Any] = {
 
 
 class GroundingConfig(StepConfig):
+    #: overlap: the answer's content words must occur in the chunk (no model); judge: an LLM says
+    #: whether the chunk supports it.
     mode: Literal["overlap", "judge"] = "overlap"
     #: overlap mode: minimum share of the answer's content words found in the chunk.
     threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    #: Column with the answer checked.
     answer_column: str = "answer"
+    #: Column with the question (shown to the judge).
     question_column: str = "question"
+    #: Column with the chunk text the answer must be grounded in.
     context_column: str = "text"
+    #: Jinja prompt template of the judge (judge mode).
     template: str = "docqa/prompts/grounding_judge.jinja"
+    #: Sampling temperature of the judge.
     temperature: float = 0.0
+    #: Most tokens of the judge's verdict.
     max_tokens: int = 16
 
 

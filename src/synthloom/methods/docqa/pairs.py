@@ -25,6 +25,7 @@ CONFIG_VARIABLES = frozenset({"n", "cot", "summary", "context"})
 
 
 class PairsConfig(StepConfig):
+    #: Jinja prompt template of the pairs (gets the chunk as ``text`` and ``n``).
     template: str = "docqa/prompts/qa_pairs.jinja"
     #: Exactly this many pairs are requested per chunk.
     pairs: int = Field(default=3, ge=1, le=20)
@@ -32,16 +33,22 @@ class PairsConfig(StepConfig):
     cot: bool = False
     #: Ask for a summary of the chunk too (column ``summary`` on each pair).
     summary: bool = False
+    #: Column with the chunk text.
     text_column: str = "text"
+    #: Sampling temperature.
     temperature: float = 0.7
+    #: Nucleus sampling (top_p).
     top_p: float = 1.0
     #: Completion cap; default: enough for the longest output the schema allows, so a
     #: grammar-constrained reply is never cut off mid-JSON.
     max_tokens: int | None = None
     #: Length caps in the schema: a small model's runaway repetition ends at the cap.
     question_max_chars: int = 200
+    #: Longest answer, in characters (schema maxLength).
     answer_max_chars: int = 400
+    #: Longest reasoning, in characters (schema maxLength; with ``cot``).
     reasoning_max_chars: int = 600
+    #: Longest summary, in characters (schema maxLength; with ``summary``).
     summary_max_chars: int = 600
 
 

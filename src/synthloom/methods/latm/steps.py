@@ -111,15 +111,19 @@ def python_code(text: str) -> str:
 
 
 class _StageConfig(StepConfig):
+    #: Jinja prompt template of the stage (its turn in the tool maker's conversation).
     template: str
     #: The authors' tool maker: temperature 0.3, max_tokens 2048.
     temperature: float = 0.3
+    #: Most tokens of one reply (the authors': 2048).
     max_tokens: int = 2048
     #: Tries (the first and the repairs); the authors' loops make 3.
     tries: int = Field(default=AUTHORS_TRIES, ge=1, le=10)
     #: Demonstrations shown (the authors' train_samples / val_samples = 3).
     samples: int = Field(default=3, ge=1, le=5)
+    #: Wall-clock limit of one sandboxed run, in seconds.
     timeout_s: float = 5.0
+    #: Memory limit of one sandboxed run, in MiB.
     memory_mb: int = 256
     #: Sandboxes running at once.
     concurrency: int = 4
@@ -174,6 +178,7 @@ class _Stage(TemplatedStep, MapStep):
 
 
 class ProposeConfig(_StageConfig):
+    #: Jinja prompt template of tool proposing (after the k training demonstrations).
     template: str = "latm/prompts/propose.jinja"
 
 
@@ -212,6 +217,7 @@ class LatmPropose(_Stage):
 
 
 class VerifyConfig(_StageConfig):
+    #: Jinja prompt template of tool verification (unit tests on the validation demonstrations).
     template: str = "latm/prompts/verify.jinja"
     #: The unit tests must name each validation answer (the prompt's ``assert ans == the
     #: provided answer``); off, any tests that run pass, as in the authors' ``exec``.
@@ -265,6 +271,7 @@ class LatmVerify(_Stage):
 
 
 class WrapConfig(_StageConfig):
+    #: Jinja prompt template of tool wrapping (the function and its use cases).
     template: str = "latm/prompts/wrap.jinja"
 
 
@@ -360,9 +367,11 @@ class LatmRoute(GlobalStep):
 
 
 class DispatchConfig(StepConfig):
+    #: Jinja prompt template of the dispatcher (the menu of tools and the question).
     template: str = "latm/prompts/dispatch.jinja"
     #: The authors' ``generate``: temperature 0.0, max_tokens 256.
     temperature: float = 0.0
+    #: Most tokens of the dispatcher's answer (the authors': 256).
     max_tokens: int = 256
     #: Off: every question goes to its own task's tool (the authors' tool-user test).
     route: bool = True
@@ -406,15 +415,20 @@ class LatmDispatch(TemplatedStep, MapStep):
 
 
 class UseConfig(StepConfig):
+    #: Jinja prompt template of the tool user (the wrapper and the new question).
     template: str = "latm/prompts/use.jinja"
     #: The authors' tool user (``generate``): temperature 0.0, max_tokens 256.
     temperature: float = 0.0
+    #: Most tokens of the tool user's call (the authors': 256).
     max_tokens: int = 256
     #: Keep wrong or failed answers as records (``correct: false``), as the authors' accuracy
     #: counts them; off, only answers equal to the gold one are data.
     keep_wrong: bool = False
+    #: Wall-clock limit of one sandboxed run of the call, in seconds.
     timeout_s: float = 5.0
+    #: Memory limit of one sandboxed run, in MiB.
     memory_mb: int = 256
+    #: Sandboxes running at once (each is a process).
     concurrency: int = 4
 
 

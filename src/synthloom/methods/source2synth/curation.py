@@ -86,9 +86,13 @@ class _CurateConfig(StepConfig):
     template: str
     #: The column the curator reads (``table``: the table itself; a clue list; text).
     context_column: str = "evidence"
+    #: Column with the entry's question.
     question: str = "question"
+    #: Column with the entry's gold answer.
     answer: str = "answer"
+    #: Sampling temperature of the curator.
     temperature: float = 0.7
+    #: Most tokens of one curator reply.
     max_tokens: int = 256
     #: Curate slice-1 entries only (the paper); false curates every entry.
     slice_only: bool = True
@@ -101,10 +105,12 @@ def _passes(record: dict[str, Any], cfg: _CurateConfig) -> bool:
 class FilterConfig(_CurateConfig):
     #: Default: curate_answer.jinja (mode answer) or curate_sql.jinja (mode sql).
     template: str | None = None  # type: ignore[assignment]
+    #: Tries per entry; kept when any is right (the paper's k = 3).
     k: int = Field(default=PAPER_K, ge=1, le=32)
     #: answer: the curator's answer vs the gold (soft EM); sql: the curator's SQL, executed,
     #: vs the entry's result (the tabular variant answers through the SQL tool).
     mode: Literal["answer", "sql"] = "answer"
+    #: Time limit of one curator query's execution (mode sql), in seconds.
     sql_timeout_s: float = 2.0
 
 
@@ -159,7 +165,9 @@ class S2SFilter(TemplatedStep, MapStep):
 
 
 class ImputeConfig(_CurateConfig):
+    #: Jinja prompt template that writes the blanked question back from context and answer.
     template: str = "source2synth/prompts/impute.jinja"
+    #: Longest regenerated question, in characters (schema maxLength).
     question_max_chars: int = Field(default=400, ge=20, le=2000)
 
 

@@ -182,8 +182,11 @@ def _text(max_chars: int) -> dict[str, Any]:
 
 
 class _S2SConfig(StepConfig):
+    #: Jinja prompt template of the stage (gets the table as text and the record's columns).
     template: str
+    #: Sampling temperature.
     temperature: float = 0.7
+    #: Most tokens of the reply.
     max_tokens: int = 256
 
 
@@ -197,6 +200,7 @@ class _S2SStep(TemplatedStep, MapStep):
 
 
 class SeedConfig(_S2SConfig):
+    #: Jinja prompt template of the seed (a statement about the table).
     template: str = "source2synth/prompts/table_seed.jinja"
 
 
@@ -218,9 +222,13 @@ class S2STableSeed(_S2SStep):
 
 
 class SQLConfig(_S2SConfig):
+    #: Jinja prompt template of the SQL query (from the table and the seed).
     template: str = "source2synth/prompts/table_sql.jinja"
+    #: Sampling temperature of the query.
     temperature: float = 0.4
+    #: Time limit of the query's execution, in seconds.
     timeout_s: float = 2.0
+    #: A query returning more rows than this is dropped.
     max_rows: int = Field(default=50, ge=1, le=1000)
 
 
@@ -250,6 +258,7 @@ class S2SSQL(_S2SStep):
 
 
 class QuestionConfig(_S2SConfig):
+    #: Jinja prompt template of the question the SQL answers.
     template: str = "source2synth/prompts/table_question.jinja"
 
 
@@ -273,7 +282,9 @@ class S2STableQuestion(_S2SStep):
 
 
 class AnswerConfig(_S2SConfig):
+    #: Jinja prompt template of the answer, written from the executed result.
     template: str = "source2synth/prompts/table_answer.jinja"
+    #: Sampling temperature of the answer.
     temperature: float = 0.2
 
 
