@@ -156,7 +156,9 @@ def round_robin_order(idx: np.ndarray, topic: np.ndarray, scores: np.ndarray,
     return np.lexsort((*key, depth)), depth
 
 class ClusterConfig(StepConfig):
+    #: Column embedded (a list: the columns joined by newlines).
     column: str | list[str] = "text"
+    #: The embedding model: a spec string, or a mapping (spec, model, batch_size, cache, ...).
     embedder: EmbedderConfig = EmbedderConfig()
     #: Number of topics (default: about sqrt(n/2), at least 2; kmeans/agglomerative only).
     n_topics: int | None = Field(default=None, ge=1)
@@ -171,8 +173,11 @@ class ClusterConfig(StepConfig):
     min_topic_size: int | None = Field(default=None, ge=2)
     #: Words in each topic label.
     label_words: int = Field(default=4, ge=1)
+    #: Column written with the record's topic number.
     topic_column: str = "topic"
+    #: Column written with the topic's label (its top c-TF-IDF words).
     label_column: str = "topic_label"
+    #: Seed of the clustering, the UMAP projection and the sample.
     seed: int = 0
     #: Above this many rows the clustering (and the c-TF-IDF labels) is fitted on a sample of
     #: this size, chosen by a seeded hash of the record ids, and every record is assigned to
@@ -397,6 +402,7 @@ class SelectConfig(StepConfig):
     score_column: str
     #: How many records to keep in all.
     target: int = Field(ge=0)
+    #: Column with the record's topic (``cluster_topics``' output).
     topic_column: str = "topic"
     #: False: lower scores are better (e.g. a perplexity).
     higher_is_better: bool = True
@@ -493,7 +499,9 @@ class SelectPerTopic(GlobalStep):
 
 
 class CommunityConfig(StepConfig):
+    #: Column embedded (a list: the columns joined by newlines).
     column: str | list[str] = "text"
+    #: The embedding model: a spec string, or a mapping (spec, model, batch_size, cache, ...).
     embedder: EmbedderConfig = EmbedderConfig()
     #: Cosine similarity to a community's centre for membership.
     threshold: float = Field(default=0.85, gt=0.0, le=1.0)

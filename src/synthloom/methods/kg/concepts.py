@@ -28,13 +28,19 @@ HYPERNYM = "is a"
 
 
 class ConceptsConfig(StepConfig):
+    #: Jinja prompt template of the concepts (gets the text and the record's entities).
     template: str = "kg/prompts/concepts.jinja"
+    #: Column with the chunk text.
     text_column: str = "text"
+    #: Most concepts asked per chunk (schema maxItems).
     max_concepts: int = Field(default=4, ge=1, le=12)
     #: Add (entity, "is a", concept) triples, so the graph links entities to their concepts.
     as_edges: bool = True
+    #: Longest concept, in characters (schema maxLength).
     concept_max_chars: int = 40
+    #: Sampling temperature.
     temperature: float = 0.2
+    #: Most tokens per call (None: max_concepts * 60 + 16).
     max_tokens: int | None = None
     #: False: records pass through unchanged, no calls (a recipe switch).
     enabled: bool = True

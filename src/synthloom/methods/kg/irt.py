@@ -28,12 +28,15 @@ from synthloom.prompting.templated import TemplatedStep
 
 
 class IrtConfig(StepConfig):
+    #: Jinja prompt template the respondent answers the question with (without the path).
     template: str = "kg/prompts/answer.jinja"
     #: The respondent model (recipe ``models:``); None: the step's own.
     respondent: str | None = None
     #: Answers per question (0: off, records pass through).
     k: int = Field(default=4, ge=0, le=64)
+    #: Sampling temperature of the answers (above 0, so the k answers can differ).
     temperature: float = 0.7  # > 0: the k answers must be able to differ
+    #: Most tokens of one answer.
     max_tokens: int = 96
     #: Keep only items in these bands (easy / medium / hard); None: keep every item.
     keep_levels: list[str] | None = None

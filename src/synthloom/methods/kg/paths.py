@@ -42,6 +42,7 @@ LEVELS = ((0.34, "easy"), (0.67, "medium"), (1.01, "hard"))
 
 
 class PathsConfig(StepConfig):
+    #: Paths sampled per chunk's graph (fewer when the walks run out).
     paths_per_chunk: int = Field(default=2, ge=1)
     #: Target path lengths (triples); each path draws one (a walk may end shorter).
     lengths: list[int] = [1, 2, 3]

@@ -27,9 +27,13 @@ from synthloom.quality.text import plain_text, plain_words
 
 
 class KgQuestionConfig(StepConfig):
+    #: Jinja prompt template of the question (the path's triples, start entity, answer and level).
     template: str = "kg/prompts/question.jinja"
+    #: Longest question, in characters (schema maxLength).
     question_max_chars: int = 240
+    #: Sampling temperature.
     temperature: float = 0.7
+    #: Most tokens per call (None: question_max_chars // 3 + 16).
     max_tokens: int | None = None
 
 

@@ -51,6 +51,7 @@ _MAX_NGRAM = 6
 
 
 class QaPathsConfig(StepConfig):
+    #: Column with the question (its entities are the paths' start nodes).
     question_column: str = "question"
     #: The gold answer (``math_gold`` writes ``gold``; a user's QA file may name ``answer``).
     answer_column: str = "gold"
@@ -61,6 +62,7 @@ class QaPathsConfig(StepConfig):
     graph_file: str | None = None
     #: Shortest paths kept per (question node, answer node) pair (MedReason: top 3).
     paths_per_pair: int = Field(default=3, ge=1)
+    #: Paths kept per item in all, shortest first.
     max_paths: int = Field(default=6, ge=1)
     #: Longest path searched, in triples.
     max_length: int = Field(default=4, ge=1, le=8)
@@ -219,10 +221,15 @@ class KgQaPaths(GlobalStep):
 
 
 class KgCotConfig(StepConfig):
+    #: Jinja prompt template of the chain of thought (the question, its answer and the KG paths).
     template: str = "kg/prompts/cot.jinja"
+    #: Column with the question.
     question_column: str = "question"
+    #: Column with the gold answer.
     answer_column: str = "gold"
+    #: Sampling temperature (MedReason: 0).
     temperature: float = 0.0  # MedReason: temperature 0
+    #: Most tokens of the chain of thought.
     max_tokens: int = 768
 
 
@@ -266,10 +273,15 @@ class KgCotCheckConfig(StepConfig):
     #: ``reanswer``: MedReason's filter (a model answers from the reasoning minus its
     #: conclusion); ``conclusion``: the CoT's own conclusion is compared, no call.
     mode: Literal["reanswer", "conclusion"] = "reanswer"
+    #: Jinja prompt template of the re-answer (reanswer mode).
     template: str = "kg/prompts/reanswer.jinja"
+    #: Column with the question.
     question_column: str = "question"
+    #: Column with the gold answer the conclusion or re-answer must match.
     answer_column: str = "gold"
+    #: Sampling temperature of the re-answer.
     temperature: float = 0.0
+    #: Most tokens of the re-answer.
     max_tokens: int = 256
 
 

@@ -24,19 +24,26 @@ from synthloom.quality.text import plain_words
 
 
 class TriplesConfig(StepConfig):
+    #: Jinja prompt template of the triple extraction (gets the text and ``n``).
     template: str = "kg/prompts/triples.jinja"
+    #: Column with the chunk text.
     text_column: str = "text"
     #: More columns read as part of the text (MedReason: a QA pair's question and its gold
     #: solution together state the facts its graph is made of).
     context_columns: list[str] = []
+    #: Most triples asked per chunk (schema maxItems; more are cut).
     max_triples: int = Field(default=5, ge=1, le=20)
     #: Both entities must occur (normalised, whole words) in the chunk.
     require_in_chunk: bool = True
     #: Numbers are entities too ("117", "12 rolls"): a math word problem's answer is one.
     allow_numbers: bool = False
+    #: Longest entity, in characters (schema maxLength).
     entity_max_chars: int = 60
+    #: Longest relation, in characters (schema maxLength).
     relation_max_chars: int = 40
+    #: Sampling temperature.
     temperature: float = 0.2
+    #: Most tokens per call (None: sized from max_triples and the two *_max_chars).
     max_tokens: int | None = None
 
 

@@ -35,10 +35,13 @@ CHARS_PER_TOKEN = 3
 
 
 class CluesConfig(StepConfig):
+    #: Jinja prompt template of the clue extraction (gets the chunk and ``n``).
     template: str = "multihop/prompts/clues.jinja"
+    #: Column with the chunk text.
     text_column: str = "text"
     #: At most this many clues per chunk (the schema's maxItems).
     max_clues: int = Field(default=3, ge=1, le=12)
+    #: Most entities named per clue (schema maxItems).
     max_entities: int = Field(default=3, ge=1, le=8)
     #: Ask for one (head, relation, tail) per clue too.
     relations: bool = True
@@ -48,9 +51,13 @@ class CluesConfig(StepConfig):
     fact_support: float = Field(default=0.75, ge=0.0, le=1.0)
     #: Capitalised word runs of the fact stand in when no model entity occurs in it.
     fallback_entities: bool = True
+    #: Longest fact, in characters (schema maxLength).
     fact_max_chars: int = 220
+    #: Longest entity, in characters (schema maxLength).
     entity_max_chars: int = 60
+    #: Sampling temperature.
     temperature: float = 0.2
+    #: Most tokens per call (None: sized from max_clues and the *_max_chars).
     max_tokens: int | None = None
 
 

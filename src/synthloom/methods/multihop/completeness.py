@@ -27,7 +27,10 @@ from synthloom.core.steps import ExpandStep, StepConfig
 
 
 class EvidenceConfig(StepConfig):
+    #: complete: every hop's clue as evidence; partial: one hop's clue removed (unanswerable);
+    #: both: the two variants.
     clue_completeness: Literal["complete", "partial", "both"] = "complete"
+    #: Which hop's clue a partial variant removes: seeded random, the first or the last.
     partial_hop: Literal["random", "first", "last"] = "random"
 
 

@@ -32,9 +32,13 @@ from synthloom.methods.common.entities import mentions, token_text
 
 
 class LinkConfig(StepConfig):
+    #: Single-hop chains (one clue) emitted per anchor chunk, at most.
     single_per_chunk: int = Field(default=1, ge=0)
+    #: Multi-hop chains emitted per anchor chunk, at most.
     multi_per_chunk: int = Field(default=1, ge=0)
+    #: Fewest clues in a multi-hop chain.
     min_hops: int = Field(default=2, ge=2, le=3)
+    #: Most clues in a multi-hop chain.
     max_hops: int = Field(default=3, ge=2, le=3)
     #: Consecutive hops must come from different documents (default: different chunks).
     cross_document: bool = False

@@ -28,6 +28,7 @@ from synthloom.core.steps import GlobalStep, StepConfig
 class NegativesConfig(StepConfig):
     #: Hard negatives per question (RAGSynth's ANCE: 3).
     negatives: int = Field(default=3, ge=0, le=50)
+    #: BM25 stopword list (bm25s's: a language code such as ``en``).
     stopwords: str = "en"
 
 

@@ -19,10 +19,15 @@ from synthloom.quality.text import plain_words
 
 
 class QuestionConfig(StepConfig):
+    #: Jinja prompt template of the question (gets the clue chain and its bridge entities).
     template: str = "multihop/prompts/question.jinja"
+    #: Longest question, in characters (schema maxLength).
     question_max_chars: int = 240
+    #: Longest answer, in characters (schema maxLength).
     answer_max_chars: int = 120
+    #: Sampling temperature.
     temperature: float = 0.7
+    #: Most tokens per call (None: (question_max_chars + answer_max_chars) // 3 + 24).
     max_tokens: int | None = None
 
 

@@ -64,14 +64,22 @@ _CANNOT = re.compile(
 
 
 class VariantsConfig(StepConfig):
+    #: Jinja prompt template of the variants (gets the question, its clues and the transformations
+    #: asked).
     template: str = "multihop/prompts/variants.jinja"
+    #: Full-clue transformations asked per question (a seeded draw; same answer).
     full_variants: int = Field(default=2, ge=0, le=len(FULL))
+    #: Partial-clue transformations asked per question (a seeded draw; the clues answer only part).
     partial_variants: int = Field(default=1, ge=0, le=len(PARTIAL))
     #: Share of the original answer's content words a partial answer must keep.
     keep_answer: float = Field(default=0.8, ge=0.0, le=1.0)
+    #: Longest variant question, in characters (schema maxLength).
     question_max_chars: int = 300
+    #: Longest variant answer, in characters (schema maxLength).
     answer_max_chars: int = 400
+    #: Sampling temperature.
     temperature: float = 0.7
+    #: Most tokens per call (None: sized from the variants asked and the two *_max_chars).
     max_tokens: int | None = None
 
 

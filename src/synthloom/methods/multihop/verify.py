@@ -28,13 +28,21 @@ JUDGE_SCHEMA: dict[str, Any] = {
 
 
 class VerifyConfig(StepConfig):
+    #: clue: the answer must occur in the chain's final clue (no model); judge: an LLM checks it
+    #: against the clues; both: the two.
     mode: Literal["clue", "judge", "both"] = "clue"
+    #: clue check: substring (the normalised answer occurs whole) or overlap (its content words, at
+    #: ``threshold``).
     match: Literal["substring", "overlap"] = "substring"
     #: overlap match: share of the answer's content words that must occur in the final clue.
     threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    #: Drop a question that contains its own answer.
     reject_leaks: bool = True
+    #: Jinja prompt template of the judge (judge/both modes).
     template: str = "multihop/prompts/verify_judge.jinja"
+    #: Sampling temperature of the judge.
     temperature: float = 0.0
+    #: Most tokens of the judge's verdict.
     max_tokens: int = 16
 
 
