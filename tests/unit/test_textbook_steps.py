@@ -146,3 +146,86 @@ def test_structure_filter_rules() -> None:
     strict = TextbookStructure(name="f", min_text_words=3, max_repeat_share=0.4)
     assert strict.process(loop, None) == (  # type: ignore[arg-type]
         "exercise 2's solution repeats itself (2 of 4 sentences are repeats)")
+
+
+GOOD_SECTION_EXERCISE = {"problem": "Write sum(n) recursively for n >= 0.",
+                         "solution": "def s(n): return 0 if n == 0 else n + s(n-1)"}
+DOUBLE = 'def double(x):\n    """Twice x.\n\n    >>> double(2)\n    4\n    >>> double(-1)\n    -2\n    """'
+HALF = 'def half(x):\n    """Half of x, rounded down.\n\n    >>> half(5)\n    2\n    """'
+
+
+def test_scripted_backend_code_option_puts_code_instructions_in_the_prompt(
+        tmp_path: Path) -> None:
+    prompts: dict[str, list[str]] = {"off": [], "on": []}
+    for mode, overrides in (("off", {}), ("on", {"code": "true"})):
+        def responder(request, seed, mode=mode) -> str:
+            text = last_user_text(request)
+            prompts[mode].append(text)
+            topic = text.split('on the topic "')[1].split('"')[0]
+            return section(topic, [GOOD_SECTION_EXERCISE])
+
+        recipe = Recipe.load("textbook", {"exercises": "1", **overrides})
+        summary = asyncio.run(run_recipe(recipe, tmp_path / mode, RunOptions(
+            backend=ScriptedTestBackend(responder), limit=2))).to_json()
+        steps = {s["name"]: s for s in summary["steps"]}
+        assert steps["structure"]["out"] == steps["code_exercises"]["out"] == 2
+    # Default: the prose prompt, no code; the code option asks for interleaved Python snippets.
+    assert all("python" not in p.lower() and "snippet" not in p for p in prompts["off"])
+    assert all("interleave the explanation with short, runnable Python snippets" in p
+               and "```python" in p for p in prompts["on"])
+    rows = [json.loads(x) for x in (tmp_path / "off" / "data.jsonl").read_text().splitlines()]
+    assert all("code_exercises" not in r for r in rows)  # the exercises step is off by default
+
+
+def test_scripted_backend_code_exercises_drop_failing_solutions(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def responder(request, seed) -> str:
+        text = last_user_text(request)
+        if "CodeExercises" in text:
+            asked.append(text)
+            return json.dumps({"exercises": [
+                {"exercise": DOUBLE, "solution": "```python\ndef double(x):\n    return 2 * x\n```"},
+                {"exercise": HALF, "solution": "```python\ndef half(x):\n    return x / 2\n```"},
+                {"exercise": "def nodoc(x):\n    pass", "solution": "```python\ndef nodoc(x): pass\n```"},
+            ]})
+        topic = text.split('on the topic "')[1].split('"')[0]
+        return section(topic, [GOOD_SECTION_EXERCISE])
+
+    recipe = Recipe.load("textbook", {"exercises": "1", "code_exercises": "3"})
+    summary = asyncio.run(run_recipe(recipe, tmp_path / "out", RunOptions(
+        backend=ScriptedTestBackend(responder), limit=1))).to_json()
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert steps["code_exercises"]["out"] == 1 and len(asked) == 1
+    assert "3 Python coding exercises" in asked[0] and ">>> " in asked[0]
+    [row] = [json.loads(x) for x in (tmp_path / "out" / "data.jsonl").read_text().splitlines()]
+    [kept] = row["code_exercises"]
+    assert kept["function"] == "double" and kept["doctests"] == 2
+    assert kept["solution"] == "def double(x):\n    return 2 * x"
+    reasons = {d["function"]: d["reason"] for d in row["code_exercises_dropped"]}
+    assert reasons["half"].startswith("doctests error: failed example half(5)")
+    assert "Expected: | 2 | Got: | 2.5" in reasons["half"]
+    assert reasons["nodoc"] == "exercise nodoc() has no doctest examples in its docstring"
+
+
+def test_scripted_backend_code_exercises_drop_the_record_when_none_passes(
+        tmp_path: Path) -> None:
+    def responder(request, seed) -> str:
+        text = last_user_text(request)
+        if "CodeExercises" in text:
+            return json.dumps({"exercises": [
+                {"exercise": DOUBLE, "solution": "```python\ndef twice(x):\n    return 2 * x\n```"},
+                {"exercise": DOUBLE, "solution": "```python\ndef double(x):\n    while True: pass\n```"},
+            ]})
+        topic = text.split('on the topic "')[1].split('"')[0]
+        return section(topic, [GOOD_SECTION_EXERCISE])
+
+    recipe = Recipe.load("textbook", {"exercises": "1", "code_exercises": "2",
+                                      "code_exercises.timeout_s": "1"})
+    summary = asyncio.run(run_recipe(recipe, tmp_path / "out", RunOptions(
+        backend=ScriptedTestBackend(responder), limit=1))).to_json()
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert steps["code_exercises"]["dropped"] == 1
+    [drop] = [json.loads(x) for x in (tmp_path / "out" / "dropped.jsonl").read_text().splitlines()]
+    assert drop["reason"].startswith("no code exercise passed its doctests (double: solution "
+                                     "does not define double(); double: doctests timeout")

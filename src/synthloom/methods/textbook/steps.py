@@ -14,10 +14,16 @@ and a target audience (Cosmopedia adds a style). Here:
   with capped string lengths (the grammar then always closes the JSON).
 - ``textbook_structure`` (filter): drops sections whose teaching text, worked example or
   exercises are missing or hollow, naming what is missing.
+- ``textbook_code_exercises`` (map, off unless ``count`` > 0): phi-1's CodeExercises, N per
+  section: a function signature + docstring with doctest examples, and the model's solution;
+  each solution (its ``code_block``) runs in the sandbox against the docstring's examples, and
+  exercises that do not parse, run or pass are dropped with the reason.
 """
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import random
 import re
 from collections.abc import Iterator
@@ -30,11 +36,13 @@ from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.errors import RecipeError
 from synthloom.core.jsonio import BadJsonLine, read_jsonl
 from synthloom.core.recipe import resolve_data_path
-from synthloom.core.records import Output
+from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import FilterStep, MapStep, SourceStep, StepConfig
 from synthloom.prompting.templated import TemplatedStep, parsed_object
 from synthloom.quality.text import fold_text
+from synthloom.verify.answers import code_block
+from synthloom.verify.sandbox import SandboxLimits, run_python
 
 #: Cosmopedia's audiences, from young children to researchers.
 AUDIENCES = [
@@ -194,6 +202,9 @@ class SectionConfig(StepConfig):
     section_min_chars: int = Field(default=200, ge=0, le=900)
     #: Shortest problem and solution, in characters (schema minLength).
     pair_min_chars: int = Field(default=10, ge=0, le=200)
+    #: Programming textbook (phi-1): the prompt asks for Python snippets interleaved with the
+    #: explanation, and code in the solutions (off: the plain prose prompt).
+    code: bool = False
     #: Sampling temperature.
     temperature: float = 0.7
     #: Default: enough for the longest output the schema allows.
@@ -230,7 +241,8 @@ class TextbookSection(TemplatedStep, MapStep):
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output:
         cfg = self.config
         variables = {"topic": record["topic"], "audience": record["audience"],
-                     "style": record["style"], "n_exercises": cfg.exercises}
+                     "style": record["style"], "n_exercises": cfg.exercises,
+                     "code": cfg.code}
         response = await self.ask(ctx, variables, schema=self.schema,
                                   max_tokens=self._max_tokens())
         parsed = parsed_object(response)
@@ -339,3 +351,160 @@ class TextbookStructure(FilterStep):
             problems.insert(0, f"{complete} complete exercise(s) with solutions "
                                f"(< {cfg.min_exercises})")
         return "; ".join(problems) if problems else None
+
+
+# --- CodeExercises (phi-1) ---------------------------------------------------------------------
+
+#: Printed by the doctest harness once every example ran (a program that exits early lacks it).
+DOCTEST_DONE = "__synthloom_doctests_done__"
+DOCTEST_HARNESS = """
+
+import doctest as _doctest
+import sys as _sys
+_test = _doctest.DocTestParser().get_doctest({doc!r}, dict(globals()), {name!r}, "exercise", 0)
+_runner = _doctest.DocTestRunner(verbose=False, optionflags=_doctest.NORMALIZE_WHITESPACE)
+_runner.run(_test)
+if _runner.failures:
+    _sys.exit(1)
+print({done!r}, _runner.tries)
+"""
+
+
+def parse_exercise(exercise: str) -> tuple[str | None, str, str | None]:
+    """(function name, docstring, None) of a signature + docstring, or (name if known, "", why
+    it is not one): it must parse, define a function, and its docstring must hold ``>>>``
+    examples."""
+    try:
+        tree = ast.parse(exercise)
+    except SyntaxError as exc:
+        return None, "", f"exercise does not parse ({exc.msg}, line {exc.lineno})"
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    if not funcs:
+        return None, "", "exercise defines no function"
+    name, doc = funcs[0].name, ast.get_docstring(funcs[0], clean=True) or ""
+    if ">>>" not in doc:
+        return name, "", f"exercise {name}() has no doctest examples in its docstring"
+    return name, doc, None
+
+
+def doctest_program(solution: str, name: str, doc: str) -> str:
+    """The solution followed by a harness running ``doc``'s examples in its globals."""
+    return solution.rstrip() + DOCTEST_HARNESS.format(doc=doc, name=name, done=DOCTEST_DONE)
+
+
+def doctest_failure(stdout: str, stderr: str, reason: str) -> str:
+    """A short reason from doctest's report (the failing example, expected / got) or stderr."""
+    if "Failed example:" in stdout:
+        tail = stdout.split("Failed example:", 1)[1]
+        lines = [ln.strip() for ln in tail.splitlines() if ln.strip() and set(ln.strip()) != {"*"}]
+        return "failed example " + " | ".join(lines[:5])[:240]
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    return (lines[-1] if lines else reason or "exited before the examples ran")[:240]
+
+
+class CodeExercisesConfig(StepConfig):
+    #: Jinja prompt template of the exercises of one topic.
+    template: str = "textbook/prompts/code_exercises.jinja"
+    #: Exercises asked for per record (0: the step is off and passes records through).
+    count: int = Field(default=0, ge=0, le=8)
+    #: Longest exercise (signature + docstring), in characters (schema maxLength).
+    exercise_max_chars: int = Field(default=700, ge=80, le=900)
+    #: Longest solution, in characters (schema maxLength).
+    solution_max_chars: int = Field(default=900, ge=80, le=900)
+    #: Wall-clock limit of one sandboxed run, in seconds.
+    timeout_s: float = 5.0
+    #: Memory limit of one sandboxed run, in MiB.
+    memory_mb: int = 256
+    #: Sandboxes running at once (each is a process).
+    concurrency: int = 4
+    #: Sampling temperature.
+    temperature: float = 0.7
+    #: Default: enough for the longest output the schema allows.
+    max_tokens: int | None = None
+
+
+@register_step
+class TextbookCodeExercises(TemplatedStep, MapStep):
+    """phi-1 CodeExercises per record: ``code_exercises`` (those whose solution passed the
+    docstring's examples in the sandbox) and ``code_exercises_dropped`` (function, reason);
+    a record none of whose exercises passed is dropped with the reasons."""
+
+    type_name = "textbook_code_exercises"
+    uses_llm = True
+    Config = CodeExercisesConfig
+    config: CodeExercisesConfig
+
+    def reads(self) -> list[str]:
+        return ["topic", "audience"] if self.config.count else []
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        cfg = self.config
+        item = {"type": "object",
+                "properties": {"exercise": _string(cfg.exercise_max_chars, 20),
+                               "solution": _string(cfg.solution_max_chars, 20)},
+                "required": ["exercise", "solution"], "additionalProperties": False}
+        return {"type": "object",
+                "properties": {"exercises": {"type": "array", "minItems": 1,
+                                             "maxItems": max(1, cfg.count), "items": item}},
+                "required": ["exercises"], "additionalProperties": False}
+
+    def _max_tokens(self) -> int:
+        cfg = self.config
+        if cfg.max_tokens is not None:
+            return cfg.max_tokens
+        chars = cfg.count * (cfg.exercise_max_chars + cfg.solution_max_chars)
+        return chars // CHARS_PER_TOKEN + 24 * cfg.count + 32
+
+    async def check(self, exercise: str, solution: str) -> dict[str, Any]:
+        """The exercise with ``doctests`` (examples run) when its solution passed, else with
+        the drop ``reason``."""
+        name, doc, problem = parse_exercise(exercise)
+        if problem is not None or name is None:
+            return {"function": name, "reason": problem}
+        code = code_block(solution)
+        if code is None:
+            code = solution if "def " in solution else None
+        if code is None:
+            return {"function": name, "reason": "solution has no code"}
+        try:
+            defined = {n.name for n in ast.parse(code).body
+                       if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+        except SyntaxError as exc:
+            return {"function": name, "reason": f"solution does not parse ({exc.msg}, line "
+                                                f"{exc.lineno})"}
+        if name not in defined:
+            return {"function": name, "reason": f"solution does not define {name}()"}
+        cfg = self.config
+        limits = SandboxLimits(timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb,
+                               output_bytes=8000)
+        async with self._gate:
+            result = await run_python(doctest_program(code, name, doc), limits)
+        if result.status != "ok" or DOCTEST_DONE not in result.stdout:
+            why = doctest_failure(result.stdout, result.stderr, result.reason)
+            return {"function": name, "reason": f"doctests {result.status}: {why}"}
+        tries = result.stdout.split(DOCTEST_DONE, 1)[1].split()
+        return {"function": name, "exercise": exercise, "solution": code,
+                "doctests": int(tries[0]) if tries and tries[0].isdigit() else None}
+
+    async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
+        cfg = self.config
+        if not cfg.count:
+            return Output(columns={})
+        if getattr(self, "_gate", None) is None:
+            self._gate = asyncio.Semaphore(cfg.concurrency)
+        variables = {"topic": record["topic"], "audience": record["audience"],
+                     "n_exercises": cfg.count}
+        response = await self.ask(ctx, variables, schema=self.schema,
+                                  max_tokens=self._max_tokens())
+        items = [e for e in (parsed_object(response).get("exercises") or [])
+                 if isinstance(e, dict)][: cfg.count]
+        checked = await asyncio.gather(*(self.check(str(e.get("exercise") or "").strip(),
+                                                    str(e.get("solution") or "").strip())
+                                          for e in items))
+        kept = [c for c in checked if "reason" not in c]
+        dropped = [c for c in checked if "reason" in c]
+        if not kept:
+            reasons = "; ".join(f"{c['function'] or '?'}: {c['reason']}" for c in dropped)
+            return ItemResult.drop(f"no code exercise passed its doctests ({reasons or 'none'})")
+        return self.output(response, {"code_exercises": kept, "code_exercises_dropped": dropped})
