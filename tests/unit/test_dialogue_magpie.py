@@ -153,9 +153,20 @@ def test_magpie_recipe_pairs_drops_and_dedup(tmp_path: Path) -> None:
 
 
 def test_magpie_multi_turn_appends_history_and_a_new_prefix(tmp_path: Path) -> None:
-    queries = ["How do vaccines work?", "Why do some need boosters?",
-               "What is a black hole?", "ok."]
-    backend = Scripted(queries)
+    # Follow-ups are chosen by the conversation so far: the two items' calls interleave.
+    follow_ups = {"How do vaccines work?": "Why do some need boosters?",
+                  "What is a black hole?": "ok."}
+
+    class FollowUps(Scripted):
+        def answer(self, request, seed) -> str:
+            if request.json_schema is None and request.prompt is not None:
+                for first, follow_up in follow_ups.items():
+                    if first in request.prompt:
+                        self.raw_prompts.append(request.prompt)
+                        return follow_up
+            return super().answer(request, seed)
+
+    backend = FollowUps(list(follow_ups))
     recipe = Recipe.load("magpie", {"template": "chatml", "turns": "2", **HASHING})
     summary = run(recipe, tmp_path / "out", backend, limit=2)
     conv = next(s for s in summary["steps"] if s["name"] == "conversations")

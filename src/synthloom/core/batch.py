@@ -270,21 +270,8 @@ class BatchRunner:
 
     async def global_results(self, step: GlobalStep, records: Sequence[dict[str, Any]],
                              context_hash: str) -> tuple[list[ItemResult], list[bool]]:
-        """The step's results for ``records``, in their order. The step sees them sorted by
-        record id, not in arrival order: batches arrive in another order after a resume
-        (cached ones first) or on Ray, and clustering, selection ties and the cache key
-        would follow it — a resumed run would then differ from an uninterrupted one."""
-        order = sorted(range(len(records)), key=lambda i: records[i][META]["id"])
-        view: Sequence[dict[str, Any]] = [records[i] for i in order] \
-            if isinstance(records, list) else _Reordered(records, order)
-        results, hits = await self._global_in_order(step, view, context_hash)
-        back: list[ItemResult | None] = [None] * len(records)
-        for position, index in enumerate(order):
-            back[index] = results[position]
-        return back, hits  # type: ignore[return-value]
-
-    async def _global_in_order(self, step: GlobalStep, records: Sequence[dict[str, Any]],
-                               context_hash: str) -> tuple[list[ItemResult], list[bool]]:
+        """The step's results for ``records``, in the order they came (the upstream's
+        emission order: a filter or dedup keeps the first occurrence in input order)."""
         fingerprint = step.fingerprint(self.ctx_of(step))
         key = stable_hash("global", fingerprint, context_hash,
                           [step.item_key(fingerprint, r, "") for r in records])
@@ -392,17 +379,3 @@ def _timed_take(items: Iterator[Any], n: int) -> tuple[list[Any], float]:
     return batch, time.perf_counter() - began
 
 
-
-class _Reordered(Sequence[dict[str, Any]]):
-    """``records`` seen in ``order`` without copying them (a spooled input stays on disk)."""
-
-    def __init__(self, records: Sequence[dict[str, Any]], order: list[int]) -> None:
-        self._records, self._order = records, order
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
-        if isinstance(index, slice):
-            return [self._records[i] for i in self._order[index]]
-        return self._records[self._order[index]]
