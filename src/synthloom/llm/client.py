@@ -411,12 +411,8 @@ class LLMClient:
             if not errors:
                 break
             if attempt == self.structured_retries:
-                self._counts["structured_failures"] += 1
-                exc = StructuredOutputError(
-                    f"output does not match the schema after {attempt + 1} attempt(s): "
-                    + "; ".join(errors[:3]))
-                exc.usage, exc.calls = usage, calls  # type: ignore[attr-defined]
-                raise exc
+                raise self._gave_up("output does not match the schema", attempt, errors, usage,
+                                    calls)
             self._counts["structured_repairs"] += 1
             call_request = _repaired(call_request, raw.text, errors, schema)
             if raw.finish_reason == "length":
@@ -430,6 +426,16 @@ class LLMClient:
             fit=raw.fit, logprobs=raw.logprobs,
         )
         return self._cached(key, response)
+
+    def _gave_up(self, what: str, attempt: int, errors: list[str], usage: Any,
+                 calls: int) -> StructuredOutputError:
+        """The error that ends the repair loop (structured output or tool calls), counted,
+        carrying what the attempts spent so the step's accounting includes them."""
+        self._counts["structured_failures"] += 1
+        exc = StructuredOutputError(
+            f"{what} after {attempt + 1} attempt(s): " + "; ".join(errors[:3]))
+        exc.usage, exc.calls = usage, calls  # type: ignore[attr-defined]
+        return exc
 
     def _cached(self, key: str, response: LLMResponse) -> LLMResponse:
         if self.cache is not None:
@@ -492,12 +498,7 @@ class LLMClient:
             if not errors:
                 break
             if attempt == self.structured_retries:
-                self._counts["structured_failures"] += 1
-                exc = StructuredOutputError(
-                    f"malformed tool calls after {attempt + 1} attempt(s): "
-                    + "; ".join(errors[:3]))
-                exc.usage, exc.calls = usage, calls_made  # type: ignore[attr-defined]
-                raise exc
+                raise self._gave_up("malformed tool calls", attempt, errors, usage, calls_made)
             self._counts["structured_repairs"] += 1
             if native:
                 call_request = dataclasses.replace(call_request, messages=repair_calls_messages(
