@@ -211,6 +211,8 @@ def test_review_reject_regenerate_export(run_dir: Path, browser: Any, tmp_path: 
     done = synthloom("export", str(run_dir), "--reviewed", "accepted", "--out", str(out))
     assert done.returncode == 0, done.stderr
     exported = lines(out / "train.jsonl")
+    for row in exported:  # raw exports keep _meta as a JSON string (Arrow-stable columns)
+        row["_meta"] = json.loads(row["_meta"])
     assert [r["_meta"]["id"] for r in exported] == [accepted]
     assert exported[0]["response"] == "Edited answer."
     assert exported[0]["_meta"]["edited"] == ["response"]
