@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# datasets caches what load_dataset built, keyed by the data files' paths: a test writing an
+# export to the same pytest tmp path as an earlier session read that session's rows back.
+# One fresh cache per test session (set before anything imports datasets).
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="synthloom-hf-datasets-"))
 
 from tests.support.llama_server import LlamaServer
 
