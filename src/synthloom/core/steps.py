@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -273,3 +273,13 @@ class Sink(ABC):
 
 def is_meta(key: str) -> bool:
     return key == META
+
+
+def non_empty_subset(setting: str, value: list[str], allowed: Iterable[str]) -> list[str]:
+    """``value`` when it is a non-empty subset of ``allowed``, else a ValueError naming the
+    setting, the allowed names and the unknown ones (a config validator's body)."""
+    known = list(allowed)
+    unknown = sorted(set(value) - set(known))
+    if unknown or not value:
+        raise ValueError(f"{setting} must be a non-empty subset of {known}; unknown: {unknown}")
+    return value

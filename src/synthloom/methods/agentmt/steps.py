@@ -46,7 +46,7 @@ from pydantic import Field, field_validator
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
-from synthloom.core.steps import GlobalStep, MapStep, SourceStep, StepConfig
+from synthloom.core.steps import GlobalStep, MapStep, SourceStep, StepConfig, non_empty_subset
 from synthloom.llm.toolcalls import call_errors, function_of, union_schema
 from synthloom.llm.types import (
     LLMRequest,
@@ -91,11 +91,7 @@ class TasksConfig(StepConfig):
     @field_validator("environments")
     @classmethod
     def _known(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(ENVIRONMENTS))
-        if unknown or not value:
-            raise ValueError(f"environments must be a non-empty subset of "
-                             f"{sorted(ENVIRONMENTS)}; unknown: {unknown}")
-        return value
+        return non_empty_subset("environments", value, sorted(ENVIRONMENTS))
 
 
 @register_step

@@ -32,7 +32,7 @@ from pydantic import Field, field_validator
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
-from synthloom.core.steps import MapStep, SourceStep, StepConfig
+from synthloom.core.steps import MapStep, SourceStep, StepConfig, non_empty_subset
 from synthloom.llm.toolcalls import assistant_message, call_errors, tool_message
 from synthloom.llm.types import LLMRequest, SamplingParams, StructuredOutputError, ToolCall
 from synthloom.prompting.templated import TemplatedStep, parsed_object
@@ -65,20 +65,12 @@ class TasksConfig(StepConfig):
     @field_validator("kinds")
     @classmethod
     def _kinds(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(KINDS))
-        if unknown or not value:
-            raise ValueError(f"kinds must be a non-empty subset of {list(KINDS)}; "
-                             f"unknown: {unknown}")
-        return value
+        return non_empty_subset("kinds", value, list(KINDS))
 
     @field_validator("domains")
     @classmethod
     def _domains(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(DOMAINS))
-        if unknown or not value:
-            raise ValueError(f"domains must be a non-empty subset of {list(DOMAINS)}; "
-                             f"unknown: {unknown}")
-        return value
+        return non_empty_subset("domains", value, list(DOMAINS))
 
 
 def sample_apis(kind: str, domains: list[str], rng: random.Random

@@ -29,7 +29,7 @@ from synthloom.core.fingerprint import text_hash
 from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
-from synthloom.core.steps import MapStep, SourceStep, StepConfig
+from synthloom.core.steps import MapStep, SourceStep, StepConfig, non_empty_subset
 from synthloom.methods.text2sql.sqlexec import COMPLEXITIES, DatabasePool
 from synthloom.methods.text2sql.synthdb import (
     PROPOSAL_SCHEMA,
@@ -107,20 +107,12 @@ class TasksConfig(StepConfig):
     @field_validator("complexities")
     @classmethod
     def _levels(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(COMPLEXITIES))
-        if unknown or not value:
-            raise ValueError(f"complexities must be a non-empty subset of {list(COMPLEXITIES)}"
-                             f"; unknown: {unknown}")
-        return value
+        return non_empty_subset("complexities", value, list(COMPLEXITIES))
 
     @field_validator("styles")
     @classmethod
     def _styles(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(STYLES))
-        if unknown or not value:
-            raise ValueError(f"styles must be a non-empty subset of {list(STYLES)}; "
-                             f"unknown: {unknown}")
-        return value
+        return non_empty_subset("styles", value, list(STYLES))
 
 
 def database_files(spec: str, base: Path | None) -> list[Path]:

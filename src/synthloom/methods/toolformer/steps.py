@@ -31,7 +31,7 @@ from synthloom.core.context import ItemContext
 from synthloom.core.fingerprint import stable_hash
 from synthloom.core.records import META, ItemResult, Output
 from synthloom.core.registry import register_step
-from synthloom.core.steps import MapStep, StepConfig
+from synthloom.core.steps import MapStep, StepConfig, non_empty_subset
 from synthloom.llm.types import LLMRequest, LLMResponse, SamplingParams
 from synthloom.methods.toolformer.apis import (
     TOOL_NAMES,
@@ -120,11 +120,7 @@ class SampleConfig(StepConfig):
     @field_validator("tools")
     @classmethod
     def _tools(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(TOOLS))
-        if unknown or not value:
-            raise ValueError(f"tools must be a non-empty subset of {list(TOOLS)}; "
-                             f"unknown: {unknown}")
-        return value
+        return non_empty_subset("tools", value, list(TOOLS))
 
 
 @register_step
