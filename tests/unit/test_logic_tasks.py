@@ -219,6 +219,11 @@ CORRUPT: dict[str, Callable[[dict], str]] = {
     str(int(item["answer"]) + 1),
     "dyck_language_reasoning_errors": lambda item: item["answer"].rsplit(",", 1)[0]
     if "," in item["answer"] else item["answer"] + ",1" if item["answer"] != "1" else "2",
+    "space_reasoning": lambda item: item["walks"][0][0] if item["answer"] != item["walks"][0][0]
+    else item["walks"][0][-1],  # another item seen on the way
+    "buggy_tables": lambda item: f"{float(item['answer']) + 0.01:.2f}",
+    "cipher": lambda item: item["answer"].replace(item["answer"][2], "9" if
+                                                  item["answer"][2].isalpha() else "A", 1),
 }
 
 

@@ -41,10 +41,12 @@ SYNLOGIC = {"sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean
             "campsite", "norinori", "minesweeper", "number_wall", "time_sequence",
             "web_of_lies", "object_counting", "goods_exchange", "word_sorting_mistake",
             "dyck_language_reasoning_errors", "object_properties", "operation", "arrow_maze",
-            "wordscapes", "arc_agi", "space_reasoning_tree"}
+            "wordscapes", "arc_agi", "space_reasoning_tree", "space_reasoning", "buggy_tables",
+            "cipher"}
 
 
 def test_the_synlogic_tasks_are_marked_and_cite_the_authors_file() -> None:
+    assert len(SYNLOGIC) == 35  # all of SynLogic's tasks
     assert {n for n, t in TASKS.items() if t.synlogic} == SYNLOGIC
     for name in SYNLOGIC:
         assert re.fullmatch(r"(games|corpus/misc)/tasks/[a-z0-9_]+/scripts/[a-z0-9_]+\.py",
@@ -586,3 +588,145 @@ def test_space_reasoning_tree_cousins_are_told() -> None:
                if "," not in make_item("space_reasoning_tree", 1, s)["answer"])
     assert verify_answer(one, f"The cousin is the {one['answer']}.") is not None  # not a name
     assert verify_answer(one, one["answer"]) is None
+
+
+def test_space_reasoning_solver_ties_walks_by_shared_items() -> None:
+    from synthloom.verify.logic.space import network, solve
+
+    # Vertex counts of the authors' networks for n = 3.
+    assert [len(network(s, 3)) for s in ("square", "triangle", "diamond")] == [16, 10, 13]
+    walk1 = ["cup", [["right", 2]], "pen"]
+    walk2 = ["map", [["down", 1]], "pen"]  # a jump, then a walk that reaches the pen again
+    # From the pen: 2 left reaches the cup (seen on the first walk, tied by the pen).
+    assert solve([walk1, walk2], False, [["left", 2]]) == "cup"
+    assert solve([walk1, walk2], True, [["down", 1], ["left", 2]]) == "cup"
+    assert solve([walk1, walk2], False, [["left", 1]]) is None  # never seen there
+    assert solve([walk1, ["map", [["down", 1]], "box"]], False, [["up", 1], ["left", 2]]) \
+        is None  # the second walk shares no item: its place is unknown
+    for level in LEVELS:
+        for seed in range(10):
+            item = make_item("space_reasoning", level, seed)
+            assert TASKS["space_reasoning"].count_solutions(item) == 1
+            assert verify_answer(item, f"\\boxed{{{item['answer'].upper()}}}") is None
+            seen = {w[i] for w in item["walks"] for i in range(0, len(w), 2)}
+            assert item["answer"] in seen  # the answer is an item the text names
+            other = next(iter(seen - {item["answer"]}))
+            assert verify_answer(item, other) is not None
+
+
+def _unbug(item: dict) -> list[list[str]]:
+    """The clean table read back from the question's printed table and bug text alone."""
+    text = item["question"]
+    n = int(re.search(r"a table with (\d+) rows", text).group(1))
+    m, bug = 18, item["bug_type"]
+    body = text.split("format as follows:\n", 1)[1]
+    if body.startswith("|"):  # markdown
+        lines = body.split("\n")[2:]
+        rows = [ln.strip("| ").split(" | ") for ln in lines if ln.startswith("|")]
+        rows[-1][-1] = rows[-1][-1].rstrip(" |.")
+        flat = None
+    else:
+        flat = body[1:body.index("].\n")].split(", ")[m:]
+    if bug == "merge_rows":
+        pairs = [[c.split(" && ") for c in r] for r in rows] if flat is None else \
+            [[c.split(" && ") for c in flat[k:k + m]] for k in range(0, len(flat), m)]
+        out = [[c[h] for c in r] for r in pairs for h in (0, 1)]
+        return out[:n]
+    if bug == "add_end_row":
+        out, k = [], 0
+        for i in range(n):
+            out.append(flat[k:k + m])
+            k += m + i
+        return out
+    if bug == "null":
+        nulls = [tuple(map(int, p)) for p in re.findall(r"\((\d+), (\d+)\)",
+                                                        text.split("following locations")[1])]
+        it = iter(flat)
+        return [["" if (i, j) in nulls else next(it) for j in range(m)] for i in range(n)]
+    if flat is not None:
+        rows = [flat[k:k + m] for k in range(0, m * n, m)]
+    if bug == "error":
+        values = [v.strip("'") for v in text.split("as follows: [")[-1].split("]")[0]
+                  .split(", ")]
+        cells = sorted(((i, j) for i in range(n) for j in range(m) if rows[i][j] == "ERROR"),
+                       key=lambda p: (p[1], p[0]))
+        for (i, j), v in zip(cells, values, strict=True):
+            rows[i][j] = v
+    if bug == "rotate_columns":
+        cols = [[r[j] for r in rows] for j in range(m)]
+        cols = [c[j % n:] + c[:j % n] for j, c in enumerate(cols)]
+        rows = [[cols[j][i] for j in range(m)] for i in range(n)]
+    if bug == "rotate_rows":
+        rows = [r[i % m:] + r[:i % m] for i, r in enumerate(rows)]
+    return rows
+
+
+def _pandas_answer(rows: list, query: dict) -> str:
+    """The authors' ``execute_query`` with pandas."""
+    pd = pytest.importorskip("pandas")
+    from synthloom.verify.logic.buggytables import NAMES
+
+    df = pd.DataFrame(rows, columns=NAMES)
+    for c in query["conditions"]:
+        col, op, v = df[c["col"]].astype(float), c["op"], c["value"]
+        keep = col.notna() & ((col >= v[0]) & (col <= v[1]) if op == "between" else
+                              getattr(col, {">": "__gt__", "<": "__lt__", ">=": "__ge__",
+                                            "<=": "__le__", "==": "__eq__",
+                                            "!=": "__ne__"}[op])(v))
+        df = df[keep]
+    a, b = (df[c].astype(float).dropna() for c in query["cols"])
+    stat = query["stat"]
+    if len(a) == 0 or len(b) == 0 or (stat in ("stdev", "variance") and min(len(a), len(b))
+                                      <= 1):
+        return "0.00"
+    name = {"stdev": "std", "variance": "var"}.get(stat, stat)
+    return f"{abs(getattr(a, name)() - getattr(b, name)()):.2f}"
+
+
+def test_buggy_tables_every_bug_can_be_undone_and_answers_match_pandas() -> None:
+    from synthloom.verify.logic.buggytables import BUG_TYPES, with_nulls
+
+    task = TASKS["buggy_tables"]
+    for bug in BUG_TYPES:
+        for seed in range(6):
+            rng = random.Random(f"{bug}{seed}")
+            item = task.generate(rng, rows=(5, 9), bug_rate=(0.1, 0.3), bug_types=[bug])
+            clean = [["" if v is None else str(v) for v in r]
+                     for r in with_nulls(item["rows"], item["nulls"])]
+            assert _unbug(item) == clean, (bug, seed)
+            assert (item["major"] == "col") == item["question"].split(
+                "format as follows:\n")[1].startswith("|")
+    for seed in range(30):
+        item = make_item("buggy_tables", 1 + seed % 5, seed)
+        data = with_nulls(item["rows"], item["nulls"])
+        assert _pandas_answer(data, item["query"]) == item["answer"], seed
+        assert verify_answer(item, item["answer"].rstrip("0").rstrip(".") or "0") is None
+        assert verify_answer(item, f"{float(item['answer']) + 0.01:.2f}") is not None
+
+
+def test_cipher_rules_match_known_vectors_and_invert() -> None:
+    from synthloom.verify.logic.rulecipher import ALL, apply_chain, decrypt, encrypt
+
+    assert encrypt("WEAREDISCOVEREDFLEEATONCE", "rail_fence", 3) == "WECRLTEERDSOEEFEAOCAIVDEN"
+    assert encrypt("AFFINECIPHER", "affine", [5, 8]) == "IHHWVCSWFRCP"
+    assert encrypt("HELLO", "atbash", None) == "SVOOL"
+    assert encrypt("WEAREDISCOVERED", "columnar", "ZEBRAS") == "EVACDESERODEWIR"
+    assert encrypt("BAT", "polybius", "KEY") == "151445"  # square KEYABCDFGHILM...
+    assert decrypt("151445", "polybius", "KEY") == "BAT"
+    rng = random.Random(0)
+    for rule in ALL:
+        for _ in range(50):
+            text = "".join(rng.choice("ABCDEFGHIKLMNOPQRSTUVWXYZ") for _ in range(rng.randint(
+                1, 25)))
+            key = {"affine": [7, 3], "keyword": "PUZZLE", "polybius": "SECRET",
+                   "rail_fence": rng.randint(2, 5), "columnar": "ZEBRA"}.get(rule)
+            assert decrypt(encrypt(text, rule, key), rule, key) == text, rule
+    steps = [["affine", [5, 8]], ["rail_fence", 3]]
+    assert apply_chain(apply_chain("SECRETMESSAGE", steps, True), steps, False) == \
+        "SECRETMESSAGE"
+    for level in LEVELS:
+        item = make_item("cipher", level, 3)
+        gold = item["answer"]
+        assert gold.startswith("[[") and verify_answer(item, gold[2:-2].lower()) is None
+        assert verify_answer(item, f"Answer: [['{gold[2:-2]}']]") is None
+        assert verify_answer(item, gold[3:-2]) is not None  # a letter short

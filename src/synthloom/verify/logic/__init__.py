@@ -11,6 +11,7 @@ from synthloom.verify.logic import (  # noqa: F401 - importing registers the tas
     arrows,
     boolexpr,
     brackets,
+    buggytables,
     ciphers,
     counting,
     cryptarithm,
@@ -32,8 +33,10 @@ from synthloom.verify.logic import (  # noqa: F401 - importing registers the tas
     placement,
     properties,
     regions,
+    rulecipher,
     schedule,
     sortmistake,
+    space,
     words,
     wordscapes,
     zebra,
@@ -62,7 +65,7 @@ ORDER = ["sudoku", "game24", "cryptarithm", "zebra", "word_sorting", "boolean_ex
          "object_counting", "object_properties", "operation",
          "goods_exchange", "word_sorting_mistake",
          "dyck_language_reasoning_errors", "arrow_maze", "wordscapes", "arc_agi",
-         "space_reasoning_tree",
+         "space_reasoning", "space_reasoning_tree", "buggy_tables", "cipher",
          # ours (not SynLogic's; see each task's ``synlogic``):
          "caesar", "vigenere", "knights_knaves", "maze", "n_queens", "graph_coloring", "bit_ops",
          "sequence", "word_sorting_rules", "anagram"]
