@@ -55,9 +55,11 @@ class Undefined(ValueError):
 
 
 Symbols = dict[str, dict[str, Any]]  # symbol -> {precedence, condition, if, else}
+Value = int | Fraction
 
 
-def _binary(op: str, a: Fraction, b: Fraction, symbols: Symbols, depth: int) -> Fraction:
+def _binary(op: str, a: Value, b: Value, symbols: Symbols, depth: int,
+            prec: dict[str, int]) -> Value:
     if op in symbols:
         if depth > 8:
             raise Undefined("definitions nest too deep")
@@ -67,33 +69,43 @@ def _binary(op: str, a: Fraction, b: Fraction, symbols: Symbols, depth: int) -> 
         if cond and a.denominator == 1 and b.denominator == 1 and \
                 CONDITIONS[cond](int(a), int(b)):
             rule = spec["if"]
-        return evaluate(rule, symbols, {"x": a, "y": b}, depth + 1)
+        return evaluate(rule, symbols, {"x": a, "y": b}, depth + 1, prec)
+    # Values are ints while they are whole (int arithmetic is ~10x Fraction's; a Fraction
+    # appears only from / or a negative power, and compares and prints the same).
     if op in "/%" and b == 0:
         raise Undefined("division by zero")
-    if op == "**":
+    if op == "+":
+        out = a + b
+    elif op == "-":
+        out = a - b
+    elif op == "*":
+        out = a * b
+    elif op == "/":
+        out = Fraction(a, b) if type(a) is int and type(b) is int else a / b
+    elif op == "%":
+        out = a % b
+    else:  # **
         if b.denominator != 1 or abs(b) > 12 or (a == 0 and b < 0):
             raise Undefined("power")
-        out = a ** int(b)
-    else:
-        out = {"+": a + b, "-": a - b, "*": a * b}[op] if op in "+-*" else \
-            a / b if op == "/" else a % b
+        out = Fraction(a) ** int(b) if b < 0 else a ** int(b)
     if out.numerator.bit_length() > LIMIT_BITS or out.denominator.bit_length() > LIMIT_BITS:
         raise Undefined("too large")
     return out
 
 
-def evaluate(tokens: list[str], symbols: Symbols, env: dict[str, Fraction] | None = None,
-             depth: int = 0) -> Fraction:
+def evaluate(tokens: list[str], symbols: Symbols, env: dict[str, Value] | None = None,
+             depth: int = 0, prec: dict[str, int] | None = None) -> Value:
     """Value of an infix token list (numbers, x, y, operators, ``(``, ``abs(``, ``)``):
     shunting-yard with the symbols' precedence, left to right at equal precedence."""
-    prec = {**BASE, **{s: int(v["precedence"]) for s, v in symbols.items()}}
-    values: list[Fraction] = []
+    if prec is None:  # built once per expression, passed down to the definitions
+        prec = {**BASE, **{s: int(v["precedence"]) for s, v in symbols.items()}}
+    values: list[Value] = []
     ops: list[str] = []
 
     def reduce() -> None:
         op = ops.pop()
         b, a = values.pop(), values.pop()
-        values.append(_binary(op, a, b, symbols, depth))
+        values.append(_binary(op, a, b, symbols, depth, prec))
 
     for tok in tokens:
         if tok in ("(", "abs("):
@@ -108,7 +120,7 @@ def evaluate(tokens: list[str], symbols: Symbols, env: dict[str, Fraction] | Non
                 reduce()
             ops.append(tok)
         else:
-            values.append(env[tok] if env and tok in env else Fraction(int(tok)))
+            values.append(env[tok] if env and tok in env else int(tok))
     while ops:
         reduce()
     if len(values) != 1:
@@ -157,7 +169,7 @@ def _depends_on_both(tokens: list[str], symbols: Symbols) -> bool:
     """x and y both change the value somewhere (the authors ask sympy for free symbols)."""
     if "x" not in tokens or "y" not in tokens:
         return False
-    points = [(Fraction(a), Fraction(b)) for a, b in ((2, 3), (5, 7), (4, 9))]
+    points = [(2, 3), (5, 7), (4, 9)]
     try:
         base = [evaluate(tokens, symbols, {"x": x, "y": y}) for x, y in points]
         moved_x = [evaluate(tokens, symbols, {"x": x + 1, "y": y}) for x, y in points]
@@ -171,7 +183,7 @@ def _show(tokens: list[str]) -> str:
     return " ".join(tokens).replace("( ", "(").replace(" )", ")")
 
 
-def _value_text(value: Fraction) -> str:
+def _value_text(value: Value) -> str:
     return str(value.numerator) if value.denominator == 1 else \
         f"{value.numerator}/{value.denominator}"
 
