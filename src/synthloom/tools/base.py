@@ -14,8 +14,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthloom.core.errors import SynthloomError
 from synthloom.llm.toolcalls import function_of, tool_message
-from synthloom.llm.types import ToolCall
+from synthloom.llm.types import LLMError, ToolCall
 
 #: Seconds a call may take unless the environment says otherwise.
 DEFAULT_TIMEOUT_S = 10.0
@@ -86,6 +87,8 @@ class ToolEnvironment(ABC):
             return done(error=f"tool {call.name!r} timed out after {self.timeout_s:g} s")
         except ToolError as exc:
             return done(error=str(exc))
+        except (SynthloomError, LLMError):  # the run's trouble (a simulator's server, the
+            raise  # budget), not the tool's: the item fails or the run stops, uncached
         except Exception as exc:  # the tool's own failure: the agent sees it, the run goes on
             return done(error=f"{type(exc).__name__}: {exc}")
 

@@ -14,6 +14,14 @@ executable API library of ``synthloom.tools.library``.
 * ``apigen_judge``: stage 3, **semantic**: a judge reads the request, the calls and their
   results: do they do what was asked (irrelevance: is no tool really fit)?
 
+Simulated APIs (ToolACE, Liu et al. 2024, arXiv 2409.00920): ``simulated`` names a pool of
+APIs without code (``synthloom.tools.pool``; ``pkg:tools/library/simulated.json`` ships one)
+whose domains join the sampled ones. The format stage is ToolACE's rule layer for their calls
+(name, required arguments, types, enums and regex patterns of the schema); "execution" means
+the step's model, playing the API from its schema and examples, returned a result valid under
+the API's ``returns`` schema (provenance ``simulated``); the judge adds ToolACE's model-layer
+tool-response check (is each simulated result plausible for the API and its arguments).
+
 Nothing is dropped silently: a candidate failing a stage is kept with ``reject_reason``
 ``"<stage>: why"`` and ``reject_stage``, passes the later stages untouched, and the final
 ``drop_rejected`` turns the mark into a counted drop (``dropped.jsonl``).
@@ -27,16 +35,21 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from synthloom.core.context import ItemContext, RunContext
+from synthloom.core.errors import RecipeError
+from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import MapStep, SourceStep, StepConfig, non_empty_subset
-from synthloom.llm.toolcalls import assistant_message, call_errors, tool_message
+from synthloom.llm.toolcalls import assistant_message, call_errors, function_of, tool_message
 from synthloom.llm.types import LLMRequest, SamplingParams, StructuredOutputError, ToolCall
 from synthloom.prompting.templated import TemplatedStep, parsed_object
+from synthloom.tools.base import ToolEnvironment
 from synthloom.tools.library import DOMAINS, domain_environment, domain_tools
+from synthloom.tools.pool import PoolAPI, PoolError, load_api_pool
+from synthloom.tools.simulated import SimulatedAPI
 
 KINDS = ("simple", "multiple", "parallel", "parallel_multiple", "irrelevance")
 SINGLE_CALL_KINDS = frozenset({"simple", "multiple", "irrelevance"})
@@ -59,8 +72,13 @@ class TasksConfig(StepConfig):
     #: Task kinds, cycled over in order (a non-empty subset of simple, multiple, parallel,
     #: parallel_multiple, irrelevance).
     kinds: list[str] = Field(default_factory=lambda: list(KINDS))
-    #: Tool domains the APIs are sampled from (a non-empty subset of the shipped ones).
+    #: Executable tool domains the APIs are sampled from (a subset of the shipped ones; may
+    #: be empty when ``simulated`` names a pool).
     domains: list[str] = Field(default_factory=lambda: list(DOMAINS))
+    #: JSON pool of simulated APIs (schemas, result schemas and examples; no code) whose
+    #: domains join ``domains`` (ToolACE); a path or ``pkg:tools/library/simulated.json``.
+    #: None: executable APIs only.
+    simulated: str | None = None
 
     @field_validator("kinds")
     @classmethod
@@ -70,13 +88,21 @@ class TasksConfig(StepConfig):
     @field_validator("domains")
     @classmethod
     def _domains(cls, value: list[str]) -> list[str]:
-        return non_empty_subset("domains", value, list(DOMAINS))
+        return non_empty_subset("domains", value, list(DOMAINS)) if value else value
+
+    @model_validator(mode="after")
+    def _some_domain(self) -> TasksConfig:
+        if not self.domains and not self.simulated:
+            raise ValueError("domains may be empty only when simulated names an API pool")
+        return self
 
 
-def sample_apis(kind: str, domains: list[str], rng: random.Random
+def sample_apis(kind: str, domains: list[str], rng: random.Random,
+                pool: dict[str, list[dict[str, Any]]] | None = None
                 ) -> list[tuple[str, dict[str, Any]]]:
-    """(domain, tool schema) pairs for one task of ``kind``."""
-    pool = {d: domain_tools(d) for d in domains}
+    """(domain, tool schema) pairs for one task of ``kind``; ``pool``: the tools of each
+    domain (default: the shipped library's)."""
+    pool = pool or {d: domain_tools(d) for d in domains}
     first = rng.choice(domains)
     if kind in ("simple", "parallel"):
         return [(first, rng.choice(pool[first]))]
@@ -99,14 +125,48 @@ class ApigenTasks(SourceStep):
     Config = TasksConfig
     config: TasksConfig
 
+    _simulated: dict[str, PoolAPI] | None = None
+
+    def setup(self, ctx: RunContext) -> None:
+        self.simulated_apis()  # a bad pool stops the run before any call
+
+    def simulated_apis(self) -> dict[str, PoolAPI]:
+        """The pool's APIs by name ({} without a pool), checked against the library."""
+        if self._simulated is None:
+            self._simulated = {}
+            if self.config.simulated:
+                try:
+                    apis = load_api_pool(resolve_data_path(self.config.simulated))
+                except PoolError as exc:
+                    raise RecipeError(f"step {self.name!r}: {exc}") from exc
+                library = {function_of(t)["name"] for d in DOMAINS for t in domain_tools(d)}
+                for api in apis:
+                    if api.domain in DOMAINS or api.name in library:
+                        raise RecipeError(
+                            f"step {self.name!r}: simulated API {api.name!r} (domain "
+                            f"{api.domain!r}) clashes with the executable library's names")
+                self._simulated = {a.name: a for a in apis}
+        return self._simulated
+
     def read(self, ctx: RunContext) -> Iterator[dict[str, Any]]:
         cfg = self.config
+        simulated = self.simulated_apis()
+        pool = {d: domain_tools(d) for d in cfg.domains}
+        for api in simulated.values():
+            pool.setdefault(api.domain, []).append(api.tool)
+        domains = list(pool)
         for i in range(cfg.count):
             kind = cfg.kinds[i % len(cfg.kinds)]
             rng = random.Random(f"apigen:{ctx.seed}:{i}")  # per task: independent of order
-            apis = sample_apis(kind, cfg.domains, rng)
-            yield {"task_index": i, "kind": kind, "tools": [t for _, t in apis],
+            apis = sample_apis(kind, domains, rng, pool)
+            row = {"task_index": i, "kind": kind, "tools": [t for _, t in apis],
                    "tool_domains": {t["function"]["name"]: d for d, t in apis}}
+            if simulated:  # what the simulator needs, in the record (and its cache keys)
+                row["simulated_apis"] = {
+                    name: {"returns": simulated[name].returns,
+                           "examples": simulated[name].examples}
+                    for name in row["tool_domains"] if name in simulated}
+            yield row
 
 
 # --- stage helpers --------------------------------------------------------------------------
@@ -238,38 +298,60 @@ class ExecuteConfig(StepConfig):
     sandbox: bool = True
     #: Time limit of one call, in seconds.
     timeout_s: float = Field(default=10.0, gt=0, le=300)
+    #: Time limit of one simulated call (the step's model answers it), in seconds.
+    simulator_timeout_s: float = Field(default=120.0, gt=0, le=1800)
+    #: Most tokens of a simulated API's answer.
+    simulator_max_tokens: int = Field(default=256, ge=16)
 
 
 @register_step
 class ApigenExecute(MapStep):
     """Runs every call (a fresh world per item for the stateful toys, calls in order); a call
-    that fails rejects the candidate. Adds ``tool_results``, ``messages`` (the OpenAI
-    conversation: request, assistant tool calls, tool results) and ``final_state``."""
+    that fails rejects the candidate. Calls of simulated APIs are answered by the step's
+    model (its only use of one). Adds ``tool_results`` (each with its provenance: ``python``
+    executed or ``simulated``), ``messages`` (the OpenAI conversation: request, assistant tool
+    calls, tool results) and ``final_state``."""
 
     type_name = "apigen_execute"
+    uses_llm = True  # only for simulated APIs
     Config = ExecuteConfig
     config: ExecuteConfig
 
     def reads(self) -> list[str]:
-        return ["tool_calls", "tool_domains", "query", "answer", "reject_reason"]
+        return ["tool_calls", "tool_domains", "query", "answer", "reject_reason", "tools",
+                "simulated_apis"]
+
+    def _environment(self, domain: str, record: dict[str, Any], ctx: ItemContext
+                     ) -> ToolEnvironment:
+        simulated = record.get("simulated_apis") or {}
+        names = [n for n, d in record["tool_domains"].items() if d == domain and n in simulated]
+        if not names:
+            return domain_environment(domain, sandbox=self.config.sandbox,
+                                      timeout_s=self.config.timeout_s)
+        return SimulatedAPI(
+            ctx.llm, [t for t in record["tools"] if function_of(t)["name"] in names],
+            examples={n: simulated[n]["examples"] for n in names},
+            returns={n: simulated[n]["returns"] for n in names if simulated[n]["returns"]},
+            generate=ctx.generate, timeout_s=self.config.simulator_timeout_s,
+            max_tokens=self.config.simulator_max_tokens, seed=ctx.run.seed)
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         if rejected(record):
             return passed_through(record)
         calls = [ToolCall.from_json(c) for c in record.get("tool_calls") or []]
         domains = record["tool_domains"]
-        envs = {d: domain_environment(d, sandbox=self.config.sandbox,
-                                      timeout_s=self.config.timeout_s)
-                for d in {domains[c.name] for c in calls}}
+        envs = {d: self._environment(d, record, ctx) for d in {domains[c.name] for c in calls}}
         results, messages = [], [{"role": "user", "content": record["query"]}]
         if calls:
             messages.append(assistant_message(calls))
         elif record.get("answer"):  # irrelevance: the answer in words is the turn
             messages.append({"role": "assistant", "content": str(record["answer"])})
         for call in calls:
-            result = await envs[domains[call.name]].call(call)
+            env = envs[domains[call.name]]
+            result = await env.call(call)
             if not result.ok:
-                return reject("execution", f"{call.name}: {result.error}",
+                how = " (simulated)" if env.kind == "simulated" else ""
+                return reject("execution", f"{call.name}{how}: {result.error}",
                               tool_results=results)
             results.append({"tool_call_id": call.id, "name": call.name,
                             "content": result.content, "provenance": result.provenance})
@@ -314,9 +396,14 @@ class ApigenJudge(TemplatedStep, MapStep):
             return passed_through(record)
         results = {r["tool_call_id"]: r for r in record.get("tool_results") or []}
         calls = [{"name": c["name"], "arguments": c["arguments"],
-                  "result": json.dumps(results.get(c["id"], {}).get("content"))[:400]}
+                  "result": json.dumps(results.get(c["id"], {}).get("content"))[:400],
+                  "simulated": simulated_result(results.get(c["id"]))}
                  for c in record.get("tool_calls") or []]
-        variables = {"query": record["query"], "calls": calls,
+        # ToolACE's tool-response check needs the definitions of the simulated APIs called.
+        called = {c["name"] for c in calls if c["simulated"]}
+        apis = [json.dumps(function_of(t), ensure_ascii=False) for t in record["tools"]
+                if function_of(t)["name"] in called]
+        variables = {"query": record["query"], "calls": calls, "simulated_apis": apis,
                      "tool_names": [t["function"]["name"] for t in record["tools"]]}
         response = await self.ask(ctx, variables, schema=JUDGE_SCHEMA)
         verdict = parsed_object(response)
@@ -325,6 +412,11 @@ class ApigenJudge(TemplatedStep, MapStep):
             columns.update(reject_reason=f"semantic: {verdict.get('reason') or 'judged wrong'}",
                            reject_stage="semantic")
         return self.output(response, columns)
+
+
+def simulated_result(result: dict[str, Any] | None) -> bool:
+    """Whether a ``tool_results`` entry came from a simulated API."""
+    return bool(result) and (result.get("provenance") or {}).get("kind") == "simulated"
 
 
 def stage_counts(records: list[dict[str, Any]]) -> Counter[str]:
