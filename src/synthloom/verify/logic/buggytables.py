@@ -112,8 +112,32 @@ QUERY = ("Compute the absolute difference between the {stat} of column {col1} an
 Cell = int | float | str | None
 
 
+def _int(rng: random.Random, low: int, high: int) -> int:
+    """Uniform in [low, high] from one ``random()`` (a table is ~1,000 draws; ``randint`` is
+    ~5x slower and was most of the generator's time)."""
+    return low + int(rng.random() * (high - low + 1))
+
+
+#: The 366 days a date is drawn from, newest first.
+DAYS = tuple((LAST_DAY - timedelta(days=k)).isoformat() for k in range(366))
+
+
 def _date(rng: random.Random) -> str:
-    return (LAST_DAY - timedelta(days=rng.randint(0, 365))).isoformat()
+    return DAYS[_int(rng, 0, 365)]
+
+
+def _column(rng: random.Random, col: str, n: int) -> list[Cell]:
+    """``n`` clean values of ``col``, drawn a column at a time as the authors' ``data = {col:
+    gen(n)}`` (one comprehension per column: the table is most of the generator's time)."""
+    r = rng.random
+    if col == "date":
+        return [DAYS[int(r() * 366)] for _ in range(n)]
+    if col == "bed_time":
+        return [f"{21 + int(r() * 3)}:{int(r() * 60):02d}" for _ in range(n)]
+    if col == "weekday":
+        return [WEEKDAYS[int(r() * 7)] for _ in range(n)]
+    low, high = COLUMNS[col]  # type: ignore[misc]
+    return [low + int(r() * (high - low + 1)) for _ in range(n)]
 
 
 def _value(rng: random.Random, col: str) -> Cell:
@@ -121,19 +145,21 @@ def _value(rng: random.Random, col: str) -> Cell:
     if col == "date":
         return _date(rng)
     if col == "bed_time":
-        return f"{rng.randint(21, 23)}:{rng.randint(0, 59):02d}"
+        return f"{_int(rng, 21, 23)}:{_int(rng, 0, 59):02d}"
     if col == "weekday":
-        return rng.choice(WEEKDAYS)
+        return WEEKDAYS[_int(rng, 0, 6)]
     low, high = COLUMNS[col]  # type: ignore[misc]
-    return rng.randint(low, high)
+    return _int(rng, low, high)
 
 
-def _noise(rng: random.Random, col: str, values: list[Cell]) -> Cell:
-    """A random value like ``col``'s (the authors' ``generate_random_for_column``)."""
+def _noise(rng: random.Random, col: str, values: list[Cell], count: int) -> list[Cell]:
+    """``count`` random values like ``col``'s (the authors' ``generate_random_for_column``:
+    a number between 0.8 x the column's least and 1.2 x its largest, two decimals)."""
     if col in ("date", "bed_time", "weekday"):
-        return _value(rng, col)
+        return [_value(rng, col) for _ in range(count)]
     nums = [v for v in values if isinstance(v, (int, float))]
-    return round(rng.uniform(max(0, min(nums) * 0.8), max(nums) * 1.2), 2)
+    low, high = max(0, min(nums) * 0.8), max(nums) * 1.2
+    return [round(rng.uniform(low, high), 2) for _ in range(count)]
 
 
 def _condition(rng: random.Random, col: str) -> dict[str, Any]:
@@ -226,14 +252,12 @@ def buggy_table(rng: random.Random, rows: list[list[Cell]], bug: str, rate: floa
         bad = [r[-(i % m):] + r[:-(i % m)] if i % m else list(r) for i, r in enumerate(rows)]
     elif bug == "add_end_row":
         first = [r[0] for r in rows]
-        bad = [list(r) + [_noise(rng, NAMES[0], first) for _ in range(i)]
-               for i, r in enumerate(rows)]
+        bad = [list(r) + _noise(rng, NAMES[0], first, i) for i, r in enumerate(rows)]
     elif bug == "add_end_column":
         extra: list[list[Cell]] = [[None] * m for _ in range(m - 1)]
         for j in range(m):
-            col = [r[j] for r in rows]
-            for i in range(j):
-                extra[i][j] = _noise(rng, NAMES[j], col)
+            for i, v in enumerate(_noise(rng, NAMES[j], [r[j] for r in rows], j)):
+                extra[i][j] = v
         bad = bad + extra
     table = _markdown(NAMES, bad) if major == "col" else _row_major(NAMES, bad)
     return table, text, nulls
@@ -262,7 +286,7 @@ class BuggyTables(LogicTask):
         bug = rng.choice(kinds)
         major = rng.choice(["col", "row"]) if bug in MARKDOWN_OK else "row"
         rate = round(rng.uniform(*bug_rate), 2)
-        clean = [[_value(rng, c) for c in NAMES] for _ in range(n)]
+        clean = [list(row) for row in zip(*(_column(rng, c, n) for c in NAMES), strict=True)]
         table, bug_text, nulls = buggy_table(rng, clean, bug, rate, major)
         data = with_nulls(clean, nulls)
         for _ in range(20):  # a "0.00" answer is drawn again (see the docstring)

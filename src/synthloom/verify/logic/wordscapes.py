@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from synthloom.verify.logic.base import LogicTask, register_task
@@ -61,7 +61,7 @@ def check_fill(grid: list[list[str]], shape: list[list[str]], across: list[str],
     return None
 
 
-@lru_cache(maxsize=1)
+@cache
 def _by_length() -> dict[int, list[str]]:
     """The word list by length, in list order (built once: it was 80% of the draw's time)."""
     by_length: dict[int, list[str]] = {}
@@ -70,7 +70,7 @@ def _by_length() -> dict[int, list[str]]:
     return by_length
 
 
-@lru_cache(maxsize=None)
+@cache
 def _with_letter(n: int, i: int, ch: str) -> frozenset[int]:
     """Indices (in ``_by_length()[n]``) of the words with ``ch`` at position ``i``."""
     return frozenset(k for k, w in enumerate(_by_length()[n]) if w[i] == ch)
