@@ -295,6 +295,17 @@ def _latm_tasks(folder: Path, n: int) -> ScaleCase:
                       "tries=2: fewer repair calls (each a sandbox run) at scale"])
 
 
+def _voyager(folder: Path, n: int) -> ScaleCase:
+    # n curriculum steps: 100 explorers x n/100 steps, concurrently. The instant backend's
+    # programs never pass the world's check of the fixed first task ("Mine 1 log"), which
+    # would then be every step: the curriculum proposes from the start instead.
+    explorers = 100
+    return ScaleCase({"explorers": str(explorers), "tasks": str(-(-n // explorers)),
+                      "first_task": "null", "embedder": "hashing"}, n,
+                     ["first_task=null: the curriculum proposes every task",
+                      "embedder=hashing: no model to load for skill retrieval"])
+
+
 def _s2s_tables(folder: Path, n: int) -> ScaleCase:
     # n small tables (name, count, price) of made-up items, one JSONL row each.
     rng = random.Random(0)
@@ -461,6 +472,7 @@ GENERATORS: dict[str, Callable[[Path, int], ScaleCase]] = {
     "textbook": _textbook,
     "tool-maker": _latm_tasks,
     "toolformer": _toolformer,
+    "voyager": _voyager,
     "web-mining": _docs(),
 }
 
