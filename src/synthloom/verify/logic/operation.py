@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from synthloom.verify.logic.base import LogicTask, register_task
@@ -93,6 +94,32 @@ def _binary(op: str, a: Value, b: Value, symbols: Symbols, depth: int,
     return out
 
 
+@lru_cache(maxsize=4096)
+def _postfix(tokens: tuple[str, ...], prec: tuple[tuple[str, int], ...]) -> tuple[str, ...]:
+    """Shunting-yard, left to right at equal precedence: the tokens in the order their
+    operations apply (``abs`` marks an absolute value). Cached: a definition is evaluated
+    many times, its parse is the same each time."""
+    rank = dict(prec)
+    out: list[str] = []
+    ops: list[str] = []
+    for tok in tokens:
+        if tok in ("(", "abs("):
+            ops.append(tok)
+        elif tok == ")":
+            while ops[-1] not in ("(", "abs("):
+                out.append(ops.pop())
+            if ops.pop() == "abs(":
+                out.append("abs")
+        elif tok in rank:
+            while ops and ops[-1] not in ("(", "abs(") and rank[ops[-1]] >= rank[tok]:
+                out.append(ops.pop())
+            ops.append(tok)
+        else:
+            out.append(tok)
+    out.extend(reversed(ops))
+    return tuple(out)
+
+
 def evaluate(tokens: list[str], symbols: Symbols, env: dict[str, Value] | None = None,
              depth: int = 0, prec: dict[str, int] | None = None) -> Value:
     """Value of an infix token list (numbers, x, y, operators, ``(``, ``abs(``, ``)``):
@@ -100,29 +127,14 @@ def evaluate(tokens: list[str], symbols: Symbols, env: dict[str, Value] | None =
     if prec is None:  # built once per expression, passed down to the definitions
         prec = {**BASE, **{s: int(v["precedence"]) for s, v in symbols.items()}}
     values: list[Value] = []
-    ops: list[str] = []
-
-    def reduce() -> None:
-        op = ops.pop()
-        b, a = values.pop(), values.pop()
-        values.append(_binary(op, a, b, symbols, depth, prec))
-
-    for tok in tokens:
-        if tok in ("(", "abs("):
-            ops.append(tok)
-        elif tok == ")":
-            while ops[-1] not in ("(", "abs("):
-                reduce()
-            if ops.pop() == "abs(":
-                values.append(abs(values.pop()))
+    for tok in _postfix(tuple(tokens), tuple(prec.items())):
+        if tok == "abs":
+            values.append(abs(values.pop()))
         elif tok in prec:
-            while ops and ops[-1] not in ("(", "abs(") and prec[ops[-1]] >= prec[tok]:
-                reduce()
-            ops.append(tok)
+            b = values.pop()
+            values.append(_binary(tok, values.pop(), b, symbols, depth, prec))
         else:
             values.append(env[tok] if env and tok in env else int(tok))
-    while ops:
-        reduce()
     if len(values) != 1:
         raise ValueError("malformed expression")
     return values[0]
