@@ -16,7 +16,9 @@ Measured, for ``arithmetic`` (levels mixed, as the recipe's default):
 * ``logic``: for each logic task (``synthloom.verify.logic``), items per CPU-second of
   generate + verify (the stored answer through the task's verifier, and for tasks that promise
   one answer a solution count up to 2, as ``verify_logic`` does), levels 1-5 in turn;
-  ``--logic-count`` items per task (default 100; 10 with ``--quick``).
+  ``--logic-count`` items per task (default 100; 10 with ``--quick``), ``--logic-tasks`` to
+  measure only some; with ``--profile``, each task under the 1,000/s bar is run again under
+  cProfile and its top functions go to stderr.
 
 A benchmark, not a test: it asserts nothing, it prints.
 """
@@ -86,24 +88,40 @@ def bench_generator(count: int) -> dict[str, Any]:
             "per_level_per_cpu_second": per_level}
 
 
-def bench_logic(per_task: int) -> dict[str, Any]:
+def logic_items(name: str, per_task: int) -> None:
+    """Make, verify (and for unique tasks count) ``per_task`` items of one logic task."""
     from synthloom.verify.logic import LEVELS, TASKS, make_item, verify_answer
+
+    task = TASKS[name]
+    for index in range(per_task):
+        item = make_item(name, LEVELS[index % len(LEVELS)], index)
+        reason = verify_answer(item, item["answer"])
+        if reason is None and task.unique and task.count_solutions(item, 2) != 1:
+            reason = "not unique"
+        if reason is not None:
+            raise AssertionError(f"{name} item {index} failed verification: {reason}")
+
+
+def bench_logic(per_task: int, only: list[str] | None = None,
+                profile: bool = False) -> dict[str, Any]:
+    from synthloom.verify.logic import TASKS
 
     rates: dict[str, float] = {}
     total_items, total_cpu = 0, 0.0
-    for name, task in TASKS.items():
+    for name in only or TASKS:
         cpu = time.process_time()
-        for index in range(per_task):
-            item = make_item(name, LEVELS[index % len(LEVELS)], index)
-            reason = verify_answer(item, item["answer"])
-            if reason is None and task.unique and task.count_solutions(item, 2) != 1:
-                reason = "not unique"
-            if reason is not None:
-                raise AssertionError(f"{name} item {index} failed verification: {reason}")
+        logic_items(name, per_task)
         spent = time.process_time() - cpu
         rates[name] = rate(per_task, spent)
         total_items += per_task
         total_cpu += spent
+    if profile:  # where the tasks under the bar spend their time
+        for name in [n for n, r in rates.items() if r < LOGIC_TARGET]:
+            profiler = cProfile.Profile()
+            profiler.runcall(logic_items, name, per_task)
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(8)
+            print(f"--- logic task {name} ({rates[name]}/s)\n{text.getvalue()}", file=sys.stderr)
     return {"logic_count_per_task": per_task,
             "logic_per_task_per_cpu_second": rates,
             "logic_all_tasks_per_cpu_second": rate(total_items, total_cpu),
@@ -146,9 +164,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts, under 30 s")
     parser.add_argument("--count", type=int, default=None, help="items per measurement")
-    parser.add_argument("--profile", action="store_true", help="cProfile the engine path")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile the engine path and the logic tasks under 1,000/s")
     parser.add_argument("--logic-count", type=int, default=None,
                         help="logic items per task (default 100; 10 with --quick)")
+    parser.add_argument("--logic-tasks", default=None,
+                        help="comma-separated logic tasks to measure (default: all)")
     args = parser.parse_args()
     count = args.count or (6_000 if args.quick else 40_000)
     result: dict[str, Any] = {"benchmark": "generators", "task": "arithmetic",
@@ -157,7 +178,9 @@ def main() -> None:
     result.update(bench_engine(count, args.profile))
     result["engine_vs_generator_2proc"] = round(
         result["engine"] / max(result["generator_2proc"], 1e-9), 3)
-    result.update(bench_logic(args.logic_count or (10 if args.quick else 100)))
+    only = [t.strip() for t in args.logic_tasks.split(",")] if args.logic_tasks else None
+    result.update(bench_logic(args.logic_count or (10 if args.quick else 100), only,
+                              args.profile))
     print(json.dumps(result))
 
 
