@@ -101,6 +101,22 @@ def test_every_tool_export_loads_with_its_calls(run: Path, tmp_path: Path) -> No
         assert row["tools"] == record["tools"]
 
 
+def test_varying_argument_keys_load_as_objects(run: Path, tmp_path: Path) -> None:
+    """Arguments and tool schemas whose keys vary between rows come back as the objects
+    written: datasets >= 4.7 types them ``Json()`` (older versions unify them into one struct,
+    filling absent keys with null, which a chat template then renders), and >= 4.8.5 returns
+    them as objects from ``to_list()`` too (4.7-4.8.4: JSON text there). The hf extra pins it."""
+    records = kept(run)
+    assert len({frozenset(args) for r in records for _, args in record_calls(r)}) > 1
+    dataset = load(export(run, tmp_path / "m", ExportOptions(target="trl")))
+    for rows in (list(dataset), dataset.to_list()):
+        for record, row in zip(records, rows, strict=True):
+            calls = [(c["function"]["name"], c["function"]["arguments"])
+                     for m in row["messages"] for c in m.get("tool_calls") or []]
+            assert calls == record_calls(record)  # objects, not text; no null-filled keys
+            assert row["tools"] == record["tools"]
+
+
 def test_messages_export_through_the_chat_template_with_tools(run: Path, tokenizer: Any,
                                                               tmp_path: Path) -> None:
     dataset = load(export(run, tmp_path / "m", ExportOptions(target="trl")))
