@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from enginetrace import Trace, traced
 from numbered_prompts import Prompts
 from rawhttp import RawJSONClient, RawStreamBackend, free_port
 
@@ -91,14 +92,17 @@ async def bare_raw(base: str, n: int, concurrency: int) -> None:
     await client.aclose()
 
 
-async def bare_aiohttp(base: str, n: int, concurrency: int) -> None:
+async def bare_aiohttp(base: str, n: int, concurrency: int, trace: Trace | None = None) -> None:
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         async def one(i: int) -> None:
+            rec = trace.begin() if trace is not None else None
             async with session.post(f"{base}/chat/completions", json=payload(i)) as response:
                 await response.json()
+            if rec is not None:
+                rec["answer"] = rec["end"] = time.perf_counter()
 
         await asyncio.gather(*(one(i) for i in range(n)))
 
@@ -115,7 +119,8 @@ def _median(values: list[float]) -> float:
 
 
 def measure(base: str, n: int, nh: int, c: int, rounds: int, batch_size: int | None,
-            with_httpx: bool, out: Path, template: Path) -> dict[str, Any]:
+            with_httpx: bool, out: Path, template: Path, trace: bool = False
+            ) -> dict[str, Any]:
     """One concurrency: alternating rounds of every client, medians."""
     extra = {} if batch_size is None else {"batch_size": batch_size}
 
@@ -131,6 +136,13 @@ def measure(base: str, n: int, nh: int, c: int, rounds: int, batch_size: int | N
     runs: dict[str, list[tuple[float, float]]] = {}
     sizes = {"bare_httpx": nh, "engine_httpx": nh}
     summaries: dict[str, Any] = {}
+    # Untimed warm-up of every client: first-use costs (imports, the step registry, template
+    # compilation) otherwise land in round 0's figures (~0.1-0.3 ms/request over 3,000).
+    warm = min(n, WARM_UP)
+    asyncio.run(bare_aiohttp(base, warm, c))
+    asyncio.run(bare_raw(base, warm, c))
+    asyncio.run(engine(warm, f"openai:{base}", f"c{c}-warm")())
+    asyncio.run(engine(warm, RawStreamBackend(base, "fake", max_connections=c), f"c{c}-warm-raw")())
     for r in range(rounds):
         order: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
             ("bare_aiohttp", lambda: bare_aiohttp(base, n, c)),
@@ -189,6 +201,13 @@ def measure(base: str, n: int, nh: int, c: int, rounds: int, batch_size: int | N
         "engine_cpu_ms_per_req_over_bare": round(cpu_ms("engine") - cpu_ms("bare_aiohttp"), 3),
         "engine_overhead_cpu_ms_per_req": round(cpu_ms("engine_raw") - cpu_ms("bare_raw"), 3),
     }
+    if trace:  # one more run of each, traced (not in the figures above: the trace costs CPU)
+        block["trace"] = {}
+        for key, fn in (("bare_aiohttp", lambda t: bare_aiohttp(base, n, c, t)),
+                        ("engine", lambda t: engine(n, f"openai:{base}", f"c{c}-trace")())):
+            t = Trace()
+            timed(lambda fn=fn, t=t: traced(lambda: fn(t), t))
+            block["trace"][key] = t.report(c)
     if with_httpx:
         block.update(bare_httpx_req_per_s=rate("bare_httpx"),
                      engine_httpx_req_per_s=rate("engine_httpx"),
@@ -198,6 +217,8 @@ def measure(base: str, n: int, nh: int, c: int, rounds: int, batch_size: int | N
 
 
 LATENCY_S = [0.05]
+#: Requests of each client's untimed warm-up run.
+WARM_UP = 300
 
 
 def main() -> None:
@@ -214,6 +235,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=None,
                         help="the engine's batch size (default: RunOptions' own default)")
+    parser.add_argument("--trace", action="store_true",
+                        help="also one traced run of bare aiohttp and of the engine per "
+                             "concurrency: where a request waits (benchmarks/enginetrace.py)")
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--server-processes", type=int, default=1,
                         help="fake server processes on one port (SO_REUSEPORT)")
@@ -241,7 +265,7 @@ def main() -> None:
         template.write_text("{{ q }}")
         for c in concurrencies:
             blocks.append(measure(base, n, nh, c, args.rounds, args.batch_size, args.httpx,
-                                  out, template))
+                                  out, template, args.trace))
             print(json.dumps(blocks[-1]), file=sys.stderr)
         shutil.rmtree(out, ignore_errors=True)
     finally:

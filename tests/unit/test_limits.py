@@ -271,6 +271,36 @@ def test_cancelled_waiter_passes_its_wake_up_on() -> None:
     assert asyncio.run(run()) == 0
 
 
+def test_gate_serves_waiters_before_newcomers() -> None:
+    """A slot freed for a woken waiter is not taken by a task arriving before the waiter runs
+    (it used to be, and the waiter queued again at the back: issue 27)."""
+
+    async def run() -> list[str]:
+        gate = AdaptiveConcurrency(1)
+        order: list[str] = []
+        release = asyncio.Event()
+
+        async def user(name: str, hold: asyncio.Event | None = None) -> None:
+            async with gate.slot():
+                order.append(name)
+                if hold is not None:
+                    await hold.wait()
+
+        holder = asyncio.create_task(user("holder", release))
+        await asyncio.sleep(0)
+        waiter = asyncio.create_task(user("waiter"))
+        await asyncio.sleep(0)  # queued behind the holder
+        release.set()
+        await asyncio.sleep(0)  # the holder leaves: the slot is handed to the waiter ...
+        assert gate.in_flight == 0 and not gate._waiters
+        newcomer = asyncio.create_task(user("newcomer"))  # ... who has not run yet
+        await asyncio.gather(holder, waiter, newcomer)
+        assert gate.in_flight == 0 and gate._handed == 0
+        return order
+
+    assert asyncio.run(run()) == ["holder", "waiter", "newcomer"]
+
+
 # --- RetryPolicy ------------------------------------------------------------------------------
 
 
