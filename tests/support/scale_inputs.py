@@ -255,9 +255,12 @@ def _count(folder: Path, n: int) -> ScaleCase:
 
 def _apigen(folder: Path, n: int) -> ScaleCase:
     # In process: a sandboxed process per call (~0.5 s on 2 cores) for every call that passes
-    # the format stage would take minutes; the sandboxed path has its own tests.
-    return ScaleCase({"count": str(n), "sandbox": "false"}, n,
-                     ["sandbox=false: library calls in process, not a process per call"])
+    # the format stage would take minutes; the sandboxed path has its own tests. The shipped
+    # pool of simulated APIs joins the library, so simulated calls run at scale too.
+    return ScaleCase({"count": str(n), "sandbox": "false",
+                      "simulated": "pkg:tools/library/simulated.json"}, n,
+                     ["sandbox=false: library calls in process, not a process per call",
+                      "simulated: the shipped simulated APIs join the executable ones"])
 
 
 def _agent_trajectories(folder: Path, n: int) -> ScaleCase:

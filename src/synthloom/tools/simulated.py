@@ -30,13 +30,14 @@ ANSWER_SCHEMA: dict[str, Any] = {"anyOf": [
 
 
 def answer_schema(returns: dict[str, Any] | None) -> dict[str, Any]:
-    """The simulator's answer schema, its ``result`` narrowed to the tool's ``returns``."""
+    """The simulator's answer schema, its ``result`` narrowed to the tool's ``returns``: a
+    union of two closed objects (grammars and schema-driven decoders follow an ``anyOf``; a
+    bad result next to an ``"error"`` key must not pass as an error)."""
     if returns is None:
         return ANSWER_SCHEMA
-    # One object with exactly one of the two keys rather than an anyOf: a bad result then
-    # fails with its own path ($.result.price: ...), which the re-ask and the record show.
-    return {"type": "object", "properties": {"result": returns, "error": {"type": "string"}},
-            "minProperties": 1, "maxProperties": 1, "additionalProperties": False}
+    return {"anyOf": [{**branch, "additionalProperties": False} for branch in (
+        {"type": "object", "properties": {"result": returns}, "required": ["result"]},
+        ANSWER_SCHEMA["anyOf"][1])]}
 
 
 class SimulatedAPI(ToolEnvironment):
