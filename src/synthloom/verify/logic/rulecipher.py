@@ -1,11 +1,12 @@
 """SynLogic's ``cipher``: encrypt or decrypt a text by a cipher rule stated in the question.
 
 SynLogic ships only the verifier for this task (games/tasks/cipher/scripts/cipher_verifier.py:
-the reply's ``[[...]]`` compared exactly with the reference); its items are a corpus in the
-style of KOR-Bench's cipher category - a rule written out as encryption and decryption steps,
-a plain or cipher text of capital letters without spaces, the answer in ``[[...]]``. The
-authors' corpus and their rule texts are not in the repository, so the rules here are written
-from the ciphers' standard definitions: Atbash, affine, keyword substitution, Polybius square
+the reply's ``[[...]]`` compared exactly with the reference); its items come from a corpus that
+is not in the repository, nor are its rule texts. The ``[[...]]`` answers are the convention of
+KOR-Bench's cipher category (a benchmark the SynLogic paper reports on), so the task is built in
+that style - a rule written out as encryption and decryption steps, a plain or cipher text of
+capital letters without spaces, the answer in ``[[...]]`` - with rules written here from the
+ciphers' standard definitions (not the authors' or KOR-Bench's texts): Atbash, affine, keyword substitution, Polybius square
 (I and J share a cell), rail fence and columnar transposition; level 5 chains a substitution
 and a transposition. Texts are words of the bundled list, capitalised, spaces removed.
 
