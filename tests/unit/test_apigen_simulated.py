@@ -70,6 +70,7 @@ def play(request: LLMRequest, seed: int | None) -> str:
         return json.dumps({"tool_calls": [{"name": name, "arguments": ARGUMENTS[name]}]})
     if '"passes"' in text:
         assert "[simulated]" in text and '"description": "The ' in text  # the API definitions
+        assert '"returns": {"type": "object"' in text  # with their result schemas
         wrong = '"value": -40' in text
         return json.dumps({"passes": not wrong, "reason": "a fare cannot be negative"
                            if wrong else "fine"})

@@ -389,7 +389,8 @@ class ApigenJudge(TemplatedStep, MapStep):
     config: JudgeConfig
 
     def reads(self) -> list[str]:
-        return ["query", "tools", "tool_calls", "tool_results", "reject_reason"]
+        return ["query", "tools", "tool_calls", "tool_results", "reject_reason",
+                "simulated_apis"]
 
     async def process(self, record: dict[str, Any], ctx: ItemContext) -> Output | ItemResult:
         if rejected(record):
@@ -399,10 +400,13 @@ class ApigenJudge(TemplatedStep, MapStep):
                   "result": json.dumps(results.get(c["id"], {}).get("content"))[:400],
                   "simulated": simulated_result(results.get(c["id"]))}
                  for c in record.get("tool_calls") or []]
-        # ToolACE's tool-response check needs the definitions of the simulated APIs called.
+        # ToolACE's tool-response check needs the definitions of the simulated APIs called
+        # (with the schema of their results).
         called = {c["name"] for c in calls if c["simulated"]}
-        apis = [json.dumps(function_of(t), ensure_ascii=False) for t in record["tools"]
-                if function_of(t)["name"] in called]
+        pool = record.get("simulated_apis") or {}
+        apis = [json.dumps({**function_of(t), "returns": pool.get(name, {}).get("returns")},
+                           ensure_ascii=False)
+                for t in record["tools"] if (name := function_of(t)["name"]) in called]
         variables = {"query": record["query"], "calls": calls, "simulated_apis": apis,
                      "tool_names": [t["function"]["name"] for t in record["tools"]]}
         response = await self.ask(ctx, variables, schema=JUDGE_SCHEMA)
