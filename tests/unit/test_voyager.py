@@ -175,6 +175,13 @@ def test_nothing_disappears(run: tuple[dict[str, Any], Path]) -> None:
         {(r["step"], a["attempt"]) for r in rows for a in r["attempts"]}
     assert all([m["role"] for m in t["messages"]] == ["system", "user", "assistant"]
                for t in trajectories)
+    # the successful attempts are data.jsonl (SFT data); the others counted drops, each why
+    data = read_jsonl(out / "data.jsonl")
+    assert len(data) == sum(a["success"] for r in rows for a in r["attempts"]) == 3
+    assert all(t["reject_reason"] is None for t in data)
+    assert step(summary, "succeeded")["dropped"] == len(trajectories) - 3
+    assert {t["reject_reason"] for t in trajectories if not t["success"]} >= {
+        "attempt failed: gained 0 diamond, the task needs 1"}
     # every success is a skill record; every failure a counted drop
     skills = read_jsonl(out / "skills.jsonl")
     assert sorted(s["name"] for s in skills) == ["craft_table", "mine_one_log", "wander"]

@@ -193,8 +193,8 @@ def _primitive_docs() -> list[str]:
     for name in world.PRIMITIVES:
         fn = getattr(world, name)
         doc = inspect.getdoc(fn) or ""
-        docs.append(f'def {name}{inspect.signature(fn)}:\n    """{doc}"""'
-                    .replace("'Bot'", "Bot"))
+        signature = str(inspect.signature(fn)).replace("'", "")  # postponed annotations
+        docs.append(f'def {name}{signature}:\n    """{doc}"""')
     return docs
 
 
@@ -269,9 +269,10 @@ class VoyagerExplore(TemplatedStep, GlobalStep):
                                seed=_slot_seed(ctx, index, step))
             try:
                 columns = await self._step(ictx, explorer, step)
-                rows.append(columns)
+                model = columns.pop("_model", None)
+                rows.append(columns)  # the same dict as the output's: ``final`` is set below
                 result = ItemResult(outputs=[Output(
-                    columns=columns, replace=True, model=columns.pop("_model", None),
+                    columns=columns, replace=True, model=model,
                     template_hash=self.template("action_template").hash,
                     usage={"prompt_tokens": ictx.prompt_tokens,
                            "completion_tokens": ictx.completion_tokens})])
@@ -299,18 +300,18 @@ class VoyagerExplore(TemplatedStep, GlobalStep):
         context = ""
         if goal is not None and world.manual(goal["item"]):
             context = f"Question: How to get {goal['item']}?\nAnswer: {world.manual(goal['item'])}"
+        skill = None
         try:
             attempts, success, program, model = await self._rollout(ictx, explorer, task,
                                                                      context, goal)
+            if success and program is not None:
+                description = await self._describe(ictx, program)
+                learned = await explorer.library.add(program.name, program.code, description,
+                                                     task, step)
+                skill = learned.to_json()
         except Exception:
             explorer.update(task, False)  # the authors' crash handler: the task failed
             raise
-        skill = None
-        if success and program is not None:
-            description = await self._describe(ictx, program)
-            learned = await explorer.library.add(program.name, program.code, description,
-                                                 task, step)
-            skill = learned.to_json()
         explorer.update(task, success)
         return {"explorer": explorer.index, "step": step, "task": task, "task_source": source,
                 "curriculum_reasoning": reasoning, "context": context, "goal": goal,
@@ -439,7 +440,8 @@ class VoyagerExplore(TemplatedStep, GlobalStep):
 @register_step
 class VoyagerTrajectories(ExpandStep):
     """One record per attempt of a curriculum step: ``messages`` (the action agent's system and
-    user turns and its reply), the code, what running it did, the critique and success."""
+    user turns and its reply), the code, what running it did, the critique and success; a
+    failed attempt's ``reject_reason`` says why (``drop_rejected`` keeps the successes)."""
 
     type_name = "voyager_trajectories"
 
@@ -455,8 +457,17 @@ class VoyagerTrajectories(ExpandStep):
                 "program_name": a["program_name"], "retrieved": a["retrieved"],
                 "execution": a["execution"], "error": a["error"], "critique": a["critique"],
                 "critic": a["critic"], "check": a["check"], "success": a["success"],
-                "task_success": record["success"]}, replace=True, sample_index=a["attempt"]))
+                "task_success": record["success"], "reject_reason": None if a["success"]
+                else f"attempt failed: {_why(a)}"}, replace=True, sample_index=a["attempt"]))
         return outputs
+
+
+def _why(attempt: dict[str, Any]) -> str:
+    """Why an attempt did not complete its task, in one line (``drop_rejected``'s reason)."""
+    check = attempt.get("check") or {}
+    why = attempt.get("error") or check.get("reason") or attempt.get("critique") or \
+        "the critic judged it unsuccessful"
+    return str(why)[:300]
 
 
 @register_step
