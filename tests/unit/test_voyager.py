@@ -229,3 +229,24 @@ def test_world_goals() -> None:
     after = {**before, "inventory": {"log": 2}}
     assert world.check_goal({"kind": "have", "item": "log", "count": 2}, before, after)[0]
     assert not world.check_goal({"kind": "have", "item": "log", "count": 3}, before, after)[0]
+
+
+def test_named_models_per_agent(tmp_path: Path) -> None:
+    # The critic on a model of its own (the authors' split: gpt-4 acts, gpt-3.5 describes).
+    critic_system = "You are an assistant that assesses my progress"
+
+    def actor(request: LLMRequest, seed: int | None) -> str:
+        assert not request.messages[0]["content"].startswith(critic_system)
+        return respond(request, set())
+
+    def critic(request: LLMRequest, seed: int | None) -> str:
+        assert request.messages[0]["content"].startswith(critic_system)
+        return respond(request, set())
+
+    critic_backend = ScriptedTestBackend(critic, name="critic")
+    recipe = Recipe.load("voyager", {"explorers": "1", "tasks": "2", "embedder": "hashing",
+                                     "explore.critic_model": "judge"},
+                         models={"judge": critic_backend})
+    summary = run_scripted(recipe, tmp_path / "run", ScriptedTestBackend(actor))
+    assert summary["status"] == "ok" and step(summary, "explore")["out"] == 2
+    assert critic_backend.calls == 2  # one verdict per program that ran without an error

@@ -45,6 +45,7 @@ from pydantic import Field
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.errors import SynthloomError
 from synthloom.core.fingerprint import stable_hash
+from synthloom.core.models import DEFAULT_MODEL
 from synthloom.core.records import ItemResult, Output
 from synthloom.core.registry import register_step
 from synthloom.core.steps import ExpandStep, GlobalStep, SourceStep, StepConfig
@@ -218,8 +219,11 @@ class VoyagerExplore(TemplatedStep, GlobalStep):
 
     def model_names(self) -> list[str]:
         cfg = self.config
-        named = [cfg.curriculum_model, cfg.critic_model, cfg.skill_model]
-        return [*super().model_names(), *dict.fromkeys(n for n in named if n)]
+        # The action agent is the step's own model ("default" named, so that the run's
+        # client is built even when every other agent has a model of its own).
+        named = [cfg.model or DEFAULT_MODEL, cfg.curriculum_model, cfg.critic_model,
+                 cfg.skill_model]
+        return list(dict.fromkeys(n for n in named if n))
 
     def extra_fingerprint(self, ctx: RunContext) -> Any:
         cfg = self.config
