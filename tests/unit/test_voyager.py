@@ -210,6 +210,8 @@ def test_programs_and_the_chat_log() -> None:
         parsed.code.split("def main")[0]
     assert "import math" in parsed.code
     assert "single argument named 'bot'" in str(parse_reply("```python\ndef f(a, b):\n  pass\n```"))
+    assert "name of a control primitive" in str(parse_reply(
+        "```python\ndef mine_block(bot):\n    pass\n```"))
     assert chatlog_summary(["I cannot make stick because I need: 2 more planks",
                             "I need at least a wooden_pickaxe to mine stone!"]) == \
         "I also need 2 more planks, wooden_pickaxe."

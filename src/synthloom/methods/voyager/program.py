@@ -5,8 +5,10 @@ fenced code blocks, joined; only top-level functions (and imports) are kept - "a
 defined outside a function will be ignored"; the main function is the last one and must take
 the single argument ``bot``. ``execute`` runs the skill library's code, the new program and
 ``main(bot)`` in the sandbox (``verify/sandbox.py``: a process of its own, limits, no network),
-on a ``Bot`` built from the world state; what comes back is the state after, the chat log and
-the error (an exception's line in the program), as the authors' ``env.step`` events. A run
+on a ``Bot`` built from the world state (``random`` seeded from it: a rerun of a program on
+the same state does the same, and the requests after it hit the cache); what comes back is
+the state after, the chat log and the error (an exception's line in the program), as the
+authors' ``env.step`` events. A run
 that times out or is killed leaves the state as it was (the authors reset the bot to its last
 inventory when a rollout crashed).
 """
@@ -26,11 +28,12 @@ from synthloom.verify.sandbox import SandboxLimits, run_python
 _MARK = "@@voyager-events@@ "
 WORLD_FILE = "voyager_world.py"
 _RUNNER = """\
-import json, sys, traceback
+import json, random, sys, traceback
 sys.path.insert(0, ".")
 import voyager_world
 from voyager_world import Bot
 bot = Bot(json.loads({state!r}))
+random.seed(bot.seed * 1000003 + bot.steps)  # same state, same run: a rerun replays
 space = {{"bot": bot, "Bot": Bot, **{{n: getattr(voyager_world, n)
                                      for n in voyager_world.PRIMITIVES}}}}
 error = None
@@ -81,6 +84,10 @@ def parse_reply(text: str) -> Program | str:
                 functions.append(node)
     if not functions:
         return prefix + "no function found; write a function that takes the bot"
+    shadowing = [f.name for f in functions if f.name in world_module.PRIMITIVES]
+    if shadowing:  # it would replace the primitive for every later program too
+        return prefix + (f"function {shadowing[0]} has the name of a control primitive; "
+                         "name your functions differently")
     main = functions[-1]
     params = [a.arg for a in main.args.posonlyargs + main.args.args]
     if params != ["bot"] or main.args.vararg or main.args.kwonlyargs:
