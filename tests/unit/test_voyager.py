@@ -252,3 +252,19 @@ def test_named_models_per_agent(tmp_path: Path) -> None:
     summary = run_scripted(recipe, tmp_path / "run", ScriptedTestBackend(actor))
     assert summary["status"] == "ok" and step(summary, "explore")["out"] == 2
     assert critic_backend.calls == 2  # one verdict per program that ran without an error
+
+
+def test_more_steps_reuse_the_calls_of_the_first(tmp_path: Path) -> None:
+    # The curriculum is sequential: steps 0-1 of a 4-step run send the same requests as a
+    # 2-step run, so the longer rerun in the same folder asks only for steps 2-3.
+    def params(tasks: int) -> dict[str, str]:
+        return {"explorers": "2", "tasks": str(tasks), "embedder": "hashing"}
+
+    short, full = ScriptedTestBackend(Responder()), ScriptedTestBackend(Responder())
+    run_scripted(Recipe.load("voyager", params(2)), tmp_path / "run", short)
+    longer = ScriptedTestBackend(Responder())
+    summary = run_scripted(Recipe.load("voyager", params(4)), tmp_path / "run", longer)
+    run_scripted(Recipe.load("voyager", params(4)), tmp_path / "fresh", full)
+    assert step(summary, "explore")["out"] == 8
+    assert short.calls > 0 and longer.calls == full.calls - short.calls
+    assert step(summary, "explore")["llm_cache_hits"] >= short.calls
