@@ -268,3 +268,8 @@ def test_more_steps_reuse_the_calls_of_the_first(tmp_path: Path) -> None:
     assert step(summary, "explore")["out"] == 8
     assert short.calls > 0 and longer.calls == full.calls - short.calls
     assert step(summary, "explore")["llm_cache_hits"] >= short.calls
+    # and the records are the same (ids hash the columns: no timings in them)
+    for sink in ("curriculum.jsonl", "trajectories.jsonl", "skills.jsonl"):
+        ids = [[r["_meta"]["id"] for r in read_jsonl(tmp_path / folder / sink)]
+               for folder in ("run", "fresh")]
+        assert ids[0] == ids[1] and ids[0], sink
