@@ -231,6 +231,11 @@ def test_world_goals() -> None:
     after = {**before, "inventory": {"log": 2}}
     assert world.check_goal({"kind": "have", "item": "log", "count": 2}, before, after)[0]
     assert not world.check_goal({"kind": "have", "item": "log", "count": 3}, before, after)[0]
+    table = world.goal_of("Place a crafting table")
+    placed = {**before, "placed": ["crafting_table"]}
+    assert world.check_goal(table, before, placed) == (True, "placed 1 crafting_table nearby "
+                                                               "(needed 1)")
+    assert not world.check_goal(table, placed, placed)[0]  # it was there before
 
 
 def test_named_models_per_agent(tmp_path: Path) -> None:

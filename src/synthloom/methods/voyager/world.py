@@ -268,11 +268,12 @@ def check_goal(goal: dict[str, Any], before: dict[str, Any], after: dict[str, An
                ) -> tuple[bool, str]:
     """Whether the state after a program meets the goal: for items, at least ``count`` gained
     during the program (the inventory at the end minus the one at the start); for placing,
-    the block placed nearby."""
+    at least ``count`` more of the block placed nearby."""
     item, count = goal["item"], int(goal["count"])
     if goal["kind"] == "placed":
-        ok = item in after.get("placed", [])
-        return ok, f"{item} {'is' if ok else 'is not'} placed nearby"
+        placed = after.get("placed", []).count(item) - before.get("placed", []).count(item)
+        ok = placed >= count
+        return ok, f"placed {max(placed, 0)} {item} nearby (needed {count})"
     gained = int(after["inventory"].get(item, 0)) - int(before["inventory"].get(item, 0))
     if gained >= count:
         return True, f"gained {gained} {item} (needed {count})"
