@@ -137,6 +137,52 @@ def test_the_request_timeout_still_times_out_and_is_retried() -> None:
     assert client.stats()["retry_causes"] == {"timeout": 1}
 
 
+def test_one_timer_per_call_where_the_backend_bounds_its_calls() -> None:
+    """The client's timer is left out where the backend's own deadlines end every call
+    sooner (aiohttp's total timeout, issue 27), and kept where they do not."""
+    from synthloom.llm.backends.openai_compat import MAX_REQUESTS_PER_CALL, OpenAIBackend
+
+    aiohttp_backend = OpenAIBackend("http://127.0.0.1:1/v1", "m", transport="aiohttp")
+    assert aiohttp_backend.max_call_s == 120.0 * MAX_REQUESTS_PER_CALL
+    assert LLMClient(aiohttp_backend)._timer_s is None  # 480 s <= the default 600 s
+    assert LLMClient(aiohttp_backend, request_timeout_s=60)._timer_s == 60
+    httpx_backend = OpenAIBackend("http://127.0.0.1:1/v1", "m", transport="httpx")
+    assert httpx_backend.max_call_s is None  # httpx times each operation, not the call
+    assert LLMClient(httpx_backend)._timer_s == 600.0
+    assert LLMClient(Counting(), request_timeout_s=5)._timer_s == 5  # no bound of its own
+
+
+def test_a_call_that_waits_for_a_slot_yields_no_extra_turn() -> None:
+    """The ordering yield runs only when a slot is free at once (a wait for one yields)."""
+    backend = Counting(latency_s=0.01)
+    client = LLMClient(backend, concurrency=2)
+    yields = 0
+    real_sleep = asyncio.sleep
+
+    async def counting_sleep(delay: float, *args: Any) -> Any:
+        nonlocal yields
+        yields += delay == 0
+        return await real_sleep(delay, *args)
+
+    async def go() -> int:
+        first = [asyncio.create_task(client.generate(ask(f"q {i}"))) for i in range(2)]
+        while client.gate.in_flight < 2:  # both slots taken, calls at the backend
+            await real_sleep(0)
+        before = yields
+        await client.generate_many([ask(f"later {i}") for i in range(8)])
+        await asyncio.gather(*first)
+        return before
+
+    asyncio.sleep = counting_sleep  # type: ignore[assignment]
+    try:
+        before = asyncio.run(go())
+    finally:
+        asyncio.sleep = real_sleep  # type: ignore[assignment]
+    assert backend.calls == 10
+    assert before == 2  # the first two found a slot free: one yield each
+    assert yields == 2  # the eight later ones waited for a slot: no yield of their own
+
+
 def test_every_finished_call_is_flushed_before_the_next_call_starts() -> None:
     log: list[str] = []
 

@@ -116,7 +116,8 @@ class RunStore:
         # Written, not yet committed (see the module docstring); reads look here first.
         self._pending_items: dict[str, tuple[str, str, str]] = {}
         self._pending_llm: dict[str, str] = {}
-        self._flush_scheduled = False
+        #: The thread whose event loop has a commit scheduled (0: none).
+        self._flush_scheduled = 0
         self._flush_error: BaseException | None = None
         # Built at the first get_llm (a store with no LLM step never scans its table);
         # False: the table was too large to load, every lookup asks SQLite.
@@ -147,17 +148,20 @@ class RunStore:
     # --- group commit ---------------------------------------------------------------------------
 
     def _schedule_flush(self) -> None:
+        if self._flush_scheduled == threading.get_ident():
+            # This thread's loop commits at the end of its turn already (asking for the
+            # running loop first cost a getpid() system call per write on Python 3.11).
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop in this thread: commit now
             self.flush()
             return
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush_from_loop)
+        self._flush_scheduled = threading.get_ident()
+        loop.call_soon(self._flush_from_loop)
 
     def _flush_from_loop(self) -> None:
-        self._flush_scheduled = False
+        self._flush_scheduled = 0
         try:
             self.flush()
         except BaseException as exc:  # no caller here: the next store call raises it
@@ -170,6 +174,8 @@ class RunStore:
 
     def flush(self) -> None:
         """Commit everything written so far."""
+        # A scheduled commit whose loop ended before it ran must not stop later ones.
+        self._flush_scheduled = 0
         if not (self._pending_items or self._pending_llm or self._flush_error):
             return
         with self._lock:

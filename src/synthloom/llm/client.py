@@ -346,7 +346,7 @@ class LLMClient:
                 self._check_halted()
                 if self.cache is not None:
                     self.cache.flush()  # as in _call: a crash repeats only the calls in flight
-                async with asyncio.timeout(self.request_timeout_s):
+                async with asyncio.timeout(self._timer_s):
                     raw = await self.backend.score(prompt, response)
             if self.gate is not None:
                 self.gate.on_success()
@@ -566,8 +566,10 @@ class LLMClient:
             # together all reach the backend even when it answers without suspending (a test
             # double), so call counts do not depend on a backend's latency. Before the slot,
             # not in it: on a busy loop a turn is milliseconds, and a slot held through it
-            # is a slot not sending (issue 27: 64 slots held, ~39 calls at the server).
-            await asyncio.sleep(0)
+            # is a slot not sending (issue 27: 64 slots held, ~39 calls at the server). Not
+            # when the call will wait for a slot: that wait yields already.
+            if self._slot_free():
+                await asyncio.sleep(0)
             async with self._slot():
                 # Paced inside the slot, right before sending: a permit taken earlier and then
                 # held while waiting for a slot would reach the server in a later burst.
@@ -580,8 +582,9 @@ class LLMClient:
                     # Here, not before the slot: calls finish while this one waits for it.
                     self.cache.flush()
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the call in a
-                # task of its own, two more event-loop turns per request (issue 27).
-                async with asyncio.timeout(self.request_timeout_s):
+                # task of its own, two more event-loop turns per request (issue 27). None
+                # when the backend's own deadlines end the call sooner (a timer less).
+                async with asyncio.timeout(self._timer_s):
                     raw = await self.backend.complete(request, seed=seed)
             if self.gate is not None:
                 self.gate.on_success()
@@ -611,6 +614,21 @@ class LLMClient:
 
     def _slot(self) -> Any:
         return self.gate.slot() if self.gate is not None else self._fixed_gate
+
+    def _slot_free(self) -> bool:
+        """A call asking now gets a slot without waiting."""
+        if self.gate is not None:
+            return self.gate.free
+        return not self._fixed_gate.locked()  # type: ignore[union-attr]
+
+    @property
+    def _timer_s(self) -> float | None:
+        """The client's own deadline per backend call; None (no timer) when the backend's
+        deadlines already end every call within ``request_timeout_s`` (issue 27: aiohttp's
+        timer and this one were two timers per request)."""
+        bound = self.backend.max_call_s
+        return None if bound is not None and bound <= self.request_timeout_s \
+            else self.request_timeout_s
 
 
 def _cause(exc: BaseException) -> str:

@@ -199,6 +199,11 @@ class AdaptiveConcurrency:
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def free(self) -> bool:
+        """A newcomer would get a slot at once (no waiting)."""
+        return self._in_flight + self._handed < self._limit and not self._waiters
+
     def slot(self) -> _Slot:
         """``async with gate.slot():`` holds one slot for the block."""
         return self._slot
@@ -213,7 +218,7 @@ class AdaptiveConcurrency:
         # the woken waiter's turn took the slot, and the waiter queued again at the back: some
         # calls waited several rounds (issue 27: gate wait p90 ~250 ms at c=64 for 50 ms
         # calls), and a batch waits for its slowest item.
-        if self._in_flight + self._handed < self._limit and not self._waiters:
+        if self.free:
             self._in_flight += 1
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

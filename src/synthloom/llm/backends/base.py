@@ -51,6 +51,13 @@ class Backend(ABC):
     supports_logprobs: bool = False
 
     @property
+    def max_call_s(self) -> float | None:
+        """The longest one ``complete`` or ``score`` call can take, bounded by the backend's
+        own deadlines (None: unbounded). The client sets a timer of its own only when this
+        is None or longer than its ``request_timeout_s``."""
+        return None
+
+    @property
     def spec(self) -> str:
         """How the user named this backend, for error messages (``reward:/models/rm``)."""
         return self.kind

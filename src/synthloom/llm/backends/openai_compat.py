@@ -40,6 +40,9 @@ STRUCTURED_MODES = ("auto", "json_schema", "json_object", "none")
 #: a schema-constrained {tool_calls | content} answer instead (a server with no tool parser).
 TOOL_MODES = ("native", "constrained")
 _TRANSIENT_STATUS = {408, 409, 425, 429}
+#: HTTP requests one ``complete`` call can make: ``check()`` (GET /models, GET /props) when no
+#: model is set yet, the POST, and the POST again when ``json_schema`` is refused.
+MAX_REQUESTS_PER_CALL = 4
 _MAX_MESSAGE = 300
 #: Tokenize endpoints, tried in order by ``check()`` (path under the server root, body):
 #: vLLM (POST /tokenize {"model", "prompt"} -> {"tokens", "count"}), llama.cpp's C++ server
@@ -182,6 +185,13 @@ class OpenAIBackend(Backend):
     @property
     def resolved_model(self) -> str | None:
         return self.model
+
+    @property
+    def max_call_s(self) -> float | None:
+        # aiohttp's ClientTimeout(total=timeout_s) bounds each HTTP request, reading the body
+        # included; a call makes at most MAX_REQUESTS_PER_CALL of them. httpx's timeout is per
+        # operation (a trickling body can outlast it): no bound of its own.
+        return self.timeout_s * MAX_REQUESTS_PER_CALL if self.transport == "aiohttp" else None
 
     # --- HTTP plumbing ----------------------------------------------------------------------
 
