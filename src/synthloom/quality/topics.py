@@ -512,8 +512,10 @@ class CommunityConfig(StepConfig):
     #: Nearest neighbours kept per record (memory n x neighbors). A record whose every
     #: neighbour is above the threshold sits in a dense region, searched exactly.
     neighbors: int = Field(default=32, ge=1)
-    #: exact search up to 20k records then usearch HNSW (auto), or force one.
-    ann: Literal["auto", "exact", "usearch"] = "auto"
+    #: auto: exact search up to 5,000 distinct vectors, k-means cells above (each row compared
+    #: exactly with the rows of its 6 nearest cells of ~500; linear in n, quality/cells.py);
+    #: or force one: exact (all pairs), cells, usearch (HNSW).
+    ann: Literal["auto", "exact", "cells", "usearch"] = "auto"
     threads: int | None = Field(
         default=None, ge=1,
         description="OpenMP/BLAS threads (and usearch's) for the numeric work; default: half "
