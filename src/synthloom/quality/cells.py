@@ -4,8 +4,9 @@
 (0.85). Each row lives in the cell of its nearest spherical k-means centroid (cells of
 ~``CELL_SIZE`` rows) and is compared exactly (blockwise matmul) with the rows of its
 ``PROBES`` nearest cells; a pair is kept when either row reaches the other's cell. The work
-is ~n x PROBES x CELL_SIZE x dims, linear in n; fitting and assigning the centroids adds
-~n x (n / CELL_SIZE) x dims, a small part below a few million rows.
+is ~n x PROBES x CELL_SIZE x dims, linear in n; assigning rows to centroids adds
+~n x (n / CELL_SIZE) x dims (two thirds of the search's dot products at 1M rows), the fit on
+at most ``SAMPLE_MAX`` rows ~SAMPLE_MAX x (n / CELL_SIZE) x dims x ``KMEANS_ITERS``.
 
 Why not usearch's HNSW (the path above 20k rows before): on the flagship benchmark's 100k
 rows it cost 265.8 CPU s (f16 defaults; 96 CPU s with i8 and connectivity 16 at 91 % recall),
@@ -28,6 +29,8 @@ PROBES = 6
 #: Lloyd iterations of the spherical k-means, fitted on ``SAMPLE_PER_CELL`` rows per cell.
 KMEANS_ITERS = 10
 SAMPLE_PER_CELL = 100
+#: ... and at most this many rows: the fit would otherwise grow as n^2 (2,000 cells at 1M).
+SAMPLE_MAX = 50_000
 #: Most similarity scores held at once (16 MB of float32).
 _SCORES = 1 << 22
 
@@ -39,10 +42,11 @@ def _rows_per_block(width: int) -> int:
 def spherical_kmeans(vectors: np.ndarray, k: int, seed: int = 0,
                      iters: int = KMEANS_ITERS) -> np.ndarray:
     """``k`` unit centroids (cosine k-means, Lloyd) fitted on a seeded sample of
-    ``SAMPLE_PER_CELL * k`` rows; a centroid that loses all its rows keeps its place."""
+    ``SAMPLE_PER_CELL * k`` rows (at most ``SAMPLE_MAX``, at least ``k``); a centroid that
+    loses all its rows keeps its place."""
     rng = np.random.default_rng(seed)
     n = len(vectors)
-    size = min(n, SAMPLE_PER_CELL * k)
+    size = min(n, max(k, min(SAMPLE_PER_CELL * k, SAMPLE_MAX)))
     sample = vectors if size == n else vectors[np.sort(rng.choice(n, size, replace=False))]
     centroids = sample[np.sort(rng.choice(len(sample), k, replace=False))].copy()
     for _ in range(iters):
