@@ -10,6 +10,7 @@ embeddings), built on a k-nearest-neighbour graph so its memory is n x k, not n^
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from typing import Any, Literal
 
@@ -179,10 +180,13 @@ def _collapse(vectors: np.ndarray, threshold: float) -> tuple[list[list[int]], n
     """Distinct rows in order of first occurrence: (each one's rows, ascending; its weight).
     Only rows at cosine >= ``threshold`` to themselves (not a zero vector) are merged."""
     n, dims = vectors.shape
-    keys = vectors.view(np.dtype((np.void, dims * vectors.itemsize))).ravel()
-    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True,
-                                          return_counts=True)
-    inverse = inverse.ravel()
+    first, inverse, counts = _distinct(_digests(vectors))
+    words = vectors.view(np.uint32)  # bytes, as the rows' own keys: 0.0 and -0.0 differ
+    block = _block_rows(dims)
+    if any(not np.array_equal(words[s : s + block], words[first[inverse[s : s + block]]])
+           for s in range(0, n, block)):  # a digest collision (never seen): the rows as keys
+        first, inverse, counts = _distinct(
+            vectors.view(np.dtype((np.void, dims * vectors.itemsize))).ravel())
     if counts.max(initial=1) == 1:
         return [[i] for i in range(n)], np.ones(n, dtype=np.int64)
     self_sim = np.einsum("ij,ij->i", vectors[first], vectors[first])
@@ -197,6 +201,21 @@ def _collapse(vectors: np.ndarray, threshold: float) -> tuple[list[list[int]], n
     rows_of = [g.tolist() for g in np.split(order, bounds)]
     weight = np.bincount(new_index.ravel(), minlength=len(reps)).astype(np.int64)
     return rows_of, weight
+
+
+def _digests(vectors: np.ndarray) -> np.ndarray:
+    """A 16-byte blake2b digest of each row's bytes: sorting these instead of the rows saves
+    a sorted copy of every vector (154 MB at 100k x 384) and most of the time."""
+    rows = np.ascontiguousarray(vectors)
+    joined = b"".join(hashlib.blake2b(row.data, digest_size=16).digest() for row in rows)
+    return np.frombuffer(joined, dtype="V16")
+
+
+def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first row of each distinct key, each row's key number, copies per key)."""
+    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True,
+                                          return_counts=True)
+    return first, inverse.ravel(), counts
 
 
 def _weighted_communities(vectors: np.ndarray, weight: np.ndarray, threshold: float,
