@@ -130,3 +130,19 @@ def test_auto_uses_cells_above_the_limit(monkeypatch: pytest.MonkeyPatch) -> Non
     vec.communities(np.vstack([small, small[:1] * -1]), 0.85, 2, 8)  # one more distinct row
     vec.communities(np.vstack([small, small[:5]]), 0.85, 2, 8)  # copies: still at the limit
     assert used == ["auto", "cells", "auto"]
+
+
+def test_identical_rows_are_checked_byte_for_byte_not_by_their_digest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows are grouped by a 16-byte digest, then compared: were every digest to collide,
+    the rows themselves decide (the same communities as without copies collapsed)."""
+    rng = np.random.default_rng(4)
+    points = near_copies(rng, base=200, groups=20, dims=16)
+    vectors = np.vstack([points, points[:30], -np.zeros((3, 16), np.float32),
+                         np.zeros((3, 16), np.float32)])
+    expected = vec.communities(vectors, 0.85, 2, 8, "exact")
+    rows_of, weight = vec._collapse(vectors, 0.85)
+    assert len(rows_of) == len(vectors) - 30  # the copies; zero vectors never merge
+    monkeypatch.setattr(vec, "_digests", lambda v: np.zeros(len(v), dtype="V16"))
+    assert vec._collapse(vectors, 0.85)[0] == rows_of
+    assert vec.communities(vectors, 0.85, 2, 8, "exact") == expected
