@@ -42,6 +42,8 @@ __all__ = ["LocalExecutor", "ProgressCallback", "derive_seed", "failure_status",
            "finished_status", "partial_path", "write_atomic"]
 
 _END = None  # queue sentinel: the producer is finished
+#: Finished batches held for in-order emission, at most this many times ``inflight``.
+MAX_HELD = 4
 
 
 @dataclass
@@ -60,8 +62,10 @@ class LocalExecutor(Executor):
                  queue_batches: int = 4, store: RunStore | None = None, **kwargs: Any) -> None:
         super().__init__(recipe, run_dir, store=store, **kwargs)
         concurrency = max([c.concurrency or 8 for c in self.models.values()] or [8])
-        # Enough batches in flight to keep the LLM busy across batch boundaries.
-        self.inflight = inflight_batches or max(2, -(-2 * concurrency // self.batch_size) + 1)
+        # Enough batches running to keep the LLM busy across batch boundaries: a running
+        # batch is partly answered, so 4x the concurrency in items keeps callers waiting at
+        # the gate (2x left it starved for slots at c=256 under load; issue 27).
+        self.inflight = inflight_batches or max(2, -(-4 * concurrency // self.batch_size) + 1)
         self.queue_batches = queue_batches
 
     # --- wiring ----------------------------------------------------------------------------------
@@ -201,8 +205,7 @@ class LocalExecutor(Executor):
             async for batch in batches:
                 window.append(asyncio.create_task(
                     self._process_batch(node, fingerprint, context_hash, batch)))
-                while window and (len(window) >= self.inflight or window[0].done()):
-                    await self._emit(node, await window.popleft())
+                await self._make_room(node, window)
             while window:
                 await self._emit(node, await window.popleft())
         finally:
@@ -212,6 +215,21 @@ class LocalExecutor(Executor):
                 task.cancel()
             if window:
                 await asyncio.gather(*window, return_exceptions=True)
+
+    async def _make_room(self, node: _Node, window: deque[asyncio.Task]) -> None:
+        """Emit the finished batches at the head; wait while ``inflight`` batches are still
+        running (or the window holds ``MAX_HELD`` times that). Counting running batches, not
+        held ones: a batch waiting for one slow item at the head no longer stops the next
+        batches from starting (issue 27: at c=256 the gate had free slots and no waiter in
+        half the samples while finished batches queued behind the head)."""
+        while window:
+            if window[0].done():
+                await self._emit(node, await window.popleft())
+                continue
+            running = [task for task in window if not task.done()]
+            if len(running) < self.inflight and len(window) < MAX_HELD * self.inflight:
+                return
+            await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
 
     async def _process_batch(self, node: _Node, fingerprint: str, context_hash: str,
                              batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
