@@ -42,6 +42,8 @@ __all__ = ["LocalExecutor", "ProgressCallback", "derive_seed", "failure_status",
            "finished_status", "partial_path", "write_atomic"]
 
 _END = None  # queue sentinel: the producer is finished
+#: Seconds between progress calls when nothing is emitted (see ``_heartbeat``).
+HEARTBEAT_S = 1.0
 #: Finished batches held for in-order emission, at most this many times ``inflight``.
 MAX_HELD = 4
 
@@ -75,6 +77,7 @@ class LocalExecutor(Executor):
         self._nodes = nodes
         tasks = [asyncio.create_task(self._run_node(n), name=n.step.name) for n in nodes.values()]
         sink_tasks = [asyncio.create_task(self._run_sink(s, q)) for s, q in self._sink_inboxes]
+        heartbeat = asyncio.create_task(self._heartbeat())
         try:
             await asyncio.gather(*tasks, *sink_tasks)
         except BaseException:
@@ -82,8 +85,18 @@ class LocalExecutor(Executor):
                 task.cancel()
             await asyncio.gather(*tasks, *sink_tasks, return_exceptions=True)
             raise
+        finally:
+            heartbeat.cancel()
         counts = [t.result() for t in sink_tasks]
         return counts[0] if counts else 0
+
+    async def _heartbeat(self) -> None:
+        """Progress every ``HEARTBEAT_S`` while the graph runs: a barrier computing for minutes
+        emits nothing, and the display (its log line every 30 s) would go silent meanwhile
+        (~5 min at 100k documents in ``semantic_communities``)."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            self.progress()
 
     def _wire(self) -> dict[str, _Node]:
         nodes: dict[str, _Node] = {}
