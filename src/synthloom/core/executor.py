@@ -64,10 +64,10 @@ class LocalExecutor(Executor):
                  queue_batches: int = 4, store: RunStore | None = None, **kwargs: Any) -> None:
         super().__init__(recipe, run_dir, store=store, **kwargs)
         concurrency = max([c.concurrency or 8 for c in self.models.values()] or [8])
-        # Enough batches running to keep the LLM busy across batch boundaries: a running
-        # batch is partly answered, so 4x the concurrency in items keeps callers waiting at
-        # the gate (2x left it starved for slots at c=256 under load; issue 27).
-        self.inflight = inflight_batches or max(2, -(-4 * concurrency // self.batch_size) + 1)
+        # Enough batches running to keep the LLM busy across batch boundaries. (4x the
+        # concurrency kept more callers waiting at the gate but cost ~17% more CPU per request
+        # at c=256: issue 27.)
+        self.inflight = inflight_batches or max(2, -(-2 * concurrency // self.batch_size) + 1)
         self.queue_batches = queue_batches
 
     # --- wiring ----------------------------------------------------------------------------------
@@ -232,9 +232,8 @@ class LocalExecutor(Executor):
     async def _make_room(self, node: _Node, window: deque[asyncio.Task]) -> None:
         """Emit the finished batches at the head; wait while ``inflight`` batches are still
         running (or the window holds ``MAX_HELD`` times that). Counting running batches, not
-        held ones: a batch waiting for one slow item at the head no longer stops the next
-        batches from starting (issue 27: at c=256 the gate had free slots and no waiter in
-        half the samples while finished batches queued behind the head)."""
+        held ones: a batch waiting for one slow item at the head (a retry, a long answer)
+        no longer stops the next batches from starting (issue 27)."""
         while window:
             if window[0].done():
                 await self._emit(node, await window.popleft())
