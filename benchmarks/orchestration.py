@@ -3,15 +3,23 @@ fixed-latency fake endpoint (``fake_openai.py``, 50 ms), beside bare asyncio cli
 same concurrency, in the same run. Prints one JSON line (the last line).
 
     python benchmarks/orchestration.py [--quick] [--requests N] [--concurrency C[,C...]]
-                                       [--rounds R] [--batch-size B] [--httpx]
+                                       [--rounds R] [--batch-size B] [--httpx] [--trace]
                                        [--latency-ms MS] [--server-processes K]
+
+The ratios, one line (engine / bare aiohttp at c=64 and c=256, and the load average):
+
+    python benchmarks/orchestration.py 2>/dev/null | tail -1 | python -c "import json,sys; \
+        d = json.load(sys.stdin); print(d['ratio_vs_bare'], d['load_average_1m'])"
 
 Each concurrency (default: 64 and 256, in the same run) is measured in ``--rounds`` alternating
 rounds (bare aiohttp, engine, bare raw, engine on raw streams, in turn), so the engine and its
 baseline see the same load on a shared machine; figures are medians over the rounds, and
 ``ratio_vs_bare`` is the median of the per-round ratios. The engine runs at its default batch
-size (``RunOptions.batch_size``) unless ``--batch-size`` says otherwise. ``load_average_1m``
+size (``RunOptions.batch_size``) unless ``--batch-size`` says otherwise. Every client first runs
+300 requests untimed (imports and first-use costs stay out of round 0). ``load_average_1m``
 is read before and after: a ratio is what counts when other work shares the cores.
+``--trace`` adds one traced run of bare aiohttp and of the engine per concurrency (``trace``:
+where a request waits, from ``enginetrace.py``; not in the figures).
 
 Why several baselines: at high concurrency **httpx itself is the limit**. httpcore 1.0.x's
 connection pool rescans every pooled connection (and ``poll()``s each idle socket) on every
