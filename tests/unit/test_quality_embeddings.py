@@ -125,3 +125,29 @@ def test_communities_match_sentence_transformers() -> None:
     assert [sorted(c) for c in ours] == [sorted(c) for c in theirs]
     assert [c[0] for c in ours] == [c[0] for c in theirs]  # same centres
     assert [len(c) for c in ours][:3] == [8, 5, 3]
+
+
+def test_hashing_embedder_runs_large_inputs_off_the_event_loop() -> None:
+    """Thousands of texts are encoded in a worker thread (same vectors as inline encoding)."""
+    import threading
+
+    from synthloom.llm.embeddings import INLINE_HASHING_ROWS, HashingEmbedder
+
+    embedder = HashingEmbedder(dims=64)
+    threads: set[int] = set()
+    row = embedder._row
+
+    def spying_row(text: str) -> np.ndarray:
+        threads.add(threading.get_ident())
+        return row(text)
+
+    embedder._row = spying_row  # type: ignore[method-assign]
+    texts = [f"text number {i} about topic {i % 7}" for i in range(INLINE_HASHING_ROWS + 1)]
+
+    async def main() -> tuple[np.ndarray, int]:
+        return await embedder.embed(texts), threading.get_ident()
+
+    vectors, loop_thread = asyncio.run(main())
+    assert threads and loop_thread not in threads
+    inline = asyncio.run(embedder.embed(texts[:3]))
+    np.testing.assert_array_equal(inline, vectors[:3])
