@@ -76,3 +76,14 @@ def test_a_real_run_reports_totals_and_etas_while_it_goes(tmp_path: Path) -> Non
         backend=ScriptedTestBackend(latency_s=0.002), on_progress=on_progress, concurrency=8)))
     with_eta = [s for s in seen if s.eta is not None and s.eta > 0]
     assert with_eta and all(s.total == 1000 for s in with_eta)
+
+
+def test_a_barrier_that_computed_for_minutes_is_timed_from_its_first_output() -> None:
+    """A global step finishes nothing for 300 s (observed every second), then emits 64 items
+    a second: its rate is ~64/s at once, not 64 over the 300 s pause."""
+    tracker = ProgressTracker({"src": None, "dedup": "src"}, window_s=15)
+    src = stats("src", "source", 1000, 1000, done=True)
+    for t in range(0, 301):
+        tracker.observe([src, stats("dedup", "global", 0, 0)], float(t))
+    seen = tracker.observe([src, stats("dedup", "global", 64, 64)], 301.0)["dedup"]
+    assert seen.rate == 64.0 and seen.eta is not None and seen.eta < 30

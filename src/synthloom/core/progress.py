@@ -39,6 +39,11 @@ class ProgressTracker:
         out: dict[str, StageProgress] = {}
         for s in steps:
             samples = self._samples.setdefault(s.name, deque())
+            if s.in_ == 0:
+                # Nothing finished yet (waiting for context, or a barrier computing): time the
+                # rate from the last look at zero, or a barrier that computed for minutes and
+                # then emits is averaged down by its pause (ETAs of 100+ hours were shown).
+                samples.clear()
             if not samples or samples[-1][1] != s.in_ or now - samples[-1][0] > self.window_s:
                 samples.append((now, s.in_))
             while len(samples) > 2 and now - samples[0][0] > self.window_s:
