@@ -362,9 +362,15 @@ def _progress_line(steps: list[StepStats], stages: dict[str, Any], elapsed: floa
 
     parts = []
     for s in steps:
+        stage = stages.get(s.name)
+        if not s.done and not s.in_ and stage is not None and stage.total:
+            # Its whole input is there and nothing is out yet: a global step computing (dedup,
+            # clustering) for minutes would otherwise be missing from the line.
+            doing = f"computing over {stage.total}" if s.kind == "global" else f"0/{stage.total}"
+            parts.append(f"{s.name} {doing}")
+            continue
         if s.done or not s.in_:
             continue
-        stage = stages.get(s.name)
         rate = f" {stage.rate:.1f}/s" if stage and stage.rate else ""
         total = f"/{stage.total}" if stage and stage.total is not None else ""
         eta = f" eta {format_eta(stage.eta)}" if stage and stage.eta is not None else ""

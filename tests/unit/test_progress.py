@@ -87,3 +87,11 @@ def test_a_barrier_that_computed_for_minutes_is_timed_from_its_first_output() ->
         tracker.observe([src, stats("dedup", "global", 0, 0)], float(t))
     seen = tracker.observe([src, stats("dedup", "global", 64, 64)], 301.0)["dedup"]
     assert seen.rate == 64.0 and seen.eta is not None and seen.eta < 30
+
+
+def test_log_line_names_a_global_step_computing() -> None:
+    steps = [stats("src", "source", 500, 500, done=True), stats("dedup", "global", 0, 0),
+             stats("ask", "map", 0, 0)]
+    tracker = ProgressTracker({"src": None, "dedup": "src", "ask": "dedup"}, window_s=100)
+    line = _progress_line(steps, tracker.observe(steps, 5.0), 5.0)
+    assert "dedup computing over 500" in line and "ask" not in line
