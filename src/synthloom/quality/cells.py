@@ -86,6 +86,12 @@ def probes(vectors: np.ndarray, centroids: np.ndarray, count: int,
     return np.concatenate(homes), np.stack([row[order], cell[order]])
 
 
+def empty_neighbours(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbour-table shape every search here returns: (indices, cosines), each (n, k),
+    all slots empty (-1 / -inf)."""
+    return (np.full((n, k), -1, dtype=np.int64), np.full((n, k), -np.inf, dtype=np.float32))
+
+
 def threshold_neighbours(vectors: np.ndarray, k: int, threshold: float,
                          cell_size: int = CELL_SIZE, n_probes: int = PROBES, seed: int = 0,
                          ) -> tuple[np.ndarray, np.ndarray]:
@@ -97,8 +103,7 @@ def threshold_neighbours(vectors: np.ndarray, k: int, threshold: float,
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(vectors)
     k = max(1, k)
-    idx = np.full((n, k), -1, dtype=np.int64)
-    sims = np.full((n, k), -np.inf, dtype=np.float32)
+    idx, sims = empty_neighbours(n, k)
     if n < 2:
         return idx, sims
     n_cells = max(1, round(n / cell_size))

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from synthloom.core.errors import SynthloomError
-from synthloom.quality.cells import threshold_neighbours
+from synthloom.quality.cells import empty_neighbours, threshold_neighbours
 
 AnnMode = Literal["auto", "exact", "usearch"]
 #: ``communities`` also takes ``cells``: k-means cells searched exactly (quality/cells.py).
@@ -55,8 +55,7 @@ def top_k(vectors: np.ndarray, k: int, ann: AnnMode = "auto", threads: int = 0,
     ``threads``: usearch's build and search threads (0: all cores)."""
     n = len(vectors)
     k = max(1, k)
-    idx = np.full((n, k), -1, dtype=np.int64)
-    sims = np.full((n, k), -np.inf, dtype=np.float32)
+    idx, sims = empty_neighbours(n, k)
     if n < 2:
         return idx, sims
     kk = min(k, n - 1)
