@@ -72,6 +72,13 @@ class Embedder(ABC):
     """``await embed(texts)`` -> (len(texts), dim) float32, rows L2-normalised."""
 
     model_id: str
+    #: Each row's width when known before embedding (else learnt from the first row).
+    dims: int | None = None
+    #: Texts per model call: the cache embeds its misses in chunks of a multiple of it.
+    batch_size: int = 1
+    #: How ``CachedEmbedder`` stores rows: ``dense`` float32, or ``sparse`` (the nonzero
+    #: entries' indices and float32 values; the same row bit for bit, for mostly-zero rows).
+    row_format: str = "dense"
 
     @abstractmethod
     async def embed(self, texts: list[str]) -> np.ndarray: ...
@@ -162,6 +169,10 @@ class HashingEmbedder(Embedder):
     No model and no extra: good enough to group texts that share wording; it does not know
     that two different phrasings mean the same thing.
     """
+
+    #: A seed's tens of words set ~1-3 % of 2,048 entries: stored sparse, a cached row is
+    #: ~0.4 KB instead of 8 KB (embeddings.db at 100k seeds: ~50 MB instead of 820 MB).
+    row_format = "sparse"
 
     def __init__(self, dims: int = 2048) -> None:
         self.dims = dims
@@ -256,13 +267,62 @@ class OpenAIEmbedder(Embedder):
         await self._client.aclose()
 
 
+#: Most cache misses embedded (and held as one block) at a time.
+MISS_ROWS = 4096
+
+
+def _sparse_index(dims: int) -> np.dtype:
+    return np.dtype("<u2") if dims <= 1 << 16 else np.dtype("<u4")
+
+
+def pack_row(vector: np.ndarray, row_format: str, dims: int) -> bytes:
+    """One cached row's bytes: float32 little-endian, or (sparse) the nonzero entries' indices
+    then their float32 values. Nonzero by bits, so a -0.0 is kept too."""
+    vector = np.asarray(vector, dtype="<f4")
+    if row_format == "dense":
+        return vector.tobytes()
+    where = np.flatnonzero(vector.view(np.uint32))
+    return where.astype(_sparse_index(dims)).tobytes() + vector[where].tobytes()
+
+
+def unpack_row(blob: bytes, row: np.ndarray, row_format: str) -> None:
+    """Write a cached row into ``row`` (float32, its width); ValueError if it does not fit."""
+    dims = len(row)
+    if row_format == "dense":
+        if len(blob) != dims * 4:
+            raise ValueError(f"a cached vector of {len(blob)} bytes for a {dims}-d row")
+        row[:] = np.frombuffer(blob, dtype="<f4")
+        return
+    index = _sparse_index(dims)
+    count, rest = divmod(len(blob), index.itemsize + 4)
+    at = np.frombuffer(blob, dtype=index, count=count)
+    if rest or (count and int(at.max()) >= dims):
+        raise ValueError(f"a cached sparse vector of {len(blob)} bytes for a {dims}-d row")
+    row[:] = 0.0
+    row[at] = np.frombuffer(blob, dtype="<f4", offset=count * index.itemsize)
+
+
 class CachedEmbedder(Embedder):
     """Wraps an embedder with a SQLite cache ``(model_id, text hash) -> vector``: steps that
-    embed the same texts (dedup, communities, topics) and reruns pay once."""
+    embed the same texts (dedup, communities, topics) and reruns pay once.
+
+    The result is one (n, dims) float32 matrix filled in place: hits are written row by row
+    from the cache, misses embedded ``MISS_ROWS`` at a time (distinct texts ordered by key, as
+    one call was before, so a model's batches do not depend on the input order; chunks are a
+    multiple of its ``batch_size``, so an endpoint sees the same batches) and written to their
+    rows. Peak: the matrix plus one chunk; the cached rows and a stacked copy were two more
+    n x dims copies (1.6 GB at 100k seeds x 2,048 dims). Rows are stored as the inner
+    embedder's ``row_format``; a sparse format is part of the stored model key, so rows of
+    another format are never read as these."""
 
     def __init__(self, inner: Embedder, path: str | Path) -> None:
         self.inner = inner
         self.model_id = inner.model_id
+        self.dims = inner.dims
+        self.batch_size = inner.batch_size
+        self.row_format = inner.row_format
+        self._key = (self.model_id if self.row_format == "dense"
+                     else f"{self.model_id}|{self.row_format}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -272,33 +332,61 @@ class CachedEmbedder(Embedder):
         self.hits = 0
         self.misses = 0
 
-    def _get(self, keys: list[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        for marks, chunk in in_chunks(keys):  # few distinct SQL texts (see in_chunks)
-            rows = self._db.execute(
-                f"SELECT key, vector FROM embeddings WHERE model = ? AND key IN ({marks})",
-                [self.model_id, *chunk])
-            for key, blob in rows:
-                found[key] = np.frombuffer(blob, dtype=np.float32)
-        return found
+    def _width(self, blob: bytes) -> int:
+        if self.dims is not None:
+            return self.dims
+        if self.row_format != "dense":
+            raise ValueError(f"embedder {self.model_id}: a sparse row format needs dims")
+        return len(blob) // 4
 
     async def embed(self, texts: list[str]) -> np.ndarray:
-        keys = [text_hash(t, 32) for t in texts]
-        found = self._get(sorted(set(keys)))
-        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
-        self.hits += len(texts) - sum(1 for k in keys if k not in found)
-        if missing:
-            self.misses += len(missing)
-            vectors = await self.inner.embed([t for _, t in missing])
-            self._db.execute("BEGIN")
-            for (key, _), vector in zip(missing, vectors, strict=True):
-                found[key] = vector
-                self._db.execute("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
-                                 (self.model_id, key, vector.astype(np.float32).tobytes()))
-            self._db.execute("COMMIT")
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([found[k] for k in keys])
+        keys = [text_hash(t, 32) for t in texts]
+        first: dict[str, int] = {}  # each distinct key's first row
+        for row, key in enumerate(keys):
+            first.setdefault(key, row)
+        out: np.ndarray | None = None
+        found: set[str] = set()
+        for marks, chunk in in_chunks(sorted(first)):  # few distinct SQL texts (see in_chunks)
+            rows = self._db.execute(
+                f"SELECT key, vector FROM embeddings WHERE model = ? AND key IN ({marks})",
+                [self._key, *chunk])
+            for key, blob in rows:
+                if out is None:
+                    out = np.empty((len(texts), self._width(blob)), dtype=np.float32)
+                try:
+                    unpack_row(blob, out[first[key]], self.row_format)
+                except ValueError as exc:  # as before: a bad row is an error, not a miss
+                    raise ValueError(f"embedding cache {self.path}, key {key}: {exc} (delete "
+                                     "the file to rebuild it)") from None
+                found.add(key)
+        missing = sorted(k for k in first if k not in found)
+        self.hits += len(texts) - sum(1 for k in keys if k not in found)
+        self.misses += len(missing)
+        step = max(1, MISS_ROWS // max(1, self.batch_size)) * max(1, self.batch_size)
+        for start in range(0, len(missing), step):
+            part = missing[start : start + step]
+            vectors = await self.inner.embed([texts[first[k]] for k in part])
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            if vectors.shape[1] != out.shape[1]:
+                raise ValueError(f"embedder {self.model_id}: {vectors.shape[1]}-d vectors "
+                                 f"beside cached {out.shape[1]}-d ones in {self.path}")
+            out[[first[k] for k in part]] = vectors
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                ((self._key, key, pack_row(vector, self.row_format, out.shape[1]))
+                 for key, vector in zip(part, vectors, strict=True)))
+            self._db.execute("COMMIT")
+            del vectors
+        assert out is not None
+        repeats = [(row, first[key]) for row, key in enumerate(keys) if first[key] != row]
+        for start in range(0, len(repeats), MISS_ROWS):  # copies of a text: its first row
+            to, source = zip(*repeats[start : start + MISS_ROWS], strict=True)
+            out[list(to)] = out[list(source)]
+        return out
 
     async def aclose(self) -> None:
         self._db.close()
