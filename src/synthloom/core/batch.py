@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import multiprocessing
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import numpy as np
 from synthloom.core.accounting import StepStats
 from synthloom.core.context import ItemContext, RunContext
 from synthloom.core.errors import BudgetExhausted, SynthloomError
-from synthloom.core.fingerprint import stable_hash
+from synthloom.core.fingerprint import canonical_json_bytes, stable_hash
 from synthloom.core.idset import IdSet
 from synthloom.core.records import META, ItemResult, Output, columns_of, make_record, rid
 from synthloom.core.runlog import RunLog
@@ -43,6 +43,10 @@ SOURCE_KEYS = ("path", "line", "where")
 LOCAL_META = frozenset({"finish_reason"})
 #: A source batch read in less than this is followed by one read on the event loop.
 INLINE_TAKE_S = 0.002
+#: Item keys formatted at a time when a global step's cache key is hashed (2.3 MB of text).
+GLOBAL_KEY_BATCH = 65_536
+_KEY_BYTES = 16  # an item key: stable_hash's 32 hex digits
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
 def derive_seed(run_seed: int, item_key: str) -> int:
@@ -269,12 +273,16 @@ class BatchRunner:
         return self.records_from(step.name, stats, records, results, hits)
 
     async def global_results(self, step: GlobalStep, records: Sequence[dict[str, Any]],
-                             context_hash: str) -> tuple[list[ItemResult], list[bool]]:
+                             context_hash: str, keys: GlobalKey | None = None,
+                             ) -> tuple[list[ItemResult], list[bool]]:
         """The step's results for ``records``, in the order they came (the upstream's
-        emission order: a filter or dedup keeps the first occurrence in input order)."""
+        emission order: a filter or dedup keeps the first occurrence in input order).
+        ``keys``: the records' item keys, gathered while they arrived (else read here)."""
         fingerprint = step.fingerprint(self.ctx_of(step))
-        key = stable_hash("global", fingerprint, context_hash,
-                          [step.item_key(fingerprint, r, "") for r in records])
+        if keys is None or keys.fingerprint != fingerprint:
+            keys = GlobalKey(step, fingerprint)
+            keys.add(records)  # a spool is read in order, a few MB at a time
+        key = keys.key(context_hash)
         cached = self.store.get_items([key])
         if key in cached:
             return [ItemResult.from_cache(r) for r in cached[key]["results"]], \
@@ -317,6 +325,44 @@ class BatchRunner:
             stats.kept += bool(children)
             out.extend(children)
         return out
+
+
+class GlobalKey:
+    """A global step's cache key, gathered while its input arrives: 16 bytes per record
+    (its item key) instead of the record. Byte for byte the key of
+    ``stable_hash("global", fingerprint, context_hash, [item keys])``, so runs made before
+    it resume from their cache."""
+
+    def __init__(self, step: GlobalStep, fingerprint: str) -> None:
+        self.step = step
+        self.fingerprint = fingerprint
+        self._keys = bytearray()
+
+    def add(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            self._keys += bytes.fromhex(self.step.item_key(self.fingerprint, record, ""))
+
+    def __len__(self) -> int:
+        return len(self._keys) // _KEY_BYTES
+
+    def key(self, context_hash: str) -> str:
+        # stable_hash's canonical JSON, fed in pieces: '["global",FP,CTX,[' then '"KEY",'
+        # per record (formatted by numpy, a chunk at a time) then ']]'.
+        head = canonical_json_bytes(("global", self.fingerprint, context_hash, []))
+        digest = hashlib.blake2b(digest_size=_KEY_BYTES)
+        digest.update(head[:-2])
+        keys = np.frombuffer(bytes(self._keys), dtype=np.uint8).reshape(-1, _KEY_BYTES)
+        for start in range(0, len(keys), GLOBAL_KEY_BATCH):
+            chunk = keys[start:start + GLOBAL_KEY_BATCH]
+            text = np.empty((len(chunk), 2 * _KEY_BYTES + 3), dtype=np.uint8)
+            text[:, 0] = text[:, -2] = ord('"')
+            text[:, -1] = ord(",")
+            text[:, 1:-2:2] = _HEX[chunk >> 4]
+            text[:, 2:-2:2] = _HEX[chunk & 15]
+            data = text.tobytes()
+            digest.update(data if start + len(chunk) < len(keys) else data[:-1])
+        digest.update(b"]]")
+        return digest.hexdigest()
 
 
 def source_record(step: str, item: Any) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 Each node runs as an asyncio task reading batches from a bounded queue. Streaming steps keep a
 window of batches in flight (LLM calls overlap across batches and across steps) and emit them
 in input order, so output order is deterministic. CPU-bound steps run their batches in a
-process pool. Global steps are barriers: they collect all their input, then run once.
+process pool. Global steps are barriers: they collect all their input in a spool on disk
+(core/spool.py: 8 bytes per record in memory, the cache key gathered as it arrives), then run
+once over it.
 
 Every finished item is committed to the run store at once, so a kill -9 loses at most the
 items in flight, and a rerun replays finished items from the cache without calling the LLM.
@@ -14,17 +16,15 @@ The run's lifecycle is :class:`~synthloom.core.executor_base.Executor`'s; batche
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from synthloom.core import jsonio
 from synthloom.core.accounting import StepStats
-from synthloom.core.batch import derive_seed
+from synthloom.core.batch import GlobalKey, derive_seed
 from synthloom.core.errors import SynthloomError
 from synthloom.core.executor_base import (
     Executor,
@@ -35,6 +35,7 @@ from synthloom.core.executor_base import (
 )
 from synthloom.core.recipe import Recipe
 from synthloom.core.runlog import partial_path
+from synthloom.core.spool import SpooledRecords, SpoolWriter
 from synthloom.core.steps import GlobalStep, Sink, SourceStep, Step, _PerItemStep
 from synthloom.core.store import RunStore
 
@@ -166,16 +167,23 @@ class LocalExecutor(Executor):
 
     async def _run_streaming(self, node: _Node) -> None:
         assert node.inbox is not None
-        spool = _Spool(self.run_dir)
+        spool = SpoolWriter(folder=self.run_dir, keep_batches=True) \
+            if node.step.config.context else None
+        early: SpooledRecords | None = None
         try:
             context_hash, ended = await self._wait_for_context(node, spool)
+            early = spool.close() if spool is not None else None
             fingerprint = node.step.fingerprint(self.ctx_of(node.step))
             await self._stream_batches(node, fingerprint, context_hash,
-                                       _batches(spool, None if ended else node.inbox))
+                                       _batches(early, None if ended else node.inbox))
         finally:
-            spool.close()
+            if early is not None:
+                early.close()
+            elif spool is not None:
+                spool.discard()
 
-    async def _wait_for_context(self, node: _Node, spool: _Spool) -> tuple[str, bool]:
+    async def _wait_for_context(self, node: _Node, spool: SpoolWriter | None
+                                ) -> tuple[str, bool]:
         """The context hash, once every node in ``context:`` is done; (hash, inbox ended).
 
         While it waits, the node keeps reading its inbox into a spool on disk. A node that
@@ -185,7 +193,7 @@ class LocalExecutor(Executor):
         ``synthesize`` itself. Memory stays bounded: spooled batches live on disk.
         """
         assert node.inbox is not None
-        if not node.step.config.context:
+        if spool is None:
             return "", False
         waiting = asyncio.create_task(self._context_hash(node.step))
         getting: asyncio.Task | None = None
@@ -199,7 +207,7 @@ class LocalExecutor(Executor):
                     getting = None
                     if batch is _END:
                         return await waiting, True
-                    spool.append(batch)
+                    spool.write(batch)
                     continue
                 return waiting.result(), False
         finally:
@@ -251,17 +259,33 @@ class LocalExecutor(Executor):
     # --- global steps ----------------------------------------------------------------------------
 
     async def _run_global(self, node: _Node) -> None:
+        """Collect the input in a spool (a list held ~7 KB per document before the
+        flagship's ``topics``), its cache key gathered meanwhile; run the step over the
+        spooled sequence; emit its records read back from the spool a batch at a time."""
         assert node.inbox is not None
         step: GlobalStep = node.step  # type: ignore[assignment]
-        records: list[dict[str, Any]] = []
-        while (batch := await node.inbox.get()) is not _END:
-            records.extend(batch)
-        context_hash = await self._context_hash(step)
-        results, hits = await self.runner.global_results(step, records, context_hash)
-        for start in range(0, len(records), self.batch_size):
-            end = start + self.batch_size
-            await self._emit(node, self.runner.records_from(
-                step.name, node.stats, records[start:end], results[start:end], hits[start:end]))
+        spool = SpoolWriter(folder=self.run_dir)
+        try:
+            keys = GlobalKey(step, step.fingerprint(self.ctx_of(step)))
+            while (batch := await node.inbox.get()) is not _END:
+                spool.write(batch)
+                keys.add(batch)
+        except BaseException:
+            spool.discard()
+            raise
+        records = spool.close()
+        try:
+            context_hash = await self._context_hash(step)
+            results, hits = await self.runner.global_results(step, records, context_hash, keys)
+            del keys
+            start = 0
+            for batch in records.batches(self.batch_size):
+                end = start + len(batch)
+                await self._emit(node, self.runner.records_from(
+                    step.name, node.stats, batch, results[start:end], hits[start:end]))
+                start = end
+        finally:
+            records.close()
 
     # --- sinks -----------------------------------------------------------------------------------
 
@@ -284,37 +308,10 @@ class LocalExecutor(Executor):
         return count
 
 
-class _Spool:
-    """Batches a node received before it could process them, kept on disk in arrival order."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self._dir = run_dir
-        self._file: IO[bytes] | None = None
-        self.batches = 0
-
-    def append(self, batch: list[dict[str, Any]]) -> None:
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(dir=self._dir, prefix=".spool-")  # noqa: SIM115
-        self._file.write(jsonio.dumps_line(batch))
-        self.batches += 1
-
-    def replay(self) -> Iterator[list[dict[str, Any]]]:
-        if self._file is None:
-            return
-        self._file.flush()
-        self._file.seek(0)
-        for line in self._file:
-            yield jsonio.loads(line)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-async def _batches(spool: _Spool, inbox: asyncio.Queue | None) -> Any:
-    """The spooled batches, then the inbox's (when it has not ended yet)."""
-    for batch in spool.replay():
+async def _batches(early: SpooledRecords | None, inbox: asyncio.Queue | None) -> Any:
+    """The batches spooled while the node waited (as they came), then the inbox's (when it
+    has not ended yet)."""
+    for batch in early.batches() if early is not None else ():
         yield batch
     while inbox is not None and (batch := await inbox.get()) is not _END:
         yield batch
