@@ -96,14 +96,16 @@ class _Dedup(GlobalStep):
         results: list[ItemResult | None] = [None] * len(records)
         texts: list[str] = []
         positions: list[int] = []
+        ids: list[str] = []  # in the one pass: a spooled input is parsed on each access
         for i, record in enumerate(records):
             try:
                 texts.append(text_of(record, self.config.column))
                 positions.append(i)
+                ids.append(rid(record))
             except KeyError as exc:
                 results[i] = ItemResult.failure(exc)
         seeds = self._seeds()
-        labels = [s.label for s in seeds] + [rid(records[i]) for i in positions]
+        labels = [s.label for s in seeds] + ids
         matches = await self.find([s.text for s in seeds], texts, ctx)
         for pos, match in zip(positions, matches, strict=True):
             if match is None:
