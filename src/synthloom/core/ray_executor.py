@@ -612,7 +612,7 @@ class _RowSpool:
 def _read_parts(step: Any, ctx: RunContext, parts: list[Any]) -> list[Any]:
     """A Ray task: the items of some parts of a source (core/scaleout.py ``ReadsInParts``)."""
     step.setup(ctx)
-    return [item for part in parts for item in step.read_part(part, ctx)]
+    return list(step.read_parts(parts, ctx))
 
 
 class _ActorMapper:

@@ -35,8 +35,10 @@ class ReadsInParts(Protocol):
         """The source's parts in read order (cheap: names, not contents; picklable)."""
         ...
 
-    def read_part(self, part: Any, ctx: RunContext) -> Iterator[Output | SourceFailure]:
-        """One part's items, as ``read`` yields them for that part."""
+    def read_parts(self, parts: Iterable[Any], ctx: RunContext,
+                   ) -> Iterator[Output | SourceFailure]:
+        """Some parts' items, in order, as ``read`` yields them for those parts (one read
+        task's share: the source may share work across them, e.g. one cache transaction)."""
         ...
 
 

@@ -9,9 +9,9 @@ SourceFailure naming it and the cause; the run goes on with the rest.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from synthloom.core.context import RunContext
 from synthloom.core.errors import RecipeError, SynthloomError
@@ -31,6 +31,7 @@ from synthloom.sources.document import (
 )
 from synthloom.sources.docx_reader import read_docx
 from synthloom.sources.fsguard import Entry, refusal, root_refusal, safe_str, shown, walk_tree
+from synthloom.sources.parse_cache import ParseCache, Parsed, ParseFailure, file_key, open_cache
 from synthloom.sources.pdf_reader import read_pdf
 from synthloom.sources.tabular import is_hf_dataset_dir, iter_rows
 from synthloom.sources.text_readers import read_html, read_plain
@@ -72,6 +73,12 @@ class DocumentsConfig(StepConfig):
     max_bytes: int = 20_000_000
     #: Read symbolic links that lead out of the folder (never into /proc, /sys or /dev).
     follow_symlinks: bool = False
+    #: Keep parsed whole-file documents (and parse errors) in RUN_DIR/parsed_documents.db,
+    #: keyed by path, size and mtime: a rerun or resume parses only new or changed files.
+    cache: bool = True
+
+    #: The cache does not change what is read: toggling it keeps every downstream cache.
+    wiring: ClassVar[frozenset[str]] = StepConfig.wiring | {"cache"}
 
 
 @register_step
@@ -81,10 +88,12 @@ class Documents(SourceStep):
     type_name = "documents"
     Config = DocumentsConfig
     config: DocumentsConfig
+    #: Whole-file documents this step object took from the parse cache / parsed and cached.
+    cache_hits: int = 0
+    cache_misses: int = 0
 
     def read(self, ctx: RunContext) -> Iterator[Output | SourceFailure]:
-        for part in self.parts(ctx):
-            yield from self.read_part(part, ctx)
+        yield from self.read_parts(self.parts(ctx), ctx)
 
     def parts(self, ctx: RunContext) -> Iterator[tuple[Path, str, str] | SourceFailure]:
         """Each input file as ``(path, format, name)`` in read order, or the failure of a file
@@ -101,9 +110,27 @@ class Documents(SourceStep):
                 else shown(path.name)
             yield path, fmt, name
 
+    def read_parts(self, parts: Iterable[tuple[Path, str, str] | SourceFailure],
+                   ctx: RunContext) -> Iterator[Output | SourceFailure]:
+        """Some parts' documents, in order: the whole read, or one Ray task's share. One
+        parse-cache connection for all of them; its rows commit in batches and at the end."""
+        cache = open_cache(ctx.run_dir) if self.config.cache else None
+        try:
+            for part in parts:
+                yield from self._read_part(part, cache)
+        finally:
+            if cache is not None:
+                cache.close()
+                self.cache_hits += cache.hits
+                self.cache_misses += cache.misses
+
     def read_part(self, part: tuple[Path, str, str] | SourceFailure, ctx: RunContext,
                   ) -> Iterator[Output | SourceFailure]:
         """One part's documents (one file, or a tabular file's rows)."""
+        return self.read_parts([part], ctx)
+
+    def _read_part(self, part: tuple[Path, str, str] | SourceFailure, cache: ParseCache | None,
+                   ) -> Iterator[Output | SourceFailure]:
         if isinstance(part, SourceFailure):
             yield part
             return
@@ -111,18 +138,36 @@ class Documents(SourceStep):
         if fmt in TABULAR:
             yield from self._rows(path, fmt, name)
             return
+        parsed = self._parsed(path, fmt, cache)
+        if isinstance(parsed, ParseFailure):
+            yield SourceFailure(shown(path), parsed.error_class, parsed.message)
+            return
+        yield Output(columns=parsed.columns(name), meta={"path": shown(path)})
+
+    def _parsed(self, path: Path, fmt: str, cache: ParseCache | None) -> Parsed:
+        """The file's Document or why it has none: from the cache, else parsed (and cached,
+        unless the error may pass: an OS error, memory)."""
+        if cache is not None and not cache.enabled:
+            cache = None  # it could not be opened (warned once)
+        key = file_key(path, fmt, self.config.max_bytes) if cache is not None else None
+        if cache is not None and key is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
+        keep = True
+        parsed: Parsed
         try:
-            document = read_document(path, fmt, self.config.max_bytes)
+            parsed = read_document(path, fmt, self.config.max_bytes)
         except SynthloomError:
             raise  # a missing library stops the run with one line
         except DocumentError as exc:
-            yield SourceFailure(shown(path), type(exc).__name__, safe_str(str(exc)))
-            return
+            parsed = ParseFailure(type(exc).__name__, safe_str(str(exc)))
         except Exception as exc:  # noqa: BLE001 - a parser bug on one file is that file's
-            yield SourceFailure(shown(path), type(exc).__name__,
-                                safe_str(f"{fmt} reader: {exc}"))
-            return
-        yield Output(columns=document.columns(name), meta={"path": shown(path)})
+            parsed = ParseFailure(type(exc).__name__, safe_str(f"{fmt} reader: {exc}"))
+            keep = not isinstance(exc, (OSError, MemoryError))
+        if cache is not None and key is not None and keep:
+            cache.put(key, parsed)
+        return parsed
 
     # --- which files ---------------------------------------------------------------------------
 
