@@ -29,7 +29,7 @@ from synthloom.llm.embeddings import EmbedderConfig, resolve_embedder
 from synthloom.quality import datafiles
 from synthloom.quality.minhash import MinHasher, find_near_duplicates
 from synthloom.quality.text import fold_text, text_of
-from synthloom.quality.vectors import greedy_duplicates, top_k
+from synthloom.quality.vectors import greedy_duplicates, neighbours_above
 
 Match = tuple[int, float] | None
 
@@ -206,8 +206,10 @@ class SemanticDedup(_Dedup):
         threshold: float = Field(default=0.9, gt=0.0, le=1.0)
         #: Neighbours examined per record (more: fewer misses in dense duplicate clusters).
         neighbors: int = Field(default=16, ge=1)
-        #: exact search up to 20k records then usearch HNSW (auto), or force one.
-        ann: Literal["auto", "exact", "usearch"] = "auto"
+        #: auto: exact search up to 5,000 records, k-means cells above (each record compared
+        #: exactly with the records of its 6 nearest cells of ~500; linear in n, deterministic,
+        #: quality/cells.py); or force one: exact (all pairs), cells, usearch (HNSW).
+        ann: Literal["auto", "exact", "cells", "usearch"] = "auto"
 
     config: Config
 
@@ -229,7 +231,9 @@ class SemanticDedup(_Dedup):
         return await asyncio.to_thread(self._greedy, vectors, len(seeds))
 
     def _greedy(self, vectors: np.ndarray, seeded: int) -> list[Match]:
-        idx, sims = top_k(vectors, self.config.neighbors, self.config.ann)
+        # only neighbours at >= threshold can make a duplicate
+        idx, sims = neighbours_above(vectors, self.config.neighbors, self.config.threshold,
+                                     self.config.ann)
         return greedy_duplicates(idx, sims, self.config.threshold, seeded)
 
     def reason(self, label: str, similarity: float) -> str:

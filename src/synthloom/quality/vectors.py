@@ -4,8 +4,10 @@ Exact (blockwise numpy matmul, blocks of at most ``_CELLS`` scores) up to ``EXAC
 rows, an HNSW index from ``usearch`` beyond (extra ``embeddings``; without it ``auto`` stays
 exact, with a warning): its candidates' cosines are recomputed exactly. ``communities`` is
 sentence-transformers' ``community_detection`` algorithm in numpy (no torch needed for endpoint
-embeddings), built on a k-nearest-neighbour graph so its memory is n x k, not n^2; above
-``CELLS_ABOVE`` rows its neighbours come from k-means cells (quality/cells.py), not usearch.
+embeddings), built on a k-nearest-neighbour graph so its memory is n x k, not n^2.
+``neighbours_above`` (communities, ``dedup_semantic``) needs only neighbours at or above a
+threshold: above ``CELLS_ABOVE`` rows they come from k-means cells (quality/cells.py), not
+usearch.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from synthloom.core.errors import SynthloomError
 from synthloom.quality.cells import empty_neighbours, threshold_neighbours
 
 AnnMode = Literal["auto", "exact", "usearch"]
-#: ``communities`` also takes ``cells``: k-means cells searched exactly (quality/cells.py).
-CommunityAnn = Literal["auto", "exact", "usearch", "cells"]
+#: ``neighbours_above`` also takes ``cells``: k-means cells searched exactly (quality/cells.py).
+ThresholdAnn = Literal["auto", "exact", "usearch", "cells"]
+CommunityAnn = ThresholdAnn
 EMBEDDINGS_HINT = 'pip install "synthloom[embeddings]" for usearch'
 #: Above this many vectors ``auto`` switches from exact search to usearch.
 EXACT_LIMIT = 20_000
-#: Above this many distinct vectors ``communities`` under ``auto`` searches within k-means
-#: cells (linear in n) instead of all pairs or usearch (88x the time for 10x the rows).
+#: Above this many (distinct) vectors ``neighbours_above`` under ``auto`` searches within
+#: k-means cells (linear in n) instead of all pairs or usearch (88x the time for 10x the rows).
 CELLS_ABOVE = 5_000
 _BLOCK = 512
 #: Most similarity scores held at once by a blockwise search (16 MB of float32).
@@ -93,6 +96,20 @@ def top_k(vectors: np.ndarray, k: int, ann: AnnMode = "auto", threads: int = 0,
     best = np.take_along_axis(exact, order, axis=1)
     idx[:, :kk] = np.where(best > -np.inf, np.take_along_axis(keys, order, axis=1), -1)
     sims[:, :kk] = best
+    return idx, sims
+
+
+def neighbours_above(vectors: np.ndarray, k: int, threshold: float, ann: ThresholdAnn = "auto",
+                     threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's (up to) ``k`` most similar other rows at cosine >= ``threshold``: ``top_k``'s
+    (indices, cosines), below-threshold slots left empty (-1 / -inf). ``auto``: all pairs up
+    to ``CELLS_ABOVE`` rows, k-means cells above (cosines exact; a pair is missed only when
+    neither row probes the other's cell; deterministic)."""
+    if ann == "cells" or (ann == "auto" and len(vectors) > CELLS_ABOVE):
+        return threshold_neighbours(vectors, k, threshold)
+    idx, sims = top_k(vectors, k, ann, threads)  # type: ignore[arg-type]
+    below = sims < threshold
+    idx[below], sims[below] = -1, -np.inf
     return idx, sims
 
 
@@ -223,11 +240,7 @@ def _weighted_communities(vectors: np.ndarray, weight: np.ndarray, threshold: fl
     """``communities`` over distinct points, each standing for ``weight`` identical rows:
     sizes and counts are sums of weights. Groups hold point indices, unsorted by size."""
     n = len(vectors)
-    if ann == "cells" or (ann == "auto" and n > CELLS_ABOVE):
-        # only neighbours at >= threshold count below: found in the k-means cells near each
-        idx, sims = threshold_neighbours(vectors, neighbors, threshold)
-    else:
-        idx, sims = top_k(vectors, neighbors, ann, threads)  # type: ignore[arg-type]
+    idx, sims = neighbours_above(vectors, neighbors, threshold, ann, threads)
     above = sims >= threshold  # each row is sorted, so a prefix
     counts = weight + np.where(above, weight[idx], 0).sum(axis=1)
     saturated = above[:, -1] & (idx.shape[1] < n - 1)

@@ -1,0 +1,86 @@
+"""dedup_semantic above ``CELLS_ABOVE`` rows: neighbours at >= the threshold from k-means cells
+(quality/cells.py) instead of usearch, against all-pairs search; its determinism; ``ann``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthloom.core.context import RunContext
+from synthloom.core.records import make_record
+from synthloom.quality import cells
+from synthloom.quality import vectors as vec
+from synthloom.quality.dedup import SemanticDedup
+
+EMBEDDER = "hashing:384"
+
+
+def texts_with_copies(n: int, seed: int) -> list[str]:
+    """Short random texts, 10 % of them an earlier-or-later text with one word changed (the
+    hard case for a partition: hashing vectors of short texts are nearly orthogonal)."""
+    rng = np.random.default_rng(seed)
+    words = np.array([f"w{i}" for i in range(3_000)])
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(8, 25)))) for _ in range(n)]
+    for i in rng.choice(n, size=n // 10, replace=False).tolist():
+        tokens = texts[int(rng.integers(n))].split()
+        tokens[int(rng.integers(len(tokens)))] = str(rng.choice(words))
+        texts[i] = " ".join(tokens)
+    return texts
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    from synthloom.llm.embeddings import resolve_embedder
+
+    return np.asarray(asyncio.run(resolve_embedder(EMBEDDER).embed(texts)), np.float32)
+
+
+def decisions(vectors: np.ndarray, ann: vec.ThresholdAnn, threshold: float = 0.9,
+              ) -> list[tuple[int, float] | None]:
+    return vec.greedy_duplicates(*vec.neighbours_above(vectors, 16, threshold, ann), threshold)
+
+
+def test_cells_decide_as_all_pairs_on_nearly_every_row() -> None:
+    vectors = embed(texts_with_copies(7_000, seed=5))
+    assert len(vectors) > vec.CELLS_ABOVE  # auto searches the cells here
+    assert round(len(vectors) / cells.CELL_SIZE) > cells.PROBES  # not every cell probed
+    exact, ours = decisions(vectors, "exact"), decisions(vectors, "cells")
+    assert decisions(vectors.copy(), "auto") == ours  # deterministic, and auto's choice
+    dropped = [i for i, m in enumerate(exact) if m is not None]
+    assert len(dropped) > 300
+    same = np.mean([(a is None) == (b is None) for a, b in zip(exact, ours, strict=True)])
+    assert same >= 0.99
+    for i, match in enumerate(ours):  # every drop a true one: an earlier row, exact cosine
+        if match is not None:
+            j, cosine = match
+            assert j < i and cosine >= 0.9
+            assert abs(float(vectors[i] @ vectors[j]) - cosine) < 1e-5
+    # below-threshold slots are empty on every path (the exact one masks them)
+    idx, sims = vec.neighbours_above(vectors[:500], 16, 0.9, "exact")
+    assert ((sims >= 0.9) | ((idx == -1) & (sims == -np.inf))).all()
+
+
+def test_the_step_is_deterministic_and_auto_switches_at_the_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = texts_with_copies(1_500, seed=8)
+    records = [make_record({"text": t}, step="x") for t in texts]
+    ctx = RunContext(run_dir=tmp_path)
+
+    def run(ann: str) -> list[str | None]:
+        step = SemanticDedup(name="semantic", embedder=EMBEDDER, ann=ann)
+        return [r.dropped for r in asyncio.run(step.process_all(records, ctx))]
+
+    monkeypatch.setattr(vec, "CELLS_ABOVE", 1_000)  # 1,500 rows: three cells, searched as cells
+    first = run("auto")
+    assert sum(r is not None for r in first) > 50
+    assert run("auto") == first == run("cells")  # same reasons: same kept records, cosines
+    monkeypatch.setattr(vec, "CELLS_ABOVE", 2_000)
+    assert run("auto") == run("exact")
+
+
+def test_ann_setting_is_validated() -> None:
+    assert SemanticDedup(name="s", ann="cells").config.ann == "cells"
+    with pytest.raises(Exception, match="ann"):
+        SemanticDedup(name="s", ann="hnsw")
