@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import multiprocessing
+import statistics
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -41,8 +43,13 @@ CORE_META = frozenset(
 SOURCE_KEYS = ("path", "line", "where")
 #: Meta keys that describe one step's own call, not the lineage.
 LOCAL_META = frozenset({"finish_reason"})
-#: A source batch read in less than this is followed by one read on the event loop.
+#: A source whose recent batch reads took less than this (their median) is read on the
+#: event loop.
 INLINE_TAKE_S = 0.002
+#: Reads in that median: a source goes to a thread for good once the median of its last
+#: reads is slow, so one read preempted under load does not send a fast source there, and a
+#: source that blocks (network, a dataset shard) blocks the loop at most a few times.
+TAKE_WINDOW = 5
 #: Item keys formatted at a time when a global step's cache key is hashed (2.3 MB of text).
 GLOBAL_KEY_BATCH = 65_536
 _KEY_BYTES = 16  # an item key: stable_hash's 32 hex digits
@@ -130,24 +137,29 @@ class BatchRunner:
         """A source's records in batches, read off the event loop; duplicates dropped.
         ``items``: the source's items when the executor reads them itself (in parallel)."""
         # Items the executor gathers itself may wait on other processes: always threaded.
-        threaded = items is not None  # for good (or: a batch read on the loop was slow)
+        threaded = items is not None  # for good (or: its reads on the loop were slow)
         if items is None:
             items = iter(step.read(self.ctx_of(step)))
         seen = IdSet()
         emitted = 0
         inline = False  # the first batch opens the file or dataset: off the event loop
+        recent: deque[float] = deque(maxlen=TAKE_WINDOW)  # the reads after the first
+        first = True
         while not self.stopped_reason:
             if inline:
                 batch, took = _timed_take(items, batch_size)
-                threaded = took >= INLINE_TAKE_S
             else:
                 batch, took = await asyncio.to_thread(_timed_take, items, batch_size)
             # A source that reads a batch quickly (in memory, a local file) is read on the
             # loop: the thread hop cost a GIL hand-over per batch, ~1-2 ms of the loop's
-            # time on a loaded machine (issue 27). One slow batch sends it back to the
-            # thread for good, so a source that blocks (network, a dataset shard) blocks
-            # the loop at most once.
-            inline = not threaded and took < INLINE_TAKE_S
+            # time on a loaded machine (issue 27). A slow median of its last reads sends it
+            # back to the thread for good (see TAKE_WINDOW).
+            if not first:
+                recent.append(took)
+            first = False
+            slow = bool(recent) and statistics.median(recent) >= INLINE_TAKE_S
+            threaded = threaded or (slow and len(recent) == TAKE_WINDOW)
+            inline = not threaded and not slow and (bool(recent) or took < INLINE_TAKE_S)
             if not batch:
                 break
             records: list[dict[str, Any]] = []
