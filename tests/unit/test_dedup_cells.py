@@ -84,3 +84,26 @@ def test_ann_setting_is_validated() -> None:
     assert SemanticDedup(name="s", ann="cells").config.ann == "cells"
     with pytest.raises(Exception, match="ann"):
         SemanticDedup(name="s", ann="hnsw")
+
+
+def test_magpie_repeats_from_cells_are_the_exact_ones() -> None:
+    """magpie_distance above the limit: the same repeat counts and earliest repeats as all-pairs
+    search; ``min_neighbor_distance`` is the nearest in the probed cells (never closer than
+    the true one, and the true one wherever a repeat exists)."""
+    from synthloom.methods.magpie.tags import MagpieDistance, neighbour_tags
+
+    texts = texts_with_copies(6_000, seed=7)
+    rng = np.random.default_rng(2)
+    for i in rng.choice(6_000, size=300, replace=False).tolist():  # exact repeats
+        texts[i] = texts[int(rng.integers(6_000))]
+    vectors = embed(texts)
+    exact = neighbour_tags(vectors, 0.05, 20, "exact")
+    ours = neighbour_tags(vectors, 0.05, 20, "auto")
+    assert ours == neighbour_tags(vectors.copy(), 0.05, 20, "cells")  # auto's choice; same
+    assert sum(e[1] > 0 for e in exact) > 400
+    assert [o[1:] for o in ours] == [e[1:] for e in exact]
+    for (d_exact, count, _), (d_ours, _, _) in zip(exact, ours, strict=True):
+        assert d_exact is not None and d_ours is not None and d_ours >= d_exact - 1e-6
+        if count:
+            assert abs(d_ours - d_exact) < 1e-6
+    assert MagpieDistance(name="d", ann="cells").config.ann == "cells"

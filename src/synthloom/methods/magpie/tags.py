@@ -33,7 +33,7 @@ from synthloom.llm.embeddings import EmbedderConfig, resolve_embedder
 from synthloom.llm.types import Usage
 from synthloom.prompting.templated import TemplatedStep
 from synthloom.quality.heuristics import detect_language
-from synthloom.quality.vectors import top_k
+from synthloom.quality.vectors import CELLS_ABOVE, ThresholdAnn, neighbours_above, top_k
 
 DIFFICULTIES = ("very easy", "easy", "medium", "hard", "very hard")
 QUALITIES = ("very poor", "poor", "average", "good", "excellent")
@@ -223,8 +223,11 @@ class MagpieDistanceConfig(StepConfig):
     #: Neighbours searched per instruction (gen_dis.py ``--search_space_size`` 500); the
     #: repeat count is capped here.
     neighbors: int = Field(default=100, ge=1)
-    #: Neighbour search: exact up to 20k records then usearch HNSW (auto), or force one.
-    ann: Literal["auto", "exact", "usearch"] = "auto"
+    #: auto: exact search up to 5,000 records, k-means cells above (quality/cells.py: each
+    #: record compared exactly with the records of its 6 nearest cells of ~500; linear in n,
+    #: deterministic; ``min_neighbor_distance`` is then the nearest among those); or force one:
+    #: exact (all pairs), cells, usearch (HNSW).
+    ann: Literal["auto", "exact", "cells", "usearch"] = "auto"
 
 
 @register_step
@@ -261,17 +264,26 @@ class MagpieDistance(GlobalStep):
 
 
 def neighbour_tags(vectors: np.ndarray, threshold: float, neighbors: int,
-                   ann: Literal["auto", "exact", "usearch"] = "auto",
+                   ann: ThresholdAnn = "auto",
                    ) -> list[tuple[float | None, int, int | None]]:
     """Per row: (min squared-L2 distance to another row, how many are closer than
     ``threshold``, index of the earliest row of the group: itself when it is the earliest,
     None when it has no repeat) -- gen_dis.py's three columns."""
-    idx, sims = top_k(vectors, neighbors, ann)
+    if ann == "cells" or (ann == "auto" and len(vectors) > CELLS_ABOVE):
+        # repeats: cosine > 1 - threshold / 2 (a float32 ulp lower: the distances decide)
+        idx, sims = neighbours_above(vectors, neighbors, 1.0 - threshold / 2 - 1e-6, "cells")
+        # the nearest row at any distance, among the same cells (cosine >= -1: all)
+        best = neighbours_above(vectors, 1, -1.0, "cells")[1][:, 0]
+        best = np.maximum(best, sims[:, 0])
+    else:
+        idx, sims = top_k(vectors, neighbors, ann)  # type: ignore[arg-type]
+        best = sims[:, 0]
     dists = np.maximum(0.0, 2.0 - 2.0 * sims.astype(np.float64))  # -inf sims -> inf
+    nearest_of = np.maximum(0.0, 2.0 - 2.0 * best.astype(np.float64))
     out: list[tuple[float | None, int, int | None]] = []
     for i in range(len(vectors)):
         valid = idx[i] >= 0
-        nearest = float(dists[i][0]) if valid[0] else None
+        nearest = float(nearest_of[i]) if np.isfinite(nearest_of[i]) else None
         close = idx[i][valid & (dists[i] < threshold)]
         first = None if len(close) == 0 else min(int(close.min()), i)
         out.append((nearest, len(close), first))
