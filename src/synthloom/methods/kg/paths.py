@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +98,7 @@ class Graph:
         return max((self.degree(k) for k in self.adjacency), default=0)
 
 
-def build_graph(records: list[dict[str, Any]]) -> Graph:
+def build_graph(records: Iterable[dict[str, Any]]) -> Graph:
     graph = Graph()
     by_key: dict[tuple[str, str, str], int] = {}
     for r, record in enumerate(records):

@@ -27,6 +27,7 @@ Here:
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections import deque
 from pathlib import Path
@@ -188,7 +189,7 @@ class KgQaPaths(GlobalStep):
         shared = None
         if cfg.scope == "all":
             extra = [{"triples": read_graph_file(cfg.graph_file)}] if cfg.graph_file else []
-            shared = build_graph([*extra, *records])
+            shared = build_graph(itertools.chain(extra, records))  # read, not copied
         return [self._one(record, shared or build_graph([record])) for record in records]
 
     def _one(self, record: dict[str, Any], graph: Graph) -> ItemResult:
