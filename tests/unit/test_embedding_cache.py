@@ -130,3 +130,18 @@ def test_misses_are_embedded_in_whole_batches_by_key(tmp_path: Path,
     assert seen == batches
     assert np.array_equal(bits(other), bits(one[::-1]))
     assert np.array_equal(bits(one), bits(embed(endpoint(), texts)))
+
+
+def test_a_large_result_is_file_backed_and_the_same(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over SPILL_BYTES the matrix maps an unnamed file in the cache's folder (reclaimable
+    pages): the same bits, a plain ndarray to callers, no file left behind."""
+    monkeypatch.setattr(embeddings, "SPILL_BYTES", 2048 * 4 * 10)
+    cached = CachedEmbedder(hashing(), tmp_path / "e.db")
+    small = embed(cached, TEXTS[:10])
+    assert not isinstance(small.base, np.memmap)
+    for texts in (TEXTS[:100], TEXTS[:200]):  # misses, then hits and misses
+        got = embed(cached, texts)
+        assert type(got) is np.ndarray and isinstance(got.base, np.memmap)
+        assert np.array_equal(bits(got), bits(embed(HashingEmbedder(), texts)))
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("e.db")) == []

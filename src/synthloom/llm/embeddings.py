@@ -23,6 +23,7 @@ import importlib.util
 import os
 import re
 import sqlite3
+import tempfile
 import threading
 import warnings
 from abc import ABC, abstractmethod
@@ -269,6 +270,11 @@ class OpenAIEmbedder(Embedder):
 
 #: Most cache misses embedded (and held as one block) at a time.
 MISS_ROWS = 4096
+#: Above this many bytes the cache's result is a file-backed map in the cache's folder, its
+#: file unlinked at once: the same RSS while its pages are in memory, but pages the kernel
+#: may write back and drop under pressure, where an anonymous matrix needs swap (the
+#: seeds' vectors are 8 GB at 1M x 2,048 dims; the disk space is freed when it is).
+SPILL_BYTES = 512 << 20
 
 
 def _sparse_index(dims: int) -> np.dtype:
@@ -311,7 +317,8 @@ class CachedEmbedder(Embedder):
     one call was before, so a model's batches do not depend on the input order; chunks are a
     multiple of its ``batch_size``, so an endpoint sees the same batches) and written to their
     rows. Peak: the matrix plus one chunk; the cached rows and a stacked copy were two more
-    n x dims copies (1.6 GB at 100k seeds x 2,048 dims). Rows are stored as the inner
+    n x dims copies (1.6 GB at 100k seeds x 2,048 dims). A matrix over ``SPILL_BYTES`` is
+    file-backed (reclaimable; see there). Rows are stored as the inner
     embedder's ``row_format``; a sparse format is part of the stored model key, so rows of
     another format are never read as these."""
 
@@ -331,6 +338,14 @@ class CachedEmbedder(Embedder):
                          "(model TEXT, key TEXT, vector BLOB, PRIMARY KEY (model, key))")
         self.hits = 0
         self.misses = 0
+
+    def _matrix(self, rows: int, width: int) -> np.ndarray:
+        if rows * width * 4 <= SPILL_BYTES:
+            return np.empty((rows, width), dtype=np.float32)
+        with tempfile.TemporaryFile(dir=self.path.parent, prefix="vectors-") as spill:
+            # the map keeps its own descriptor; a plain ndarray view, so no memmap leaks out
+            return np.asarray(np.memmap(spill, dtype=np.float32, mode="w+",
+                                        shape=(rows, width)))
 
     def _width(self, blob: bytes) -> int:
         if self.dims is not None:
@@ -354,7 +369,7 @@ class CachedEmbedder(Embedder):
                 [self._key, *chunk])
             for key, blob in rows:
                 if out is None:
-                    out = np.empty((len(texts), self._width(blob)), dtype=np.float32)
+                    out = self._matrix(len(texts), self._width(blob))
                 try:
                     unpack_row(blob, out[first[key]], self.row_format)
                 except ValueError as exc:  # as before: a bad row is an error, not a miss
@@ -369,7 +384,7 @@ class CachedEmbedder(Embedder):
             part = missing[start : start + step]
             vectors = await self.inner.embed([texts[first[k]] for k in part])
             if out is None:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+                out = self._matrix(len(texts), vectors.shape[1])
             if vectors.shape[1] != out.shape[1]:
                 raise ValueError(f"embedder {self.model_id}: {vectors.shape[1]}-d vectors "
                                  f"beside cached {out.shape[1]}-d ones in {self.path}")
