@@ -28,10 +28,12 @@ enqueue and release, so its CPU per request grows with the number of connections
 asyncio streams ~0.03 ms). The fake server costs ~0.1 ms/request. So:
 
 * ``bare_raw_req_per_s``: raw asyncio streams (``rawhttp.RawJSONClient``): the true ceiling of
-  a Python client here; ``bare_aiohttp_req_per_s``: aiohttp, the ``openai`` backend's default
-  transport; ``bare_httpx_req_per_s``: httpx, its other transport;
-* ``req_per_s``: the engine through its real ``openai:`` backend (aiohttp transport);
-  ``ratio_vs_bare`` = engine / bare aiohttp: the engine against its own HTTP client alone;
+  a Python client here; ``bare_aiohttp_req_per_s``: aiohttp (the issue's yardstick: a bare
+  client as a user would write it); ``bare_httpx_req_per_s``: httpx;
+* ``req_per_s``: the engine through its real ``openai:`` backend on its default transport
+  (``transport`` in the output: h11 unless ``SYNTHLOOM_HTTP_TRANSPORT`` says otherwise, e.g.
+  ``SYNTHLOOM_HTTP_TRANSPORT=aiohttp`` for the transport before h11);
+  ``ratio_vs_bare`` = engine / bare aiohttp: the engine against a bare HTTP client alone;
   ``engine_httpx_req_per_s`` and ``engine_httpx_ratio_vs_bare_httpx``: the same on httpx;
 * ``engine_raw_req_per_s``: the engine through a benchmark-only backend on raw streams
   (``rawhttp.RawStreamBackend``); ``engine_raw_ratio_vs_bare_raw``: the engine's own cost with
@@ -190,7 +192,8 @@ def measure(base: str, n: int, nh: int, c: int, rounds: int, batch_size: int | N
 
     ceiling = c / (LATENCY_S[0])
     block: dict[str, Any] = {
-        "concurrency": c, "rounds": rounds, "records": summaries["engine"]["records"],
+        "concurrency": c, "transport": OpenAIBackend(base, "fake").transport, "rounds": rounds,
+        "records": summaries["engine"]["records"],
         "llm_calls": summaries["engine"]["llm_calls"], "req_per_s": rate("engine"),
         "bare_aiohttp_req_per_s": rate("bare_aiohttp"),
         "ratio_vs_bare": paired("engine", "bare_aiohttp"),
@@ -283,6 +286,7 @@ def main() -> None:
     server_cpu = children.children_user + children.children_system
     result: dict[str, Any] = {
         "bench": "orchestration", "requests": n, "latency_ms": args.latency_ms,
+        "transport": OpenAIBackend(base, "fake").transport,
         "batch_size": args.batch_size or RunOptions.batch_size, "rounds": args.rounds,
         "ratio_vs_bare": {str(b["concurrency"]): b["ratio_vs_bare"] for b in blocks},
         "by_concurrency": {str(b["concurrency"]): b for b in blocks},

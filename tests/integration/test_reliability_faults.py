@@ -81,7 +81,7 @@ def posts(proxy: FaultProxy) -> list[Any]:
     return [e for e in proxy.requests() if e.method == "POST"]
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["h11", "aiohttp", "httpx"])
 def test_every_fault_kind_is_retried_and_no_record_is_lost(
         undisturbed: list[dict[str, Any]], tmp_path: Path, transport: str) -> None:
     # Each kind once up front (a known mix), then a third of the requests faulted at random.

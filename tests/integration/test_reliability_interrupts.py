@@ -167,7 +167,7 @@ def test_every_item_failing_is_exit_4_and_status_failed(tmp_path: Path) -> None:
     assert len(failed) == DOCS and "refuses every prompt" in failed[0]
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["h11", "aiohttp", "httpx"])
 def test_a_response_over_the_body_cap_is_one_clear_error(transport: str) -> None:
     def huge(request: dict[str, Any]) -> str:
         return "word " * 20_000  # ~100 KB of answer

@@ -134,7 +134,20 @@ def test_unknown_option_and_structured_mode_are_backend_errors() -> None:
 
 def test_transport_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(TRANSPORT_ENV, raising=False)
-    assert OpenAIBackend("http://h/v1").transport == "aiohttp"  # a dependency: auto picks it
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    assert OpenAIBackend("http://h/v1").transport == "h11"  # auto: no proxy applies
+    assert OpenAIBackend("http://h/v1", transport="aiohttp").transport == "aiohttp"
+    # A proxy that applies to the host: aiohttp (h11 speaks to servers directly).
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,10.0.0.1")
+    assert OpenAIBackend("https://api.example.com/v1").transport == "aiohttp"
+    assert OpenAIBackend("http://h/v1").transport == "h11"  # no http proxy set
+    assert OpenAIBackend("https://10.0.0.1/v1").transport == "h11"  # in NO_PROXY
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
+    assert OpenAIBackend("http://h/v1").transport == "aiohttp"
+    assert OpenAIBackend("http://localhost:8000/v1").transport == "h11"
     assert OpenAIBackend("http://h/v1", transport="httpx").transport == "httpx"
     monkeypatch.setenv(TRANSPORT_ENV, "httpx")
     assert OpenAIBackend("http://h/v1").transport == "httpx"
@@ -251,10 +264,10 @@ class ScriptedTestServer:
         self.httpd.server_close()
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["h11", "aiohttp", "httpx"])
 def server(request: pytest.FixtureRequest,
            monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedTestServer]:
-    """Every wire test runs on both HTTP transports (chosen via the environment)."""
+    """Every wire test runs on every HTTP transport (chosen via the environment)."""
     monkeypatch.setenv(TRANSPORT_ENV, request.param)
     srv = ScriptedTestServer()
     yield srv

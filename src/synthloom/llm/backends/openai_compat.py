@@ -146,7 +146,7 @@ class OpenAIBackend(Backend):
         self.supports_json_schema = structured != "none"
         self._key = _Secret(os.environ.get(api_key_env))
         try:
-            self.transport = choose_transport(transport)
+            self.transport = choose_transport(transport, self.base_url)
         except ValueError as exc:
             raise BackendError(str(exc)) from exc
         self._transport: Transport | None = None
@@ -188,10 +188,11 @@ class OpenAIBackend(Backend):
 
     @property
     def max_call_s(self) -> float | None:
-        # aiohttp's ClientTimeout(total=timeout_s) bounds each HTTP request, reading the body
-        # included; a call makes at most MAX_REQUESTS_PER_CALL of them. httpx's timeout is per
-        # operation (a trickling body can outlast it): no bound of its own.
-        return self.timeout_s * MAX_REQUESTS_PER_CALL if self.transport == "aiohttp" else None
+        # h11's and aiohttp's timeout_s bounds each HTTP request, reading the body included; a
+        # call makes at most MAX_REQUESTS_PER_CALL of them. httpx's timeout is per operation
+        # (a trickling body can outlast it): no bound of its own.
+        bounded = self.transport in ("h11", "aiohttp")
+        return self.timeout_s * MAX_REQUESTS_PER_CALL if bounded else None
 
     # --- HTTP plumbing ----------------------------------------------------------------------
 
