@@ -107,3 +107,36 @@ def test_magpie_repeats_from_cells_are_the_exact_ones() -> None:
         if count:
             assert abs(d_ours - d_exact) < 1e-6
     assert MagpieDistance(name="d", ann="cells").config.ann == "cells"
+
+
+def greedy_by_brute_force(vectors: np.ndarray, threshold: float, seeded: int) -> list[bool]:
+    """Row i (after the seeds) is a duplicate when any earlier kept row is at >= threshold."""
+    full = vectors @ vectors.T
+    kept: list[int] = list(range(seeded))
+    out = []
+    for i in range(seeded, len(vectors)):
+        hit = bool(kept) and bool((full[i, kept] >= threshold).any())
+        out.append(hit)
+        if not hit:
+            kept.append(i)
+    return out
+
+
+@pytest.mark.parametrize("ann", ["exact", "cells"])
+def test_more_identical_copies_than_neighbours_share_their_first_copy_fate(ann: str) -> None:
+    """Copies of a dropped row fill every neighbour slot with dropped rows: each still goes as
+    a duplicate of the kept row (greedy over all pairs), and copies of a seed go too."""
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(300, 32))
+    a = base[5]
+    b = a + rng.normal(scale=0.1, size=32)  # near a: dropped as its duplicate
+    rows = np.vstack([base[:2], base[2:3].repeat(3, 0), base[3:], np.tile(b, (40, 1)),
+                      base[7:8].repeat(20, 0)])
+    vectors = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    truth = greedy_by_brute_force(vectors, 0.9, seeded=10)
+    found = vec.duplicates(vectors, 0.9, 4, ann, seeded=10)
+    assert [m is not None for m in found] == truth
+    assert sum(truth) == 40 + 20  # the copies of base[2] (rows 3, 4) are seeds: not judged
+    assert found[-1] == (9, pytest.approx(1.0, abs=1e-6))  # base[7]: the seed at row 9
+    b_rows = found[302 - 10 : 342 - 10]
+    assert all(m is not None and m[0] == 7 for m in b_rows)  # a (base[5]) is row 7

@@ -29,7 +29,7 @@ from synthloom.llm.embeddings import EmbedderConfig, resolve_embedder
 from synthloom.quality import datafiles
 from synthloom.quality.minhash import MinHasher, find_near_duplicates
 from synthloom.quality.text import fold_text, text_of
-from synthloom.quality.vectors import greedy_duplicates, neighbours_above
+from synthloom.quality.vectors import duplicates
 
 Match = tuple[int, float] | None
 
@@ -231,10 +231,8 @@ class SemanticDedup(_Dedup):
         return await asyncio.to_thread(self._greedy, vectors, len(seeds))
 
     def _greedy(self, vectors: np.ndarray, seeded: int) -> list[Match]:
-        # only neighbours at >= threshold can make a duplicate
-        idx, sims = neighbours_above(vectors, self.config.neighbors, self.config.threshold,
-                                     self.config.ann)
-        return greedy_duplicates(idx, sims, self.config.threshold, seeded)
+        cfg = self.config
+        return duplicates(vectors, cfg.threshold, cfg.neighbors, cfg.ann, seeded)
 
     def reason(self, label: str, similarity: float) -> str:
         return f"semantic duplicate of {label} (cosine≈{similarity:.3f})"

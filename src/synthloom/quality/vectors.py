@@ -150,6 +150,35 @@ def greedy_duplicates(idx: np.ndarray, sims: np.ndarray, threshold: float, seede
     return out
 
 
+def duplicates(vectors: np.ndarray, threshold: float, neighbors: int,
+               ann: ThresholdAnn = "auto", seeded: int = 0) -> list[tuple[int, float] | None]:
+    """``greedy_duplicates`` over ``neighbours_above``, byte-identical rows searched once: a
+    later copy shares its first copy's fate (a duplicate of it when it was kept, of its match
+    when not), so a cluster of more copies than ``neighbors`` cannot hide its kept row."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = len(vectors)
+    rep = _representatives(vectors, threshold) if n > 1 else None
+    if rep is None:
+        return greedy_duplicates(*neighbours_above(vectors, neighbors, threshold, ann),
+                                 threshold, seeded)
+    firsts = np.flatnonzero(rep == np.arange(n))
+    idx, sims = neighbours_above(vectors[firsts], neighbors, threshold, ann)
+    own_seeded = int(np.searchsorted(firsts, seeded))
+    fate = greedy_duplicates(idx, sims, threshold, own_seeded)
+    position = np.searchsorted(firsts, rep)  # each row's first copy among ``firsts``
+    out: list[tuple[int, float] | None] = []
+    for i in range(seeded, n):
+        p = int(position[i])
+        match = fate[p - own_seeded] if p >= own_seeded else None  # seeds are kept
+        if match is not None:  # its first copy (this row or an earlier one) is a duplicate
+            out.append((int(firsts[match[0]]), match[1]))
+        elif rep[i] == i:
+            out.append(None)
+        else:  # a copy of a kept row
+            out.append((int(rep[i]), float(vectors[i] @ vectors[rep[i]])))
+    return out
+
+
 def communities(vectors: np.ndarray, threshold: float = 0.85, min_size: int = 2,
                 neighbors: int = 32, ann: CommunityAnn = "auto", threads: int = 0,
                 ) -> list[list[int]]:
@@ -195,6 +224,21 @@ def communities(vectors: np.ndarray, threshold: float = 0.85, min_size: int = 2,
 def _collapse(vectors: np.ndarray, threshold: float) -> tuple[list[list[int]], np.ndarray]:
     """Distinct rows in order of first occurrence: (each one's rows, ascending; its weight).
     Only rows at cosine >= ``threshold`` to themselves (not a zero vector) are merged."""
+    n = len(vectors)
+    rep = _representatives(vectors, threshold)
+    if rep is None:
+        return [[i] for i in range(n)], np.ones(n, dtype=np.int64)
+    reps, new_index = np.unique(rep, return_inverse=True)  # sorted: first occurrence order
+    order = np.argsort(new_index, kind="stable")  # rows grouped by representative, ascending
+    bounds = np.flatnonzero(np.diff(new_index[order])) + 1
+    rows_of = [g.tolist() for g in np.split(order, bounds)]
+    weight = np.bincount(new_index.ravel(), minlength=len(reps)).astype(np.int64)
+    return rows_of, weight
+
+
+def _representatives(vectors: np.ndarray, threshold: float) -> np.ndarray | None:
+    """Each row's first byte-identical copy (itself for the first and for rows at cosine <
+    ``threshold`` to themselves: a zero vector); None when every row is distinct."""
     n, dims = vectors.shape
     first, inverse, counts = _distinct(_digests(vectors))
     words = vectors.view(np.uint32)  # bytes, as the rows' own keys: 0.0 and -0.0 differ
@@ -204,19 +248,12 @@ def _collapse(vectors: np.ndarray, threshold: float) -> tuple[list[list[int]], n
         first, inverse, counts = _distinct(
             vectors.view(np.dtype((np.void, dims * vectors.itemsize))).ravel())
     if counts.max(initial=1) == 1:
-        return [[i] for i in range(n)], np.ones(n, dtype=np.int64)
+        return None
     self_sim = np.einsum("ij,ij->i", vectors[first], vectors[first])
     # identical unit vectors are at cosine 1.0: the tolerance keeps rounding (0.99999994)
     # from splitting them at threshold 1.0
     mergeable = self_sim >= min(threshold, 1.0 - _ROUNDING)
-    # each row's representative: its first copy where mergeable, itself otherwise
-    rep = np.where(mergeable[inverse], first[inverse], np.arange(n))
-    reps, new_index = np.unique(rep, return_inverse=True)  # sorted: first occurrence order
-    order = np.argsort(new_index, kind="stable")  # rows grouped by representative, ascending
-    bounds = np.flatnonzero(np.diff(new_index[order])) + 1
-    rows_of = [g.tolist() for g in np.split(order, bounds)]
-    weight = np.bincount(new_index.ravel(), minlength=len(reps)).astype(np.int64)
-    return rows_of, weight
+    return np.where(mergeable[inverse], first[inverse], np.arange(n))
 
 
 def _digests(vectors: np.ndarray) -> np.ndarray:
