@@ -158,3 +158,12 @@ def test_runs_write_the_same_bytes_with_and_without_the_cache(corpus: Path,
     assert _run(corpus, tmp_path / "cached") == plain  # cold: parses and fills the cache
     assert cached_rows(tmp_path / "cached") == 8
     assert _run(corpus, tmp_path / "cached") == plain  # warm: every file from the cache
+
+
+def test_no_cache_is_written_into_the_corpus(corpus: Path) -> None:
+    """A run folder that is the corpus folder (or a file of it, or under it) keeps no cache:
+    reading a shared corpus never writes into it."""
+    for run_dir in (corpus, corpus / "copyright.html", corpus / "sub" / "run"):
+        items = read(Documents(name="d", path=str(corpus)), run_dir)
+        assert len(items) == 10
+    assert not list(corpus.rglob(f"{DB_NAME}*")) and not (corpus / "sub").exists()

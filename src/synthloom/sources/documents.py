@@ -114,7 +114,9 @@ class Documents(SourceStep):
                    ctx: RunContext) -> Iterator[Output | SourceFailure]:
         """Some parts' documents, in order: the whole read, or one Ray task's share. One
         parse-cache connection for all of them; its rows commit in batches and at the end."""
-        cache = open_cache(ctx.run_dir) if self.config.cache else None
+        cache = open_cache(ctx.run_dir) if self.config.cache and \
+            not _inside(ctx.run_dir, resolve_data_path(self.config.path, ctx.recipe_dir)) \
+            else None
         try:
             for part in parts:
                 yield from self._read_part(part, cache)
@@ -233,6 +235,15 @@ def walk(root: Path, follow_symlinks: bool = False) -> list[Path]:
     entries: list[Entry] = walk_tree(root, follow_symlinks=follow_symlinks, skip_hidden=True,
                                      unit_dir=is_hf_dataset_dir)
     return [path for path, _ in entries]
+
+
+def _inside(run_dir: Path | None, root: Path) -> bool:
+    """The run folder is the source's file or folder, or under it: the source never writes
+    its cache into what it reads (a read of a shared, read-only corpus stays a read)."""
+    if run_dir is None:
+        return False
+    run, top = os.path.realpath(run_dir), os.path.realpath(root)
+    return run == top or run.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def format_of(path: Path) -> str:
