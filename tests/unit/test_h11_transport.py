@@ -120,6 +120,33 @@ def test_a_connection_the_server_closed_while_idle_is_not_used() -> None:
     run(go)
 
 
+def test_bytes_sent_on_an_idle_connection_are_not_taken_for_the_next_answer() -> None:
+    timeout = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+               b"Content-Length: 0\r\n\r\n")
+
+    async def go() -> None:
+        server = Server(lambda c, n, line: ok())
+        async with server as base:
+            http = H11Transport({}, 5.0)
+            await http.request("GET", f"{base}/a")
+            server.writers[0].write(timeout)  # what some servers send when idle time ends
+            await asyncio.sleep(0.05)
+            assert (await http.request("GET", f"{base}/b")).status == 200
+            assert server.connections == 2
+            await http.aclose()
+
+    run(go)
+
+
+def test_the_request_timeout_bounds_each_call() -> None:
+    from synthloom.llm.backends.openai_compat import MAX_REQUESTS_PER_CALL
+    from synthloom.llm.client import LLMClient
+
+    backend = OpenAIBackend("http://127.0.0.1:1/v1", "m", transport="h11", timeout_s=30)
+    assert backend.max_call_s == 30 * MAX_REQUESTS_PER_CALL
+    assert LLMClient(backend)._timer_s is None  # no second timer per call (issue 27)
+
+
 def test_a_request_racing_the_servers_close_is_sent_once_more() -> None:
     async def go() -> None:
         # The second request on a connection reaches the server, which closes without a

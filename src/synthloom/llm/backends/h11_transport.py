@@ -133,9 +133,11 @@ class _Connection:
         self.reusable = False
 
     def alive(self, now: float) -> bool:
-        # The server's FIN (at_eof) or a reset (is_closing) arrived while idle: not reusable.
-        return (now - self.idle_since < KEEPALIVE_S and not self.reader.at_eof()
-                and not self.writer.is_closing())
+        # Not after a reset (is_closing) or the server's FIN (at_eof), nor when it sent bytes
+        # while idle (e.g. a 408 before closing: they would be read as the next answer).
+        # StreamReader has no public count of buffered bytes; _buffer is it since 3.4.
+        return (now - self.idle_since < KEEPALIVE_S and not self.writer.is_closing()
+                and not self.reader.at_eof() and not getattr(self.reader, "_buffer", b""))
 
     def close(self) -> None:
         with contextlib.suppress(RuntimeError):  # RuntimeError: its event loop is closed
