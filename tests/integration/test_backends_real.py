@@ -239,24 +239,27 @@ def test_http_check_finds_the_served_model(http_server: Any) -> None:
     assert backend.model_id == f"openai:{http_server.model}"
 
 
-def test_http_chat(http_server: Any) -> None:
+def test_http_chat(http_server: Any) -> None:  # the default transport (h11)
     request = LLMRequest(messages=[{"role": "user", "content": "Say hi."}], params=SHORT)
     out = _http_run(_http_backend(http_server), request)
     assert out.text.strip()
     assert out.usage.prompt_tokens > 0 and out.usage.completion_tokens > 0
 
 
-def test_http_raw_prompt(http_server: Any) -> None:
+@pytest.mark.parametrize("transport", ["h11", "aiohttp"])
+def test_http_raw_prompt(http_server: Any, transport: str) -> None:
     params = SamplingParams(temperature=0.0, max_tokens=8)
-    out = _http_run(_http_backend(http_server), LLMRequest(prompt="Paris is", params=params))
+    out = _http_run(_http_backend(http_server, transport=transport),
+                    LLMRequest(prompt="Paris is", params=params))
     assert out.text.strip() and out.usage.completion_tokens > 0
 
 
-@pytest.mark.parametrize("structured", ["auto", "json_object"])
-def test_http_schema_chat(http_server: Any, structured: str) -> None:
+@pytest.mark.parametrize(("structured", "transport"),
+                         [("auto", "h11"), ("json_object", "h11"), ("auto", "aiohttp")])
+def test_http_schema_chat(http_server: Any, structured: str, transport: str) -> None:
     # llama-cpp-python's server only knows {"type": "json_object", "schema": …}; "auto" sends
     # json_schema first, sees the rejection, and switches for good.
-    backend = _http_backend(http_server, structured=structured)
+    backend = _http_backend(http_server, structured=structured, transport=transport)
     params = SamplingParams(temperature=0.7, max_tokens=64)
 
     async def go() -> list[RawCompletion]:
