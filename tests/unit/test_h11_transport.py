@@ -39,6 +39,7 @@ class Server:
         self.delay_s = delay_s
         self.connections = 0
         self.requests: list[tuple[int, int, bytes]] = []
+        self.heads: list[bytes] = []
         self.writers: list[asyncio.StreamWriter] = []
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -53,6 +54,7 @@ class Server:
                         length = int(line.split(b":")[1])
                 await reader.readexactly(length)
                 line = head.split(b"\r\n")[0]
+                self.heads.append(head)
                 self.requests.append((index, n, line))
                 answer = self.script(index, n, line)
                 if self.delay_s:
@@ -133,6 +135,24 @@ def test_bytes_sent_on_an_idle_connection_are_not_taken_for_the_next_answer() ->
             await asyncio.sleep(0.05)
             assert (await http.request("GET", f"{base}/b")).status == 200
             assert server.connections == 2
+            await http.aclose()
+
+    run(go)
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth() -> None:
+    async def go() -> None:
+        server = Server(lambda c, n, line: ok())
+        async with server as base:
+            host = base.removeprefix("http://")
+            http = H11Transport({"Accept": "application/json"}, 5.0)
+            await http.request("GET", f"http://us%3Aer:p%40ss@{host}/v1/models")
+            head = server.heads[0].decode().lower()
+            assert "authorization: basic dxm6zxi6cebzcw==" in head  # b64("us:er:p@ss")
+            assert f"host: {host}" in head and "accept: application/json" in head
+            with pytest.raises(HttpTransportError) as bad:
+                await http.request("GET", f"http://{host}/a b")
+            assert bad.value.bad_url
             await http.aclose()
 
     run(go)

@@ -35,12 +35,13 @@ Failures below HTTP are :class:`HttpTransportError` with httpx's cause names (``
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ssl
 import time
 import zlib
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import h11
 import orjson
@@ -258,6 +259,7 @@ class H11Transport(_PerLoop):
         h11.Request(method="GET", target="/", headers=[("Host", "-"), *sent.items()])
         self.headers = headers
         self._fixed = "".join(f"{k}: {v}\r\n" for k, v in sent.items()).encode("latin-1")
+        self._authorized = any(k.lower() == "authorization" for k in sent)
         self.timeout_s = timeout_s
         self.connect_s = min(timeout_s, CONNECT_S)
         self.max_body = max_body_bytes(max_body)
@@ -298,10 +300,20 @@ class H11Transport(_PerLoop):
             host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
             if parts.port is not None:
                 host = f"{host}:{parts.port}"
-            # Validated by h11 (no spaces or control bytes in the target).
-            h11.Request(method=method, target=target, headers=[("Host", host)])
+            fixed = self._fixed
+            if parts.username is not None and not self._authorized:
+                # user:password in the URL: HTTP Basic, as aiohttp sends it.
+                pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+                fixed += (b"Authorization: Basic " + base64.b64encode(pair.encode("latin-1"))
+                          + b"\r\n")
+            try:  # h11 checks the request line (no spaces or control bytes in the target)
+                h11.Request(method=method, target=target, headers=[("Host", host)])
+                host_bytes = host.encode("ascii") if host.isascii() else host.encode("idna")
+            except (h11.LocalProtocolError, UnicodeError) as exc:
+                raise HttpTransportError(f"invalid URL: {exc}", cause="invalid_url",
+                                         bad_url=True) from exc
             head = (method.encode("ascii") + b" " + target + b" HTTP/1.1\r\nHost: "
-                    + host.encode("idna") + b"\r\n" + self._fixed)
+                    + host_bytes + b"\r\n" + fixed)
             found = ((parts.scheme, parts.hostname, port), target, head)
             if len(self._targets) < 64:  # a handful of endpoints per backend
                 self._targets[(method, url)] = found
