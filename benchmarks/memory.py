@@ -5,6 +5,7 @@
     python benchmarks/memory.py --quick    # 10k and 100k only (about 30 s on 2 quiet cores)
     python benchmarks/memory.py --sizes 10000,300000
     python benchmarks/memory.py --sizes 20000,100000 --trace   # + top tracemalloc growers
+    python benchmarks/memory.py --quick --barrier   # + a global step over every chunk
 
 ``--trace`` runs each size under tracemalloc (about 2x slower, and the traced run's peak is
 higher: the snapshots are memory too) and prints, per size, the lines whose live Python
@@ -22,6 +23,10 @@ The documents are made in the source step itself (seeded, 40-160 words of a smal
 in sentences), ~600 bytes each; a chunk of 128 estimated tokens splits the longer ones in two;
 the filter drops chunks under 20 words (with a reason, in dropped.jsonl). The run folder (about
 2 KB of disk per document: JSONL, run store) is deleted after each size.
+
+``--barrier`` adds ``dedup_exact`` on the chunks' text before the sink: a global step, so the
+whole stream waits at a barrier (the local executor spools its input to disk: the peak should
+stay flat in N; a barrier that held its input as a list grew with it).
 """
 
 from __future__ import annotations
@@ -117,11 +122,13 @@ class Tracer:
         return {"points": self.points, "growers": growers}
 
 
-def child(count: int, batch_size: int, trace: bool = False) -> dict[str, Any]:
+def child(count: int, batch_size: int, trace: bool = False, barrier: bool = False,
+          ) -> dict[str, Any]:
     from synthloom.api import RunOptions, run_recipe
     from synthloom.core.recipe import Recipe
     from synthloom.core.registry import sink_type
     from synthloom.core.steps import SourceStep, StepConfig
+    from synthloom.quality.dedup import ExactDedup
     from synthloom.quality.filters import LengthFilter
     from synthloom.sources.chunk_step import ChunkDocuments
 
@@ -146,7 +153,8 @@ def child(count: int, batch_size: int, trace: bool = False) -> dict[str, Any]:
         sources=[GeneratedDocs(name="docs", count=count)],
         steps=[ChunkDocuments(name="chunks", max_tokens=128, overlap_tokens=16,
                               tokenizer="estimate"),
-               LengthFilter(name="long_enough", column="text", min_words=20)],
+               LengthFilter(name="long_enough", column="text", min_words=20),
+               *([ExactDedup(name="unique", column="text")] if barrier else [])],
         sinks=[sink_type("jsonl")(path="data.jsonl")],
     )
     before = round((vm_kb("VmRSS") or 0) / 1024, 1)
@@ -191,10 +199,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--trace", action="store_true",
                         help="print the top tracemalloc growers per size (about 2x slower)")
+    parser.add_argument("--barrier", action="store_true",
+                        help="a global step (dedup_exact) over every chunk before the sink")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(child(args.child, args.batch_size, args.trace)))
+        print(json.dumps(child(args.child, args.batch_size, args.trace, args.barrier)))
         return
     default = "10000,100000" if args.quick else "10000,100000,1000000"
     sizes = [int(s) for s in (args.sizes or default).split(",")]
@@ -203,7 +213,8 @@ def main() -> None:
         # A fresh interpreter per size: VmHWM is a per-process high-water mark.
         done = subprocess.run([sys.executable, __file__, "--child", str(size),
                                "--batch-size", str(args.batch_size),
-                               *(["--trace"] if args.trace else [])],
+                               *(["--trace"] if args.trace else []),
+                               *(["--barrier"] if args.barrier else [])],
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
             runs.append({"docs": size, "error": done.stderr.strip()[-2000:]})
@@ -213,7 +224,7 @@ def main() -> None:
             print_trace(runs[-1])
     ok = [r for r in runs if "peak_rss_mb" in r]
     result: dict[str, Any] = {"bench": "memory", "sizes": sizes, "batch_size": args.batch_size,
-                              "runs": runs}
+                              "barrier": args.barrier, "runs": runs}
     if ok:
         peak = max(r["peak_rss_mb"] for r in ok)
         result["max_peak_rss_mb"] = peak
