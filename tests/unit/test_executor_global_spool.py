@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pickle
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,34 @@ def test_a_named_spool_pickles_by_path(tmp_path: Path) -> None:
     assert list(copy) == records and copy[9] == records[9]
     seq.close()
     copy.close()
+
+
+def test_large_results_are_cached_in_parts_read_back_lazily(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(batch_module, "RESULTS_PER_ROW", 16)  # 150 results: 10 parts
+    out = tmp_path / "run"
+    first, _ = run(tmp_path, out)
+    kept = read_jsonl(out / "data.jsonl")
+    assert first["status"] == "ok" and len(kept) == 100
+
+    def rows() -> dict[str, dict]:
+        with sqlite3.connect(out / "run.db") as db:
+            found = db.execute("SELECT key, value FROM item_cache WHERE step = 'unique'")
+            return {key: json.loads(value) for key, value in found}
+
+    stored = rows()
+    heads = [v for v in stored.values() if "parts" in v]
+    assert heads == [{"parts": 10, "per_row": 16, "count": ROWS}] and len(stored) == 11
+
+    again, backend = run(tmp_path, out)
+    unique = next(s for s in again["steps"] if s["name"] == "unique")
+    assert backend.calls == 0 and unique["cached"] == ROWS
+    assert read_jsonl(out / "data.jsonl") == kept
+
+    # A part lost (a damaged store): a miss, computed again, not a half-cached barrier.
+    lost = next(k for k, v in stored.items() if "results" in v)
+    with sqlite3.connect(out / "run.db") as db:
+        db.execute("DELETE FROM item_cache WHERE key = ?", (lost,))
+    third, _ = run(tmp_path, out)
+    unique = next(s for s in third["steps"] if s["name"] == "unique")
+    assert unique["cached"] == 0 and read_jsonl(out / "data.jsonl") == kept
+    assert len(rows()) == 11

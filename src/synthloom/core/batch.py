@@ -20,7 +20,7 @@ import multiprocessing
 import statistics
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,9 @@ LOCAL_META = frozenset({"finish_reason"})
 #: A source whose recent batch reads took less than this (their median) is read on the
 #: event loop.
 INLINE_TAKE_S = 0.002
+#: A global step's cached results per cache row: above it, a row per part and a head row (one
+#: row of all of them was ~1.1 KB of JSON text per record at once, ~1 GB at 1M records).
+RESULTS_PER_ROW = 8_192
 #: Reads in that median: a source goes to a thread for good once the median of its last
 #: reads is slow, so one read preempted under load does not send a fast source there, and a
 #: source that blocks (network, a dataset shard) blocks the loop at most a few times.
@@ -296,8 +299,9 @@ class BatchRunner:
             keys.add(records)  # a spool is read in order, a few MB at a time
         key = keys.key(context_hash)
         cached = self.store.get_items([key])
-        if key in cached:
-            return _CachedResults(cached[key]["results"]), [True] * len(records)
+        found = _cached_results(self.store, key, cached[key]) if key in cached else None
+        if found is not None:
+            return found, [True] * len(records)
         try:
             results = await step.process_all(records, self.ctx_of(step))
         except Exception as exc:  # noqa: BLE001 - the whole barrier failed: every input
@@ -306,8 +310,24 @@ class BatchRunner:
             raise SynthloomError(
                 f"step {step.name}: returned {len(results)} results for {len(records)} inputs")
         if not any(r.failed for r in results):
-            self.store.put_item(key, step.name, {"results": [r.to_json() for r in results]})
+            self._put_results(step.name, key, results)
         return results, [False] * len(records)
+
+    def _put_results(self, name: str, key: str, results: Sequence[ItemResult]) -> None:
+        """One cache row for a barrier's results; above ``RESULTS_PER_ROW`` a row per part
+        and a head row naming them, written last (a run killed before it finds no head: a
+        miss, the parts written again)."""
+        per_row = RESULTS_PER_ROW
+        if len(results) <= per_row:
+            self.store.put_item(key, name, {"results": [r.to_json() for r in results]})
+            return
+        parts = 0
+        for start in range(0, len(results), per_row):
+            self.store.put_item(_part_key(key, parts), name, {
+                "results": [r.to_json() for r in results[start:start + per_row]]})
+            parts += 1
+        self.store.put_item(key, name, {"parts": parts, "per_row": per_row,
+                                        "count": len(results)})
 
     # --- results into records, counted and logged ------------------------------------------
 
@@ -377,20 +397,66 @@ class GlobalKey:
         return digest.hexdigest()
 
 
+def _part_key(key: str, part: int) -> str:
+    return stable_hash("global-part", key, part)
+
+
+def _cached_results(store: RunStore, key: str, head: dict[str, Any],
+                    ) -> Sequence[ItemResult] | None:
+    """A cached barrier's results (None: a part is missing or unreadable, so a miss)."""
+    if "parts" not in head:
+        return _CachedResults([head["results"]], len(head["results"]))
+    per_row, count = head["per_row"], head["count"]
+
+    def part(p: int) -> list[dict[str, Any]] | None:
+        row = store.get_items([_part_key(key, p)]).get(_part_key(key, p))
+        want = min(per_row, count - p * per_row)
+        return row["results"] if row is not None and len(row["results"]) == want else None
+
+    # Every part there (read one at a time) before any is used: else a miss, recomputed.
+    if any(part(p) is None for p in range(head["parts"])):
+        return None
+
+    def load(p: int) -> list[dict[str, Any]]:
+        if (rows := part(p)) is None:
+            raise SynthloomError(f"the cached results of a global step lost part {p} while "
+                                 "they were read; rerun")
+        return rows
+
+    return _CachedResults(load, count, per_row)
+
+
 class _CachedResults(Sequence[ItemResult]):
     """A cached barrier's results, made into :class:`ItemResult` a slice at a time as they
-    are emitted (all at once: ~0.8 KB more per record beside the decoded JSON)."""
+    are emitted (all at once: ~0.8 KB more per record beside the decoded JSON); stored in
+    parts, a part is read when its first result is asked for."""
 
-    def __init__(self, data: list[dict[str, Any]]) -> None:
-        self._data = data
+    def __init__(self, parts: list[list[dict[str, Any]]] | Callable[[int], list[dict[str, Any]]],
+                 count: int, per_row: int | None = None) -> None:
+        self._parts = parts
+        self._count = count
+        self._per_row = per_row or count or 1
+        self._loaded: tuple[int, list[dict[str, Any]]] | None = None
 
     def __len__(self) -> int:
-        return len(self._data)
+        return self._count
+
+    def _part(self, part: int) -> list[dict[str, Any]]:
+        if isinstance(self._parts, list):
+            return self._parts[part]
+        if self._loaded is None or self._loaded[0] != part:
+            self._loaded = (part, self._parts(part))
+        return self._loaded[1]
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
-            return [ItemResult.from_cache(r) for r in self._data[index]]
-        return ItemResult.from_cache(self._data[index])
+            return [self[i] for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        part, at = divmod(index, self._per_row)
+        return ItemResult.from_cache(self._part(part)[at])
 
 
 def source_record(step: str, item: Any) -> dict[str, Any]:
