@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -76,7 +77,9 @@ def child(phase: str, size: int, run_dir: Path) -> dict[str, Any]:
         step = SemanticCommunities(name="unique", column="instruction", threshold=0.85,
                                    embedder=config)
         results = asyncio.run(step.process_all(records, RunContext(run_dir=run_dir)))
-        extra = {"dropped": sum(1 for r in results if r.dropped)}
+        dropped = [(i, r.dropped) for i, r in enumerate(results) if r.dropped]
+        digest = hashlib.sha256(json.dumps(dropped).encode()).hexdigest()[:16]
+        extra = {"dropped": len(dropped), "dropped_digest": digest}  # same kept records?
     else:
         async def embed() -> Any:
             model = resolve_embedder(config, run_dir)
