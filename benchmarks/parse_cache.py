@@ -72,7 +72,9 @@ def main() -> None:
         past = time.time() - 60
         for path in files:
             os.utime(path, (past, past))
-        read_html(files[0].read_bytes())  # trafilatura's import and first-call setup
+        pages = [p for p in files if p.suffix == ".html"]
+        if pages:
+            read_html(pages[0].read_bytes())  # trafilatura's import and first-call setup
         run = Path(work) / "run"
         result: dict[str, Any] = {"docs": n, "files": len(files),
                                   "html": sum(p.suffix == ".html" for p in files)}

@@ -8,6 +8,7 @@ SourceFailure naming it and the cause; the run goes on with the rest.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -35,6 +36,8 @@ from synthloom.sources.parse_cache import ParseCache, Parsed, ParseFailure, file
 from synthloom.sources.pdf_reader import read_pdf
 from synthloom.sources.tabular import is_hf_dataset_dir, iter_rows
 from synthloom.sources.text_readers import read_html, read_plain
+
+log = logging.getLogger(__name__)
 
 #: Extension -> format. Folders written by ``datasets.save_to_disk`` are format ``hf``.
 FORMATS: dict[str, str] = {
@@ -125,6 +128,9 @@ class Documents(SourceStep):
                 cache.close()
                 self.cache_hits += cache.hits
                 self.cache_misses += cache.misses
+                if cache.hits or cache.misses:
+                    log.info("source %s: %d files from the parse cache, %d parsed", self.name,
+                             cache.hits, cache.misses)
 
     def read_part(self, part: tuple[Path, str, str] | SourceFailure, ctx: RunContext,
                   ) -> Iterator[Output | SourceFailure]:
