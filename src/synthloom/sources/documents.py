@@ -8,6 +8,7 @@ SourceFailure naming it and the cause; the run goes on with the rest.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +39,8 @@ from synthloom.sources.tabular import is_hf_dataset_dir, iter_rows
 from synthloom.sources.text_readers import read_html, read_plain
 
 log = logging.getLogger(__name__)
+#: Files looked up in the parse cache per query.
+LOOKUP_FILES = 64
 
 #: Extension -> format. Folders written by ``datasets.save_to_disk`` are format ``hf``.
 FORMATS: dict[str, str] = {
@@ -116,13 +119,17 @@ class Documents(SourceStep):
     def read_parts(self, parts: Iterable[tuple[Path, str, str] | SourceFailure],
                    ctx: RunContext) -> Iterator[Output | SourceFailure]:
         """Some parts' documents, in order: the whole read, or one Ray task's share. One
-        parse-cache connection for all of them; its rows commit in batches and at the end."""
+        parse-cache connection for all of them: files are looked up ``LOOKUP_FILES`` at a
+        time, parsed rows commit in batches and at the end."""
         cache = open_cache(ctx.run_dir) if self.config.cache and \
             not _inside(ctx.run_dir, resolve_data_path(self.config.path, ctx.recipe_dir)) \
             else None
+        it = iter(parts)
         try:
-            for part in parts:
-                yield from self._read_part(part, cache)
+            while chunk := list(itertools.islice(it, LOOKUP_FILES)):
+                cached = self._lookup(chunk, cache)
+                for part, (key, hit) in zip(chunk, cached, strict=True):
+                    yield from self._read_part(part, cache, key, hit)
         finally:
             if cache is not None:
                 cache.close()
@@ -137,8 +144,20 @@ class Documents(SourceStep):
         """One part's documents (one file, or a tabular file's rows)."""
         return self.read_parts([part], ctx)
 
+    def _lookup(self, chunk: list[tuple[Path, str, str] | SourceFailure],
+                cache: ParseCache | None) -> list[tuple[str | None, Parsed | None]]:
+        """Per part: its cache key (None: a row file, a failure, not cacheable, no cache) and
+        what the cache holds for it, all found in one query."""
+        if cache is None or not cache.enabled:
+            return [(None, None)] * len(chunk)
+        keys = [file_key(part[0], part[1], self.config.max_bytes)
+                if not isinstance(part, SourceFailure) and part[1] not in TABULAR else None
+                for part in chunk]
+        found = cache.get_many([k for k in keys if k is not None])
+        return [(k, found.get(k) if k is not None else None) for k in keys]
+
     def _read_part(self, part: tuple[Path, str, str] | SourceFailure, cache: ParseCache | None,
-                   ) -> Iterator[Output | SourceFailure]:
+                   key: str | None, hit: Parsed | None) -> Iterator[Output | SourceFailure]:
         if isinstance(part, SourceFailure):
             yield part
             return
@@ -146,22 +165,16 @@ class Documents(SourceStep):
         if fmt in TABULAR:
             yield from self._rows(path, fmt, name)
             return
-        parsed = self._parsed(path, fmt, cache)
+        parsed = hit if hit is not None else self._parse(path, fmt, cache, key)
         if isinstance(parsed, ParseFailure):
             yield SourceFailure(shown(path), parsed.error_class, parsed.message)
             return
         yield Output(columns=parsed.columns(name), meta={"path": shown(path)})
 
-    def _parsed(self, path: Path, fmt: str, cache: ParseCache | None) -> Parsed:
-        """The file's Document or why it has none: from the cache, else parsed (and cached,
-        unless the error may pass: an OS error, memory)."""
-        if cache is not None and not cache.enabled:
-            cache = None  # it could not be opened (warned once)
-        key = file_key(path, fmt, self.config.max_bytes) if cache is not None else None
-        if cache is not None and key is not None:
-            hit = cache.get(key)
-            if hit is not None:
-                return hit
+    def _parse(self, path: Path, fmt: str, cache: ParseCache | None, key: str | None,
+               ) -> Parsed:
+        """The file's Document or why it has none, kept in the cache under ``key`` unless
+        the error may pass (an OS error, memory)."""
         keep = True
         parsed: Parsed
         try:

@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from synthloom.core.fingerprint import stable_hash
+from synthloom.core.store import in_chunks
 from synthloom.sources.document import Document
 
 DB_NAME = "parsed_documents.db"
@@ -116,7 +117,7 @@ def _decode(blob: bytes) -> Parsed:
 
 
 class ParseCache:
-    """One process's (one reader's) connection: ``get`` a key, ``put`` a parse, ``close``
+    """One process's (one reader's) connection: ``get_many`` keys, ``put`` a parse, ``close``
     to commit what is pending. Used from one thread at a time (the source's generator may
     move between threads, hence ``check_same_thread=False``)."""
 
@@ -148,21 +149,23 @@ class ParseCache:
                 self._disable("open", exc)
         return self._db
 
-    def get(self, key: str) -> Parsed | None:
-        db = self._conn()
+    def get_many(self, keys: list[str]) -> dict[str, Parsed]:
+        """What the cache holds for ``keys`` (one query; counted as hits and misses)."""
+        db = self._conn() if keys else None
         if db is None:
-            return None
+            return {}
+        found: dict[str, Parsed] = {}
         try:
-            row = db.execute("SELECT value FROM parsed WHERE key = ?", (key,)).fetchone()
-            value = _decode(row[0]) if row is not None else None
+            for marks, chunk in in_chunks(keys):
+                rows = db.execute(f"SELECT key, value FROM parsed WHERE key IN ({marks})",
+                                  chunk)
+                found.update((key, _decode(blob)) for key, blob in rows)
         except (sqlite3.Error, zlib.error, orjson.JSONDecodeError, KeyError) as exc:
             self._disable("read", exc)
-            return None
-        if value is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-        return value
+            return {}
+        self.hits += sum(1 for k in keys if k in found)
+        self.misses += sum(1 for k in keys if k not in found)
+        return found
 
     def put(self, key: str, value: Parsed) -> None:
         if self._off:
