@@ -26,6 +26,7 @@ import hashlib
 import os
 import sqlite3
 import time
+import unicodedata
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -48,8 +49,9 @@ RACY_NS = 2_000_000_000
 #: The modules whose code decides a parse's result (their source enters the key).
 READER_MODULES = ("decode", "document", "text_readers", "pdf_reader", "docx_reader",
                   "documents")
-#: Libraries whose version changes what a format parses to.
-LIBRARIES = {"html": ("trafilatura", "lxml"), "pdf": ("pypdf",), "docx": ("python-docx",)}
+#: Libraries whose version changes what a format parses to (cryptography: AES-encrypted PDFs).
+LIBRARIES = {"html": ("trafilatura", "lxml"), "pdf": ("pypdf", "cryptography"),
+             "docx": ("python-docx", "lxml")}
 _BUSY_TIMEOUT_S = 60.0
 
 
@@ -68,6 +70,8 @@ Parsed = Document | ParseFailure
 def parser_version(fmt: str) -> str:
     """Hash of the reader code and the ``fmt`` parser's library versions (once per process)."""
     digest = hashlib.blake2b(digest_size=16)
+    # Text cleaning and PDF ligatures use the Unicode tables of this Python.
+    digest.update(f"unicode={unicodedata.unidata_version}".encode())
     for name in READER_MODULES:
         module = import_module(f"synthloom.sources.{name}")
         try:
