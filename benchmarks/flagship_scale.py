@@ -20,6 +20,11 @@ Stages, each run in a fresh subprocess per size (so each peak is its own):
 - ``communities``: ``semantic_communities`` (threshold 0.85) on N instructions: 10 % near-copies
   of other rows (one word changed) and one cluster of N/20 copies (the issue's 5k-copy cluster
   at 100k).
+- ``dedup``: ``dedup_semantic`` (threshold 0.9, 16 neighbours) on the same N instructions as
+  ``communities``. With ``--agreement``, after the clock (two all-pairs searches: minutes at
+  100k): ``same_as_exact`` (% of rows kept or dropped as with
+  ``ann: exact``) and ``pairs_found`` (% of the exact search's neighbour pairs at >= 0.9, of
+  the rows with fewer than 16 such neighbours: beyond, ties choose any 16).
 
 The embedding stages use the lexical hashing embedder at 384 dimensions (``hashing:384``, the
 width of the default all-MiniLM-L6-v2; no model download). ``embed_s`` is the embedder alone,
@@ -52,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("bm25", "topics", "select", "communities")
+STAGES = ("bm25", "topics", "select", "communities", "dedup")
 EMBEDDER = "hashing:384"
 SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "ta", "vi", "so", "pe", "da", "gu", "fo", "ri",
              "ma", "te", "no", "la", "zu", "be", "ko", "sa", "di", "wu", "re", "po", "ti", "na",
@@ -264,6 +269,52 @@ async def run_communities(size: int, run_dir: Path) -> dict[str, Any]:
             "peak_kb": peak, "cpu_end": cpu_end}
 
 
+async def run_dedup(size: int, run_dir: Path, agreement: bool = False) -> dict[str, Any]:
+    from synthloom.core.context import RunContext
+    from synthloom.core.records import make_record
+    from synthloom.quality import vectors as vec
+    from synthloom.quality.dedup import SemanticDedup
+
+    texts = instructions(size, copies=True)
+    records = [make_record({"instruction": t, "n": i}, step="x") for i, t in enumerate(texts)]
+    ctx = RunContext(run_dir=run_dir)
+    step = SemanticDedup(name="semantic", column="instruction", embedder=EMBEDDER)
+    reset_peak()
+    before = vm_kb("VmRSS")
+    begun = time.perf_counter()
+    results = await step.process_all(records, ctx)
+    seconds, cpu_end = time.perf_counter() - begun, cpu_seconds()
+    peak = vm_kb("VmHWM")
+    out = {"seconds": seconds, "embed_s": await embed_seconds(texts),
+           "dropped": sum(1 for r in results if r.dropped), "rss_before_kb": before,
+           "peak_kb": peak, "cpu_end": cpu_end}
+    if not agreement:
+        return out
+    # against all pairs (not timed): the same decisions, and the neighbour pairs found
+    exact = await SemanticDedup(name="semantic", column="instruction", embedder=EMBEDDER,
+                                ann="exact").process_all(records, ctx)
+    same = sum((a.dropped is None) == (b.dropped is None)
+               for a, b in zip(results, exact, strict=True))
+    out["same_as_exact"] = round(100 * same / size, 3)
+    from synthloom.llm.embeddings import resolve_embedder
+
+    vectors = await resolve_embedder(EMBEDDER).embed(texts)
+    search = getattr(vec, "neighbours_above", None)  # a tree before it: its top_k
+    found = (search(vectors, 16, 0.9) if search else vec.top_k(vectors, 16, "auto"))
+    truth = vec.top_k(vectors, 16, "exact")
+
+    # rows with fewer than 16 neighbours at >= 0.9 (elsewhere ties pick any 16 of them)
+    whole = truth[1][:, -1] < 0.9
+
+    def pairs(idx: np.ndarray, sims: np.ndarray) -> set[tuple[int, int]]:
+        rows, cols = np.nonzero((sims >= 0.9) & whole[:, None])
+        return set(zip(rows.tolist(), idx[rows, cols].tolist(), strict=True))
+
+    expected = pairs(*truth)
+    out["pairs_found"] = round(100 * len(pairs(*found) & expected) / max(len(expected), 1), 3)
+    return out
+
+
 def preload() -> None:
     """Import the stages' libraries before timing: a one-off cost, not one that grows."""
     import contextlib
@@ -280,7 +331,8 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child(stage: str, size: int, queries: int, topic_sample: int | None = None) -> None:
+def child(stage: str, size: int, queries: int, topic_sample: int | None = None,
+          agreement: bool = False) -> None:
     preload()
     with tempfile.TemporaryDirectory(prefix="flagship-scale-") as tmp:
         run_dir = Path(tmp)
@@ -291,6 +343,8 @@ def child(stage: str, size: int, queries: int, topic_sample: int | None = None) 
             out = asyncio.run(run_topics(size, run_dir, topic_sample))
         elif stage == "select":
             out = asyncio.run(run_select(size, run_dir))
+        elif stage == "dedup":
+            out = asyncio.run(run_dedup(size, run_dir, agreement))
         else:
             out = asyncio.run(run_communities(size, run_dir))
     out["peak_mb"] = round((out.pop("peak_kb") - out.pop("rss_before_kb")) / 1024, 1)
@@ -304,7 +358,8 @@ def child(stage: str, size: int, queries: int, topic_sample: int | None = None) 
 # --- driver ------------------------------------------------------------------------------------
 
 def measure(stage: str, size: int, queries: int, src: str | None, timeout: float,
-            threads: int = 0, topic_sample: int | None = None) -> dict[str, Any]:
+            threads: int = 0, topic_sample: int | None = None, agreement: bool = False,
+            ) -> dict[str, Any]:
     env = dict(os.environ)
     if threads:  # OpenMP / BLAS threads: busy-waiting pools inflate time on a shared machine
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -312,7 +367,8 @@ def measure(stage: str, size: int, queries: int, src: str | None, timeout: float
     if src:
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, __file__, "--child", stage, str(size), "--queries", str(queries),
-           *(["--topic-sample", str(topic_sample)] if topic_sample else [])]
+           *(["--topic-sample", str(topic_sample)] if topic_sample else []),
+           *(["--agreement"] if agreement else [])]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -337,10 +393,13 @@ def main() -> None:
                              "its wall seconds and peak, and the least CPU seconds of any run")
     parser.add_argument("--topic-sample", type=int, default=None,
                         help="cluster_topics' sample_size (default: the step's, 50,000)")
+    parser.add_argument("--agreement", action="store_true",
+                        help="dedup: compare with all-pairs search after the clock (slow)")
     parser.add_argument("--child", nargs=2, metavar=("STAGE", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), args.queries, args.topic_sample)
+        child(args.child[0], int(args.child[1]), args.queries, args.topic_sample,
+              args.agreement)
         return
     sizes = [int(s) for s in (args.sizes or ("2000,20000" if args.quick else "10000,100000")
                               ).split(",")]
@@ -350,7 +409,8 @@ def main() -> None:
         runs = {}
         for size in sizes:
             tries = [measure(stage, size, args.queries, args.src, args.timeout, args.threads,
-                             args.topic_sample) for _ in range(max(1, args.repeat))]
+                             args.topic_sample, args.agreement)
+                     for _ in range(max(1, args.repeat))]
             runs[size] = min(tries, key=lambda r: r.get("seconds", float("inf")))
             if len(tries) > 1 and all("cpu_s" in t for t in tries):
                 # each clock's own minimum: on a shared machine the fastest wall-clock run is
