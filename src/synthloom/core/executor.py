@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,12 +314,3 @@ async def _batches(early: SpooledRecords | None, inbox: asyncio.Queue | None) ->
         yield batch
     while inbox is not None and (batch := await inbox.get()) is not _END:
         yield batch
-
-
-def _take(items: Iterator[Any], n: int) -> list[Any]:
-    out = []
-    for item in items:
-        out.append(item)
-        if len(out) >= n:
-            break
-    return out
