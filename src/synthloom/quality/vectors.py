@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from synthloom.core.errors import SynthloomError
+from synthloom.quality import cells
 from synthloom.quality.cells import empty_neighbours, threshold_neighbours
 
 AnnMode = Literal["auto", "exact", "usearch"]
@@ -111,6 +112,38 @@ def neighbours_above(vectors: np.ndarray, k: int, threshold: float, ann: Thresho
     below = sims < threshold
     idx[below], sims[below] = -1, -np.inf
     return idx, sims
+
+
+def nearest_in_cells(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Each row's highest cosine to another row among the rows of its ``cells.PROBES`` nearest
+    k-means cells (-inf for none): the nearest neighbour at any distance, or a farther one
+    when it lies in no probed cell. A max per block, no neighbour lists: on 100k rows half
+    the time of ``threshold_neighbours`` at threshold -1, which folds every block."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = len(vectors)
+    best = np.full(n, -np.inf, dtype=np.float32)
+    n_cells = max(1, round(n / cells.CELL_SIZE))
+    if n < 2:
+        return best
+    centroids = cells.spherical_kmeans(vectors, n_cells, seed) if n_cells > 1 else vectors[:1]
+    home, (probe_row, probe_cell) = cells.probes(vectors, centroids, cells.PROBES)
+    by_home = np.argsort(home, kind="stable")  # each cell's rows, ascending
+    home_at = np.searchsorted(home[by_home], np.arange(n_cells + 1))
+    probe_at = np.searchsorted(probe_cell, np.arange(n_cells + 1))
+    for cell in range(n_cells):
+        members = by_home[home_at[cell] : home_at[cell + 1]]
+        queries = probe_row[probe_at[cell] : probe_at[cell + 1]]  # distinct rows
+        if not len(members) or not len(queries):
+            continue
+        sub = vectors[members]
+        block = _block_rows(len(members))
+        for start in range(0, len(queries), block):
+            rows = queries[start : start + block]
+            scores = vectors[rows] @ sub.T
+            own = np.flatnonzero(home[rows] == cell)  # never one's own neighbour
+            scores[own, np.searchsorted(members, rows[own])] = -np.inf
+            best[rows] = np.maximum(best[rows], scores.max(axis=1))
+    return best
 
 
 def _usearch_index(n: int, ann: AnnMode) -> Any:

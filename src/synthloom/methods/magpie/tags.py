@@ -33,7 +33,13 @@ from synthloom.llm.embeddings import EmbedderConfig, resolve_embedder
 from synthloom.llm.types import Usage
 from synthloom.prompting.templated import TemplatedStep
 from synthloom.quality.heuristics import detect_language
-from synthloom.quality.vectors import CELLS_ABOVE, ThresholdAnn, neighbours_above, top_k
+from synthloom.quality.vectors import (
+    CELLS_ABOVE,
+    ThresholdAnn,
+    nearest_in_cells,
+    neighbours_above,
+    top_k,
+)
 
 DIFFICULTIES = ("very easy", "easy", "medium", "hard", "very hard")
 QUALITIES = ("very poor", "poor", "average", "good", "excellent")
@@ -272,9 +278,8 @@ def neighbour_tags(vectors: np.ndarray, threshold: float, neighbors: int,
     if ann == "cells" or (ann == "auto" and len(vectors) > CELLS_ABOVE):
         # repeats: cosine > 1 - threshold / 2 (a float32 ulp lower: the distances decide)
         idx, sims = neighbours_above(vectors, neighbors, 1.0 - threshold / 2 - 1e-6, "cells")
-        # the nearest row at any distance, among the same cells (cosine >= -1: all)
-        best = neighbours_above(vectors, 1, -1.0, "cells")[1][:, 0]
-        best = np.maximum(best, sims[:, 0])
+        # the nearest row at any distance, among the rows of the same (probed) cells
+        best = np.maximum(nearest_in_cells(vectors), sims[:, 0])
     else:
         idx, sims = top_k(vectors, neighbors, ann)  # type: ignore[arg-type]
         best = sims[:, 0]
