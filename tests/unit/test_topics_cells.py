@@ -146,3 +146,33 @@ def test_identical_rows_are_checked_byte_for_byte_not_by_their_digest(
     monkeypatch.setattr(vec, "_digests", lambda v: np.zeros(len(v), dtype="V16"))
     assert vec._collapse(vectors, 0.85)[0] == rows_of
     assert vec.communities(vectors, 0.85, 2, 8, "exact") == expected
+
+
+def test_a_dense_region_is_split_into_cells_of_about_cell_size() -> None:
+    """Plain k-means leaves a dense region of near-copies in one cell of ~2.5x the target
+    size (a search costs members x probing rows per cell, and that cell is probed most);
+    ``balanced_centroids`` splits it, and each row's comparisons drop, not its pairs."""
+    from synthloom.llm.embeddings import resolve_embedder
+
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(3_000)]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(8, 25)))) for _ in range(6_000)]
+    big = texts[0].split()
+    for i in rng.choice(np.arange(1, 6_000), size=1_000, replace=False).tolist():
+        tokens = list(big)
+        tokens[int(rng.integers(len(tokens)))] = str(rng.choice(words))
+        texts[i] = " ".join(tokens)
+    vectors = np.asarray(asyncio.run(resolve_embedder("hashing:384").embed(texts)), np.float32)
+
+    def work(centroids: np.ndarray) -> tuple[int, float]:
+        """(largest cell, comparisons per row of a 6-probe search)"""
+        home, (_rows, cell) = cells.probes(vectors, centroids, cells.PROBES)
+        members = np.bincount(home, minlength=len(centroids))
+        queries = np.bincount(cell, minlength=len(centroids))
+        return int(members.max()), float(members @ queries) / len(vectors)
+
+    plain = work(cells.spherical_kmeans(vectors, round(len(vectors) / cells.CELL_SIZE)))
+    balanced = work(cells.balanced_centroids(vectors, cells.CELL_SIZE))
+    assert plain[0] > 2 * cells.CELL_SIZE
+    assert balanced[0] <= 1.7 * cells.CELL_SIZE
+    assert balanced[1] < 0.9 * plain[1]
