@@ -107,11 +107,13 @@ def child(inputs: Path, run_dir: Path, log_path: Path, batch: int, progress_ever
 
 def freeze_code(dest: Path, which: str) -> Path:
     """One copy of the code for every attempt: the package, tests/support and this script.
-    ``which``: ``tree`` (the working tree now) or ``head`` (the last commit)."""
+    ``which``: ``tree`` (the working tree now), ``head`` (the last commit) or any git
+    revision (a before/after pair on the same machine and load)."""
     parts = ["src/synthloom", "tests/__init__.py", "tests/support", "benchmarks/resume_scale.py"]
     dest.mkdir(parents=True)
-    if which == "head":
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", *parts],
+    if which != "tree":
+        rev = "HEAD" if which == "head" else which
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, *parts],
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     else:
@@ -306,8 +308,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=7200, help="seconds per attempt")
     parser.add_argument("--progress-every", type=float, default=30.0,
                         help="seconds between a run's progress lines")
-    parser.add_argument("--code", choices=("tree", "head"), default="tree",
-                        help="the code every attempt runs: the working tree now, or HEAD")
+    parser.add_argument("--code", default="tree",
+                        help="the code every attempt runs: tree (the working tree now), head, "
+                             "or a git revision")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--child", nargs=3, metavar=("INPUTS", "RUN", "LOG"),
                         help=argparse.SUPPRESS)
