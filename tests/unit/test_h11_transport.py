@@ -223,6 +223,19 @@ def test_chunked_and_http10_answers_go_through_h11() -> None:
     run(go)
 
 
+def test_connection_close_is_honoured() -> None:
+    async def go() -> None:
+        server = Server(lambda c, n, line: (ok(extra=b"Connection: close\r\n"), True))
+        async with server as base:
+            http = H11Transport({}, 5.0)
+            for _ in range(2):  # no wait between: the close is known from the header alone
+                assert (await http.request("GET", f"{base}/a")).status == 200
+            assert server.connections == 2 and len(server.requests) == 2
+            await http.aclose()
+
+    run(go)
+
+
 def test_a_gzip_body_is_inflated() -> None:
     data = gzip.compress(b'{"big": "' + b"x" * 5000 + b'"}')
 
