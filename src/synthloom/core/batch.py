@@ -34,6 +34,7 @@ from synthloom.core.fingerprint import canonical_json_bytes, stable_hash
 from synthloom.core.idset import IdSet
 from synthloom.core.records import META, ItemResult, Output, columns_of, make_record, rid
 from synthloom.core.runlog import RunLog
+from synthloom.core.scaleout import ReadsInProcesses
 from synthloom.core.steps import GlobalStep, SourceFailure, SourceStep, Step, _PerItemStep
 from synthloom.core.store import RunStore
 
@@ -140,7 +141,9 @@ class BatchRunner:
         """A source's records in batches, read off the event loop; duplicates dropped.
         ``items``: the source's items when the executor reads them itself (in parallel)."""
         # Items the executor gathers itself may wait on other processes: always threaded.
-        threaded = items is not None  # for good (or: its reads on the loop were slow)
+        # So does a source reading in its own process pool (documents' read_workers).
+        threaded = items is not None or (isinstance(step, ReadsInProcesses)
+                                         and step.reader_processes() > 1)
         if items is None:
             items = iter(step.read(self.ctx_of(step)))
         seen = IdSet()

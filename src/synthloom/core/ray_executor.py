@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import shutil
@@ -57,7 +56,13 @@ from synthloom.core.executor_base import Executor
 from synthloom.core.fingerprint import stable_hash
 from synthloom.core.records import rid
 from synthloom.core.runlog import EventLog, replay
-from synthloom.core.scaleout import PreparesInParallel, ReadsInParts, batches_mapped_by
+from synthloom.core.scaleout import (
+    PreparesInParallel,
+    ReadsInParts,
+    batches_mapped_by,
+    read_in_order,
+    read_parts_task,
+)
 from synthloom.core.sharded_store import ShardedStore, merge_shards
 from synthloom.core.spool import SpooledRecords, SpoolWriter
 from synthloom.core.steps import GlobalStep, SourceStep, Step, _PerItemStep
@@ -76,8 +81,8 @@ RECORD = "record"
 #: A driver-made dataset is spooled to files of this many batches (one block each; files grow
 #: 2x every FILES_PER_SIZE files, so a million records stay a few hundred files).
 FILES_PER_SIZE = 128
-#: Parts (files) of a source one read task reads, and read tasks in flight per CPU.
-PARTS_PER_TASK, READS_PER_CPU = 32, 2
+#: Read tasks in flight per CPU (each reads scaleout.PARTS_PER_TASK parts).
+READS_PER_CPU = 2
 #: CPUs one actor of a step asks for: LLM steps wait on the network, CPU-bound ones compute.
 CPUS_LLM, CPUS_CPU_BOUND = 0.25, 1.0
 #: CPUs of the cluster kept for Ray Data's own tasks (the filters that split events from
@@ -342,31 +347,22 @@ class RayExecutor(Executor):
         parts' order: the driver merges them as a serial read would yield them."""
         ctx = RunContext(run_dir=self.run_dir, seed=self.ctx.seed, recipe_dir=self.ctx.recipe_dir)
         copy = type(step)(config=step.config)
-        reader = ray.remote(num_cpus=TASK_CPUS)(_read_parts)
-        parts = iter(step.parts(self.ctx_of(step)))
+        reader = ray.remote(num_cpus=TASK_CPUS)(read_parts_task)
         inflight = max(2, int(READS_PER_CPU * float(ray.cluster_resources().get("CPU", 1))))
-        window: deque[Any] = deque()
-        try:
-            while True:
-                while len(window) < inflight:
-                    chunk = list(itertools.islice(parts, PARTS_PER_TASK))
-                    if not chunk:
-                        break
-                    window.append(reader.remote(copy, ctx, chunk))
-                if not window:
-                    return
-                try:
-                    items = ray.get(window.popleft())
-                except ray.exceptions.RayTaskError as exc:
-                    # A SynthloomError in a read task (a missing library) stops the run as
-                    # it does in a serial read: raised as itself.
-                    if isinstance(exc.cause, SynthloomError):
-                        raise exc.cause from None
-                    raise
-                yield from items
-        finally:
-            for ref in window:  # --limit reached, or an error: the rest is not needed
-                ray.cancel(ref)
+
+        def result(ref: Any) -> list[Any]:
+            try:
+                return ray.get(ref)  # type: ignore[no-any-return]
+            except ray.exceptions.RayTaskError as exc:
+                # A SynthloomError in a read task (a missing library) stops the run as it
+                # does in a serial read: raised as itself.
+                if isinstance(exc.cause, SynthloomError):
+                    raise exc.cause from None
+                raise
+
+        return read_in_order(step.parts(self.ctx_of(step)),
+                             lambda chunk: reader.remote(copy, ctx, chunk), result, ray.cancel,
+                             inflight)
 
     def _stage(self, chain: list[_PerItemStep], upstream: Any, context_hashes: list[str]) -> Any:
         """One actor pool running the chain's steps in turn on each batch."""
@@ -607,12 +603,6 @@ class _RowSpool:
         # Read tasks ask for what the chains leave free (TASK_CPUS), like the filters.
         return ray.data.read_json([str(f) for f in self.files], lines=True,
                                   num_cpus=TASK_CPUS, override_num_blocks=len(self.files))
-
-
-def _read_parts(step: Any, ctx: RunContext, parts: list[Any]) -> list[Any]:
-    """A Ray task: the items of some parts of a source (core/scaleout.py ``ReadsInParts``)."""
-    step.setup(ctx)
-    return list(step.read_parts(parts, ctx))
 
 
 class _ActorMapper:

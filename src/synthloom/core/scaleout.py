@@ -19,6 +19,8 @@ runtime protocol: no attribute probing). The local executor needs neither.
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -40,6 +42,50 @@ class ReadsInParts(Protocol):
         """Some parts' items, in order, as ``read`` yields them for those parts (one read
         task's share: the source may share work across them, e.g. one cache transaction)."""
         ...
+
+
+@runtime_checkable
+class ReadsInProcesses(Protocol):
+    def reader_processes(self) -> int:
+        """Processes the source's own ``read`` spreads its parts over (1: it reads in the
+        calling thread). Such a read waits on other processes: the runner keeps it off the
+        event loop."""
+        ...
+
+
+#: Parts (files) one read task reads (a Ray task, or a local worker process).
+PARTS_PER_TASK = 32
+
+
+def read_parts_task(step: Any, ctx: RunContext, parts: list[Any]) -> list[Any]:
+    """One read task: the items of some parts of a source (a Ray task or a pool worker)."""
+    step.setup(ctx)
+    return list(step.read_parts(parts, ctx))
+
+
+def read_in_order(parts: Iterable[Any], submit: Callable[[list[Any]], Any],
+                  result: Callable[[Any], list[Any]], cancel: Callable[[Any], Any],
+                  inflight: int) -> Iterator[Any]:
+    """A source's items with its parts read ``PARTS_PER_TASK`` at a time by ``submit`` (a Ray
+    task, a process-pool future), ``inflight`` tasks at most, yielded in the parts' order: the
+    merge both executors use, so ids, ``--limit`` and identical-document drops (applied by the
+    caller to this stream) are those of a serial read. Tasks still in flight when the consumer
+    stops (``--limit``, an error) are cancelled."""
+    it = iter(parts)
+    window: deque[Any] = deque()
+    try:
+        while True:
+            while len(window) < inflight:
+                chunk = list(itertools.islice(it, PARTS_PER_TASK))
+                if not chunk:
+                    break
+                window.append(submit(chunk))
+            if not window:
+                return
+            yield from result(window.popleft())
+    finally:
+        for task in window:
+            cancel(task)
 
 
 @runtime_checkable

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import itertools
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
+
+from pydantic import Field
 
 from synthloom.core.context import RunContext
 from synthloom.core.errors import RecipeError, SynthloomError
 from synthloom.core.recipe import resolve_data_path
 from synthloom.core.records import Output
 from synthloom.core.registry import register_step
+from synthloom.core.scaleout import PARTS_PER_TASK, read_in_order, read_parts_task
 from synthloom.core.steps import SourceFailure, SourceStep, StepConfig
 from synthloom.sources.decode import sniff_magic
 from synthloom.sources.document import (
@@ -41,6 +46,8 @@ from synthloom.sources.text_readers import read_html, read_plain
 log = logging.getLogger(__name__)
 #: Files looked up in the parse cache per query.
 LOOKUP_FILES = 64
+#: Default ``read_workers`` cap, and read tasks (of PARTS_PER_TASK files) in flight per worker.
+MAX_READ_WORKERS, READS_PER_WORKER = 8, 2
 
 #: Extension -> format. Folders written by ``datasets.save_to_disk`` are format ``hf``.
 FORMATS: dict[str, str] = {
@@ -82,9 +89,13 @@ class DocumentsConfig(StepConfig):
     #: Keep parsed whole-file documents (and parse errors) in RUN_DIR/parsed_documents.db,
     #: keyed by path, size and mtime: a rerun or resume parses only new or changed files.
     cache: bool = True
+    #: Processes that parse files at once in a local run (default: the CPUs, at most 8; 1: in
+    #: the run's own process). Records, failures and their order are those of a serial read;
+    #: a folder of fewer than 32 files (one part) is read serially.
+    read_workers: int | None = Field(default=None, ge=1)
 
-    #: The cache does not change what is read: toggling it keeps every downstream cache.
-    wiring: ClassVar[frozenset[str]] = StepConfig.wiring | {"cache"}
+    #: Neither changes what is read: toggling them keeps every downstream cache.
+    wiring: ClassVar[frozenset[str]] = StepConfig.wiring | {"cache", "read_workers"}
 
 
 @register_step
@@ -99,7 +110,34 @@ class Documents(SourceStep):
     cache_misses: int = 0
 
     def read(self, ctx: RunContext) -> Iterator[Output | SourceFailure]:
-        yield from self.read_parts(self.parts(ctx), ctx)
+        parts = iter(self.parts(ctx))
+        head = list(itertools.islice(parts, PARTS_PER_TASK + 1))
+        workers = self.reader_processes()
+        if workers <= 1 or len(head) <= PARTS_PER_TASK:
+            # One part at most: starting a pool costs more than it saves.
+            yield from self.read_parts(itertools.chain(head, parts), ctx)
+            return
+        yield from self._read_in_pool(itertools.chain(head, parts), ctx, workers)
+
+    def reader_processes(self) -> int:
+        """Processes a local ``read`` parses in (core/scaleout.py ``ReadsInProcesses``)."""
+        return self.config.read_workers or min(os.cpu_count() or 1, MAX_READ_WORKERS)
+
+    def _read_in_pool(self, parts: Iterator[Any], ctx: RunContext, workers: int,
+                      ) -> Iterator[Output | SourceFailure]:
+        """Parts read by worker processes (each with its own parse-cache connection; the
+        cache is SQLite WAL), ``READS_PER_WORKER`` parts per worker in flight, merged in the
+        parts' order by the code the Ray executor uses (scaleout.read_in_order)."""
+        # What a worker needs, picklable: the step's settings, not the run's clients/context.
+        copy = type(self)(config=self.config)
+        slim = RunContext(run_dir=ctx.run_dir, seed=ctx.seed, recipe_dir=ctx.recipe_dir)
+        # forkserver: this runs in a thread of a process with others (fork would copy locks).
+        with ProcessPoolExecutor(max_workers=workers,
+                                 mp_context=multiprocessing.get_context("forkserver")) as pool:
+            yield from read_in_order(
+                parts, lambda chunk: pool.submit(read_parts_task, copy, slim, chunk),
+                lambda future: future.result(), lambda future: future.cancel(),
+                READS_PER_WORKER * workers)
 
     def parts(self, ctx: RunContext) -> Iterator[tuple[Path, str, str] | SourceFailure]:
         """Each input file as ``(path, format, name)`` in read order, or the failure of a file
