@@ -122,10 +122,10 @@ def nearest_in_cells(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(vectors)
     best = np.full(n, -np.inf, dtype=np.float32)
-    n_cells = max(1, round(n / cells.CELL_SIZE))
     if n < 2:
         return best
-    centroids = cells.spherical_kmeans(vectors, n_cells, seed) if n_cells > 1 else vectors[:1]
+    centroids = cells.balanced_centroids(vectors, cells.CELL_SIZE, seed)  # threshold_neighbours'
+    n_cells = len(centroids)
     home, (probe_row, probe_cell) = cells.probes(vectors, centroids, cells.PROBES)
     by_home = np.argsort(home, kind="stable")  # each cell's rows, ascending
     home_at = np.searchsorted(home[by_home], np.arange(n_cells + 1))
@@ -257,8 +257,11 @@ def communities(vectors: np.ndarray, threshold: float = 0.85, min_size: int = 2,
 def _collapse(vectors: np.ndarray, threshold: float) -> tuple[list[list[int]], np.ndarray]:
     """Distinct rows in order of first occurrence: (each one's rows, ascending; its weight).
     Only rows at cosine >= ``threshold`` to themselves (not a zero vector) are merged."""
-    n = len(vectors)
-    rep = _representatives(vectors, threshold)
+    return collapse(_representatives(vectors, threshold), len(vectors))
+
+
+def collapse(rep: np.ndarray | None, n: int) -> tuple[list[list[int]], np.ndarray]:
+    """``_collapse`` from each row's representative (None: all distinct)."""
     if rep is None:
         return [[i] for i in range(n)], np.ones(n, dtype=np.int64)
     reps, new_index = np.unique(rep, return_inverse=True)  # sorted: first occurrence order
@@ -282,11 +285,22 @@ def _representatives(vectors: np.ndarray, threshold: float) -> np.ndarray | None
             vectors.view(np.dtype((np.void, dims * vectors.itemsize))).ravel())
     if counts.max(initial=1) == 1:
         return None
-    self_sim = np.einsum("ij,ij->i", vectors[first], vectors[first])
+    return representatives_of(first, inverse, self_similarity(vectors[first]), threshold)
+
+
+def self_similarity(vectors: np.ndarray) -> np.ndarray:
+    """Each row's cosine to itself (1.0 up to rounding for a unit vector, 0 for a zero one)."""
+    return np.einsum("ij,ij->i", vectors, vectors)
+
+
+def representatives_of(first: np.ndarray, inverse: np.ndarray, self_sim: np.ndarray,
+                       threshold: float) -> np.ndarray:
+    """``_representatives`` from ``_distinct``'s (first, inverse) and each distinct row's
+    ``self_similarity``."""
     # identical unit vectors are at cosine 1.0: the tolerance keeps rounding (0.99999994)
     # from splitting them at threshold 1.0
     mergeable = self_sim >= min(threshold, 1.0 - _ROUNDING)
-    return np.where(mergeable[inverse], first[inverse], np.arange(n))
+    return np.where(mergeable[inverse], first[inverse], np.arange(len(inverse)))
 
 
 def _digests(vectors: np.ndarray) -> np.ndarray:
@@ -304,13 +318,17 @@ def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return first, inverse.ravel(), counts
 
 
-def _weighted_communities(vectors: np.ndarray, weight: np.ndarray, threshold: float,
+def _weighted_communities(vectors: Any, weight: np.ndarray, threshold: float,
                           min_size: int, neighbors: int, ann: CommunityAnn, threads: int = 0,
+                          table: tuple[np.ndarray, np.ndarray] | None = None,
                           ) -> list[list[int]]:
     """``communities`` over distinct points, each standing for ``weight`` identical rows:
-    sizes and counts are sums of weights. Groups hold point indices, unsorted by size."""
+    sizes and counts are sums of weights. Groups hold point indices, unsorted by size.
+    ``table``: the neighbours, searched elsewhere (a spread search); ``vectors`` then needs
+    only indexing by rows (the dense regions' rows are read)."""
     n = len(vectors)
-    idx, sims = neighbours_above(vectors, neighbors, threshold, ann, threads)
+    idx, sims = table if table is not None else neighbours_above(vectors, neighbors,
+                                                                 threshold, ann, threads)
     above = sims >= threshold  # each row is sorted, so a prefix
     counts = weight + np.where(above, weight[idx], 0).sum(axis=1)
     saturated = above[:, -1] & (idx.shape[1] < n - 1)
