@@ -75,12 +75,19 @@ def test_two_workers_write_what_one_writes(corpus: Path, tmp_path: Path) -> None
 
 def test_workers_start_only_for_more_than_one_part(tmp_path: Path) -> None:
     corpus = write_documents(tmp_path / "corpus", PARTS_PER_TASK + 8, html_share=0.0)
+    for path in corpus.iterdir():
+        os.utime(path, (PAST, PAST))
     ctx = RunContext(run_dir=tmp_path / "run")
     pooled = Documents(name="d", path=str(corpus), read_workers=2).read(ctx)
     next(pooled)
     assert len(multiprocessing.active_children()) == 2
     pooled.close()  # the pool is shut down when the read stops early (--limit)
     assert not multiprocessing.active_children()
+    files = PARTS_PER_TASK + 8
+    for expected in ((0, files), (files, 0)):  # cold, then warm: the workers' counts add up
+        source = Documents(name="d", path=str(corpus), read_workers=2)
+        assert len(list(source.read(RunContext(run_dir=tmp_path / "counted")))) == files
+        assert (source.cache_hits, source.cache_misses) == expected
     small = Documents(name="d", path=str(corpus), read_workers=2, extensions=["txt"])
     assert 0 < len(list(small.read(ctx))) < PARTS_PER_TASK
     assert not multiprocessing.active_children()

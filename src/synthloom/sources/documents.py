@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -135,9 +135,18 @@ class Documents(SourceStep):
         with ProcessPoolExecutor(max_workers=workers,
                                  mp_context=multiprocessing.get_context("forkserver")) as pool:
             yield from read_in_order(
-                parts, lambda chunk: pool.submit(read_parts_task, copy, slim, chunk),
-                lambda future: future.result(), lambda future: future.cancel(),
-                READS_PER_WORKER * workers)
+                parts, lambda chunk: pool.submit(_read_task, copy, slim, chunk), self._counted,
+                lambda future: future.cancel(), READS_PER_WORKER * workers)
+        if self.cache_hits or self.cache_misses:
+            log.info("source %s: %d files from the parse cache, %d parsed", self.name,
+                     self.cache_hits, self.cache_misses)
+
+    def _counted(self, task: Future[tuple[list[Any], int, int]]) -> list[Any]:
+        """A worker's items; its parse-cache hits and misses added to this step's."""
+        items, hits, misses = task.result()
+        self.cache_hits += hits
+        self.cache_misses += misses
+        return items
 
     def parts(self, ctx: RunContext) -> Iterator[tuple[Path, str, str] | SourceFailure]:
         """Each input file as ``(path, format, name)`` in read order, or the failure of a file
@@ -284,6 +293,13 @@ class Documents(SourceStep):
             yield SourceFailure(name, type(exc).__name__, safe_str(str(exc)))
         except (OSError, UnicodeError, ValueError) as exc:
             yield SourceFailure(name, type(exc).__name__, safe_str(f"{fmt} reader: {exc}"))
+
+
+def _read_task(step: Documents, ctx: RunContext, parts: list[Any],
+               ) -> tuple[list[Any], int, int]:
+    """A pool worker's read task (scaleout.read_parts_task) and the step's cache counts."""
+    items = read_parts_task(step, ctx, parts)
+    return items, step.cache_hits, step.cache_misses
 
 
 def walk(root: Path, follow_symlinks: bool = False) -> list[Path]:
