@@ -19,6 +19,7 @@ the rows in their order.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -71,7 +72,7 @@ def balanced_centroids(vectors: np.ndarray, cell_size: int = CELL_SIZE, seed: in
     k = max(1, round(n / cell_size))
     rng = np.random.default_rng(seed)
     fit = _fit_rows(n, k, rng)
-    sample = vectors if fit is None else vectors[fit]
+    sample = vectors[:] if fit is None else vectors[fit]  # [:]: an array of rows read lazily
     centroids = (_lloyd(sample, sample[np.sort(rng.choice(len(sample), k, replace=False))],
                         iters) if k > 1 else vectors[:1].astype(np.float32))
     del sample
@@ -132,6 +133,14 @@ def probes(vectors: np.ndarray, centroids: np.ndarray, count: int,
            ) -> tuple[np.ndarray, np.ndarray]:
     """(each row's home cell: its nearest centroid; (row, cell) pairs of its ``count`` nearest
     cells, sorted by cell then row)."""
+    home, near = near_cells(vectors, centroids, count)
+    return home, probe_pairs(near)
+
+
+def near_cells(vectors: np.ndarray, centroids: np.ndarray, count: int,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's home cell, its ``count`` nearest cells as an (n, count) table), in blocks of
+    ``_rows_per_block(len(centroids))`` rows (a spread search sends the same blocks)."""
     m = min(count, len(centroids))
     n = len(vectors)
     home = np.empty(n, dtype=np.int64)
@@ -144,10 +153,16 @@ def probes(vectors: np.ndarray, centroids: np.ndarray, count: int,
         # every block's n_cells-wide result alive (~210 MB at 100k rows)
         near[start : start + block] = (np.argpartition(scores, -m, axis=1)[:, -m:]
                                        if m < scores.shape[1] else np.arange(m))
+    return home, near
+
+
+def probe_pairs(near: np.ndarray) -> np.ndarray:
+    """(row, cell) pairs of ``near_cells``' table, sorted by cell then row."""
+    n, m = near.shape
     cell = near.ravel()
     row = np.repeat(np.arange(n), m)
     order = np.lexsort((row, cell))
-    return home, np.stack([row[order], cell[order]])
+    return np.stack([row[order], cell[order]])
 
 
 def empty_neighbours(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,42 +186,62 @@ def threshold_neighbours(vectors: np.ndarray, k: int, threshold: float,
     if n < 2:
         return idx, sims
     centroids = balanced_centroids(vectors, cell_size, seed)
-    n_cells = len(centroids)
-    home, (probe_row, probe_cell) = probes(vectors, centroids, n_probes)
+    home, pairs = probes(vectors, centroids, n_probes)
+    for cell, members, queries in cell_rows(home, pairs, len(centroids)):
+        for rows, new_idx, new_sims in cell_folds(vectors[queries], queries,
+                                                  home[queries] == cell, vectors[members],
+                                                  members, k, threshold):
+            _merge(idx, sims, rows, new_idx, new_sims)
+    return idx, sims
+
+
+def cell_rows(home: np.ndarray, pairs: np.ndarray, n_cells: int,
+              ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(cell, its members ascending, the rows probing it) for each cell with both, in order."""
+    probe_row, probe_cell = pairs
     by_home = np.argsort(home, kind="stable")  # each cell's rows, ascending
     home_at = np.searchsorted(home[by_home], np.arange(n_cells + 1))
     probe_at = np.searchsorted(probe_cell, np.arange(n_cells + 1))
     for cell in range(n_cells):
         members = by_home[home_at[cell] : home_at[cell + 1]]
         queries = probe_row[probe_at[cell] : probe_at[cell + 1]]
-        if not len(members) or not len(queries):
+        if len(members) and len(queries):
+            yield cell, members, queries
+
+
+def cell_folds(query_vectors: np.ndarray, queries: np.ndarray, at_home: np.ndarray,
+               sub: np.ndarray, members: np.ndarray, k: int, threshold: float,
+               ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One cell's exact search: its probing rows (``queries``, their vectors, whether the
+    cell is their home) against its ``members`` (ascending; vectors ``sub``). The candidates
+    to ``_merge`` into the neighbour table, in order: (rows, indices, cosines) per fold. Pure:
+    a spread search runs it in actors and merges in the driver, in cell order."""
+    out = []
+    block = _rows_per_block(len(members))
+    for start in range(0, len(queries), block):
+        rows = queries[start : start + block]
+        scores = query_vectors[start : start + block] @ sub.T
+        own = np.flatnonzero(at_home[start : start + block])  # never one's own neighbour
+        scores[own, np.searchsorted(members, rows[own])] = -np.inf
+        above = scores >= threshold
+        hit = np.flatnonzero(above.any(axis=1))
+        if not len(hit):  # most rows: no neighbour at the threshold, no partition
             continue
-        sub = vectors[members]
-        block = _rows_per_block(len(members))
-        for start in range(0, len(queries), block):
-            rows = queries[start : start + block]
-            scores = vectors[rows] @ sub.T
-            own = np.flatnonzero(home[rows] == cell)  # never one's own neighbour
-            scores[own, np.searchsorted(members, rows[own])] = -np.inf
-            above = scores >= threshold
-            hit = np.flatnonzero(above.any(axis=1))
-            if not len(hit):  # most rows: no neighbour at the threshold, no partition
-                continue
-            # both directions: a pair is found when either row probes the other's cell
-            _fold(idx, sims, rows[hit], members, scores[hit], threshold)
-            cols = np.flatnonzero(above.any(axis=0))
-            _fold(idx, sims, members[cols], rows, scores[:, cols].T, threshold)
-    return idx, sims
+        # both directions: a pair is found when either row probes the other's cell
+        out.append(_fold(k, rows[hit], members, scores[hit], threshold))
+        cols = np.flatnonzero(above.any(axis=0))
+        out.append(_fold(k, members[cols], rows, scores[:, cols].T, threshold))
+    return out
 
 
-def _fold(idx: np.ndarray, sims: np.ndarray, rows: np.ndarray, columns: np.ndarray,
-          scores: np.ndarray, threshold: float) -> None:
-    """Merge each of ``rows``' best ``k`` above-threshold ``columns`` (its ``scores``) in."""
-    kk = min(idx.shape[1], scores.shape[1])
+def _fold(k: int, rows: np.ndarray, columns: np.ndarray, scores: np.ndarray,
+          threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each of ``rows``' best ``k`` above-threshold ``columns`` (its ``scores``), to merge."""
+    kk = min(k, scores.shape[1])
     part = np.argpartition(scores, -kk, axis=1)[:, -kk:]
     found = np.take_along_axis(scores, part, axis=1)
     found[found < threshold] = -np.inf
-    _merge(idx, sims, rows, np.where(np.isfinite(found), columns[part], -1), found)
+    return rows, np.where(np.isfinite(found), columns[part], -1), found
 
 
 def _merge(idx: np.ndarray, sims: np.ndarray, rows: np.ndarray, new_idx: np.ndarray,

@@ -35,6 +35,7 @@ from synthloom.core.scaleout import map_batches
 from synthloom.core.steps import GlobalStep, StepConfig
 from synthloom.llm.embeddings import EmbedderConfig, resolve_embedder
 from synthloom.quality.diversity import c_tf_idf_labels
+from synthloom.quality.spread import CachedRows, spread_communities
 from synthloom.quality.text import text_of
 from synthloom.quality.threads import limited, run_limited
 from synthloom.quality.vectors import communities
@@ -516,13 +517,18 @@ class CommunityConfig(StepConfig):
     #: exactly with the rows of its 6 nearest cells of ~500; linear in n, quality/cells.py);
     #: or force one: exact (all pairs), cells, usearch (HNSW).
     ann: Literal["auto", "exact", "cells", "usearch"] = "auto"
+    #: Above this many records (with ``ann`` auto or cells and the embedding cache on) the
+    #: vectors are never all in memory: per-row work runs in batches (in actors on Ray), each
+    #: reading its vectors from the embedding cache, and the driver keeps the neighbour table
+    #: (quality/spread.py). The same communities as at or below it. Not in the fingerprint.
+    spread_above: int = Field(default=50_000, ge=2)
     threads: int | None = Field(
         default=None, ge=1,
         description="OpenMP/BLAS threads (and usearch's) for the numeric work; default: half "
                     "the CPUs this process may use, at least 1 (idle pools busy-wait and "
                     "starve the rest of the run). Not in the fingerprint.")
 
-    wiring: ClassVar[frozenset[str]] = StepConfig.wiring | {"threads"}
+    wiring: ClassVar[frozenset[str]] = StepConfig.wiring | {"threads", "spread_above"}
 
 
 @register_step
@@ -545,6 +551,9 @@ class SemanticCommunities(GlobalStep):
     async def process_all(self, records: list[dict[str, Any]], ctx: RunContext,
                           ) -> list[ItemResult]:
         cfg = self.config
+        if (len(records) > cfg.spread_above and cfg.ann in ("auto", "cells")
+                and cfg.embedder.cache):
+            return await asyncio.to_thread(run_limited, cfg.threads, self.spread, records, ctx)
         positions, _texts, vectors, results = await _embed_column(
             records, cfg.column, cfg.embedder, ctx)
         for pos in positions:
@@ -562,6 +571,43 @@ class SemanticCommunities(GlobalStep):
                 results[positions[member]] = ItemResult.drop(
                     f"semantic community of {kept_id} ({len(group)} members, cosine≈"
                     f"{cosine:.3f} to it; threshold {cfg.threshold})")
+        return results  # type: ignore[return-value]
+
+    def spread(self, records: Sequence[dict[str, Any]], ctx: RunContext) -> list[ItemResult]:
+        """``process_all`` above ``spread_above``: vectors read from the embedding cache where
+        they are used (quality/spread.py); the same results. Holds the positions of the
+        records with text (8 bytes each) and the neighbour table, never the vectors."""
+        cfg = self.config
+        results: list[ItemResult | None] = [None] * len(records)
+        has_text = np.zeros(len(records), dtype=bool)
+        for i, record in enumerate(records):
+            try:
+                text_of(record, cfg.column)
+                has_text[i] = True
+                results[i] = _keep()
+            except KeyError as exc:
+                results[i] = ItemResult.failure(exc)
+        positions = np.flatnonzero(has_text)
+        del has_text
+        rows = CachedRows(lambda r: [text_of(records[int(positions[i])], cfg.column)
+                                     for i in r], len(positions), cfg.embedder, str(ctx.run_dir))
+        try:
+            groups = spread_communities(rows, cfg.threshold, cfg.min_size, cfg.neighbors,
+                                        cfg.ann)  # type: ignore[arg-type]
+            drops = [(group, member, group[0] if cfg.keep == "centre" else min(group))
+                     for group in groups for member in group]
+            drops = [d for d in drops if d[1] != d[2]]
+            for start in range(0, len(drops), 4_096):  # the cosines in the reasons, in chunks
+                chunk = drops[start : start + 4_096]
+                members = rows[np.array([m for _, m, _ in chunk])]
+                kept = rows[np.array([k for _, _, k in chunk])]
+                for (group, member, kept_at), a, b in zip(chunk, members, kept, strict=True):
+                    kept_id = rid(records[int(positions[kept_at])])
+                    results[int(positions[member])] = ItemResult.drop(
+                        f"semantic community of {kept_id} ({len(group)} members, cosine≈"
+                        f"{float(a @ b):.3f} to it; threshold {cfg.threshold})")
+        finally:
+            rows.close()
         return results  # type: ignore[return-value]
 
     def _communities(self, vectors: np.ndarray) -> list[list[int]]:
