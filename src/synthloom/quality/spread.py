@@ -45,7 +45,7 @@ BATCH = 4_096
 Texts = Callable[[np.ndarray], list[str]]
 
 
-class _CacheReader:
+class CacheReader:
     """Vectors of texts from the run's embedding cache; picklable (runs in actors), the
     embedder and its event loop made on first use where it runs."""
 
@@ -72,7 +72,7 @@ class _CacheReader:
         self._model = self._loop = None
 
 
-class CachedRows(_CacheReader):
+class CachedRows(CacheReader):
     """Rows ``0..n`` read from the cache on indexing (an int, a slice or an index array):
     enough of an array for ``cells.balanced_centroids`` and ``_weighted_communities``."""
 
@@ -94,13 +94,13 @@ class CachedRows(_CacheReader):
         return out
 
 
-class _Digest(_CacheReader):
+class _Digest(CacheReader):
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         vectors = self.vectors(texts)
         return _digests(vectors), self_similarity(vectors)
 
 
-class _NearCells(_CacheReader):
+class _NearCells(CacheReader):
     def __init__(self, centroids: np.ndarray, count: int, embedder: EmbedderConfig,
                  run_dir: str) -> None:
         super().__init__(embedder, run_dir)
@@ -110,7 +110,7 @@ class _NearCells(_CacheReader):
         return cells.near_cells(self.vectors(texts), self.centroids, self.count)
 
 
-class _CellSearch(_CacheReader):
+class _CellSearch(CacheReader):
     def __init__(self, k: int, threshold: float, embedder: EmbedderConfig,
                  run_dir: str) -> None:
         super().__init__(embedder, run_dir)

@@ -35,7 +35,7 @@ from synthloom.core.scaleout import map_batches
 from synthloom.core.steps import GlobalStep, StepConfig
 from synthloom.llm.embeddings import EmbedderConfig, resolve_embedder
 from synthloom.quality.diversity import c_tf_idf_labels
-from synthloom.quality.spread import CachedRows, spread_communities
+from synthloom.quality.spread import CachedRows, CacheReader, spread_communities
 from synthloom.quality.text import text_of
 from synthloom.quality.threads import limited, run_limited
 from synthloom.quality.vectors import communities
@@ -104,34 +104,17 @@ def nearest(vectors: np.ndarray, centroids: np.ndarray, metric: str) -> np.ndarr
     return np.argmin(scores, axis=1)
 
 
-class _Assign:
+class _Assign(CacheReader):
     """Nearest centroid for a batch of texts, embedded through the run's embedding cache
-    (filled before the barrier on Ray). Picklable: it runs in actors; the embedder and its
-    event loop are made on first use where it runs."""
+    (filled before the barrier on Ray). Picklable: it runs in actors (``CacheReader``)."""
 
     def __init__(self, centroids: np.ndarray, metric: str, embedder: EmbedderConfig,
                  run_dir: str) -> None:
+        super().__init__(embedder, run_dir)
         self.centroids, self.metric = centroids, metric
-        self.embedder, self.run_dir = embedder, run_dir
-        self._model: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_model": None, "_loop": None}
 
     def __call__(self, texts: list[str]) -> np.ndarray:
-        if self._model is None:
-            self._model = resolve_embedder(self.embedder, self.run_dir)
-            self._loop = asyncio.new_event_loop()
-        assert self._loop is not None
-        vectors = self._loop.run_until_complete(self._model.embed(texts))
-        return nearest(vectors, self.centroids, self.metric).astype(np.int32)
-
-    def close(self) -> None:
-        if self._model is not None and self._loop is not None:
-            self._loop.run_until_complete(self._model.aclose())
-            self._loop.close()
-        self._model = self._loop = None
+        return nearest(self.vectors(texts), self.centroids, self.metric).astype(np.int32)
 
 
 def auto_topics(n: int) -> int:
