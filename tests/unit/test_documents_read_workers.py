@@ -21,6 +21,7 @@ from synthloom.core.recipe import Recipe
 from synthloom.core.scaleout import PARTS_PER_TASK
 from synthloom.sources.documents import Documents
 from synthloom.sources.parse_cache import DB_NAME
+from tests.support.corpora import add_real_and_broken_files
 from tests.support.scale_inputs import write_documents
 
 PAST = time.time() - 3600  # older than the parse cache's racy window: cached
@@ -33,13 +34,7 @@ def corpus(shared_data: Path, tmp_path: Path) -> Path:
     docs = shared_data / "web" / "python-3.11-docs"
     for page in sorted((docs / "tutorial").glob("*.html"))[:4]:
         shutil.copy(page, folder / f"tutorial_{page.name}")
-    for name in ("curator_sample_text.pdf", "curator_prescription_scanned.pdf"):
-        shutil.copy(shared_data / "pdf" / name, folder / name)
-    shutil.copy(shared_data / "docx" / "unstructured_headings_lists.docx", folder / "lists.docx")
-    pdf = (shared_data / "pdf" / "glpk_cnfsat_math_note.pdf").read_bytes()
-    (folder / "truncated.pdf").write_bytes(pdf[: len(pdf) // 3])
-    docx = (shared_data / "docx" / "unstructured_docx_tables_nested_merged.docx").read_bytes()
-    (folder / "truncated.docx").write_bytes(docx[: len(docx) // 2])
+    add_real_and_broken_files(shared_data, folder)
     (folder / "empty.html").write_bytes(b"")
     # Identical rows: the runner drops the second (same id) wherever the part was read.
     (folder / "rows.jsonl").write_text('{"text": "a row"}\n{"text": 3}\n{"text": "a row"}\n')

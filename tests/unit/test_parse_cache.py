@@ -24,6 +24,7 @@ from synthloom.core.records import Output
 from synthloom.core.steps import SourceFailure
 from synthloom.sources.documents import Documents
 from synthloom.sources.parse_cache import DB_NAME, RACY_NS, file_key
+from tests.support.corpora import add_real_and_broken_files
 
 HTML = ["tutorial/appetite.html", "faq/installed.html", "copyright.html"]
 PAST = time.time() - 3600  # files older than the racy window are cached
@@ -42,13 +43,7 @@ def corpus(shared_data: Path, tmp_path: Path) -> Path:
     for rel in HTML:
         shutil.copy(shared_data / "web" / "python-3.11-docs" / rel,
                     folder / rel.replace("/", "_"))
-    for name in ("curator_sample_text.pdf", "curator_prescription_scanned.pdf"):
-        shutil.copy(shared_data / "pdf" / name, folder / name)
-    shutil.copy(shared_data / "docx" / "unstructured_headings_lists.docx", folder / "lists.docx")
-    pdf = (shared_data / "pdf" / "glpk_cnfsat_math_note.pdf").read_bytes()
-    (folder / "truncated.pdf").write_bytes(pdf[: len(pdf) // 3])
-    docx = (shared_data / "docx" / "unstructured_docx_tables_nested_merged.docx").read_bytes()
-    (folder / "truncated.docx").write_bytes(docx[: len(docx) // 2])
+    add_real_and_broken_files(shared_data, folder)
     (folder / "rows.jsonl").write_text('{"text": "a row"}\n{"text": 3}\n')
     for path in folder.iterdir():
         backdate(path)
